@@ -1,0 +1,45 @@
+# The two commands: `make demo` runs the product against the local cluster, `make test` runs every test.
+# Each step installs what is missing and skips what is already there.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
+
+.PHONY: demo test venv services cluster test-tools lint check bench-snapshot clean-cluster
+
+demo: venv
+	scripts/demo
+
+test: venv services cluster test-tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.requirements-* && touch $@
+
+services:
+	scripts/services up
+
+cluster: venv
+	scripts/cluster up
+
+# Debian's Chromium for the Playwright browser tests (Playwright's own browser download is never used)
+# and docker-compose, which validates docker-compose.yml offline.
+test-tools:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench-snapshot: venv services cluster
+	$(VENV)/bin/python bench/snapshot.py
+
+clean-cluster:
+	scripts/cluster down

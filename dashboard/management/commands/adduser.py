@@ -1,0 +1,42 @@
+import sys
+from argparse import ArgumentParser
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from drift.models import Membership, Role
+
+
+class Command(BaseCommand):
+    help = "Create a user with a role; the password is read from standard input (first line)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--role", choices=[role.value for role in Role], required=True)
+        parser.add_argument(
+            "--namespace", action="append", default=[], help="limit an operator to this namespace (repeatable)"
+        )
+        parser.add_argument("--superuser", action="store_true", help="also give access to Django admin")
+
+    def handle(self, *args: object, **options: object) -> None:
+        username = str(options["username"])
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise CommandError("no password on standard input")
+        User = get_user_model()
+        if User.objects.filter(username=username).exists():
+            raise CommandError(f"user {username!r} already exists")
+        user = User(username=username)
+        try:
+            validate_password(password, user)
+        except ValidationError as error:
+            raise CommandError("password rejected: " + " ".join(error.messages)) from None
+        with transaction.atomic():
+            user.set_password(password)
+            user.is_staff = user.is_superuser = bool(options["superuser"])
+            user.save()
+            Membership.objects.create(user=user, role=options["role"], namespaces=list(options["namespace"]))
+        self.stdout.write(f"created {options['role']} {username}")

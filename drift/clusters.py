@@ -1,0 +1,85 @@
+"""Registering clusters: a cluster is saved only after its credentials load and its API server answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from drift import kube
+from drift.models import AuditEvent, Cluster
+
+
+class ClusterRegistrationError(Exception):
+    pass
+
+
+def credentials_for(cluster: Cluster) -> kube.ClusterCredentials:
+    return kube.ClusterCredentials(cluster.kubeconfig_path, cluster.context, cluster.in_cluster)
+
+
+def connect(cluster: Cluster, timeout_seconds: float = kube.DEFAULT_TIMEOUT_SECONDS) -> kube.KubeClient:
+    return kube.KubeClient(
+        credentials_for(cluster),
+        requests_per_second=cluster.api_requests_per_second,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def register_cluster(
+    name: str, kubeconfig_path: str = "", context: str = "", in_cluster: bool = False, actor: str = "driftwatch"
+) -> tuple[Cluster, str]:
+    """Check the credentials against the live API server, then save the cluster and audit it.
+    Returns the cluster and the server's version. Raises ClusterRegistrationError with one line."""
+    if Cluster.objects.filter(name=name).exists():
+        raise ClusterRegistrationError(f"a cluster named {name!r} is already registered")
+    if not in_cluster:
+        if not kubeconfig_path:
+            raise ClusterRegistrationError("give --kubeconfig PATH, or --in-cluster inside Kubernetes")
+        kubeconfig_path = str(Path(kubeconfig_path).expanduser().resolve())
+    candidate = Cluster(name=name, kubeconfig_path=kubeconfig_path, context=context, in_cluster=in_cluster)
+    candidate.last_contact_at = timezone.now()
+    try:
+        candidate.full_clean()
+    except Exception as error:  # ValidationError: a bad name
+        raise ClusterRegistrationError(f"invalid cluster: {'; '.join(_messages(error))}") from None
+    try:
+        with connect(candidate, timeout_seconds=10) as client:
+            version = client.server_version()
+    except kube.KubeError as error:
+        raise ClusterRegistrationError(str(error)) from None
+    candidate.server_version = version
+    with transaction.atomic():
+        candidate.save()
+        AuditEvent.objects.create(
+            actor=actor,
+            action=AuditEvent.Action.CLUSTER_ADDED,
+            cluster_name=name,
+            message=f"cluster {name} added ({candidate.credentials_label()}, Kubernetes {version})",
+        )
+    return candidate, version
+
+
+def remove_cluster(name: str, actor: str = "driftwatch") -> None:
+    with transaction.atomic():
+        deleted, _ = Cluster.objects.filter(name=name).delete()
+        if not deleted:
+            raise ClusterRegistrationError(f"no cluster named {name!r}")
+        AuditEvent.objects.create(
+            actor=actor, action=AuditEvent.Action.CLUSTER_REMOVED, cluster_name=name, message=f"cluster {name} removed"
+        )
+
+
+def _messages(error: Exception) -> list[str]:
+    if hasattr(error, "message_dict"):
+        return [f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items()]
+    return [str(error)]
+
+
+def check_cluster(cluster: Cluster) -> str:
+    """Ask the API server for its version and remember when it last answered."""
+    with connect(cluster, timeout_seconds=10) as client:
+        version = client.server_version()
+    Cluster.objects.filter(pk=cluster.pk).update(server_version=version, last_contact_at=timezone.now())
+    return version

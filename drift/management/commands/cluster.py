@@ -1,0 +1,43 @@
+from argparse import ArgumentParser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from drift.clusters import ClusterRegistrationError, register_cluster, remove_cluster
+from drift.models import Cluster
+
+
+class Command(BaseCommand):
+    help = "Register, list or remove the Kubernetes clusters Driftwatch watches."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        add = actions.add_parser("add", help="register a cluster after checking that its API server answers")
+        add.add_argument("name")
+        add.add_argument("--kubeconfig", default="", help="path of the kubeconfig file")
+        add.add_argument("--context", default="", help="context in the kubeconfig (default: its current context)")
+        add.add_argument("--in-cluster", action="store_true", help="use the service account of this pod")
+        add.add_argument("--actor", default="driftwatch", help="who to record in the audit history")
+        actions.add_parser("list", help="list registered clusters")
+        remove = actions.add_parser("remove", help="forget a cluster and everything recorded about it")
+        remove.add_argument("name")
+        remove.add_argument("--actor", default="driftwatch")
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            if options["action"] == "add":
+                cluster, version = register_cluster(
+                    str(options["name"]),
+                    kubeconfig_path=str(options["kubeconfig"]),
+                    context=str(options["context"]),
+                    in_cluster=bool(options["in_cluster"]),
+                    actor=str(options["actor"]),
+                )
+                self.stdout.write(f"added cluster {cluster.name} (Kubernetes {version})")
+            elif options["action"] == "remove":
+                remove_cluster(str(options["name"]), actor=str(options["actor"]))
+                self.stdout.write(f"removed cluster {options['name']}")
+            else:
+                for cluster in Cluster.objects.all():
+                    self.stdout.write(f"{cluster.name}\t{cluster.credentials_label()}")
+        except ClusterRegistrationError as error:
+            raise CommandError(str(error)) from None

@@ -1,0 +1,290 @@
+"""What Driftwatch knows: clusters, the versions of their ConfigMaps and Secrets, the pods and containers
+that consume them, what we observed inside those containers, and an append-only audit history.
+
+Facts are stored, verdicts are not: a verdict depends on the clock (a volume stops "propagating"
+after a window), so it is computed from these facts by drift.rules when asked."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Cluster(models.Model):
+    """A Kubernetes cluster Driftwatch reads; credentials stay in the kubeconfig file it points to."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    kubeconfig_path = models.CharField(max_length=1024, blank=True)
+    context = models.CharField(max_length=253, blank=True)
+    in_cluster = models.BooleanField(default=False, help_text="Use the service account of the pod Driftwatch runs in.")
+    snapshot_interval_seconds = models.PositiveIntegerField(default=30)
+    propagation_window_seconds = models.PositiveIntegerField(
+        default=120, help_text="How long the kubelet may take to rewrite a ConfigMap volume."
+    )
+    exec_concurrency = models.PositiveIntegerField(default=4)
+    exec_timeout_seconds = models.PositiveIntegerField(default=10)
+    api_requests_per_second = models.PositiveIntegerField(default=20)
+    rollout_annotation = models.CharField(max_length=253, default="driftwatch.io/config-hash")
+    rollout_batch_size = models.PositiveIntegerField(default=3)
+    created_at = models.DateTimeField(default=timezone.now)
+    server_version = models.CharField(max_length=64, blank=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def credentials_label(self) -> str:
+        if self.in_cluster:
+            return "in-cluster service account"
+        context = f" (context {self.context})" if self.context else ""
+        return f"{self.kubeconfig_path}{context}"
+
+
+class SnapshotRun(models.Model):
+    """One collection cycle against one cluster: the only row an idle cycle writes."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        PARTIAL = "partial", "partial (some namespaces unreadable)"
+        FAILED = "failed"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="runs")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    error = models.TextField(blank=True)
+    api_calls = models.PositiveIntegerField(default=0)
+    exec_probes = models.PositiveIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    forbidden_namespaces = models.JSONField(default=list, blank=True)
+    # Verdict counts at the end of the run, kept for the "stale pods over time" chart.
+    verdict_counts = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["cluster", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.started_at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+
+class Source(models.Model):
+    """One lineage of a ConfigMap or Secret: a delete and recreate (new uid) starts a new row."""
+
+    class Kind(models.TextChoices):
+        CONFIGMAP = "ConfigMap"
+        SECRET = "Secret"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="sources")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64)
+    immutable = models.BooleanField(default=False)
+    first_seen = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["namespace", "name", "first_seen"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="source_unique_uid")]
+        indexes = [models.Index(fields=["cluster", "kind", "namespace", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+class SourceVersion(models.Model):
+    """One distinct content of a source lineage; never updated once written."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="versions")
+    content_hash = models.CharField(max_length=64)
+    resource_version = models.CharField(max_length=32)
+    first_seen = models.DateTimeField(default=timezone.now)
+    # When the API server says the data last changed (managedFields); null when it does not say.
+    modified_at = models.DateTimeField(null=True, blank=True)
+    key_hashes = models.JSONField(default=dict)
+    # ConfigMap values for diffs and file comparisons; always empty for Secrets (hashes only).
+    data = models.JSONField(default=dict, blank=True)
+    binary_keys = models.JSONField(default=list, blank=True)
+    size_bytes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source", "first_seen", "id"]
+        constraints = [models.UniqueConstraint(fields=["source", "content_hash"], name="version_unique_content")]
+
+    def __str__(self) -> str:
+        return f"{self.source} rv={self.resource_version}"
+
+    @property
+    def changed_at(self):  # noqa: ANN201 - a datetime
+        """Best known time this content appeared: the API server's word when it fits, else when we saw it."""
+        if self.modified_at and self.modified_at <= self.first_seen:
+            return self.modified_at
+        return self.first_seen
+
+
+class Workload(models.Model):
+    """The controller that owns pods (Deployment, StatefulSet, DaemonSet, CronJob, Job), or a bare Pod."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="workloads")
+    kind = models.CharField(max_length=32)
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["namespace", "kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "kind", "namespace", "name"], name="workload_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} -n {self.namespace}"
+
+
+class Pod(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="pods")
+    workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="pods")
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64)
+    node_name = models.CharField(max_length=253, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["namespace", "name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="pod_unique_uid")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class ContainerInstance(models.Model):
+    """One run of one container: a restart (new container id) is a new row, since env is fixed per run."""
+
+    pod = models.ForeignKey(Pod, on_delete=models.CASCADE, related_name="containers")
+    name = models.CharField(max_length=253)
+    init = models.BooleanField(default=False)
+    container_id = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    running = models.BooleanField(default=False)
+    first_seen = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pod", "init", "name", "-first_seen"]
+        constraints = [models.UniqueConstraint(fields=["pod", "name", "container_id"], name="container_unique_run")]
+
+    def __str__(self) -> str:
+        return f"{self.pod}/{self.name}"
+
+
+class Consumption(models.Model):
+    """One way one container consumes one ConfigMap or Secret."""
+
+    class Mode(models.TextChoices):
+        ENV = "env"
+        ENV_FROM = "envFrom"
+        VOLUME = "volume"
+        SUBPATH = "subPath"
+        PROJECTED = "projected"
+
+    container = models.ForeignKey(ContainerInstance, on_delete=models.CASCADE, related_name="consumptions")
+    source_kind = models.CharField(max_length=16, choices=Source.Kind.choices)
+    source_name = models.CharField(max_length=253)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    keys = models.JSONField(default=list, blank=True)
+    # env var name -> key, for env and envFrom (prefix applied, overridden names removed).
+    env_names = models.JSONField(default=dict, blank=True)
+    # file path under the mount -> key, for volumes.
+    paths = models.JSONField(default=dict, blank=True)
+    mount_path = models.CharField(max_length=1024, blank=True)
+    sub_path = models.CharField(max_length=1024, blank=True)
+    optional = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["container", "source_kind", "source_name", "mode", "mount_path"]
+
+    def __str__(self) -> str:
+        return f"{self.container} {self.mode} {self.source_kind}/{self.source_name}"
+
+
+class Observation(models.Model):
+    """What a probe read inside a container for one consumption (hashes only), or why it could not read."""
+
+    consumption = models.ForeignKey(Consumption, on_delete=models.CASCADE, related_name="observations")
+    observed_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    reason = models.CharField(max_length=255, blank=True)
+    key_hashes = models.JSONField(default=dict, blank=True)
+    volume_written_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["consumption", "-observed_at"]
+        get_latest_by = "observed_at"
+
+    def __str__(self) -> str:
+        return f"{self.consumption} {'ok' if self.ok else self.reason}"
+
+
+class AuditEvent(models.Model):
+    """Append-only history. A database trigger refuses UPDATE and DELETE on this table."""
+
+    class Action(models.TextChoices):
+        CONFIG_CHANGED = "config.changed"
+        CONFIG_CREATED = "config.created"
+        CONFIG_DELETED = "config.deleted"
+        ROLLOUT_REQUESTED = "rollout.requested"
+        ROLLOUT_COMPLETED = "rollout.completed"
+        ROLLOUT_FAILED = "rollout.failed"
+        ROLLOUT_REFUSED = "rollout.refused"
+        ROLLOUT_NOOP = "rollout.noop"
+        CLUSTER_ADDED = "cluster.added"
+        CLUSTER_REMOVED = "cluster.removed"
+        SNAPSHOT_FAILED = "snapshot.failed"
+        LOGIN = "user.login"
+        LOGIN_FAILED = "user.login_failed"
+        ACCESS_DENIED = "access.denied"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    cluster_name = models.CharField(max_length=63, blank=True)
+    namespace = models.CharField(max_length=253, blank=True)
+    object_kind = models.CharField(max_length=32, blank=True)
+    object_name = models.CharField(max_length=253, blank=True)
+    message = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+
+
+class Membership(models.Model):
+    """A user's role; an operator may roll out in every namespace, or only in the listed ones."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    namespaces = models.JSONField(default=list, blank=True, help_text="Empty: all namespaces.")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+    def may_roll_out(self, namespace: str) -> bool:
+        return self.role == Role.OPERATOR and (not self.namespaces or namespace in self.namespaces)

@@ -1,0 +1,86 @@
+"""Shared fixtures. Everything that crosses a process boundary runs for real: PostgreSQL and Redis from
+scripts/services, the control plane from scripts/cluster, Celery workers as child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from tests.kube_helpers import Kube
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    """Bring the local cluster up once per session (idempotent: reused when already running)."""
+    result = subprocess.run([str(ROOT / "scripts" / "cluster"), "up"], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/cluster up failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return KUBECONFIG
+
+
+@pytest.fixture(scope="session")
+def kube_api(kubeconfig: Path) -> k8s.ApiClient:
+    return k8s_config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture
+def namespace(kube_api: k8s.ApiClient) -> Iterator[str]:
+    """A fresh namespace for each test, deleted afterwards (without waiting for it to go)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = k8s.CoreV1Api(kube_api)
+    core.create_namespace({"metadata": {"name": name, "labels": {"driftwatch.io/test": "true"}}})
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def kube(kube_api: k8s.ApiClient, namespace: str) -> Kube:
+    return Kube(kube_api, namespace)
+
+
+@pytest.fixture(scope="session")
+def celery_queue() -> str:
+    """A queue of our own, so a demo worker on the same Redis never takes the tests' tasks."""
+    return f"driftwatch-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator[subprocess.Popen]:
+    """A real `celery worker` process on the real Redis broker, writing to the test database."""
+    database = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    )
+    env["REDIS_URL"] = settings.REDIS_URL
+    log_path = ROOT / "artifacts" / f"celery-worker-{celery_queue}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", celery_queue, "--pool", "solo",
+             "--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"celery worker did not start:\n{log_path.read_text()[-3000:]}", pytrace=False)
+            time.sleep(0.2)
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
