@@ -6,6 +6,8 @@ after a window), so it is computed from these facts by drift.rules when asked.""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -99,7 +101,8 @@ class Source(models.Model):
 
 
 class SourceVersion(models.Model):
-    """One distinct content of a source lineage; never updated once written."""
+    """One content of a source lineage, from the moment it was seen until the next change; never updated.
+    Content that comes back (INFO -> DEBUG -> INFO) is a new row with the same hash: the timeline matters."""
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="versions")
     content_hash = models.CharField(max_length=64)
@@ -115,17 +118,21 @@ class SourceVersion(models.Model):
 
     class Meta:
         ordering = ["source", "first_seen", "id"]
-        constraints = [models.UniqueConstraint(fields=["source", "content_hash"], name="version_unique_content")]
+        indexes = [models.Index(fields=["source", "-first_seen"])]
 
     def __str__(self) -> str:
         return f"{self.source} rv={self.resource_version}"
 
-    @property
-    def changed_at(self):  # noqa: ANN201 - a datetime
-        """Best known time this content appeared: the API server's word when it fits, else when we saw it."""
-        if self.modified_at and self.modified_at <= self.first_seen:
-            return self.modified_at
-        return self.first_seen
+    def appeared_at(self, previous_seen: datetime | None = None) -> datetime:
+        """When this content appeared. managedFields tells when the data last changed, more precisely
+        than our polling; trust it only when it falls between the previous sighting and this one
+        (another manager's later edit, or a skewed clock, can mislead)."""
+        trusted = (
+            self.modified_at is not None
+            and self.modified_at <= self.first_seen
+            and (previous_seen is None or self.modified_at > previous_seen)
+        )
+        return self.modified_at if trusted else self.first_seen
 
 
 class Workload(models.Model):
@@ -156,6 +163,8 @@ class Pod(models.Model):
     name = models.CharField(max_length=253)
     uid = models.CharField(max_length=64)
     node_name = models.CharField(max_length=253, blank=True)
+    # status.startTime: when the kubelet took the pod, and so set up its volumes.
+    started_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -202,8 +211,11 @@ class Consumption(models.Model):
     source_name = models.CharField(max_length=253)
     mode = models.CharField(max_length=16, choices=Mode.choices)
     keys = models.JSONField(default=list, blank=True)
-    # env var name -> key, for env and envFrom (prefix applied, overridden names removed).
+    # env var name -> key, for env.
     env_names = models.JSONField(default=dict, blank=True)
+    # envFrom: variables are prefix + key, except those the container's own `env` overrides.
+    env_prefix = models.CharField(max_length=253, blank=True)
+    shadowed_env = models.JSONField(default=list, blank=True)
     # file path under the mount -> key, for volumes.
     paths = models.JSONField(default=dict, blank=True)
     mount_path = models.CharField(max_length=1024, blank=True)
@@ -288,3 +300,45 @@ class Membership(models.Model):
 
     def may_roll_out(self, namespace: str) -> bool:
         return self.role == Role.OPERATOR and (not self.namespaces or namespace in self.namespaces)
+
+
+class Rollout(models.Model):
+    """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress", "in progress"
+        COMPLETE = "complete"
+        FAILED = "failed"
+        PAUSED = "paused"
+        NOOP = "noop", "no change needed"
+        REFUSED = "refused"
+        DRY_RUN = "dry_run", "dry run"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="rollouts")
+    kind = models.CharField(max_length=32)
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    requested_by = models.CharField(max_length=150)
+    requested_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    annotation_key = models.CharField(max_length=253)
+    config_hash = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    message = models.TextField(blank=True)
+    generation = models.BigIntegerField(null=True, blank=True)
+    desired = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    ready = models.PositiveIntegerField(default=0)
+    available = models.PositiveIntegerField(default=0)
+    batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["cluster", "namespace", "kind", "name", "-requested_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} -n {self.namespace} {self.status}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status != self.Status.IN_PROGRESS

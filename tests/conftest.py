@@ -59,7 +59,10 @@ def celery_queue() -> str:
 
 @pytest.fixture
 def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator[subprocess.Popen]:
-    """A real `celery worker` process on the real Redis broker, writing to the test database."""
+    """A real `celery worker` process on the real Redis broker, writing to the test database. Tasks that
+    the code under test enqueues go to this worker's own queue."""
+    from dashboard.celery import app
+
     database = settings.DATABASES["default"]
     env = dict(os.environ)
     env["DATABASE_URL"] = (
@@ -80,7 +83,10 @@ def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator
             if worker.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"celery worker did not start:\n{log_path.read_text()[-3000:]}", pytrace=False)
             time.sleep(0.2)
+        default_queue = app.conf.task_default_queue
+        app.conf.task_default_queue = celery_queue
         yield worker
+        app.conf.task_default_queue = default_queue
     finally:
         worker.terminate()
         worker.wait(timeout=30)

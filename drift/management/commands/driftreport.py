@@ -1,0 +1,25 @@
+import json
+from argparse import ArgumentParser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from drift.models import Cluster
+from drift.report import drift_rows
+
+
+class Command(BaseCommand):
+    help = "Print one JSON object per (pod, container, source reference) with its verdict."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", required=True, help="JSON output (the only format)")
+        parser.add_argument("--cluster")
+        parser.add_argument("--namespace")
+
+    def handle(self, *args: object, **options: object) -> None:
+        cluster = None
+        if options["cluster"]:
+            cluster = Cluster.objects.filter(name=options["cluster"]).first()
+            if cluster is None:
+                raise CommandError(f"no cluster named {options['cluster']!r}")
+        rows = drift_rows(cluster=cluster, namespace=options["namespace"] or None)
+        self.stdout.write(json.dumps([row.as_json() for row in rows], indent=2))

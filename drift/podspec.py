@@ -1,0 +1,202 @@
+"""Reading Kubernetes objects as plain JSON dicts: who owns a pod, which containers ran when, and every
+way each container consumes a ConfigMap or Secret. Pure functions: no ORM, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+CONFIG_MAP = "ConfigMap"
+SECRET = "Secret"
+
+
+@dataclass(frozen=True)
+class ConsumptionSpec:
+    source_kind: str
+    source_name: str
+    mode: str  # env | envFrom | volume | subPath | projected
+    keys: tuple[str, ...] = ()  # () = every key of the source
+    env_names: tuple[tuple[str, str], ...] = ()  # (variable, key) for env
+    env_prefix: str = ""  # envFrom prefix
+    shadowed_env: tuple[str, ...] = ()  # variables that the container's own `env` overrides (envFrom)
+    paths: tuple[tuple[str, str], ...] = ()  # (file path under the mount, key) for volumes with items
+    mount_path: str = ""
+    sub_path: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    """One run of a container as the pod status tells it."""
+
+    name: str
+    init: bool
+    identity: str  # the runtime's container id, or a stand-in when the runtime gives none
+    started_at: datetime | None
+    running: bool
+    consumptions: tuple[ConsumptionSpec, ...] = field(default=())
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def top_owner(
+    metadata: dict[str, Any], intermediate: dict[str, tuple[str, str]], fallback_kind: str = "Pod"
+) -> tuple[str, str]:
+    """(kind, name) of the workload behind an object: a ReplicaSet resolves to its Deployment and a Job to
+    its CronJob through `intermediate` (uid -> (kind, name) of their own controller)."""
+    for reference in metadata.get("ownerReferences") or []:
+        if not reference.get("controller"):
+            continue
+        kind, name, uid = reference.get("kind", ""), reference.get("name", ""), reference.get("uid", "")
+        if kind in ("ReplicaSet", "Job") and uid in intermediate:
+            return intermediate[uid]
+        return kind, name
+    return fallback_kind, metadata.get("name", "")
+
+
+def controller_of(metadata: dict[str, Any], kind: str) -> tuple[str, str]:
+    """For a ReplicaSet or Job: its own controller (Deployment, CronJob), or itself when it has none."""
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller"):
+            return reference.get("kind", ""), reference.get("name", "")
+    return kind, metadata.get("name", "")
+
+
+def container_runs(pod: dict[str, Any]) -> list[ContainerRun]:
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    uid = (pod.get("metadata") or {}).get("uid", "")
+    runs: list[ContainerRun] = []
+    for init, containers_key, statuses_key in (
+        (True, "initContainers", "initContainerStatuses"),
+        (False, "containers", "containerStatuses"),
+    ):
+        statuses = {item.get("name"): item for item in status.get(statuses_key) or []}
+        for container in spec.get(containers_key) or []:
+            name = container.get("name", "")
+            state_holder = statuses.get(name) or {}
+            state = state_holder.get("state") or {}
+            running = "running" in state
+            started_at = parse_time((state.get("running") or state.get("terminated") or {}).get("startedAt"))
+            # Without a runtime id (kwok gives none), a run is known by its restart count and start time.
+            started = started_at.isoformat() if started_at else "pending"
+            identity = (
+                state_holder.get("containerID") or f"{uid}/{name}/{state_holder.get('restartCount', 0)}/{started}"
+            )
+            runs.append(
+                ContainerRun(
+                    name=name,
+                    init=init,
+                    identity=identity,
+                    started_at=started_at,
+                    running=running,
+                    consumptions=tuple(consumptions_of(spec, container)),
+                )
+            )
+    return runs
+
+
+def consumptions_of(pod_spec: dict[str, Any], container: dict[str, Any]) -> list[ConsumptionSpec]:
+    """Every way one container consumes a ConfigMap or Secret, in the order the spec lists them."""
+    found: list[ConsumptionSpec] = []
+    explicit_env = [item.get("name", "") for item in container.get("env") or []]
+    for item in container.get("env") or []:
+        value_from = item.get("valueFrom") or {}
+        for kind, ref_key in ((CONFIG_MAP, "configMapKeyRef"), (SECRET, "secretKeyRef")):
+            ref = value_from.get(ref_key)
+            if ref:
+                found.append(
+                    ConsumptionSpec(
+                        source_kind=kind,
+                        source_name=ref.get("name", ""),
+                        mode="env",
+                        keys=(ref.get("key", ""),),
+                        env_names=((item.get("name", ""), ref.get("key", "")),),
+                        optional=bool(ref.get("optional")),
+                    )
+                )
+    for item in container.get("envFrom") or []:
+        for kind, ref_key in ((CONFIG_MAP, "configMapRef"), (SECRET, "secretRef")):
+            ref = item.get(ref_key)
+            if ref:
+                found.append(
+                    ConsumptionSpec(
+                        source_kind=kind,
+                        source_name=ref.get("name", ""),
+                        mode="envFrom",
+                        env_prefix=item.get("prefix") or "",
+                        shadowed_env=tuple(explicit_env),
+                        optional=bool(ref.get("optional")),
+                    )
+                )
+    volumes = {volume.get("name"): volume for volume in pod_spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name"))
+        if volume:
+            found.extend(_volume_consumptions(volume, mount))
+    return found
+
+
+def _volume_consumptions(volume: dict[str, Any], mount: dict[str, Any]) -> list[ConsumptionSpec]:
+    sub_path = mount.get("subPath") or mount.get("subPathExpr") or ""
+    mount_path = mount.get("mountPath", "")
+    sources: list[tuple[str, dict[str, Any], str]] = []  # (kind, reference, mode)
+    if volume.get("configMap"):
+        sources.append((CONFIG_MAP, volume["configMap"], "volume"))
+    if volume.get("secret"):
+        reference = dict(volume["secret"])
+        reference["name"] = reference.get("secretName", "")
+        sources.append((SECRET, reference, "volume"))
+    for projected in (volume.get("projected") or {}).get("sources") or []:
+        if projected.get("configMap"):
+            sources.append((CONFIG_MAP, projected["configMap"], "projected"))
+        if projected.get("secret"):
+            sources.append((SECRET, projected["secret"], "projected"))
+    return [_volume_consumption(kind, reference, mode, mount_path, sub_path) for kind, reference, mode in sources]
+
+
+def _volume_consumption(
+    kind: str, reference: dict[str, Any], mode: str, mount_path: str, sub_path: str
+) -> ConsumptionSpec:
+    items = [(item.get("path", ""), item.get("key", "")) for item in reference.get("items") or []]
+    if sub_path:
+        # A subPath mounts one file (or folder) of the volume; with items, paths are the items' paths.
+        first_segment = sub_path.split("/", 1)[0]
+        if items:
+            keys = tuple(key for path, key in items if path == sub_path or path.split("/", 1)[0] == first_segment)
+        else:
+            keys = (first_segment,)
+        return ConsumptionSpec(
+            source_kind=kind,
+            source_name=reference.get("name", ""),
+            mode="subPath",
+            keys=keys,
+            paths=tuple((path, key) for path, key in items if key in keys),
+            mount_path=mount_path,
+            sub_path=sub_path,
+            optional=bool(reference.get("optional")),
+        )
+    return ConsumptionSpec(
+        source_kind=kind,
+        source_name=reference.get("name", ""),
+        mode=mode,
+        keys=tuple(key for _, key in items),
+        paths=tuple(items),
+        mount_path=mount_path,
+        optional=bool(reference.get("optional")),
+    )
+
+
+def data_modified_at(metadata: dict[str, Any]) -> datetime | None:
+    """The latest managedFields time of a manager that owns the data, an upper bound of when it changed."""
+    times = [
+        parse_time(entry.get("time"))
+        for entry in metadata.get("managedFields") or []
+        if any(field in (entry.get("fieldsV1") or {}) for field in ("f:data", "f:binaryData", "f:stringData"))
+    ]
+    known = [time for time in times if time is not None]
+    return max(known) if known else None

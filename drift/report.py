@@ -1,0 +1,295 @@
+"""Query functions: what Driftwatch knows, judged by drift.rules at a given moment.
+
+Verdicts are never stored; they are computed here from the stored facts, so a volume stops being
+"propagating" when its window ends without anyone writing anything."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from drift import rules
+from drift.models import Cluster, Consumption, Observation, SnapshotRun, Source, SourceVersion
+
+# Worst first: a pod counts under the worst verdict among its containers' sources.
+VERDICT_ORDER = ["stale", "missing", "propagating", "unknown", "fresh"]
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    cluster: str
+    namespace: str
+    pod: str
+    container: str
+    init_container: bool
+    workload: dict[str, str]
+    source: dict[str, str]
+    mode: str
+    verdict: str
+    evidence: str
+    reason: str
+    running_version: str | None
+    current_version: str | None
+    stale_since: datetime | None
+    optional: bool
+    split: bool
+    observed_at: datetime | None
+    container_started_at: datetime | None
+    mount_path: str
+    consumption_id: int
+    workload_id: int
+    pod_id: int
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("stale_since", "observed_at", "container_started_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+@dataclass(frozen=True)
+class ClusterMoment:
+    """The moment verdicts are judged at, and why it is not now when the cluster stopped answering."""
+
+    now: datetime
+    failing_since: datetime | None
+    error: str
+    forbidden_namespaces: frozenset[str]
+
+
+def cluster_moment(cluster: Cluster, now: datetime) -> ClusterMoment:
+    """While the latest snapshots fail, judge at the last good one: no verdict may turn fresh on a clock
+    alone when Driftwatch cannot see the cluster."""
+    latest = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+    if latest is None or latest.status != SnapshotRun.Status.FAILED:
+        forbidden = frozenset(latest.forbidden_namespaces) if latest else frozenset()
+        return ClusterMoment(now, None, "", forbidden)
+    good = cluster.runs.filter(status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]).first()
+    first_failure = cluster.runs.filter(status=SnapshotRun.Status.FAILED)
+    if good:
+        first_failure = first_failure.filter(started_at__gt=good.started_at)
+    failing_since = first_failure.order_by("started_at").values_list("started_at", flat=True).first()
+    moment = good.finished_at if good and good.finished_at else now
+    forbidden = frozenset(good.forbidden_namespaces) if good else frozenset()
+    return ClusterMoment(min(moment, now), failing_since, latest.error, forbidden)
+
+
+def live_consumptions(
+    cluster: Cluster | None = None, namespace: str | None = None, workload_id: int | None = None
+) -> QuerySet[Consumption]:
+    queryset = Consumption.objects.filter(container__ended_at=None, container__pod__deleted_at=None).select_related(
+        "container__pod__workload", "container__pod__cluster"
+    )
+    if cluster is not None:
+        queryset = queryset.filter(container__pod__cluster=cluster)
+    if namespace:
+        queryset = queryset.filter(container__pod__namespace=namespace)
+    if workload_id is not None:
+        queryset = queryset.filter(container__pod__workload_id=workload_id)
+    return queryset.order_by(
+        "container__pod__namespace", "container__pod__name", "container__init", "container__name", "id"
+    )
+
+
+def drift_rows(
+    cluster: Cluster | None = None,
+    namespace: str | None = None,
+    workload_id: int | None = None,
+    now: datetime | None = None,
+) -> list[DriftRow]:
+    """One row per (pod, container, source reference) still running, judged now."""
+    now = now or timezone.now()
+    clusters = [cluster] if cluster is not None else list(Cluster.objects.all())
+    rows: list[DriftRow] = []
+    for each in clusters:
+        rows.extend(_cluster_rows(each, namespace, workload_id, now))
+    return rows
+
+
+def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | None, now: datetime) -> list[DriftRow]:
+    moment = cluster_moment(cluster, now)
+    consumptions = list(live_consumptions(cluster, namespace, workload_id))
+    if not consumptions:
+        return []
+    sources = _sources(cluster, {(c.container.pod.namespace, c.source_kind, c.source_name) for c in consumptions})
+    probes = _latest_probes(consumptions)
+    window = timedelta(seconds=cluster.propagation_window_seconds)
+    judged: list[tuple[Consumption, rules.Judgement, str | None]] = []
+    for consumption in consumptions:
+        pod = consumption.container.pod
+        source = sources.get((pod.namespace, consumption.source_kind, consumption.source_name)) or rules.Source(
+            kind=consumption.source_kind, name=consumption.source_name, exists=False, versions=()
+        )
+        consumer = rules.Consumer(
+            mode=rules.Mode(consumption.mode), keys=tuple(consumption.keys), optional=consumption.optional
+        )
+        container = rules.Container(
+            name=consumption.container.name,
+            init=consumption.container.init,
+            running=consumption.container.running,
+            started_at=consumption.container.started_at,
+            pod_started_at=pod.started_at,
+        )
+        judgement = rules.judge(consumer, container, source, probes.get(consumption.pk), moment.now, window)
+        judgement = _qualified(judgement, moment, pod.namespace)
+        running_id = _running_projection(consumer, source, judgement)
+        judged.append((consumption, judgement, running_id))
+
+    split = _split_pairs(judged)
+    return [
+        DriftRow(
+            cluster=cluster.name,
+            namespace=consumption.container.pod.namespace,
+            pod=consumption.container.pod.name,
+            container=consumption.container.name,
+            init_container=consumption.container.init,
+            workload={"kind": consumption.container.pod.workload.kind, "name": consumption.container.pod.workload.name},
+            source={"kind": consumption.source_kind, "name": consumption.source_name},
+            mode=consumption.mode,
+            verdict=str(judgement.verdict),
+            evidence=str(judgement.evidence),
+            reason=judgement.reason,
+            running_version=judgement.running_version,
+            current_version=judgement.current_version,
+            stale_since=judgement.stale_since,
+            optional=consumption.optional,
+            split=(consumption.container.pod.workload_id, consumption.source_kind, consumption.source_name) in split,
+            observed_at=probes[consumption.pk].observed_at if consumption.pk in probes else None,
+            container_started_at=consumption.container.started_at,
+            mount_path=consumption.mount_path,
+            consumption_id=consumption.pk,
+            workload_id=consumption.container.pod.workload_id,
+            pod_id=consumption.container.pod_id,
+        )
+        for consumption, judgement, _ in judged
+    ]
+
+
+def _qualified(judgement: rules.Judgement, moment: ClusterMoment, namespace: str) -> rules.Judgement:
+    """What the rules cannot know: a namespace we may not read, a cluster that stopped answering."""
+    if namespace in moment.forbidden_namespaces:
+        return rules.Judgement(
+            verdict=rules.Verdict.UNKNOWN,
+            evidence=rules.Evidence.INFERRED,
+            reason=f"namespace {namespace} is forbidden to Driftwatch (RBAC); last known: {judgement.verdict}",
+            running_version=judgement.running_version,
+            current_version=judgement.current_version,
+            stale_since=None,
+            optional=judgement.optional,
+        )
+    if moment.failing_since is not None:
+        since = timezone.localtime(moment.failing_since).strftime("%Y-%m-%d %H:%M:%S")
+        return rules.Judgement(
+            verdict=judgement.verdict,
+            evidence=judgement.evidence,
+            reason=f"as of the last good snapshot (cluster unreachable since {since}): {judgement.reason}",
+            running_version=judgement.running_version,
+            current_version=judgement.current_version,
+            stale_since=judgement.stale_since,
+            optional=judgement.optional,
+        )
+    return judgement
+
+
+def _running_projection(consumer: rules.Consumer, source: rules.Source, judgement: rules.Judgement) -> str | None:
+    if judgement.running_version is None:
+        return None
+    for version in source.versions:
+        if version.resource_version == judgement.running_version:
+            return rules.projection_id(consumer, version)
+    return None
+
+
+def _split_pairs(judged: Iterable[tuple[Consumption, rules.Judgement, str | None]]) -> set[tuple[int, str, str]]:
+    by_workload: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
+    for consumption, _, running_id in judged:
+        pod = consumption.container.pod
+        by_workload[pod.workload_id].append((pod.name, consumption.source_kind, consumption.source_name, running_id))
+    return {
+        (workload_id, kind, name)
+        for workload_id, rows in by_workload.items()
+        for kind, name in rules.split_sources(rows)
+    }
+
+
+def _sources(cluster: Cluster, wanted: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], rules.Source]:
+    """Every lineage of each wanted (namespace, kind, name), oldest first, as rules.Source."""
+    namespaces = {namespace for namespace, _, _ in wanted}
+    lineages: dict[tuple[str, str, str], list[Source]] = defaultdict(list)
+    for source in Source.objects.filter(cluster=cluster, namespace__in=namespaces).order_by("first_seen", "id"):
+        key = (source.namespace, source.kind, source.name)
+        if key in wanted:
+            lineages[key].append(source)
+    versions: dict[int, list[SourceVersion]] = defaultdict(list)
+    source_ids = [source.pk for group in lineages.values() for source in group]
+    for version in SourceVersion.objects.filter(source_id__in=source_ids).order_by("first_seen", "id"):
+        versions[version.source_id].append(version)
+    result: dict[tuple[str, str, str], rules.Source] = {}
+    for key, group in lineages.items():
+        ordered = [
+            rules.SourceVersion(
+                resource_version=version.resource_version,
+                key_hashes=version.key_hashes,
+                changed_at=version.appeared_at(previous.first_seen if previous else None),
+                uid=source.uid,
+                deleted_at=source.deleted_at,
+            )
+            for source in group
+            for previous, version in _with_previous(versions[source.pk])
+        ]
+        current = group[-1]
+        result[key] = rules.Source(
+            kind=key[1],
+            name=key[2],
+            exists=current.deleted_at is None,
+            versions=tuple(ordered),
+            immutable=current.immutable,
+            watched_since=group[0].first_seen,
+        )
+    return result
+
+
+def _with_previous(versions: list[SourceVersion]) -> list[tuple[SourceVersion | None, SourceVersion]]:
+    return list(zip([None, *versions[:-1]], versions, strict=True))
+
+
+def _latest_probes(consumptions: list[Consumption]) -> dict[int, rules.Probe]:
+    latest = (
+        Observation.objects.filter(consumption__in=consumptions)
+        .order_by("consumption_id", "-observed_at", "-id")
+        .distinct("consumption_id")
+    )
+    return {
+        observation.consumption_id: rules.Probe(
+            observed_at=observation.observed_at,
+            ok=observation.ok,
+            reason=observation.reason,
+            key_hashes=observation.key_hashes,
+            volume_written_at=observation.volume_written_at,
+        )
+        for observation in latest
+    }
+
+
+def pod_verdicts(rows: Iterable[DriftRow]) -> dict[tuple[str, str, str], str]:
+    """(cluster, namespace, pod) -> its worst verdict."""
+    worst: dict[tuple[str, str, str], str] = {}
+    for row in rows:
+        key = (row.cluster, row.namespace, row.pod)
+        if key not in worst or VERDICT_ORDER.index(row.verdict) < VERDICT_ORDER.index(worst[key]):
+            worst[key] = row.verdict
+    return worst
+
+
+def verdict_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
+    """Pods per worst verdict, for the run record and the chart of stale pods over time."""
+    counts = dict.fromkeys(VERDICT_ORDER, 0)
+    for verdict in pod_verdicts(drift_rows(cluster, now=now)).values():
+        counts[verdict] += 1
+    return counts

@@ -1,0 +1,620 @@
+"""Freshness rules: which configuration does a container run, and is it the current one?
+
+Plain data in, verdicts out. This module does no I/O, reads no clock (the caller passes ``now``) and imports
+nothing from Django, so every rule can be tested with a table of hand-made cases.
+
+The Kubernetes facts the rules rest on:
+
+* env vars taken from a ConfigMap/Secret (``env[].valueFrom``, ``envFrom``) are resolved when the container
+  starts and never change until the container is recreated;
+* a ConfigMap/Secret volume (and a ``projected`` volume) is rewritten by the kubelet some time after the object
+  changes (up to about two minutes, the caller's ``propagation_window``);
+* a ``subPath``/``subPathExpr`` mount is a bind mount of one file taken at container start: never refreshed;
+* the kubelet stops watching an ``immutable`` object, so its volume keeps the content it was set up with, even
+  when the object is deleted and recreated under the same name with other content.
+
+The product's worst failure is saying "fresh" when the container runs old configuration, so every rule here
+prefers ``UNKNOWN`` (always allowed) to a guess, and labels what it inferred as ``INFERRED``.
+
+Datetimes must all be timezone-aware (or all naive); they are only compared, never read from a clock.
+"""
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+
+# A consumer's view of one content: sorted (key, hash) pairs, hash None when the key is absent.
+Projection = tuple[tuple[str, str | None], ...]
+
+
+class Mode(StrEnum):
+    """How a container consumes a source; decides whether the kubelet ever refreshes what it sees."""
+
+    ENV = "env"
+    ENV_FROM = "envFrom"
+    VOLUME = "volume"
+    SUBPATH = "subPath"
+    PROJECTED = "projected"
+
+
+class Verdict(StrEnum):
+    """PROPAGATING: behind, but within the window the kubelet needs to rewrite a volume; nothing to do yet."""
+
+    FRESH = "fresh"
+    PROPAGATING = "propagating"
+    STALE = "stale"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+
+class Evidence(StrEnum):
+    """OBSERVED: read from the container or the API server. INFERRED: deduced from timestamps and the rules."""
+
+    OBSERVED = "observed"
+    INFERRED = "inferred"
+
+
+def _frozen_mapping(value: Mapping[str, str | None]) -> Mapping[str, str | None]:
+    """A read-only copy, so a frozen dataclass cannot change behind the caller's back."""
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """One distinct content of a ConfigMap/Secret within one lineage (same uid).
+
+    ``changed_at`` is when this content appeared (the managedFields time of the data when known, else when
+    Driftwatch first saw it). ``deleted_at`` is set on the last version of a lineage when Driftwatch saw the
+    object deleted; None means "not deleted" or "deleted at an unknown time" (a new uid follows, or the source
+    is absent now).
+    """
+
+    resource_version: str
+    key_hashes: Mapping[str, str]
+    changed_at: datetime
+    uid: str
+    deleted_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_hashes", _frozen_mapping(self.key_hashes))
+
+
+@dataclass(frozen=True)
+class Source:
+    """Everything known about one ConfigMap/Secret: versions oldest first, across lineages.
+
+    When ``exists`` the last version is the current one. Content from before ``watched_since`` is unknown
+    unless a version's ``changed_at`` says it was already there.
+    """
+
+    kind: str
+    name: str
+    exists: bool
+    versions: tuple[SourceVersion, ...]
+    immutable: bool = False
+    watched_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of a pod.
+
+    ``pod_started_at`` (the pod's ``status.startTime``) bounds when the pod's volumes were set up. Without it,
+    ``started_at`` is taken to be the container's first start: right for a container that never restarted,
+    optimistic for one that did (its subPath/immutable volume may predate ``started_at``). Pass it.
+    """
+
+    name: str
+    init: bool
+    running: bool
+    started_at: datetime | None
+    pod_started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One way one container consumes one source. ``keys == ()`` means every key (envFrom, volume without items)."""
+
+    mode: Mode
+    keys: tuple[str, ...] = ()
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What an exec into the container read, already mapped to consumed keys and hashed by the caller.
+
+    ``key_hashes`` maps a consumed key to the hash of what the container has (None: absent in the container).
+    ``volume_written_at`` is the kubelet's ``..data`` timestamp of the volume, when it was read.
+    """
+
+    observed_at: datetime
+    ok: bool
+    reason: str = ""
+    key_hashes: Mapping[str, str | None] = field(default_factory=dict)
+    volume_written_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_hashes", _frozen_mapping(self.key_hashes))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict for one consumer, with the evidence kind and one human sentence saying why.
+
+    ``running_version`` is the newest version whose content (for the consumed keys) the container runs, None
+    when not known. ``stale_since`` is set only for STALE; the reason says "at the latest" when it is an upper
+    bound. ``optional`` echoes the consumer's flag.
+    """
+
+    verdict: Verdict
+    evidence: Evidence
+    reason: str
+    running_version: str | None
+    current_version: str | None
+    stale_since: datetime | None
+    optional: bool = False
+
+
+# --- projections --------------------------------------------------------------------------------------------
+
+
+def projection(consumer: Consumer, key_hashes: Mapping[str, str | None]) -> Projection:
+    """The part of a content this consumer sees: only its keys (all keys when it names none).
+
+    A key missing from ``key_hashes`` and a key mapped to None both count as absent, so a version and an
+    observation compare equal exactly when the container would see the same thing.
+    """
+    if consumer.keys:
+        return tuple((key, key_hashes.get(key)) for key in sorted(set(consumer.keys)))
+    return tuple(sorted((key, value) for key, value in key_hashes.items() if value is not None))
+
+
+def projection_id(consumer: Consumer, version: SourceVersion) -> str:
+    """A short stable id of the consumer's projection of a version, for ``split_sources``.
+
+    Two resourceVersions that differ only in keys this consumer does not read get the same id.
+    """
+    text = "\n".join(
+        f"{key}={'' if value is None else value}" for key, value in projection(consumer, version.key_hashes)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def match_version(consumer: Consumer, observed: Mapping[str, str | None], source: Source) -> SourceVersion | None:
+    """The newest version whose projection equals what was observed in the container, None when none does.
+
+    Newest, because equal projections are the same configuration for this consumer and the newest one is the
+    one that tells whether the container is behind. A consumed key the observation does not mention counts as
+    absent; ``judge`` only calls this with a complete observation.
+    """
+    wanted = projection(consumer, observed)
+    for version in reversed(source.versions):
+        if projection(consumer, version.key_hashes) == wanted:
+            return version
+    return None
+
+
+# --- workload-level ----------------------------------------------------------------------------------------
+
+
+def split_sources(rows: Iterable[tuple[str, str, str, str | None]]) -> set[tuple[str, str]]:
+    """Sources for which pods of one workload run different content ("split").
+
+    ``rows`` are (pod, source_kind, source_name, running projection id or version) for the pods of ONE workload.
+    A split needs two different pods running two different contents; an unknown content (None) never counts,
+    because an unknown is not a difference, and two containers of one pod disagreeing is not a split of pods.
+    """
+    pods: dict[tuple[str, str], set[str]] = {}
+    contents: dict[tuple[str, str], set[str]] = {}
+    for pod, kind, name, running in rows:
+        if running is None:
+            continue
+        pods.setdefault((kind, name), set()).add(pod)
+        contents.setdefault((kind, name), set()).add(running)
+    # With at least two pods and two contents among the known rows, some two rows differ in both.
+    return {source for source, seen in contents.items() if len(seen) > 1 and len(pods[source]) > 1}
+
+
+# --- the judgement -----------------------------------------------------------------------------------------
+
+
+class _Gap(StrEnum):
+    """A moment with no known version: the source was absent, or it predates what Driftwatch knows."""
+
+    ABSENT = "absent"
+    PREHISTORY = "prehistory"
+
+
+_State = SourceVersion | _Gap
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} {moment.tzname() or ''}".rstrip()
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else "")
+    return text or "0s"
+
+
+@dataclass(frozen=True)
+class _Case:
+    """One judge() call's inputs, with the lookups every rule needs."""
+
+    consumer: Consumer
+    container: Container
+    source: Source
+    now: datetime
+    window: timedelta
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.kind} {self.source.name}"
+
+    @property
+    def current(self) -> SourceVersion:
+        return self.source.versions[-1]
+
+    @property
+    def started_at(self) -> datetime:
+        assert self.container.started_at is not None  # judge() answers never-started containers first
+        return self.container.started_at
+
+    def proj(self, state: _State) -> Projection:
+        if isinstance(state, _Gap):
+            return projection(self.consumer, {})
+        return projection(self.consumer, state.key_hashes)
+
+    def newest_with(self, wanted: Projection) -> SourceVersion | None:
+        return next((v for v in reversed(self.source.versions) if self.proj(v) == wanted), None)
+
+    def judgement(
+        self,
+        verdict: Verdict,
+        evidence: Evidence,
+        reason: str,
+        running: SourceVersion | None = None,
+        stale_since: datetime | None = None,
+    ) -> Judgement:
+        exists = self.source.exists and bool(self.source.versions)
+        return Judgement(
+            verdict=verdict,
+            evidence=evidence,
+            reason=reason,
+            running_version=running.resource_version if running else None,
+            current_version=self.current.resource_version if exists else None,
+            stale_since=stale_since if verdict is Verdict.STALE else None,
+            optional=self.consumer.optional,
+        )
+
+
+def judge(
+    consumer: Consumer,
+    container: Container,
+    source: Source,
+    probe: Probe | None,
+    now: datetime,
+    propagation_window: timedelta,
+) -> Judgement:
+    """Decide whether ``container`` runs the current content of ``source`` for this ``consumer``.
+
+    Order matters: an absent source is an observed fact and explains a container that never started, so it
+    comes first; then what cannot be known; then a usable probe, which beats any inference; then inference
+    from timestamps, with a failed probe's reason kept in front so the reader knows why it is only inferred.
+    """
+    case = _Case(consumer, container, source, now, propagation_window)
+    if not source.exists:
+        return _judge_missing(case)
+    if container.started_at is None:
+        return case.judgement(Verdict.UNKNOWN, Evidence.INFERRED, f"container {container.name} has never started")
+    if not source.versions:
+        return case.judgement(Verdict.UNKNOWN, Evidence.INFERRED, f"{case.label} exists but no version is known")
+    prefix = ""
+    if probe is not None:
+        problem = _probe_problem(case, probe)
+        if problem is None:
+            return _judge_probe(case, probe)
+        prefix = f"inferred: {problem}; "
+    judgement = _infer_refreshed(case) if _is_refreshed(case) else _infer_fixed(case)
+    return replace(judgement, reason=prefix + judgement.reason)
+
+
+def _is_refreshed(case: _Case) -> bool:
+    """Only a mutable volume of a running app container follows the source; everything else is fixed."""
+    return (
+        case.container.running
+        and not case.container.init
+        and case.consumer.mode in (Mode.VOLUME, Mode.PROJECTED)
+        and not case.source.immutable
+    )
+
+
+# --- timelines ---
+
+
+def _lineage_ends_unseen(case: _Case, index: int) -> bool:
+    """True when this version's lineage was deleted at a time Driftwatch does not know."""
+    versions = case.source.versions
+    version = versions[index]
+    if version.deleted_at is not None:
+        return False
+    if index == len(versions) - 1:
+        return not case.source.exists
+    return versions[index + 1].uid != version.uid
+
+
+def _states_at(case: _Case, moment: datetime) -> list[_State]:
+    """What the source held at ``moment``: a version, absent, or unknown (before Driftwatch's history).
+
+    After a lineage whose deletion time is unknown, an optional consumer may have seen the source absent; a
+    required one cannot have started (env) or keeps the last files (volume), so for it the version stands.
+    """
+    index = -1
+    for i, version in enumerate(case.source.versions):
+        if version.changed_at > moment:
+            break
+        index = i
+    if index < 0:
+        watched = case.source.watched_since
+        return [_Gap.ABSENT] if watched is not None and watched <= moment else [_Gap.PREHISTORY]
+    version = case.source.versions[index]
+    if version.deleted_at is not None and version.deleted_at <= moment:
+        return [_Gap.ABSENT]
+    if case.consumer.optional and _lineage_ends_unseen(case, index):
+        return [version, _Gap.ABSENT]
+    return [version]
+
+
+def _states_between(case: _Case, earliest: datetime, latest: datetime) -> list[_State]:
+    """Every state the source was in at some moment of [earliest, latest]."""
+    moments = [earliest]
+    for version in case.source.versions:
+        moments += [t for t in (version.changed_at, version.deleted_at) if t is not None and earliest < t <= latest]
+    states: list[_State] = []
+    for moment in moments:
+        states += [s for s in _states_at(case, moment) if s not in states]
+    return states
+
+
+def _current_since(case: _Case) -> datetime:
+    """When the current projection appeared: the start of the trailing run of versions that look the same.
+
+    An optional consumer's run breaks at a lineage change: while the object was gone the kubelet emptied the
+    optional volume, so the recreated object has to propagate again even with the same content.
+    """
+    versions = case.source.versions
+    wanted = case.proj(versions[-1])
+    since = versions[-1]
+    for older in reversed(versions[:-1]):
+        if case.proj(older) != wanted or (case.consumer.optional and older.uid != since.uid):
+            break
+        since = older
+    return since.changed_at
+
+
+def _stale_since(case: _Case, running: Projection, after: datetime) -> datetime | None:
+    """When the source last changed away from ``running`` (after ``after``): the start of the current gap."""
+    since = None
+    for version in case.source.versions:
+        if case.proj(version) == running:
+            since = None
+        elif since is None and version.changed_at > after:
+            since = version.changed_at
+    return since
+
+
+# --- inference ---
+
+
+_NOUNS = {Mode.VOLUME: "volume", Mode.PROJECTED: "projected volume", Mode.SUBPATH: "subPath mount"}
+
+
+def _noun(mode: Mode) -> str:
+    return _NOUNS.get(mode, str(mode))
+
+
+def _infer_refreshed(case: _Case) -> Judgement:
+    """A mutable volume follows the source within the propagation window; inside it, say so."""
+    changed = _current_since(case)
+    set_up = case.container.pod_started_at or case.started_at
+    noun = _noun(case.consumer.mode)
+    if changed <= set_up:
+        reason = f"{noun} set up at {_at(set_up)}; {case.label} unchanged for the consumed keys since {_at(changed)}"
+        return case.judgement(Verdict.FRESH, Evidence.INFERRED, reason, running=case.current)
+    # The oldest version's time may only be when Driftwatch first saw it: do not call that a change.
+    changed_text = "got its current content" if changed > case.source.versions[0].changed_at else "was first seen"
+    age = case.now - changed
+    if age >= case.window:
+        reason = (
+            f"{case.label} {changed_text} at {_at(changed)}, {_span(age)} ago, beyond the {_span(case.window)} "
+            f"propagation window: the kubelet should have rewritten the {noun} by now"
+        )
+        return case.judgement(Verdict.FRESH, Evidence.INFERRED, reason, running=case.current)
+    reason = (
+        f"{case.label} {changed_text} at {_at(changed)}, {_span(age)} ago; the kubelet rewrites the {noun} "
+        f"within {_span(case.window)}"
+    )
+    return case.judgement(Verdict.PROPAGATING, Evidence.INFERRED, reason)
+
+
+def _capture(case: _Case) -> tuple[datetime, datetime, str]:
+    """When the container took the content it runs, as an interval, and how to say it.
+
+    env is resolved at the container's start. A file (subPath, the volume of an immutable source, or any volume
+    of an init or stopped container) comes from the pod's volume: an immutable volume holds what was fetched
+    when the pod's volumes were set up; a mutable one lags the source by up to the propagation window.
+    """
+    start = case.started_at
+    pod_start = case.container.pod_started_at
+    mode = case.consumer.mode
+    who = "init container: " if case.container.init else ""
+    if not case.container.running and not case.container.init:
+        who = "container not running: "
+    if mode in (Mode.ENV, Mode.ENV_FROM):
+        return start, start, f"{who}{mode} fixed at container start {_at(start)}"
+    if case.source.immutable:
+        text = f"{who}{_noun(mode)} of an immutable {case.source.kind}, never refreshed, set up by {_at(start)}"
+        return (pod_start or start), start, text
+    earliest = max(pod_start, start - case.window) if pod_start else start
+    what = "subPath mount, never refreshed," if mode is Mode.SUBPATH else f"{_noun(mode)} content"
+    return earliest, start, f"{who}{what} taken at container start {_at(start)}"
+
+
+def _possible_states(case: _Case, earliest: datetime, latest: datetime) -> list[_State]:
+    """The states the container may have taken its content from.
+
+    A required reference cannot be taken from an absent source (env fails, a volume keeps its last files), so
+    absence only counts for it when nothing else is possible, and then the records contradict the start.
+    """
+    states = _states_between(case, earliest, latest)
+    if not case.consumer.optional and any(isinstance(state, SourceVersion) for state in states):
+        states = [state for state in states if state is not _Gap.ABSENT]
+    return states
+
+
+def _infer_fixed(case: _Case) -> Judgement:
+    """Content fixed when the container took it: compare what was current then with what is current now."""
+    earliest, latest, said = _capture(case)
+    states = _possible_states(case, earliest, latest)
+    if _Gap.PREHISTORY in states:
+        watched = case.source.watched_since
+        since = f"from {_at(watched)}" if watched else "since an unknown time"
+        reason = (
+            f"{said}, before Driftwatch watched {case.label} ({since}) and before its oldest known version "
+            f"({_at(case.source.versions[0].changed_at)}): the content it took is unknown"
+        )
+        return case.judgement(Verdict.UNKNOWN, Evidence.INFERRED, reason)
+    if states == [_Gap.ABSENT] and not case.consumer.optional:
+        reason = f"{said}, but {case.label} was absent then, which a required reference does not allow: content unknown"
+        return case.judgement(Verdict.UNKNOWN, Evidence.INFERRED, reason)
+    seen = {case.proj(state) for state in states}
+    if len(seen) == 1:
+        return _judge_known_content(case, seen.pop(), latest, said)
+    if case.proj(case.current) in seen:
+        if earliest == latest:
+            doubt = "may have been deleted then (its deletion time is unknown)"
+        else:
+            doubt = f"changed between {_at(earliest)} and {_at(latest)}"
+        reason = f"{said}; {case.label} {doubt}: the content it took is unknown"
+        return case.judgement(Verdict.UNKNOWN, Evidence.INFERRED, reason)
+    bound = max(s for p in seen if (s := _stale_since(case, p, latest)) is not None)
+    reason = f"{said}; whichever content it took, {case.label} has changed since, at the latest at {_at(bound)}"
+    return case.judgement(Verdict.STALE, Evidence.INFERRED, reason, stale_since=bound)
+
+
+def _judge_known_content(case: _Case, running: Projection, taken: datetime, said: str) -> Judgement:
+    running_version = case.newest_with(running)
+    if running == case.proj(case.current):
+        current = case.current.resource_version
+        reason = f"{said}; {case.label} still has that content for the consumed keys (resourceVersion {current})"
+        return case.judgement(Verdict.FRESH, Evidence.INFERRED, reason, running=running_version)
+    since = _stale_since(case, running, taken)
+    absent = "was absent then and " if running_version is None else ""
+    reason = f"{said}; {case.label} {absent}changed at {_at(since or taken)}"
+    return case.judgement(Verdict.STALE, Evidence.INFERRED, reason, running=running_version, stale_since=since)
+
+
+# --- probes ---
+
+
+def _probe_problem(case: _Case, probe: Probe) -> str | None:
+    """Why a probe cannot be trusted for this consumer now, or None when it can.
+
+    A refreshed volume's probe from before the current content appeared says nothing about now; a fixed
+    consumer's probe stays true for as long as the container it read lives.
+    """
+    if not probe.ok:
+        return f"exec failed: {probe.reason or 'no reason given'}"
+    if probe.observed_at < case.started_at:
+        return f"exec at {_at(probe.observed_at)} predates the container's start at {_at(case.started_at)}"
+    refreshed = _is_refreshed(case)
+    if refreshed and probe.observed_at < (changed := _current_since(case)):
+        return f"exec at {_at(probe.observed_at)} predates the change at {_at(changed)}"
+    if not probe.key_hashes:
+        if refreshed and probe.volume_written_at is not None:
+            return None
+        return "exec read none of the consumed keys"
+    missing = [key for key in case.consumer.keys if key not in probe.key_hashes]
+    if missing:
+        return f"exec did not report key(s) {', '.join(sorted(set(missing)))}"
+    return None
+
+
+def _judge_probe(case: _Case, probe: Probe) -> Judgement:
+    """What the container was seen to hold beats every inference."""
+    if not probe.key_hashes:
+        return _judge_written_at(case, probe)
+    read = f"exec at {_at(probe.observed_at)} read"
+    matched = match_version(case.consumer, probe.key_hashes, case.source)
+    if matched is None:
+        since = case.source.versions[0].changed_at
+        reason = (
+            f"{read} content matching no version of {case.label} Driftwatch has seen, so not the current one; "
+            f"{case.label} moved away from it at the latest at {_at(since)} (its oldest known version)"
+        )
+        return _behind(case, reason, None, since)
+    if case.proj(matched) == case.proj(case.current):
+        reason = f"{read} the current content of {case.label} (resourceVersion {matched.resource_version})"
+        return case.judgement(Verdict.FRESH, Evidence.OBSERVED, reason, running=matched)
+    since = _stale_since(case, case.proj(matched), matched.changed_at)
+    assert since is not None  # matched is the newest with its projection and differs from the current one
+    reason = f"{read} resourceVersion {matched.resource_version} of {case.label}; it changed at {_at(since)}"
+    return _behind(case, reason, matched, since)
+
+
+def _judge_written_at(case: _Case, probe: Probe) -> Judgement:
+    """Without file hashes, the kubelet's ..data timestamp still tells whether it wrote after the change."""
+    written = probe.volume_written_at
+    assert written is not None  # _probe_problem lets an empty probe through only with a timestamp
+    changed = _current_since(case)
+    noun = _noun(case.consumer.mode)
+    if written >= changed:
+        reason = f"the kubelet rewrote the {noun} at {_at(written)}, after {case.label} changed at {_at(changed)}"
+        return case.judgement(Verdict.FRESH, Evidence.OBSERVED, reason, running=case.current)
+    reason = (
+        f"the kubelet last wrote the {noun} at {_at(written)}, before {case.label} changed at {_at(changed)}, "
+        "so it holds content replaced at the latest then"
+    )
+    return _behind(case, reason, None, changed)
+
+
+def _behind(case: _Case, reason: str, running: SourceVersion | None, since: datetime) -> Judgement:
+    """The container was seen behind: still within the window a volume is propagating, otherwise stale."""
+    age = case.now - since
+    window = _span(case.window)
+    if not _is_refreshed(case):
+        return case.judgement(Verdict.STALE, Evidence.OBSERVED, reason, running=running, stale_since=since)
+    if age < case.window:
+        reason += f"; {_span(age)} ago, within the {window} propagation window"
+        return case.judgement(Verdict.PROPAGATING, Evidence.OBSERVED, reason, running=running)
+    reason += f"; {_span(age)} ago, beyond the {window} propagation window"
+    return case.judgement(Verdict.STALE, Evidence.OBSERVED, reason, running=running, stale_since=since)
+
+
+# --- missing ---
+
+
+def _judge_missing(case: _Case) -> Judgement:
+    """The source is gone: an observed fact. Say whether that is allowed, and what a fixed consumer still runs."""
+    reference = "optional" if case.consumer.optional else "required"
+    reason = f"{case.label} does not exist ({reference} reference)"
+    running = None
+    if case.container.started_at is None:
+        reason += f"; container {case.container.name} has not started"
+    elif case.container.running and not _is_refreshed(case) and case.source.versions:
+        earliest, latest, _ = _capture(case)
+        states = _possible_states(case, earliest, latest)
+        if len(states) == 1 and isinstance(states[0], SourceVersion):
+            running = case.newest_with(case.proj(states[0]))
+            reason += (
+                f"; the container started at {_at(latest)} while it existed and still runs its old values "
+                f"(resourceVersion {running.resource_version})"
+            )
+    return case.judgement(Verdict.MISSING, Evidence.OBSERVED, reason, running=running)
