@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
+import websocket
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
@@ -155,13 +156,14 @@ class KubeClient:
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
+                _return_http_data_only=True,
                 _request_timeout=self.timeout_seconds,
             )
         except ApiException as error:
             raise translate_api_exception(error, what or f"{method} {path}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Unreachable(f"API server {self.configuration.host} unreachable: {_first_line(error)}") from None
-        raw = response[0].data if isinstance(response, tuple) else response.data
+        raw = response.data
         return json.loads(raw) if raw else {}
 
     def server_version(self) -> str:
@@ -208,6 +210,10 @@ class KubeClient:
         with self._count_lock:
             self.request_count += 1
         api = k8s_client.ApiClient(self.configuration)
+        # The client library opens the websocket without a timeout, so a stalled handshake would hang
+        # forever; websocket-client takes its default from this process-wide setting. Every thread of
+        # one snapshot uses the same cluster's timeout, so they agree on the value.
+        websocket.setdefaulttimeout(timeout_seconds)
         try:
             core = k8s_client.CoreV1Api(api)
             try:
@@ -226,6 +232,10 @@ class KubeClient:
                 )
             except ApiException as error:
                 raise translate_api_exception(error, f"create pods/exec in {namespace}") from None
+            except (websocket.WebSocketTimeoutException, TimeoutError):
+                raise ExecTimeout(
+                    f"exec into {namespace}/{pod}/{container} timed out after {timeout_seconds:g}s"
+                ) from None
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 raise Unreachable(f"exec into {namespace}/{pod}: {_first_line(error)}") from None
             except Exception as error:  # the websocket handshake reports HTTP errors as its own types

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
@@ -116,3 +119,78 @@ def _ready(pod: k8s.V1Pod) -> bool:
 def parse_env(output: str) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in output.splitlines() if "=" in line)
     return dict(pairs)
+
+
+def service_account_kubeconfig(
+    api: k8s.ApiClient, admin_kubeconfig: Path, namespace: str, name: str, path: Path
+) -> Path:
+    """A kubeconfig that acts as ServiceAccount `name` (a real token from the TokenRequest API), so
+    tests meet the API server's own RBAC answers."""
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    token = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": name,
+                "clusters": [{"name": "local", "cluster": cluster}],
+                "users": [{"name": name, "user": {"token": token}}],
+                "contexts": [{"name": name, "context": {"cluster": "local", "user": name}}],
+            }
+        )
+    )
+    return path
+
+
+def grant(api: k8s.ApiClient, namespace: str, service_account_namespace: str, name: str, rules: list[dict]) -> None:
+    """A Role with `rules` in `namespace`, bound to the ServiceAccount."""
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    role = f"{name}-role"
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": role}, "rules": rules})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": f"{name}-binding"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": service_account_namespace}],
+        },
+    )
+
+
+def grant_cluster_wide(api: k8s.ApiClient, service_account_namespace: str, name: str, rules: list[dict]) -> str:
+    """A ClusterRole bound cluster-wide; returns its name so the test can delete it (it outlives namespaces)."""
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    role = f"{service_account_namespace}-{name}"
+    rbac.create_cluster_role({"metadata": {"name": role}, "rules": rules})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": service_account_namespace}],
+        }
+    )
+    return role
+
+
+def delete_cluster_grant(api: k8s.ApiClient, role: str) -> None:
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    rbac.delete_cluster_role_binding(role)
+    rbac.delete_cluster_role(role)
+
+
+def wait_other_test_namespaces_gone(api: k8s.ApiClient, keep: str, timeout: float = 120) -> None:
+    """Namespaces of earlier tests are deleted in the background; a test that needs a quiet cluster
+    (nothing changing anywhere) waits for them to go."""
+    core = k8s.CoreV1Api(api)
+
+    def quiet() -> bool:
+        found = core.list_namespace(label_selector="driftwatch.io/test=true").items
+        return all(namespace.metadata.name == keep for namespace in found)
+
+    wait_until(quiet, timeout=timeout, interval=1, what="earlier test namespaces to be deleted")

@@ -1,0 +1,119 @@
+"""Fault injection in front of the real API server, for tests.
+
+`kubectl proxy` (the real binary) authenticates to the local cluster and serves plain HTTP on loopback;
+a small relay in front of it passes bytes through unchanged, except that it can stall `pods/exec`
+upgrade requests (an exec that hangs) or stop listening (an API server that went away). The product
+talks to the relay through an ordinary kubeconfig and cannot tell it from a cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+KUBECTL = Path.home() / ".cache" / "driftwatch"
+
+
+def cached_kubectl() -> str:
+    found = sorted(KUBECTL.glob("kubernetes-*/kubectl"))
+    if not found:
+        raise RuntimeError("no cached kubectl: run scripts/cluster build")
+    return str(found[-1])
+
+
+class FaultProxy:
+    def __init__(self, kubeconfig: Path, workdir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.stall_exec = False
+        self._stop = threading.Event()
+        self._stalled: list[socket.socket] = []
+        self._kubectl: subprocess.Popen | None = None
+        self._listener: socket.socket | None = None
+        self.upstream_port = 0
+        self.port = 0
+
+    def start(self) -> FaultProxy:
+        self._kubectl = subprocess.Popen(
+            [cached_kubectl(), "--kubeconfig", str(self.kubeconfig), "proxy", "--port=0", "--disable-filter=true"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self._kubectl.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not match:
+            raise RuntimeError(f"kubectl proxy did not start: {line!r}")
+        self.upstream_port = int(match.group(1))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def kubeconfig_path(self) -> Path:
+        path = self.workdir / "proxied-kubeconfig"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: proxied\n"
+            f"clusters:\n- name: proxied\n  cluster: {{server: 'http://127.0.0.1:{self.port}'}}\n"
+            "users:\n- name: proxied\n  user: {}\n"
+            "contexts:\n- name: proxied\n  context: {cluster: proxied, user: proxied}\n"
+        )
+        return path
+
+    def go_away(self) -> None:
+        """Stop listening: the API server now refuses connections."""
+        self._stop.set()
+        if self._listener:
+            self._listener.close()
+
+    def stop(self) -> None:
+        self.go_away()
+        for connection in self._stalled:
+            with contextlib.suppress(OSError):
+                connection.close()
+        if self._kubectl:
+            self._kubectl.terminate()
+            self._kubectl.wait(timeout=10)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(65536)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if self.stall_exec and "/exec?" in request_line:
+            self._stalled.append(client)  # held open, never answered
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        upstream.sendall(head)
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
