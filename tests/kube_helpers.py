@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
