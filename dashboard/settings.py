@@ -116,6 +116,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "drift.tasks.enqueue_due_snapshots",
         "schedule": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1)),
     },
+    # Rollouts are also followed by the page that shows them; this keeps them moving when nobody looks.
+    "track-rollouts": {
+        "task": "drift.tasks.track_rollouts",
+        "schedule": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1)),
+    },
 }
 
 LOGGING = {

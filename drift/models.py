@@ -313,6 +313,8 @@ class Rollout(models.Model):
         NOOP = "noop", "no change needed"
         REFUSED = "refused"
         DRY_RUN = "dry_run", "dry run"
+        # Waiting for its turn in a bulk rollout (drift.rollout.advance_batch starts it).
+        QUEUED = "queued"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="rollouts")
     kind = models.CharField(max_length=32)
@@ -341,4 +343,4 @@ class Rollout(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.status != self.Status.IN_PROGRESS
+        return self.status not in (self.Status.IN_PROGRESS, self.Status.QUEUED)

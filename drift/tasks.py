@@ -10,6 +10,7 @@ from django.utils import timezone
 from drift.clusters import check_cluster
 from drift.collect import snapshot
 from drift.models import Cluster, SnapshotRun
+from drift.rollout import follow_rollouts
 
 # A snapshot that takes longer than this is assumed dead; its lock expires and the next one may start.
 SNAPSHOT_LOCK_SECONDS = 600
@@ -49,3 +50,9 @@ def enqueue_due_snapshots() -> list[int]:
             due.append(cluster.pk)
             snapshot_cluster.delay(cluster.pk)
     return due
+
+
+@shared_task
+def track_rollouts() -> dict[str, int]:
+    """Follow rollouts in progress to their end and start the next group of each bulk rollout."""
+    return follow_rollouts()

@@ -90,3 +90,19 @@ def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@pytest.fixture
+def private_celery_queue(celery_queue: str) -> Iterator[str]:
+    """Tasks the code under test enqueues go to a queue no worker reads, emptied afterwards: without this a
+    demo worker on the same Redis would take them and run them against its own database."""
+    import redis
+
+    from dashboard.celery import app
+
+    queue = f"{celery_queue}-unread"
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    yield queue
+    app.conf.task_default_queue = default_queue
+    redis.Redis.from_url(settings.REDIS_URL).delete(queue)

@@ -1,0 +1,98 @@
+import time
+from argparse import ArgumentParser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from drift.models import Cluster, Rollout
+from drift.rollout import Plan, Target, refresh_rollout, request_rollout
+
+# What people type (kubectl's names and short names) -> the kind Kubernetes spells.
+KINDS = {
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
+    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "job": "Job", "jobs": "Job",
+    "cronjob": "CronJob", "cronjobs": "CronJob", "cj": "CronJob",
+    "replicaset": "ReplicaSet", "replicasets": "ReplicaSet", "rs": "ReplicaSet",
+}  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = (
+        "Roll out a workload so its pods read the current ConfigMaps and Secrets: the same operation as the "
+        "dashboard's Roll out button, recorded under --actor."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("workload", metavar="KIND/NAME", help="e.g. deployment/env-demo, sts/db, ds/agent")
+        parser.add_argument("-n", "--namespace", required=True)
+        parser.add_argument("--cluster", help="registered cluster name (default: the only one registered)")
+        parser.add_argument("--dry-run", action="store_true", help="plan and ask the API server for a dry run only")
+        parser.add_argument("--actor", required=True, help="who asks; recorded in the audit history")
+        parser.add_argument("--wait", action="store_true", help="follow the rollout until it ends")
+        parser.add_argument("--timeout", type=float, default=600, help="seconds --wait waits at most (default 600)")
+
+    def handle(self, *args: object, **options: object) -> None:
+        target = Target(_kind(str(options["workload"])), str(options["namespace"]), _name(str(options["workload"])))
+        cluster = _cluster(options["cluster"])
+        actor = str(options["actor"]).strip()
+        if not actor:
+            raise CommandError("--actor must name who asks for the rollout")
+        rollout, plan = request_rollout(cluster, target, actor, dry_run=bool(options["dry_run"]))
+        self._describe(plan)
+        if rollout.status == Rollout.Status.IN_PROGRESS and options["wait"]:
+            rollout = self._follow(rollout, float(options["timeout"]))
+        self.stdout.write(f"{target}: {rollout.get_status_display().lower()}: {rollout.message}")
+        if rollout.status in (Rollout.Status.REFUSED, Rollout.Status.FAILED, Rollout.Status.PAUSED):
+            raise CommandError(f"rollout of {target} {rollout.get_status_display().lower()}")
+
+    def _describe(self, plan: Plan) -> None:
+        if plan.strategy:
+            self.stdout.write(f"strategy: {plan.strategy}")
+        for source in plan.sources:
+            state = f"resourceVersion {source.resource_version}" if source.content_hash else "absent"
+            self.stdout.write(f"reads {source.kind} {source.name} ({state})")
+        if plan.pods:
+            self.stdout.write(f"pods to replace: {', '.join(plan.pods)}")
+        if plan.dry_run:
+            self.stdout.write(plan.dry_run)
+        for warning in plan.warnings:
+            self.stdout.write(f"warning: {warning}")
+
+    def _follow(self, rollout: Rollout, timeout: float) -> Rollout:
+        deadline = time.monotonic() + timeout
+        while rollout.status == Rollout.Status.IN_PROGRESS and time.monotonic() < deadline:
+            time.sleep(1)
+            rollout = refresh_rollout(rollout)
+            self.stdout.write(
+                f"  {rollout.updated}/{rollout.desired} updated, {rollout.ready} ready, {rollout.available} available"
+            )
+        return rollout
+
+
+def _kind(workload: str) -> str:
+    kind, _, name = workload.partition("/")
+    if not name:
+        raise CommandError(f"give the workload as KIND/NAME, e.g. deployment/env-demo (got {workload!r})")
+    if kind.lower() not in KINDS:
+        raise CommandError(f"unknown kind {kind!r}: use deployment, statefulset or daemonset")
+    return KINDS[kind.lower()]
+
+
+def _name(workload: str) -> str:
+    return workload.partition("/")[2]
+
+
+def _cluster(name: object) -> Cluster:
+    if name:
+        cluster = Cluster.objects.filter(name=str(name)).first()
+        if cluster is None:
+            raise CommandError(f"no cluster named {name!r}")
+        return cluster
+    clusters = list(Cluster.objects.all()[:2])
+    if not clusters:
+        raise CommandError("no cluster registered: add one with `manage.py cluster add`")
+    if len(clusters) > 1:
+        raise CommandError("several clusters are registered: say which with --cluster")
+    return clusters[0]

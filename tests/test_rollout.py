@@ -1,0 +1,237 @@
+"""The pure half of drift.rollout: workloads as the API server returns them (plain dicts) in, decisions out."""
+
+import pytest
+
+from drift.rollout import (
+    Target,
+    busy_reason,
+    config_hash,
+    gitops_warning,
+    not_rollable_reason,
+    paused_reason,
+    progress_of,
+    referenced_sources,
+    selector_string,
+    update_strategy,
+)
+
+KEY = "driftwatch.io/config-hash"
+
+
+def deployment(spec=None, status=None, generation=2, labels=None, annotations=None):
+    return {
+        "metadata": {
+            "name": "web",
+            "namespace": "shop",
+            "generation": generation,
+            "labels": labels or {},
+            "annotations": annotations or {},
+        },
+        "spec": {"replicas": 3, **(spec or {})},
+        "status": status or {},
+    }
+
+
+def progressing(reason, status="True", message=""):
+    return {"conditions": [{"type": "Progressing", "status": status, "reason": reason, "message": message}]}
+
+
+DONE = {
+    "observedGeneration": 2,
+    "replicas": 3,
+    "updatedReplicas": 3,
+    "readyReplicas": 3,
+    "availableReplicas": 3,
+    **progressing("NewReplicaSetAvailable"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "expected", "refused"),
+    [
+        ("Deployment", {}, "at most 25% extra and 25% unavailable", False),
+        ("Deployment", {"strategy": {"type": "Recreate"}}, "expect downtime", False),
+        ("Deployment", {"strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}, "1 extra and 0", False),
+        ("StatefulSet", {}, "highest ordinal first", False),
+        ("StatefulSet", {"updateStrategy": {"rollingUpdate": {"partition": 2}}}, "ordinal 2 or above", False),
+        ("StatefulSet", {"updateStrategy": {"type": "OnDelete"}}, "OnDelete", True),
+        ("DaemonSet", {}, "node by node, at most 1 unavailable", False),
+        ("DaemonSet", {"updateStrategy": {"type": "OnDelete"}}, "OnDelete", True),
+    ],
+)
+def test_it_describes_the_update_strategy(kind, spec, expected, refused):
+    text, refusal = update_strategy(kind, {"metadata": {"name": "x"}, "spec": spec})
+    assert expected in text
+    assert (refusal is not None) is refused
+    if refused:
+        assert "restart nothing" in refusal
+
+
+def test_it_refuses_a_paused_deployment_and_says_how_to_resume_it():
+    reason = paused_reason("Deployment", deployment({"paused": True}))
+    assert "paused" in reason
+    assert "kubectl -n shop rollout resume deployment/web" in reason
+    assert paused_reason("Deployment", deployment()) is None
+    assert paused_reason("StatefulSet", {"spec": {"paused": True}}) is None
+
+
+@pytest.mark.parametrize(
+    ("workload", "busy"),
+    [
+        (deployment(status=DONE), False),
+        (deployment(status={**DONE, "observedGeneration": 1}), True),
+        (deployment(status={**DONE, "updatedReplicas": 1, **progressing("ReplicaSetUpdated")}), True),
+        # A pod that crashed after the rollout finished does not make the Deployment busy.
+        (deployment(status={**DONE, "availableReplicas": 2}), False),
+        # A stuck rollout may be fixed by a new template: not busy.
+        (deployment(status={**DONE, "updatedReplicas": 1, **progressing("ProgressDeadlineExceeded", "False")}), False),
+    ],
+    ids=["done", "not-observed", "rolling", "pod-crashed-later", "deadline-exceeded"],
+)
+def test_it_tells_a_deployment_rollout_in_progress(workload, busy):
+    reason = busy_reason("Deployment", workload)
+    assert (reason is not None) is busy
+
+
+def test_it_tells_statefulset_and_daemonset_rollouts_in_progress():
+    sts = {"metadata": {"generation": 1}, "spec": {"replicas": 2}}
+    done = {"observedGeneration": 1, "updatedReplicas": 2, "currentRevision": "a", "updateRevision": "a"}
+    assert busy_reason("StatefulSet", {**sts, "status": done}) is None
+    assert "1 of 2" in busy_reason(
+        "StatefulSet", {**sts, "status": {**done, "updatedReplicas": 1, "updateRevision": "b"}}
+    )
+    ds = {"metadata": {"generation": 1}, "spec": {}}
+    ds_status = {"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2}
+    assert busy_reason("DaemonSet", {**ds, "status": ds_status}) is None
+    assert busy_reason("DaemonSet", {**ds, "status": {**ds_status, "updatedNumberScheduled": 1}}) is not None
+
+
+@pytest.mark.parametrize(
+    ("workload", "state", "words"),
+    [
+        # Right after the patch the status still shows the previous generation, complete: not ours yet.
+        (deployment(status={**DONE, "observedGeneration": 1}), "in_progress", "waiting for the Deployment controller"),
+        (deployment(status={**DONE, "updatedReplicas": 1, "replicas": 4}), "in_progress", "3 old pod(s) still to stop"),
+        (deployment(status={**DONE, "replicas": 4}), "in_progress", "1 old pod(s)"),
+        (deployment(status=DONE), "complete", "3 of 3 updated, 3 ready, 3 available"),
+        (
+            deployment(
+                {"progressDeadlineSeconds": 30},
+                {
+                    **DONE,
+                    "updatedReplicas": 1,
+                    **progressing("ProgressDeadlineExceeded", "False", "RS web-2 timed out"),
+                },
+            ),
+            "failed",
+            "progress deadline exceeded (30s",
+        ),
+        (deployment({"paused": True}, {**DONE, "updatedReplicas": 1}), "paused", "resume it"),
+    ],
+    ids=["old-generation", "rolling", "old-pods-left", "complete", "deadline", "paused"],
+)
+def test_it_follows_a_deployment_rollout(workload, state, words):
+    progress = progress_of("Deployment", workload, generation=2)
+    assert progress.state == state
+    assert words in progress.message
+    assert progress.desired == 3
+
+
+def test_it_follows_statefulset_and_daemonset_rollouts():
+    sts = {"spec": {"replicas": 2}, "status": {"observedGeneration": 2, "updatedReplicas": 1, "readyReplicas": 2}}
+    sts["status"] |= {"currentRevision": "a", "updateRevision": "b"}
+    assert progress_of("StatefulSet", sts, 2).state == "in_progress"
+    sts["status"] |= {"updatedReplicas": 2, "currentRevision": "b"}
+    assert progress_of("StatefulSet", sts, 2).state == "complete"
+    ds = {"spec": {}, "status": {"observedGeneration": 3, "desiredNumberScheduled": 2, "updatedNumberScheduled": 1}}
+    ds["status"] |= {"numberReady": 2, "numberAvailable": 2}
+    assert progress_of("DaemonSet", ds, 3).state == "in_progress"
+    ds["status"]["updatedNumberScheduled"] = 2
+    done = progress_of("DaemonSet", ds, 3)
+    assert (done.state, done.desired, done.updated, done.available) == ("complete", 2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "words"),
+    [
+        ({"argocd.argoproj.io/instance": "shop"}, {}, "Argo CD (application shop)"),
+        (
+            {"app.kubernetes.io/instance": "shop"},
+            {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:x/web"},
+            "Argo CD (application shop)",
+        ),
+        (
+            {"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"},
+            {},
+            "Flux (Kustomization flux-system/apps)",
+        ),
+        ({"helm.toolkit.fluxcd.io/name": "shop"}, {}, "Flux (HelmRelease shop)"),
+    ],
+    ids=["argo-label", "argo-tracking-annotation", "flux-kustomization", "flux-helm"],
+)
+def test_it_warns_that_gitops_tools_will_see_the_annotation_as_drift(labels, annotations, words):
+    warning = gitops_warning(deployment(labels=labels, annotations=annotations), KEY)
+    assert words in warning
+    assert KEY in warning
+    assert "drift" in warning
+
+
+def test_it_does_not_warn_for_helm_alone():
+    # app.kubernetes.io/instance is also Helm's label: without an Argo CD annotation it says nothing.
+    assert gitops_warning(deployment(labels={"app.kubernetes.io/instance": "shop"}), KEY) is None
+
+
+def test_it_spells_label_selectors_like_the_api():
+    selector = {
+        "matchLabels": {"app": "web", "tier": "front"},
+        "matchExpressions": [
+            {"key": "env", "operator": "In", "values": ["a", "b"]},
+            {"key": "canary", "operator": "DoesNotExist"},
+            {"key": "zone", "operator": "NotIn", "values": ["z"]},
+            {"key": "owner", "operator": "Exists"},
+        ],
+    }
+    assert selector_string(selector) == "app=web,tier=front,env in (a,b),!canary,zone notin (z),owner"
+
+
+def test_it_finds_every_source_a_pod_template_reads():
+    template = {
+        "spec": {
+            "initContainers": [{"name": "init", "envFrom": [{"secretRef": {"name": "db"}}]}],
+            "containers": [
+                {
+                    "name": "app",
+                    "envFrom": [{"configMapRef": {"name": "env-config"}}],
+                    "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "other", "key": "x"}}}],
+                    "volumeMounts": [{"name": "conf", "mountPath": "/etc/conf"}],
+                }
+            ],
+            "volumes": [
+                {"name": "conf", "configMap": {"name": "env-config"}},
+                {"name": "unused", "secret": {"secretName": "nope"}},
+            ],
+        }
+    }
+    assert referenced_sources(template) == [("ConfigMap", "env-config"), ("ConfigMap", "other"), ("Secret", "db")]
+
+
+def test_the_config_hash_depends_on_content_only():
+    one = config_hash({("ConfigMap", "a"): "h1", ("Secret", "b"): "h2"})
+    assert one == config_hash({("Secret", "b"): "h2", ("ConfigMap", "a"): "h1"})
+    assert one != config_hash({("ConfigMap", "a"): "h1-changed", ("Secret", "b"): "h2"})
+    assert config_hash({("ConfigMap", "a"): None}) != config_hash({})
+    assert len(one) == 64
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("Pod", "Delete it and create it again"),
+        ("Job", "Delete the Job and create it again"),
+        ("CronJob", "kubectl -n shop create job --from=cronjob/nightly nightly-now"),
+        ("ReplicaSet", "Manage it with a Deployment"),
+        ("Node", "Driftwatch rolls out Deployments, StatefulSets and DaemonSets"),
+    ],
+)
+def test_it_explains_what_works_instead_for_kinds_it_cannot_roll_out(kind, words):
+    assert words in not_rollable_reason(Target(kind, "shop", "nightly"))
