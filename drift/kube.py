@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
+import certifi
 import urllib3
 import websocket
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.stream import stream as k8s_stream
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 
@@ -205,66 +208,120 @@ class KubeClient:
         self, namespace: str, pod: str, container: str, command: list[str], timeout_seconds: float
     ) -> str:
         """Run `command` in a container and return its standard output. A non-zero exit, a hang past
-        the timeout, or a refusal raise KubeError subclasses with a reason a person can act on."""
+        the timeout, or a refusal raise KubeError subclasses with a reason a person can act on.
+
+        We speak the exec websocket protocol (v4.channel.k8s.io) ourselves rather than through the
+        client library's stream(), which opens the socket without any timeout: a stalled handshake
+        would hang a worker forever."""
         self.limiter.wait()
         with self._count_lock:
             self.request_count += 1
-        api = k8s_client.ApiClient(self.configuration)
-        # The client library opens the websocket without a timeout, so a stalled handshake would hang
-        # forever; websocket-client takes its default from this process-wide setting. Every thread of
-        # one snapshot uses the same cluster's timeout, so they agree on the value.
-        websocket.setdefaulttimeout(timeout_seconds)
+        query = [("container", container), ("stdout", "true"), ("stderr", "true")]
+        query += [("command", part) for part in command]
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/exec?{urlencode(query)}"
+        url = re.sub(r"^http", "ws", self.configuration.host) + path
+        auth: dict[str, str] = {}
+        self.api.update_params_for_auth(auth, [], ["BearerToken"])
+        header = ["sec-websocket-protocol: v4.channel.k8s.io"]
+        header += [f"authorization: {value}" for key, value in auth.items() if key.lower() == "authorization"]
+        deadline = time.monotonic() + timeout_seconds
+        what = f"exec into {namespace}/{pod}/{container}"
+        ws = websocket.WebSocket(sslopt=_ssl_options(self.configuration, url), skip_utf8_validation=True)
         try:
-            core = k8s_client.CoreV1Api(api)
             try:
-                ws = k8s_stream(
-                    core.connect_get_namespaced_pod_exec,
-                    pod,
-                    namespace,
-                    container=container,
-                    command=command,
-                    stderr=True,
-                    stdin=False,
-                    stdout=True,
-                    tty=False,
-                    _preload_content=False,
-                    _request_timeout=timeout_seconds,
-                )
-            except ApiException as error:
-                raise translate_api_exception(error, f"create pods/exec in {namespace}") from None
+                ws.connect(url, header=header, timeout=timeout_seconds)
+            except websocket.WebSocketBadStatusException as error:
+                raise _exec_refusal(error.status_code, namespace, pod, error) from None
             except (websocket.WebSocketTimeoutException, TimeoutError):
-                raise ExecTimeout(
-                    f"exec into {namespace}/{pod}/{container} timed out after {timeout_seconds:g}s"
-                ) from None
-            except (urllib3.exceptions.HTTPError, OSError) as error:
-                raise Unreachable(f"exec into {namespace}/{pod}: {_first_line(error)}") from None
-            except Exception as error:  # the websocket handshake reports HTTP errors as its own types
-                raise _translate_handshake_error(error, namespace, pod) from None
-            stdout: list[str] = []
-            stderr: list[str] = []
-            deadline = time.monotonic() + timeout_seconds
-            try:
-                while ws.is_open():
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise ExecTimeout(
-                            f"exec into {namespace}/{pod}/{container} timed out after {timeout_seconds:g}s"
-                        )
-                    ws.update(timeout=min(remaining, 1.0))
-                    if ws.peek_stdout():
-                        stdout.append(ws.read_stdout())
-                    if ws.peek_stderr():
-                        stderr.append(ws.read_stderr())
-                stdout.append(ws.read_stdout() if ws.peek_stdout() else "")
-                code = ws.returncode
-            finally:
-                ws.close()
-            if code not in (0, None):
-                message = "".join(stderr).strip() or "".join(stdout).strip()
-                raise ExecFailed(f"exit code {code}: {_first_line(message)}")
-            return "".join(stdout)
+                raise ExecTimeout(f"{what} timed out after {timeout_seconds:g}s") from None
+            except (OSError, websocket.WebSocketException) as error:
+                raise Unreachable(f"{what}: {_first_line(error)}") from None
+            stdout, stderr, status = _read_exec_channels(ws, deadline, what, timeout_seconds)
         finally:
-            api.close()
+            ws.close(timeout=0)
+        if status.get("status") == "Failure":
+            message = stderr.decode("utf-8", "replace").strip() or status.get("message", "")
+            code = _exit_code(status)
+            prefix = f"exit code {code}" if code is not None else "failed"
+            raise ExecFailed(f"{prefix}: {_first_line(message)}")
+        return stdout.decode("utf-8", "surrogateescape")
+
+
+MAX_EXEC_OUTPUT_BYTES = 16 * 1024 * 1024
+STDOUT_CHANNEL, STDERR_CHANNEL, STATUS_CHANNEL = 1, 2, 3
+
+
+def _read_exec_channels(
+    ws: websocket.WebSocket, deadline: float, what: str, timeout_seconds: float
+) -> tuple[bytes, bytes, dict[str, Any]]:
+    stdout, stderr = bytearray(), bytearray()
+    status: dict[str, Any] = {}
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ExecTimeout(f"{what} timed out after {timeout_seconds:g}s")
+        ws.settimeout(remaining)
+        try:
+            opcode, data = ws.recv_data()
+        except (websocket.WebSocketTimeoutException, TimeoutError):
+            raise ExecTimeout(f"{what} timed out after {timeout_seconds:g}s") from None
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if not data:
+            continue
+        channel, payload = data[0], data[1:]
+        if channel == STDOUT_CHANNEL:
+            stdout += payload
+        elif channel == STDERR_CHANNEL:
+            stderr += payload
+        elif channel == STATUS_CHANNEL:
+            status = json.loads(payload or b"{}")
+        if len(stdout) + len(stderr) > MAX_EXEC_OUTPUT_BYTES:
+            raise ExecFailed(f"{what}: output larger than {MAX_EXEC_OUTPUT_BYTES // (1024 * 1024)} MiB")
+    return bytes(stdout), bytes(stderr), status
+
+
+def _exit_code(status: dict[str, Any]) -> int | None:
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message", ""))
+            except ValueError:
+                return None
+    return None
+
+
+def _ssl_options(configuration: k8s_client.Configuration, url: str) -> dict[str, Any]:
+    """The same TLS settings the client library uses for its own websockets."""
+    if url.startswith("wss://") and configuration.verify_ssl:
+        options: dict[str, Any] = {
+            "cert_reqs": ssl.CERT_REQUIRED,
+            "ca_certs": configuration.ssl_ca_cert or certifi.where(),
+        }
+        if configuration.assert_hostname is not None:
+            options["check_hostname"] = configuration.assert_hostname
+    else:
+        options = {"cert_reqs": ssl.CERT_NONE}
+    if configuration.cert_file:
+        options["certfile"] = configuration.cert_file
+    if configuration.key_file:
+        options["keyfile"] = configuration.key_file
+    if configuration.tls_server_name:
+        options["server_hostname"] = configuration.tls_server_name
+    return options
+
+
+def _exec_refusal(status: int, namespace: str, pod: str, error: Exception) -> KubeError:
+    if status == 403:
+        permission = f"create pods/exec in {namespace}"
+        return Forbidden(f"forbidden: {permission}", permission=permission)
+    if status == 404:
+        return NotFound(f"pod {namespace}/{pod} is gone")
+    if status == 401:
+        return KubeConfigError("the API server rejected the credentials (401)")
+    return ExecFailed(f"exec into {namespace}/{pod} refused: {status} {_first_line(error)}")
 
 
 class ExecFailed(KubeError):
@@ -286,15 +343,6 @@ def translate_api_exception(error: ApiException, what: str) -> KubeError:
     if error.status in (0, None):
         return Unreachable(f"API server unreachable: {reason}")
     return ApiRefused(f"{what}: {error.status} {reason}", status=error.status)
-
-
-def _translate_handshake_error(error: Exception, namespace: str, pod: str) -> KubeError:
-    text = str(error)
-    if "403" in text:
-        return Forbidden(f"forbidden: create pods/exec in {namespace}", permission=f"create pods/exec in {namespace}")
-    if "404" in text:
-        return NotFound(f"pod {namespace}/{pod} is gone")
-    return ExecFailed(f"exec into {namespace}/{pod} could not start: {_first_line(text)}")
 
 
 def _status_message(error: ApiException) -> str:

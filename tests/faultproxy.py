@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 KUBECTL = Path.home() / ".cache" / "driftwatch"
@@ -29,6 +30,8 @@ class FaultProxy:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.stall_exec = False
+        # Called with the request line of each exec before it is passed on (e.g. to delete the pod first).
+        self.on_exec: Callable[[str], None] | None = None
         self._stop = threading.Event()
         self._stalled: list[socket.socket] = []
         self._kubectl: subprocess.Popen | None = None
@@ -67,6 +70,9 @@ class FaultProxy:
         """Stop listening: the API server now refuses connections."""
         self._stop.set()
         if self._listener:
+            # shutdown() wakes the thread blocked in accept(); close() alone leaves the port listening.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
 
     def stop(self) -> None:
@@ -95,9 +101,12 @@ class FaultProxy:
                 return
             head += chunk
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-        if self.stall_exec and "/exec?" in request_line:
-            self._stalled.append(client)  # held open, never answered
-            return
+        if "/exec?" in request_line:
+            if self.stall_exec:
+                self._stalled.append(client)  # held open, never answered
+                return
+            if self.on_exec:
+                self.on_exec(request_line)
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         upstream.sendall(head)
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
