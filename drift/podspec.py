@@ -166,7 +166,11 @@ def _volume_consumption(
     if sub_path:
         # A subPath mounts one file (or folder) of the volume; with items, paths are the items' paths.
         first_segment = sub_path.split("/", 1)[0]
-        if items:
+        if "$(" in sub_path:
+            # A subPathExpr names its file through the container's variables: judge it against every
+            # key, so a change anywhere counts (never a "fresh" for a key we could not name).
+            keys: tuple[str, ...] = ()
+        elif items:
             keys = tuple(key for path, key in items if path == sub_path or path.split("/", 1)[0] == first_segment)
         else:
             keys = (first_segment,)

@@ -1,0 +1,159 @@
+"""Reading pod specs: every way a container consumes a ConfigMap or Secret, owners, container runs."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from drift.podspec import ConsumptionSpec, consumptions_of, container_runs, data_modified_at, top_owner
+
+
+def spec_with(container, volumes=()):
+    return {"containers": [container], "volumes": list(volumes)}
+
+
+CASES = [
+    pytest.param(
+        {"env": [{"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "log_level"}}}]},
+        [],
+        [ConsumptionSpec("ConfigMap", "cm", "env", keys=("log_level",), env_names=(("LEVEL", "log_level"),))],
+        id="configMapKeyRef",
+    ),
+    pytest.param(
+        {"env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token", "optional": True}}}]},
+        [],
+        [ConsumptionSpec("Secret", "s", "env", keys=("token",), env_names=(("T", "token"),), optional=True)],
+        id="secretKeyRef-optional",
+    ),
+    pytest.param(
+        {"env": [{"name": "plain", "value": "x"}, {"name": "F", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]},
+        [],
+        [],
+        id="plain-and-fieldRef-are-not-config",
+    ),
+    pytest.param(
+        {"envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "APP_"}, {"secretRef": {"name": "s"}}],
+         "env": [{"name": "APP_mode", "value": "override"}]},
+        [],
+        [
+            ConsumptionSpec("ConfigMap", "cm", "envFrom", env_prefix="APP_", shadowed_env=("APP_mode",)),
+            ConsumptionSpec("Secret", "s", "envFrom", shadowed_env=("APP_mode",)),
+        ],
+        id="envFrom-prefix-and-shadowing",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/config"}]},
+        [{"name": "v", "configMap": {"name": "cm"}}],
+        [ConsumptionSpec("ConfigMap", "cm", "volume", mount_path="/etc/config")],
+        id="volume-all-keys",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/config"}]},
+        [{"name": "v", "configMap": {"name": "cm", "items": [{"key": "a", "path": "conf/a.ini"}], "optional": True}}],
+        [ConsumptionSpec("ConfigMap", "cm", "volume", keys=("a",), paths=(("conf/a.ini", "a"),),
+                         mount_path="/etc/config", optional=True)],
+        id="volume-items",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/secret", "readOnly": True}]},
+        [{"name": "v", "secret": {"secretName": "s", "defaultMode": 256}}],
+        [ConsumptionSpec("Secret", "s", "volume", mount_path="/etc/secret")],
+        id="secret-volume",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/nginx/nginx.conf", "subPath": "nginx.conf"}]},
+        [{"name": "v", "configMap": {"name": "nginx-config"}}],
+        [ConsumptionSpec("ConfigMap", "nginx-config", "subPath", keys=("nginx.conf",),
+                         mount_path="/etc/nginx/nginx.conf", sub_path="nginx.conf")],
+        id="subPath",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/x", "subPath": "conf/a.ini"}]},
+        [{"name": "v", "configMap": {"name": "cm", "items": [{"key": "a", "path": "conf/a.ini"},
+                                                              {"key": "b", "path": "other"}]}}],
+        [ConsumptionSpec("ConfigMap", "cm", "subPath", keys=("a",), paths=(("conf/a.ini", "a"),),
+                         mount_path="/etc/x", sub_path="conf/a.ini")],
+        id="subPath-through-items",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/x", "subPathExpr": "$(POD_NAME)"}]},
+        [{"name": "v", "configMap": {"name": "cm"}}],
+        [ConsumptionSpec("ConfigMap", "cm", "subPath", mount_path="/etc/x", sub_path="$(POD_NAME)")],
+        id="subPathExpr",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "v", "mountPath": "/etc/all"}]},
+        [{"name": "v", "projected": {"sources": [
+            {"configMap": {"name": "cm", "items": [{"key": "k", "path": "k"}]}},
+            {"secret": {"name": "s"}},
+            {"serviceAccountToken": {"path": "token"}},
+        ]}}],
+        [
+            ConsumptionSpec("ConfigMap", "cm", "projected", keys=("k",), paths=(("k", "k"),), mount_path="/etc/all"),
+            ConsumptionSpec("Secret", "s", "projected", mount_path="/etc/all"),
+        ],
+        id="projected",
+    ),
+    pytest.param(
+        {"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+        [{"name": "data", "emptyDir": {}}],
+        [],
+        id="other-volumes-ignored",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("container", "volumes", "expected"), CASES)
+def test_consumptions(container, volumes, expected):
+    container = {"name": "app", **container}
+    assert consumptions_of(spec_with(container, volumes), container) == expected
+
+
+@pytest.mark.parametrize(
+    ("references", "intermediate", "expected"),
+    [
+        ([{"kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": True}], {"rs": ("Deployment", "web")},
+         ("Deployment", "web")),
+        ([{"kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": True}], {}, ("ReplicaSet", "web-1")),
+        ([{"kind": "Job", "name": "nightly-1", "uid": "j", "controller": True}], {"j": ("CronJob", "nightly")},
+         ("CronJob", "nightly")),
+        ([{"kind": "StatefulSet", "name": "db", "uid": "s", "controller": True}], {}, ("StatefulSet", "db")),
+        ([{"kind": "DaemonSet", "name": "agent", "uid": "d", "controller": True}], {}, ("DaemonSet", "agent")),
+        ([{"kind": "Node", "name": "n", "uid": "n"}], {}, ("Pod", "bare")),
+        ([], {}, ("Pod", "bare")),
+    ],
+    ids=["deployment", "orphan-replicaset", "cronjob", "statefulset", "daemonset", "non-controller", "bare"],
+)  # fmt: skip
+def test_top_owner(references, intermediate, expected):
+    assert top_owner({"name": "bare", "ownerReferences": references}, intermediate) == expected
+
+
+def test_container_runs_cover_init_containers_and_stand_in_identities():
+    pod = {
+        "metadata": {"uid": "u1"},
+        "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "app"}, {"name": "waiting"}]},
+        "status": {
+            "initContainerStatuses": [{"name": "init", "containerID": "containerd://abc",
+                                       "state": {"terminated": {"startedAt": "2026-11-25T10:00:00Z"}}}],
+            "containerStatuses": [
+                {"name": "app", "restartCount": 2, "state": {"running": {"startedAt": "2026-11-25T10:00:05Z"}}},
+                {"name": "waiting", "state": {"waiting": {"reason": "ContainerCreating"}}},
+            ],
+        },
+    }  # fmt: skip
+    init, app, waiting = container_runs(pod)
+    assert (init.init, init.identity, init.running) == (True, "containerd://abc", False)
+    assert (app.identity, app.running) == ("u1/app/2/2026-11-25T10:00:05+00:00", True)
+    assert app.started_at == datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+    assert (waiting.started_at, waiting.running, waiting.identity) == (None, False, "u1/waiting/0/pending")
+
+
+def test_data_modified_at_takes_the_managers_of_data():
+    metadata = {
+        "managedFields": [
+            {"manager": "kubectl-create", "time": "2026-11-25T10:00:00Z", "fieldsV1": {"f:data": {}}},
+            {"manager": "kubectl-edit", "time": "2026-11-25T11:00:00Z", "fieldsV1": {"f:data": {"f:a": {}}}},
+            {"manager": "labeller", "time": "2026-11-25T12:00:00Z", "fieldsV1": {"f:metadata": {}}},
+        ]
+    }
+    assert data_modified_at(metadata) == datetime(2026, 11, 25, 11, tzinfo=UTC)
+    assert data_modified_at({}) is None

@@ -1,0 +1,94 @@
+"""A Secret's value never reaches Postgres, Redis or a log line: the worker hashes it as it arrives.
+
+The snapshot runs the production way, as a Celery task through the real Redis broker in a real
+worker process; then the whole test database is dumped with pg_dump and searched for the canary."""
+
+import base64
+import logging
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from drift.clusters import register_cluster
+from drift.models import Observation, SnapshotRun, SourceVersion
+from drift.report import drift_rows
+from drift.tasks import snapshot_cluster
+from tests.kube_helpers import deployment
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+
+def database_dump() -> str:
+    database = settings.DATABASES["default"]
+    result = subprocess.run(
+        ["pg_dump", "--data-only", "-h", database["HOST"], "-p", str(database["PORT"]), "-U", database["USER"],
+         connection.settings_dict["NAME"]],
+        env={"PGPASSWORD": database["PASSWORD"], "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return result.stdout
+
+
+def redis_contents() -> str:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    values = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            values.append(client.get(key) or b"")
+        elif kind == b"list":
+            values.extend(client.lrange(key, 0, -1))
+        elif kind == b"hash":
+            values.extend(client.hgetall(key).values())
+    return b"\n".join(values).decode("utf-8", "replace")
+
+
+def test_a_secret_canary_never_appears_in_the_database_redis_or_logs(kubeconfig, kube, celery_worker_process, caplog):
+    canary = f"canary-{uuid.uuid4().hex}"
+    encoded = base64.b64encode(canary.encode()).decode()
+    kube.secret("app-secret", {"token": canary, "password": canary + "-2"})
+    container = {
+        "name": "app",
+        "image": "nginx:1.27",
+        "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "token"}}}],
+        "envFrom": [{"secretRef": {"name": "app-secret"}, "prefix": "S_"}],
+        "volumeMounts": [{"name": "secret", "mountPath": "/etc/secret"}],
+    }
+    kube.create_deployment(
+        deployment("uses-secret", [container], [{"name": "secret", "secret": {"secretName": "app-secret"}}])
+    )
+    kube.wait_deployment_ready("uses-secret")
+    [pod] = kube.ready_pods("uses-secret")
+    kube.wait_exec_ready(pod.metadata.name)
+    cluster, _ = register_cluster("local", kubeconfig_path=str(kubeconfig))
+
+    with caplog.at_level(logging.DEBUG):
+        assert snapshot_cluster.delay(cluster.pk).get(timeout=120) == SnapshotRun.Status.SUCCEEDED
+    # The test's own client logs response bodies at DEBUG; only Driftwatch's logs are under test.
+    kube.edit_secret("app-secret", {"token": canary + "-rotated"})
+    with caplog.at_level(logging.DEBUG):
+        assert snapshot_cluster.delay(cluster.pk).get(timeout=120) == SnapshotRun.Status.SUCCEEDED
+
+    # The snapshot really read the Secret and the container's environment...
+    versions = SourceVersion.objects.filter(source__name="app-secret", source__namespace=kube.namespace)
+    assert versions.count() == 2
+    assert all(set(version.key_hashes) == {"token", "password"} and version.data == {} for version in versions)
+    assert Observation.objects.filter(consumption__source_name="app-secret", ok=True).count() == 2
+    rows = [row for row in drift_rows(cluster, namespace=kube.namespace) if row.source["name"] == "app-secret"]
+    assert {(row.mode, row.verdict) for row in rows} >= {("env", "stale"), ("envFrom", "stale")}
+
+    # ...and yet its value is nowhere.
+    dump = database_dump()
+    assert "app-secret" in dump, "the dump covers the test database"
+    for needle in (canary, encoded):
+        assert needle not in dump
+        assert needle not in redis_contents()
+        assert needle not in caplog.text
+    worker_logs = [path.read_text(errors="replace") for path in ARTIFACTS.glob("celery-worker-*.log")]
+    assert worker_logs
+    assert all(canary not in text for text in worker_logs)
