@@ -1,13 +1,46 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
-from dashboard import views
+from dashboard.views import audit, health, overview, pods, rollouts, sources, workloads
 
+
+class SourceKinds:
+    """configmaps or secrets, as the API spells them in paths."""
+
+    regex = "configmaps|secrets"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(SourceKinds, "sourcekinds")
+
+# A cluster's objects live under /clusters/CLUSTER/NAMESPACE/..., named as Kubernetes names them.
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", overview.overview, name="overview"),
+    path(
+        "clusters/<slug:cluster>/<str:namespace>/workloads/<str:kind>/<str:name>/", workloads.workload, name="workload"
+    ),
+    path("clusters/<slug:cluster>/<str:namespace>/pods/<str:name>/", pods.pod, name="pod"),
+    path(
+        "clusters/<slug:cluster>/<str:namespace>/<sourcekinds:kinds>/<str:name>/",
+        sources.source,
+        name="source",
+    ),
+    path("audit/", audit.audit_log, name="audit"),
+    path("audit.csv", audit.audit_csv, name="audit-csv"),
+    path("rollouts/plan/", rollouts.plan, name="rollout-plan"),
+    path("rollouts/", rollouts.start, name="rollout-start"),
+    path("rollouts/<int:pk>/", rollouts.progress, name="rollout"),
+    path("rollouts/bulk/plan/", rollouts.bulk_plan, name="rollout-bulk-plan"),
+    path("rollouts/bulk/", rollouts.bulk_start, name="rollout-bulk-start"),
+    path("rollouts/batches/<uuid:batch_id>/", rollouts.batch, name="rollout-batch"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

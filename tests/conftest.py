@@ -106,3 +106,12 @@ def private_celery_queue(celery_queue: str) -> Iterator[str]:
     yield queue
     app.conf.task_default_queue = default_queue
     redis.Redis.from_url(settings.REDIS_URL).delete(queue)
+
+
+@pytest.fixture
+def plain_http(settings) -> None:
+    """Serve pages over plain HTTP, as the demo does: with HTTPS on (the default when DEBUG is off) every
+    request would be redirected to https://, which neither the test client nor the live server speaks."""
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False

@@ -1,0 +1,40 @@
+"""Small template helpers for Driftwatch's pages. Nothing here marks text safe: every value stays escaped."""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from dashboard import access
+
+register = template.Library()
+
+
+@register.filter
+def may_roll_out(user: AbstractBaseUser | AnonymousUser, namespace: str) -> bool:
+    return access.may_roll_out(user, namespace)
+
+
+@register.filter
+def percent(part: int | None, whole: int | None) -> int:
+    """0-100 for a progress bar; a whole of 0 counts as done."""
+    if not whole:
+        return 100
+    return max(0, min(100, round(100 * (part or 0) / whole)))
+
+
+@register.filter
+def short(value: str | None, length: int = 12) -> str:
+    text = value or ""
+    return text if len(text) <= length else text[:length] + "…"
+
+
+@register.filter
+def get(mapping: dict | None, key: str) -> object:
+    return (mapping or {}).get(key)
+
+
+@register.filter
+def plural(kind: str) -> str:
+    """ConfigMap -> configmaps, Secret -> secrets: how the source pages' URLs spell a kind."""
+    return {"ConfigMap": "configmaps", "Secret": "secrets"}.get(kind, kind.lower() + "s")

@@ -1,0 +1,26 @@
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.vary import vary_on_headers
+
+from dashboard.access import role_of
+from drift import queries
+from drift.models import Role
+
+
+@vary_on_headers("HX-Request")
+def overview(request: HttpRequest) -> HttpResponse:
+    """Per cluster, namespace and workload: pods per verdict. The body polls itself with the same query
+    string, so a refresh keeps the filters."""
+    filters = queries.OverviewFilters.from_query(request.GET)
+    ctx = {
+        "filters": filters,
+        "clusters": queries.overview(filters),
+        "options": queries.filter_options(filters.cluster),
+        "verdicts": queries.OVERVIEW_VERDICTS,
+        "query": request.GET.urlencode(),
+        "is_operator": role_of(request.user) == Role.OPERATOR,
+    }
+    template = "dashboard/overview.html"
+    if request.htmx and request.htmx.target == "overview-body":
+        template += "#overview-body"
+    return render(request, template, ctx)

@@ -1,0 +1,53 @@
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.vary import vary_on_headers
+
+from drift import queries
+from drift.diffs import key_diffs
+from drift.models import Cluster, Source
+
+KINDS = {"configmaps": Source.Kind.CONFIGMAP, "secrets": Source.Kind.SECRET}
+
+
+@vary_on_headers("HX-Request")
+def source(request: HttpRequest, cluster: str, namespace: str, kinds: str, name: str) -> HttpResponse:
+    """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=&b=, version ids),
+    and the pods that consume it. Secrets: keys and which changed, never values (none are stored)."""
+    kind = KINDS[kinds]
+    found = get_object_or_404(Cluster, name=cluster)
+    history = queries.source_history(found, namespace, kind, name)
+    if not history:
+        raise Http404(f"no {kind} {name} in namespace {namespace} of cluster {cluster}")
+    by_id = {str(entry.version.pk): entry for entry in history}
+    default_old = history[-2] if len(history) > 1 else history[-1]
+    old = by_id.get(request.GET.get("a", ""), default_old)
+    new = by_id.get(request.GET.get("b", ""), history[-1])
+    secret = kind == Source.Kind.SECRET
+    full = request.GET.get("full") == "1"  # every line, not only the changes and three lines around them
+    diffs = key_diffs(
+        old.version.key_hashes,
+        new.version.key_hashes,
+        None if secret else old.version.data,
+        None if secret else new.version.data,
+        frozenset(old.version.binary_keys) | frozenset(new.version.binary_keys),
+        context=None if full else 3,
+    )
+    ctx = {
+        "cluster": found,
+        "namespace": namespace,
+        "kind": kind,
+        "kinds": kinds,
+        "name": name,
+        "secret": secret,
+        "history": history,
+        "old": old,
+        "new": new,
+        "diffs": diffs,
+        "unchanged": [diff.key for diff in diffs if diff.status == "unchanged"],
+        "full": full,
+        "consumers": queries.source_consumers(found, namespace, kind, name),
+    }
+    template = "dashboard/source.html"
+    if request.htmx and request.htmx.target == "version-diff":
+        template += "#version-diff"
+    return render(request, template, ctx)

@@ -1,0 +1,181 @@
+"""The overview: pods per verdict per workload, filters and search, the self-refreshing body, the chart of
+stale pods over time, and empty states that say what to do."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.facts import Facts, user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
+
+
+@pytest.fixture
+def viewer(client):
+    # A viewer reads everything and may not roll out: most pages are tested as one.
+    client.force_login(user("vera", "viewer"))
+    return client
+
+
+@pytest.fixture
+def facts():
+    return Facts.for_cluster()
+
+
+@pytest.fixture
+def demo(facts):
+    """env-demo (2 pods) started before env-config changed: stale. nginx started after its config: fresh.
+    api in namespace shop reads a Secret that did not change: fresh."""
+    facts.source("env-config", (90, {"log_level": "INFO"}), (10, {"log_level": "DEBUG"}))
+    facts.source("nginx-config", (90, {"nginx.conf": "worker_processes 1;"}))
+    facts.source("db", (90, {"password": "s3cr3t"}), kind="Secret", namespace="shop")
+    for name in ("env-demo-a", "env-demo-b"):
+        facts.pod("env-demo", name, [{"source_name": "env-config"}])
+    facts.pod(
+        "nginx",
+        "nginx-a",
+        [
+            {
+                "source_name": "nginx-config",
+                "mode": "subPath",
+                "keys": ["nginx.conf"],
+                "mount_path": "/etc/nginx/nginx.conf",
+                "sub_path": "nginx.conf",
+            }
+        ],
+    )
+    facts.pod("api", "api-a", [{"source_kind": "Secret", "source_name": "db"}], namespace="shop")
+    facts.run(counts={"stale": 2, "fresh": 2})
+    return facts
+
+
+def workload_rows(response):
+    """{workload name: row text} from the overview table."""
+    html = response.content.decode()
+    rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", html, re.S)
+    found = {}
+    for row in rows:
+        name = re.search(r"/workloads/\w+/([\w-]+)/\">", row)
+        if name:
+            found[name.group(1)] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+    return found
+
+
+def test_it_requires_login(client):
+    response = client.get(reverse("overview"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_it_says_how_to_add_a_cluster_when_there_is_none(viewer):
+    response = viewer.get(reverse("overview"))
+    assert b"No cluster yet" in response.content
+    assert b"python manage.py cluster add NAME --kubeconfig PATH" in response.content
+
+
+def test_it_says_the_first_snapshot_is_pending(viewer, facts):
+    response = viewer.get(reverse("overview"))
+    assert b"First snapshot pending for cluster local" in response.content
+    assert b"python manage.py snapshot --cluster local" in response.content
+
+
+def test_it_shows_a_failing_snapshot_with_its_error_escaped(viewer, demo):
+    demo.run(
+        status="failed", minutes_ago=0.1, error="API server https://10.0.0.1 unreachable: <script>alert(1)</script>"
+    )
+    content = viewer.get(reverse("overview")).content.decode()
+    assert "Snapshots of local are failing" in content
+    assert "unreachable: &lt;script&gt;alert(1)&lt;/script&gt;" in content
+    assert "<script>alert(1)" not in content
+    # What was known before the failure stays visible.
+    assert "env-demo" in workload_rows(viewer.get(reverse("overview")))
+
+
+def test_it_counts_pods_per_worst_verdict_for_each_workload(viewer, demo):
+    rows = workload_rows(viewer.get(reverse("overview")))
+    # columns: workload, kind, stale, propagating, fresh, unknown, missing, stale sources
+    assert rows["env-demo"].startswith("env-demo Deployment 2 0 0 0 0 ConfigMap env-config since")
+    assert rows["nginx"].startswith("nginx Deployment 0 0 1 0 0")
+    assert rows["api"].startswith("api Deployment 0 0 1 0 0")
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ({"namespace": "shop"}, {"api"}),
+        ({"verdict": "stale"}, {"env-demo"}),
+        ({"verdict": "fresh"}, {"nginx", "api"}),
+        ({"source": "nginx-config"}, {"nginx"}),
+        ({"source": "db"}, {"api"}),
+        ({"q": "env-demo-b"}, {"env-demo"}),
+        ({"q": "NGINX"}, {"nginx"}),
+        ({"cluster": "local", "verdict": "stale", "namespace": "demo"}, {"env-demo"}),
+    ],
+)
+def test_it_filters_by_cluster_namespace_verdict_source_and_search(viewer, demo, query, shown):
+    assert set(workload_rows(viewer.get(reverse("overview"), query))) == shown
+
+
+def test_a_search_for_one_pod_counts_only_that_pod(viewer, demo):
+    rows = workload_rows(viewer.get(reverse("overview"), {"q": "env-demo-b"}))
+    assert rows["env-demo"].startswith("env-demo Deployment 1 0 0")
+
+
+def test_it_says_when_no_workload_matches_the_filters(viewer, demo):
+    content = viewer.get(reverse("overview"), {"q": "no-such-thing"}).content.decode()
+    assert "No workload in local matches these filters" in content
+    assert "Clear filters" in content
+
+
+def test_split_workloads_stand_out(viewer, facts):
+    facts.source("env-config", (90, {"log_level": "INFO"}), (10, {"log_level": "DEBUG"}))
+    facts.pod("web", "web-old", [{"source_name": "env-config"}], started_minutes_ago=30)
+    facts.pod("web", "web-new", [{"source_name": "env-config"}], started_minutes_ago=5)
+    facts.pod("steady", "steady-a", [{"source_name": "env-config"}], started_minutes_ago=5)
+    facts.run()
+    response = viewer.get(reverse("overview"))
+    assert "split" in workload_rows(response)["web"]
+    assert "split" not in workload_rows(response)["steady"]
+    assert set(workload_rows(viewer.get(reverse("overview"), {"verdict": "split"}))) == {"web"}
+
+
+def test_htmx_gets_only_the_body_which_polls_with_the_same_filters(viewer, demo):
+    query = {"namespace": "demo", "q": "env"}
+    full = viewer.get(reverse("overview"), query)
+    part = viewer.get(reverse("overview"), query, headers={"HX-Request": "true", "HX-Target": "overview-body"})
+    assert full["Vary"] and "HX-Request" in full["Vary"]
+    assert "HX-Request" in part["Vary"]
+    assert b"<html" in full.content
+    assert b"<html" not in part.content
+    body = part.content.decode()
+    assert body.lstrip().startswith('<div id="overview-body"')
+    assert 'hx-get="/?namespace=demo&amp;q=env"' in body
+    assert 'hx-trigger="every 10s' in body
+    assert set(workload_rows(part)) == {"env-demo"}
+
+
+def test_it_draws_stale_pods_over_time(viewer, facts):
+    for minutes_ago, stale in ((300, 0), (200, 4), (100, 2), (1, 1)):
+        facts.run(minutes_ago=minutes_ago, counts={"stale": stale, "fresh": 5})
+    facts.run(status="failed", minutes_ago=50, error="timeout")  # a failed run has no counts: no point
+    content = viewer.get(reverse("overview")).content.decode()
+    assert "<svg" in content
+    assert "Stale pods in local over the last 24 hours: 1 now, at most 4" in content
+    points = re.search(r'<polyline points="([^"]+)"', content).group(1).split()
+    assert len(points) == 4
+    heights = [float(point.split(",")[1]) for point in points]
+    assert heights[1] == min(heights)  # 4 stale is the highest point (smallest y)
+    assert heights[0] == max(heights)  # 0 stale sits on the axis
+
+
+def test_an_operator_can_select_workloads_for_a_bulk_rollout_and_a_viewer_cannot(client, demo):
+    client.force_login(user("olga", "operator", ["demo"]))
+    content = client.get(reverse("overview")).content.decode()
+    assert "Roll out selected" in content
+    assert 'aria-label="Select Deployment/env-demo"' in content
+    assert 'aria-label="Select Deployment/api"' not in content  # namespace shop is not hers
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    assert "Roll out selected" not in content
+    assert 'name="workload"' not in content

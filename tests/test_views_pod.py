@@ -1,0 +1,101 @@
+"""The pod page: each environment variable and file a container got from a ConfigMap or Secret, what it
+runs against what the source holds now, and the difference; Secrets as "hidden", never their values."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.facts import Facts, user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
+
+OLD_CONF = 'server {\n    listen 80;\n    set $x "a";\n}'
+NEW_CONF = 'server {\n    listen 8080;\n    set $x "a";\n}'
+
+
+@pytest.fixture
+def pod(client):
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    old_env = {"log_level": "INFO", "mode": "fast", "greeting": "<b>hi</b>"}
+    facts.source("env-config", (90, old_env), (10, {**old_env, "log_level": "DEBUG"}))
+    facts.source("app-config", (90, {"app.conf": OLD_CONF}), (10, {"app.conf": NEW_CONF}))
+    facts.source("db", (90, {"password": "hunter2"}), (10, {"password": "hunter3"}), kind="Secret")
+    facts.source("kube-root-ca.crt", (120, {"ca.crt": "cert"}))
+    consumes = [
+        {"source_name": "env-config", "mode": "envFrom", "env_prefix": "APP_", "shadowed_env": ["APP_mode"]},
+        {"source_name": "env-config", "mode": "env", "keys": ["log_level"], "env_names": {"LEVEL": "log_level"}},
+        {
+            "source_kind": "Secret",
+            "source_name": "db",
+            "mode": "env",
+            "keys": ["password"],
+            "env_names": {"DB_PASSWORD": "password"},
+        },
+        {
+            "source_name": "app-config",
+            "mode": "subPath",
+            "keys": ["app.conf"],
+            "mount_path": "/etc/app/app.conf",
+            "sub_path": "app.conf",
+        },
+        {
+            "source_name": "kube-root-ca.crt",
+            "mode": "projected",
+            "mount_path": "/var/run/secrets/kubernetes.io/serviceaccount",
+        },
+    ]
+    facts.pod("web", "web-1", consumes)
+    facts.run()
+    return client.get(reverse("pod", args=["local", "demo", "web-1"]))
+
+
+def section(response, title):
+    content = response.content.decode()
+    part = content.split(f">{title}</h2>")[1].split("</section>")[0]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", part))
+
+
+def test_it_shows_each_variable_running_against_current(pod):
+    env = section(pod, "Environment")
+    assert "app APP_log_level ConfigMap env-config key log_level INFO DEBUG differs stale" in env
+    assert "app LEVEL ConfigMap env-config key log_level INFO DEBUG differs stale" in env
+    # The container's own env overrides APP_mode, so envFrom's value for it is not what the container sees.
+    assert "APP_mode" not in env
+
+
+def test_secret_values_are_hidden_and_only_their_difference_shown(pod):
+    env = section(pod, "Environment")
+    assert re.search(r"DB_PASSWORD Secret db key password hidden \(rv \d+\) hidden \(rv \d+\) differs stale", env)
+    for secret_value in ("hunter2", "hunter3"):
+        assert secret_value not in pod.content.decode()
+
+
+def test_a_file_is_diffed_line_by_line(pod):
+    files = section(pod, "Files")
+    assert "/etc/app/app.conf ConfigMap app-config key app.conf" in files
+    html = pod.content.decode()
+    assert '<td class="code old">    listen 80;</td>' in html
+    assert '<td class="code new">    listen 8080;</td>' in html
+    assert "set $x &quot;a&quot;;" in html
+
+
+def test_values_are_escaped(pod):
+    html = pod.content.decode()
+    assert "<code>&lt;b&gt;hi&lt;/b&gt;</code>" in html
+    assert "<b>hi</b>" not in html
+    assert "APP_greeting ConfigMap env-config key greeting <b>hi</b> <b>hi</b> same stale" in section(
+        pod, "Environment"
+    ).replace("&lt;", "<").replace("&gt;", ">")
+
+
+def test_the_service_account_volume_is_folded_away(pod):
+    html = pod.content.decode()
+    assert "kube-root-ca.crt" not in html.split("<details")[0]
+    assert "kube-root-ca.crt (service-account token volume)" in html
+
+
+def test_an_unknown_pod_is_404(client):
+    client.force_login(user("vera", "viewer"))
+    assert client.get(reverse("pod", args=["local", "demo", "nope"])).status_code == 404

@@ -1,0 +1,158 @@
+"""The ConfigMap and Secret pages: the version timeline, a side-by-side key-level diff of any two versions
+(the seed's multi-server nginx.conf diffed line by line, shown as text), Secrets as keys only, and who
+consumes which version."""
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from django.urls import reverse
+
+from drift.models import Source, SourceVersion
+from tests.facts import Facts, user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
+
+SEED = Path(__file__).resolve().parent.parent / "deploy" / "demo" / "30-nginx-config.yaml"
+NGINX_CONF = next(doc for doc in yaml.safe_load_all(SEED.read_text()) if doc["kind"] == "ConfigMap")["data"][
+    "nginx.conf"
+]
+XHEADER_LINE = next(line for line in NGINX_CONF.splitlines() if 'set $xheader "";' in line)
+CANARY_LINE = XHEADER_LINE.replace('set $xheader "";', 'set $canary "1";')
+EDITED_CONF = NGINX_CONF.replace("worker_connections 1024", "worker_connections 2048").replace(
+    XHEADER_LINE, f"{XHEADER_LINE}\n{CANARY_LINE}"
+)
+SCRIPT = '<script>alert("owned")</script>'
+
+
+@pytest.fixture
+def facts(client):
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source(
+        "nginx-config",
+        (90, {"nginx.conf": NGINX_CONF, "motd": "hello"}),
+        (10, {"nginx.conf": EDITED_CONF, "motd": "hello", "banner": SCRIPT}),
+    )
+    facts.pod(
+        "nginx",
+        "nginx-a",
+        [
+            {
+                "source_name": "nginx-config",
+                "mode": "subPath",
+                "keys": ["nginx.conf"],
+                "mount_path": "/etc/nginx/nginx.conf",
+                "sub_path": "nginx.conf",
+            }
+        ],
+    )
+    facts.run()
+    return facts
+
+
+def source_page(client, name="nginx-config", kinds="configmaps", **query):
+    return client.get(reverse("source", args=["local", "demo", kinds, name]), query)
+
+
+def diff_rows(content: str) -> list[tuple[str, str, str]]:
+    """(tag, left, right) per side-by-side row, unescaped."""
+    rows = re.findall(
+        r'<tr class="(\w+)">\s*<td class="ln">[^<]*</td><td class="code old">(.*?)</td>\s*<td class="ln">[^<]*</td><td class="code new">(.*?)</td>',
+        content,
+        re.S,
+    )
+    return [(tag, html.unescape(left), html.unescape(right)) for tag, left, right in rows]
+
+
+def test_it_diffs_the_seeds_nginx_conf_line_by_line_side_by_side(client, facts):
+    content = source_page(client).content.decode()
+    rows = diff_rows(content)
+    assert ("changed", "events { worker_connections 1024; }", "events { worker_connections 2048; }") in rows
+    assert ("added", "", CANARY_LINE) in rows
+    assert ("equal", XHEADER_LINE, XHEADER_LINE) in rows
+    # Long unchanged stretches are folded, not dropped silently.
+    assert re.search(r"… \d+ unchanged lines …", content)
+    assert "Unchanged: motd" in content
+
+
+def test_every_value_is_shown_as_text(client, facts):
+    content = source_page(client, full="1").content.decode()
+    # Every line of the seed's nginx.conf, quotes, $variables and ~* included, comes back as the same text.
+    nginx_conf = content.split("<code>nginx.conf</code>")[1]
+    shown = [right for tag, _, right in diff_rows(nginx_conf) if tag in ("equal", "changed", "added")]
+    assert shown == EDITED_CONF.splitlines()
+    assert "if ($cookie_special_employee_cookie ~* &quot;dogfood&quot;) {" in content
+    assert "more_clear_input_headers &#x27;l5d-ctx-*&#x27;" in content
+    # A value that looks like markup is text too: the added key shows it, escaped, and never as a tag.
+    assert "&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;" in content
+    assert SCRIPT not in content
+
+
+def test_any_two_versions_can_be_compared(client, facts):
+    old, new = SourceVersion.objects.order_by("first_seen")
+    backwards = source_page(client, a=new.pk, b=old.pk).content.decode()
+    assert ("changed", "events { worker_connections 2048; }", "events { worker_connections 1024; }") in diff_rows(
+        backwards
+    )
+    assert '<span class="badge removed">removed</span>' in backwards  # banner, going back
+    same = source_page(client, a=old.pk, b=old.pk).content.decode()
+    assert "nothing to compare" in same
+
+
+def test_htmx_swaps_only_the_diff(client, facts):
+    old, new = SourceVersion.objects.order_by("first_seen")
+    response = client.get(
+        reverse("source", args=["local", "demo", "configmaps", "nginx-config"]),
+        {"a": old.pk, "b": new.pk},
+        headers={"HX-Request": "true", "HX-Target": "version-diff"},
+    )
+    assert response.content.decode().lstrip().startswith('<div id="version-diff"')
+    assert b"<html" not in response.content
+
+
+def test_the_timeline_says_what_each_version_changed_and_when_it_was_recreated(client, facts):
+    old_lineage = Source.objects.get(name="nginx-config")
+    facts.source("nginx-config", (5, {"nginx.conf": EDITED_CONF}))  # deleted and created again: new uid
+    Source.objects.filter(pk=old_lineage.pk).update(deleted_at=facts.at(6))
+    content = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", source_page(client).content.decode()))
+    assert "#3 resourceVersion 102" in content and "current" in content
+    assert "recreated (new uid" in content
+    assert "added: banner changed: nginx.conf" in content
+    assert "removed: banner, motd" in content
+    assert "first version seen" in content
+
+
+def test_it_lists_consumers_and_the_version_they_run(client, facts):
+    content = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", source_page(client).content.decode()))
+    consumers = content.split("Consumers")[1]
+    assert "Deployment/nginx nginx-a app subPath /etc/nginx/nginx.conf rv 100 stale" in consumers
+
+
+def test_a_secret_page_shows_keys_and_what_changed_never_values(client, facts):
+    facts.source(
+        "db",
+        (90, {"password": "hunter2", "user": "app"}),
+        (10, {"password": "hunter3", "user": "app", "token": "t0k3n"}),
+        kind="Secret",
+    )
+    response = source_page(client, "db", "secrets")
+    content = response.content.decode()
+    assert "A Secret's values are never stored or shown" in content
+    assert re.search(r"<code>password</code> <span class=\"badge changed\">changed</span>", content)
+    assert re.search(r"<code>token</code> <span class=\"badge added\">added</span>", content)
+    assert "Unchanged: user" in content
+    assert "Secret value changed; values are not shown." in content
+    for secret_value in ("hunter2", "hunter3", "t0k3n"):
+        assert secret_value not in content
+    for version in SourceVersion.objects.filter(source__kind="Secret"):
+        assert version.data == {}
+        for key_hash in version.key_hashes.values():
+            assert key_hash not in content  # not even the hashes
+
+
+def test_an_unknown_source_is_404(client, facts):
+    assert source_page(client, "nope").status_code == 404
+    assert source_page(client, "nginx-config", "secrets").status_code == 404
