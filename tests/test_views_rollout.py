@@ -1,0 +1,160 @@
+"""The rollout panels against the real cluster: Roll out shows the impact and a server-side dry run,
+Confirm rollout patches and the progress polls until it stops with 286; refusals (paused Deployment,
+RBAC-forbidden service account, bare pod) and no-ops are explained in the panel and audited."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from drift.models import AuditEvent, Cluster, Rollout, Workload
+from tests.facts import user
+from tests.kube_helpers import wait_until
+from tests.test_rollout_cluster import env_app, read_only_cluster, ready_app
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("plain_http", "private_celery_queue"),
+]
+
+HTMX = {"HX-Request": "true", "HX-Target": "rollout-panel"}
+
+
+@pytest.fixture
+def operator(client, kubeconfig):
+    Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig))
+    client.force_login(user("olga", "operator"))
+    return client
+
+
+def form(namespace, name="env-demo", kind="Deployment", cluster="local"):
+    return {"cluster": cluster, "namespace": namespace, "kind": kind, "name": name}
+
+
+def text(response):
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def test_roll_out_confirm_and_follow_to_complete(operator, kube):
+    ready_app(kube)
+    pods = sorted(pod.metadata.name for pod in kube.pods("env-demo"))
+
+    panel = operator.post(reverse("rollout-plan"), form(kube.namespace), headers=HTMX)
+
+    content = text(panel)
+    assert panel.content.decode().lstrip().startswith('<section id="rollout-panel"')
+    assert f"Roll out Deployment/env-demo in {kube.namespace}?" in content
+    assert all(pod in content for pod in pods)
+    assert "RollingUpdate" in content
+    assert "server-side dry run accepted the patch" in content
+    assert "Confirm rollout" in content
+    assert not Rollout.objects.exists(), "showing the impact must not roll out"
+
+    started = operator.post(reverse("rollout-start"), form(kube.namespace), headers=HTMX)
+    assert started["HX-Trigger"] == '{"rollout-started": {}}'
+    rollout = Rollout.objects.get()
+    assert f'hx-get="{reverse("rollout", args=[rollout.pk])}" hx-trigger="every 1s"' in started.content.decode()
+
+    def poll():
+        response = operator.get(reverse("rollout", args=[rollout.pk]), headers=HTMX)
+        return response if response.status_code == 286 else None
+
+    final = wait_until(poll, what="the progress to stop polling")
+    assert "rollout-finished" in final["HX-Trigger"]
+    assert "Complete" in text(final)
+    assert "hx-trigger" not in final.content.decode()
+    assert re.search(r'<progress max="2" value="2">', final.content.decode())
+    assert {e.action for e in AuditEvent.objects.filter(actor="olga")} >= {"rollout.requested", "rollout.completed"}
+
+    again = operator.post(reverse("rollout-plan"), form(kube.namespace), headers=HTMX)
+    assert "No rollout needed" in text(again)
+    assert "nothing was sent" in text(again)
+    assert "Confirm rollout" not in text(again)
+    assert AuditEvent.objects.filter(action="rollout.noop", actor="olga").count() == 1
+
+
+def test_without_javascript_the_same_urls_render_whole_pages(operator, kube):
+    ready_app(kube, replicas=1)
+    page = operator.post(reverse("rollout-plan"), form(kube.namespace))
+    assert b"<html" in page.content
+    assert b"Confirm rollout" in page.content
+
+
+def test_a_paused_deployment_is_refused_in_the_panel(operator, kube):
+    ready_app(kube, replicas=1)
+    kube.apps.patch_namespaced_deployment("env-demo", kube.namespace, {"spec": {"paused": True}})
+
+    content = text(operator.post(reverse("rollout-plan"), form(kube.namespace), headers=HTMX))
+
+    assert "Rollout refused" in content
+    assert f"kubectl -n {kube.namespace} rollout resume deployment/env-demo" in content
+    assert "Confirm rollout" not in content
+    assert "Recorded in the audit log" in content
+    assert AuditEvent.objects.get(action="rollout.refused").actor == "olga"
+
+
+def test_a_403_from_the_api_is_refused_and_names_the_missing_permission(operator, kube, kube_api, kubeconfig, tmp_path):
+    ready_app(kube, replicas=1)
+    read_only_cluster(kube, kube_api, kubeconfig, tmp_path)  # registered as "limited"
+
+    content = text(operator.post(reverse("rollout-plan"), form(kube.namespace, cluster="limited"), headers=HTMX))
+
+    assert "Rollout refused" in content
+    assert f"Missing permission: patch deployments.apps in {kube.namespace}" in content
+    refused = AuditEvent.objects.get(action="rollout.refused")
+    assert refused.cluster_name == "limited"
+    assert refused.detail["permission"] == f"patch deployments.apps in {kube.namespace}"
+
+
+def test_a_bare_pod_is_refused_with_what_works_instead(operator, kube):
+    kube.core.create_namespaced_pod(
+        kube.namespace, {"metadata": {"name": "lonely"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    )
+    content = text(operator.post(reverse("rollout-plan"), form(kube.namespace, "lonely", "Pod"), headers=HTMX))
+    assert "A bare Pod cannot be rolled out" in content
+    assert "run it under a Deployment" in content
+    assert AuditEvent.objects.filter(action="rollout.refused", object_kind="Pod").count() == 1
+
+
+def test_an_argo_cd_workload_gets_a_warning(operator, kube):
+    kube.config_map("env-config", {"log_level": "INFO"})
+    manifest = env_app("gitops", replicas=1)
+    manifest["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:x/gitops"}
+    kube.create_deployment(manifest)
+    kube.wait_deployment_ready("gitops")
+    content = text(operator.post(reverse("rollout-plan"), form(kube.namespace, "gitops"), headers=HTMX))
+    assert "Managed by Argo CD (application shop)" in content
+    assert "Confirm rollout" in content
+
+
+def test_a_bulk_rollout_shows_every_plan_then_follows_the_batch(operator, kube):
+    kube.config_map("env-config", {"log_level": "INFO"})
+    for name in ("one", "two"):
+        kube.create_deployment(env_app(name, replicas=1))
+    for name in ("one", "two"):
+        kube.wait_deployment_ready(name)
+    cluster = Cluster.objects.get(name="local")
+    ids = [
+        Workload.objects.create(cluster=cluster, kind="Deployment", namespace=kube.namespace, name=name).pk
+        for name in ("one", "two")
+    ]
+
+    plan = text(operator.post(reverse("rollout-bulk-plan"), {"workload": ids}, headers=HTMX))
+    assert "Roll out 2 workloads?" in plan
+    assert "batches of 3" in plan
+    assert plan.count("server-side dry run accepted") == 2
+    assert "Confirm rollout of 2 workloads" in plan
+
+    started = operator.post(reverse("rollout-bulk-start"), {"workload": ids}, headers=HTMX)
+    batch = Rollout.objects.first().batch
+    assert f'hx-get="{reverse("rollout-batch", args=[batch])}"' in started.content.decode()
+
+    def poll():
+        response = operator.get(reverse("rollout-batch", args=[batch]), headers=HTMX)
+        return response if response.status_code == 286 else None
+
+    final = wait_until(poll, what="the batch to finish")
+    assert "Bulk rollout: finished" in text(final)
+    assert list(Rollout.objects.values_list("status", flat=True)) == ["complete", "complete"]
+    assert AuditEvent.objects.filter(action="rollout.requested", actor="olga").count() == 2
