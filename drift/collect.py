@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from drift import kube, podspec, probes
@@ -42,6 +43,9 @@ from drift.models import (
 log = logging.getLogger(__name__)
 
 ACTOR = "driftwatch"
+# A volume is probed again while its source changed less than the propagation window plus this ago:
+# long enough for one probe after the window even when a cycle runs late.
+RECENT_CHANGE_MARGIN = timedelta(minutes=2)
 SIMULATED_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 LISTED_RESOURCES = {
     "configmaps": "/api/v1/configmaps",
@@ -209,6 +213,7 @@ def _record_sources(
     latest = {
         version.source_id: version
         for version in SourceVersion.objects.filter(source__in=live.values())
+        .only("id", "source_id", "content_hash", "key_hashes", "first_seen")
         .order_by("source_id", "-first_seen", "-id")
         .distinct("source_id")
     }
@@ -288,14 +293,36 @@ def _config_audit(
     )  # fmt: skip
 
 
-def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Recorded) -> None:
-    live_pods = {pod.uid: pod for pod in Pod.objects.filter(cluster=cluster, deleted_at=None)}
-    instances: dict[int, dict[tuple[str, str], ContainerInstance]] = defaultdict(dict)
-    for instance in ContainerInstance.objects.filter(pod__in=live_pods.values(), ended_at=None):
-        instances[instance.pod_id][(instance.name, instance.container_id)] = instance
-    workloads = {(w.kind, w.namespace, w.name): w for w in Workload.objects.filter(cluster=cluster)}
+@dataclass(frozen=True)
+class KnownPod:
+    """What an idle cycle needs of a recorded pod: plain values, no model instances (thousands of pods)."""
 
-    new_instances: list[tuple[ContainerInstance, tuple[podspec.ConsumptionSpec, ...]]] = []
+    pk: int
+    namespace: str
+    started_at: datetime | None
+
+
+def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Recorded) -> None:
+    live_pods = {
+        uid: KnownPod(pk, namespace, started_at)
+        for pk, uid, namespace, started_at in Pod.objects.filter(cluster=cluster, deleted_at=None).values_list(
+            "pk", "uid", "namespace", "started_at"
+        )
+    }
+    # pod pk -> (container name, identity) -> (instance pk, running)
+    instances: dict[int, dict[tuple[str, str], tuple[int, bool]]] = defaultdict(dict)
+    for pk, pod_id, name, identity, running in ContainerInstance.objects.filter(
+        pod__cluster=cluster, pod__deleted_at=None, ended_at=None
+    ).values_list("pk", "pod_id", "name", "container_id", "running"):
+        instances[pod_id][(name, identity)] = (pk, running)
+    workloads: dict[tuple[str, str, str], int] = {
+        (kind, namespace, name): pk
+        for pk, kind, namespace, name in Workload.objects.filter(cluster=cluster).values_list(
+            "pk", "kind", "namespace", "name"
+        )
+    }
+
+    new_instances: list[tuple[ContainerInstance, list[podspec.ConsumptionSpec]]] = []
     ended: list[int] = []
     stopped: list[int] = []
     seen: set[str] = set()
@@ -303,28 +330,28 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
         metadata = item.get("metadata") or {}
         uid, namespace = metadata.get("uid", ""), metadata.get("namespace", "")
         seen.add(uid)
+        pod_spec = item.get("spec") or {}
         pod_started = podspec.parse_time((item.get("status") or {}).get("startTime"))
-        node_name = (item.get("spec") or {}).get("nodeName") or ""
+        node_name = pod_spec.get("nodeName") or ""
         pod = live_pods.get(uid)
         if pod is None:
             kind, name = podspec.top_owner(metadata, listing.owners)
-            workload = workloads.get((kind, namespace, name))
-            if workload is None:
-                workload = Workload.objects.create(
+            workload_id = workloads.get((kind, namespace, name))
+            if workload_id is None:
+                workload_id = Workload.objects.create(
                     cluster=cluster, kind=kind, namespace=namespace, name=name, first_seen=now
-                )
-                workloads[(kind, namespace, name)] = workload
+                ).pk
+                workloads[(kind, namespace, name)] = workload_id
                 recorded.rows += 1
-            pod = Pod.objects.create(
-                cluster=cluster, workload=workload, namespace=namespace, name=metadata.get("name", ""),
+            created = Pod.objects.create(
+                cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
                 uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
             )  # fmt: skip
-            live_pods[uid] = pod
+            pod = live_pods[uid] = KnownPod(created.pk, namespace, pod_started)
             recorded.rows += 1
         elif pod.started_at is None and pod_started is not None:
             # First seen while pending: the kubelet has taken it since.
-            pod.started_at, pod.node_name = pod_started, node_name
-            pod.save(update_fields=["started_at", "node_name"])
+            Pod.objects.filter(pk=pod.pk).update(started_at=pod_started, node_name=node_name)
             recorded.rows += 1
         known = instances.get(pod.pk, {})
         current_keys = set()
@@ -336,15 +363,15 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
                 new_instances.append(
                     (
                         ContainerInstance(
-                            pod=pod, name=run.name, init=run.init, container_id=run.identity,
+                            pod_id=pod.pk, name=run.name, init=run.init, container_id=run.identity,
                             started_at=run.started_at, running=run.running, first_seen=now,
                         ),
-                        run.consumptions,
+                        podspec.consumptions_of(pod_spec, run.spec),
                     )
                 )  # fmt: skip
-            elif instance.running and not run.running:
-                stopped.append(instance.pk)
-        ended.extend(instance.pk for key, instance in known.items() if key not in current_keys)
+            elif instance[1] and not run.running:
+                stopped.append(instance[0])
+        ended.extend(pk for key, (pk, _) in known.items() if key not in current_keys)
 
     if new_instances:
         ContainerInstance.objects.bulk_create([instance for instance, _ in new_instances])
@@ -393,6 +420,37 @@ class ProbeOutcome:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A consumption that may need a probe, as plain values (thousands of rows after a mass change)."""
+
+    pk: int
+    container_pk: int
+    mode: str
+    source_kind: str
+    source_name: str
+    keys: list[str]
+    paths: dict[str, str]
+    mount_path: str
+    container: str
+    pod: str
+    namespace: str
+    node_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _LastRead:
+    observed_at: datetime
+    ok: bool
+    key_hashes: dict[str, str | None]
+
+
+_CANDIDATE_FIELDS = (
+    "pk", "container_id", "mode", "source_kind", "source_name", "keys", "paths", "mount_path", "container__name",
+    "container__pod__name", "container__pod__namespace", "container__pod__node_name",
+)  # fmt: skip
+
+
 def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list[ProbeTask], list[Observation]]:
     """Which containers to exec into, and the observations we can write without exec (simulated nodes).
 
@@ -400,80 +458,104 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     volume consumer again when its source changed after the last observation, or its last read showed
     older content and the propagation window is not over yet."""
     window = timedelta(seconds=cluster.propagation_window_seconds)
-    consumptions = (
-        Consumption.objects.filter(
-            container__pod__cluster=cluster, container__pod__deleted_at=None, container__ended_at=None,
-            container__running=True,
-        )
-        .select_related("container__pod")
-        .order_by("container_id", "id")
+    running = Consumption.objects.filter(
+        container__pod__cluster=cluster, container__pod__deleted_at=None, container__ended_at=None,
+        container__running=True,
     )  # fmt: skip
-    consumptions = list(consumptions)
-    latest_observations = {
-        observation.consumption_id: observation
-        for observation in Observation.objects.filter(consumption__in=consumptions)
+    # Only two kinds of consumer can need a probe, and both are found without loading the others:
+    # never observed, or a volume whose source changed recently enough for the kubelet to be busy.
+    observed = Exists(Observation.objects.filter(consumption=OuterRef("pk")))
+    recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
+    # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here.
+    changed_volumes = Q(
+        mode__in=["volume", "projected"],
+        source_name__in={name for _, _, name in recently_changed},
+        container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
+    )
+    candidates = [
+        _Candidate(*row[1:])
+        for row in running.annotate(observed=observed)
+        .filter(Q(observed=False) | changed_volumes)
+        .order_by("container_id", "id")
+        .values_list("observed", *_CANDIDATE_FIELDS)
+        if not row[0] or (row[11], row[4], row[5]) in recently_changed
+    ]
+    if not candidates:
+        return [], []
+    last_reads = {
+        consumption_id: _LastRead(observed_at, ok, key_hashes)
+        for consumption_id, observed_at, ok, key_hashes in Observation.objects.filter(
+            consumption_id__in=[candidate.pk for candidate in candidates]
+        )
         .order_by("consumption_id", "-observed_at", "-id")
         .distinct("consumption_id")
+        .values_list("consumption_id", "observed_at", "ok", "key_hashes")
     }
     current = _current_versions(cluster)
-    env_groups: dict[int, list[Consumption]] = defaultdict(list)
+    env_groups: dict[int, list[_Candidate]] = defaultdict(list)
     tasks: list[ProbeTask] = []
     immediate: list[Observation] = []
-    for consumption in consumptions:
-        last = latest_observations.get(consumption.pk)
-        container = consumption.container
-        if consumption.mode in ("env", "envFrom"):
+    for candidate in candidates:
+        last = last_reads.get(candidate.pk)
+        if candidate.mode in ("env", "envFrom"):
             if last is None:
-                env_groups[container.pk].append(consumption)
+                env_groups[candidate.container_pk].append(candidate)
             continue
-        version = current.get((container.pod.namespace, consumption.source_kind, consumption.source_name))
-        if not _volume_needs_probe(consumption, last, version, now, window):
+        version = current.get((candidate.namespace, candidate.source_kind, candidate.source_name))
+        if not _volume_needs_probe(candidate.mode, last, version, window):
             continue
-        if container.pod.node_name in listing.simulated_nodes:
-            immediate.append(
-                Observation(consumption=consumption, observed_at=now, ok=False, reason="no files on simulated node")
-            )
+        skip_reason = _file_probe_skipped(cluster, candidate.node_name, listing)
+        if skip_reason:
+            immediate.append(Observation(consumption_id=candidate.pk, observed_at=now, ok=False, reason=skip_reason))
             continue
-        relative = _relative_paths(consumption, version)
-        if consumption.mode == "subPath":
-            mount, relative = consumption.mount_path.rsplit("/", 1) if "/" in consumption.mount_path else ("/", "")
-            relative = (relative,)
+        if candidate.mode == "subPath":
+            mount, _, file_name = candidate.mount_path.rpartition("/")
+            mount, relative = mount or "/", [file_name]
         else:
-            mount = consumption.mount_path
+            mount, relative = candidate.mount_path, _relative_paths(candidate, version)
         tasks.append(
             ProbeTask(
-                container.pod.namespace, container.pod.name, container.name, "files", (consumption.pk,),
+                candidate.namespace, candidate.pod, candidate.container, "files", (candidate.pk,),
                 mount_path=mount, relative_paths=tuple(relative),
             )
         )  # fmt: skip
     for group in env_groups.values():
-        container = group[0].container
-        tasks.append(
-            ProbeTask(container.pod.namespace, container.pod.name, container.name, "env", tuple(c.pk for c in group))
-        )
+        first = group[0]
+        tasks.append(ProbeTask(first.namespace, first.pod, first.container, "env", tuple(c.pk for c in group)))
     return tasks, immediate
+
+
+def _file_probe_skipped(cluster: Cluster, node_name: str, listing: Listing) -> str:
+    if cluster.file_probes == Cluster.FileProbes.NEVER:
+        return "file probes disabled for this cluster"
+    if cluster.file_probes == Cluster.FileProbes.AUTO and node_name in listing.simulated_nodes:
+        return "no files on simulated node"
+    return ""
+
+
+def _recently_changed_sources(cluster: Cluster, since: datetime) -> set[tuple[str, str, str]]:
+    return set(
+        SourceVersion.objects.filter(source__cluster=cluster, first_seen__gte=since).values_list(
+            "source__namespace", "source__kind", "source__name"
+        )
+    )
 
 
 def _current_versions(cluster: Cluster) -> dict[tuple[str, str, str], SourceVersion]:
     versions = (
         SourceVersion.objects.filter(source__cluster=cluster, source__deleted_at=None)
         .select_related("source")
+        .defer("data")  # ConfigMap values can weigh a MiB each; probes compare hashes only
         .order_by("source_id", "-first_seen", "-id")
         .distinct("source_id")
     )
     return {(v.source.namespace, v.source.kind, v.source.name): v for v in versions}
 
 
-def _volume_needs_probe(
-    consumption: Consumption,
-    last: Observation | None,
-    version: SourceVersion | None,
-    now: datetime,
-    window: timedelta,
-) -> bool:
+def _volume_needs_probe(mode: str, last: _LastRead | None, version: SourceVersion | None, window: timedelta) -> bool:
     if last is None:
         return True
-    if version is None or consumption.mode == "subPath":
+    if version is None or mode == "subPath":
         return False  # a subPath file never changes once the container runs
     if last.observed_at < version.first_seen:
         return True
@@ -485,10 +567,10 @@ def _volume_needs_probe(
     return not matches_current and last.observed_at < version.appeared_at() + window
 
 
-def _relative_paths(consumption: Consumption, version: SourceVersion | None) -> list[str]:
-    if consumption.paths:
-        return sorted(consumption.paths)
-    keys = consumption.keys or sorted((version.key_hashes if version else {}).keys())
+def _relative_paths(candidate: _Candidate, version: SourceVersion | None) -> list[str]:
+    if candidate.paths:
+        return sorted(candidate.paths)
+    keys = candidate.keys or sorted((version.key_hashes if version else {}).keys())
     return list(keys)
 
 
@@ -602,10 +684,42 @@ def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
         run.status = SnapshotRun.Status.FAILED
         run.error = str(error)
         log.warning("snapshot of %s failed: %s", cluster.name, error)
+        _audit_first_failure(cluster, run)
     run.finished_at = timezone.now()
-    from drift.report import verdict_counts  # late import: report reads what this module writes
-
     if run.status != SnapshotRun.Status.FAILED:
-        run.verdict_counts = verdict_counts(cluster, now=run.finished_at)
+        run.verdict_counts = _verdict_counts(cluster, run)
     run.save()
     return run
+
+
+def _audit_first_failure(cluster: Cluster, run: SnapshotRun) -> None:
+    """One audit entry when a cluster stops answering, not one per cycle while it stays down."""
+    previous = cluster.runs.exclude(pk=run.pk).exclude(status=SnapshotRun.Status.RUNNING).first()
+    if previous is None or previous.status != SnapshotRun.Status.FAILED:
+        AuditEvent.objects.create(
+            actor=ACTOR, action=AuditEvent.Action.SNAPSHOT_FAILED, cluster_name=cluster.name,
+            message=f"snapshot of {cluster.name} failed: {run.error}",
+        )  # fmt: skip
+
+
+def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
+    """Pods per worst verdict. When nothing was written and nothing was propagating, the verdicts are
+    those of the previous good run: only a propagation window can change a verdict on the clock alone."""
+    from drift.report import verdict_counts  # late import: report reads what this module writes
+
+    previous = (
+        cluster.runs.filter(status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL])
+        .exclude(pk=run.pk)
+        .first()
+    )
+    unchanged = (
+        previous is not None
+        and run.rows_written == 0
+        and previous.verdict_counts
+        and not previous.verdict_counts.get("propagating")
+        and previous.status == run.status
+        and previous.forbidden_namespaces == run.forbidden_namespaces
+    )
+    if unchanged:
+        return previous.verdict_counts
+    return verdict_counts(cluster, now=run.finished_at)

@@ -27,6 +27,18 @@ class Cluster(models.Model):
     exec_concurrency = models.PositiveIntegerField(default=4)
     exec_timeout_seconds = models.PositiveIntegerField(default=10)
     api_requests_per_second = models.PositiveIntegerField(default=20)
+
+    class FileProbes(models.TextChoices):
+        AUTO = "auto", "auto (not on simulated kwok nodes, which have no container files)"
+        ALWAYS = "always"
+        NEVER = "never"
+
+    file_probes = models.CharField(
+        max_length=8,
+        choices=FileProbes.choices,
+        default=FileProbes.AUTO,
+        help_text="Read mounted ConfigMap/Secret files through exec. Env is always read.",
+    )
     rollout_annotation = models.CharField(max_length=253, default="driftwatch.io/config-hash")
     rollout_batch_size = models.PositiveIntegerField(default=3)
     created_at = models.DateTimeField(default=timezone.now)

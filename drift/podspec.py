@@ -35,7 +35,8 @@ class ContainerRun:
     identity: str  # the runtime's container id, or a stand-in when the runtime gives none
     started_at: datetime | None
     running: bool
-    consumptions: tuple[ConsumptionSpec, ...] = field(default=())
+    # The container's spec, for consumptions_of(); read only for runs not recorded yet.
+    spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -94,7 +95,7 @@ def container_runs(pod: dict[str, Any]) -> list[ContainerRun]:
                     identity=identity,
                     started_at=started_at,
                     running=running,
-                    consumptions=tuple(consumptions_of(spec, container)),
+                    spec=container,
                 )
             )
     return runs

@@ -112,62 +112,96 @@ def drift_rows(
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class _Fact:
+    """One live consumption with what judging it needs: plain values, no model instances, because an
+    overview of thousands of pods must not build tens of thousands of ORM objects."""
+
+    consumption_id: int
+    source_kind: str
+    source_name: str
+    mode: str
+    keys: tuple[str, ...]
+    optional: bool
+    mount_path: str
+    container: str
+    init: bool
+    running: bool
+    started_at: datetime | None
+    pod_id: int
+    pod: str
+    namespace: str
+    pod_started_at: datetime | None
+    workload_id: int
+    workload_kind: str
+    workload_name: str
+
+
+_FACT_FIELDS = (
+    "pk", "source_kind", "source_name", "mode", "keys", "optional", "mount_path", "container__name",
+    "container__init", "container__running", "container__started_at", "container__pod_id", "container__pod__name",
+    "container__pod__namespace", "container__pod__started_at", "container__pod__workload_id",
+    "container__pod__workload__kind", "container__pod__workload__name",
+)  # fmt: skip
+
+
+def _facts(cluster: Cluster, namespace: str | None, workload_id: int | None) -> list[_Fact]:
+    rows = live_consumptions(cluster, namespace, workload_id).values_list(*_FACT_FIELDS)
+    return [_Fact(row[0], row[1], row[2], row[3], tuple(row[4]), *row[5:]) for row in rows]
+
+
 def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | None, now: datetime) -> list[DriftRow]:
     moment = cluster_moment(cluster, now)
-    consumptions = list(live_consumptions(cluster, namespace, workload_id))
-    if not consumptions:
+    facts = _facts(cluster, namespace, workload_id)
+    if not facts:
         return []
-    sources = _sources(cluster, {(c.container.pod.namespace, c.source_kind, c.source_name) for c in consumptions})
-    probes = _latest_probes(consumptions)
+    sources = _sources(cluster, {(fact.namespace, fact.source_kind, fact.source_name) for fact in facts})
+    probes = _latest_probes([fact.consumption_id for fact in facts])
     window = timedelta(seconds=cluster.propagation_window_seconds)
-    judged: list[tuple[Consumption, rules.Judgement, str | None]] = []
-    for consumption in consumptions:
-        pod = consumption.container.pod
-        source = sources.get((pod.namespace, consumption.source_kind, consumption.source_name)) or rules.Source(
-            kind=consumption.source_kind, name=consumption.source_name, exists=False, versions=()
+    judged: list[tuple[_Fact, rules.Judgement, str | None]] = []
+    for fact in facts:
+        source = sources.get((fact.namespace, fact.source_kind, fact.source_name)) or rules.Source(
+            kind=fact.source_kind, name=fact.source_name, exists=False, versions=()
         )
-        consumer = rules.Consumer(
-            mode=rules.Mode(consumption.mode), keys=tuple(consumption.keys), optional=consumption.optional
-        )
+        consumer = rules.Consumer(mode=rules.Mode(fact.mode), keys=fact.keys, optional=fact.optional)
         container = rules.Container(
-            name=consumption.container.name,
-            init=consumption.container.init,
-            running=consumption.container.running,
-            started_at=consumption.container.started_at,
-            pod_started_at=pod.started_at,
+            name=fact.container,
+            init=fact.init,
+            running=fact.running,
+            started_at=fact.started_at,
+            pod_started_at=fact.pod_started_at,
         )
-        judgement = rules.judge(consumer, container, source, probes.get(consumption.pk), moment.now, window)
-        judgement = _qualified(judgement, moment, pod.namespace)
-        running_id = _running_projection(consumer, source, judgement)
-        judged.append((consumption, judgement, running_id))
+        judgement = rules.judge(consumer, container, source, probes.get(fact.consumption_id), moment.now, window)
+        judgement = _qualified(judgement, moment, fact.namespace)
+        judged.append((fact, judgement, _running_projection(consumer, source, judgement)))
 
     split = _split_pairs(judged)
     return [
         DriftRow(
             cluster=cluster.name,
-            namespace=consumption.container.pod.namespace,
-            pod=consumption.container.pod.name,
-            container=consumption.container.name,
-            init_container=consumption.container.init,
-            workload={"kind": consumption.container.pod.workload.kind, "name": consumption.container.pod.workload.name},
-            source={"kind": consumption.source_kind, "name": consumption.source_name},
-            mode=consumption.mode,
+            namespace=fact.namespace,
+            pod=fact.pod,
+            container=fact.container,
+            init_container=fact.init,
+            workload={"kind": fact.workload_kind, "name": fact.workload_name},
+            source={"kind": fact.source_kind, "name": fact.source_name},
+            mode=fact.mode,
             verdict=str(judgement.verdict),
             evidence=str(judgement.evidence),
             reason=judgement.reason,
             running_version=judgement.running_version,
             current_version=judgement.current_version,
             stale_since=judgement.stale_since,
-            optional=consumption.optional,
-            split=(consumption.container.pod.workload_id, consumption.source_kind, consumption.source_name) in split,
-            observed_at=probes[consumption.pk].observed_at if consumption.pk in probes else None,
-            container_started_at=consumption.container.started_at,
-            mount_path=consumption.mount_path,
-            consumption_id=consumption.pk,
-            workload_id=consumption.container.pod.workload_id,
-            pod_id=consumption.container.pod_id,
+            optional=fact.optional,
+            split=(fact.workload_id, fact.source_kind, fact.source_name) in split,
+            observed_at=probes[fact.consumption_id].observed_at if fact.consumption_id in probes else None,
+            container_started_at=fact.started_at,
+            mount_path=fact.mount_path,
+            consumption_id=fact.consumption_id,
+            workload_id=fact.workload_id,
+            pod_id=fact.pod_id,
         )
-        for consumption, judgement, _ in judged
+        for fact, judgement, _ in judged
     ]
 
 
@@ -206,11 +240,10 @@ def _running_projection(consumer: rules.Consumer, source: rules.Source, judgemen
     return None
 
 
-def _split_pairs(judged: Iterable[tuple[Consumption, rules.Judgement, str | None]]) -> set[tuple[int, str, str]]:
+def _split_pairs(judged: Iterable[tuple[_Fact, rules.Judgement, str | None]]) -> set[tuple[int, str, str]]:
     by_workload: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
-    for consumption, _, running_id in judged:
-        pod = consumption.container.pod
-        by_workload[pod.workload_id].append((pod.name, consumption.source_kind, consumption.source_name, running_id))
+    for fact, _, running_id in judged:
+        by_workload[fact.workload_id].append((fact.pod, fact.source_kind, fact.source_name, running_id))
     return {
         (workload_id, kind, name)
         for workload_id, rows in by_workload.items()
@@ -228,7 +261,7 @@ def _sources(cluster: Cluster, wanted: set[tuple[str, str, str]]) -> dict[tuple[
             lineages[key].append(source)
     versions: dict[int, list[SourceVersion]] = defaultdict(list)
     source_ids = [source.pk for group in lineages.values() for source in group]
-    for version in SourceVersion.objects.filter(source_id__in=source_ids).order_by("first_seen", "id"):
+    for version in SourceVersion.objects.filter(source_id__in=source_ids).defer("data").order_by("first_seen", "id"):
         versions[version.source_id].append(version)
     result: dict[tuple[str, str, str], rules.Source] = {}
     for key, group in lineages.items():
@@ -259,21 +292,18 @@ def _with_previous(versions: list[SourceVersion]) -> list[tuple[SourceVersion | 
     return list(zip([None, *versions[:-1]], versions, strict=True))
 
 
-def _latest_probes(consumptions: list[Consumption]) -> dict[int, rules.Probe]:
+def _latest_probes(consumption_ids: list[int]) -> dict[int, rules.Probe]:
     latest = (
-        Observation.objects.filter(consumption__in=consumptions)
+        Observation.objects.filter(consumption_id__in=consumption_ids)
         .order_by("consumption_id", "-observed_at", "-id")
         .distinct("consumption_id")
+        .values_list("consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at")
     )
     return {
-        observation.consumption_id: rules.Probe(
-            observed_at=observation.observed_at,
-            ok=observation.ok,
-            reason=observation.reason,
-            key_hashes=observation.key_hashes,
-            volume_written_at=observation.volume_written_at,
+        consumption_id: rules.Probe(
+            observed_at=observed_at, ok=ok, reason=reason, key_hashes=key_hashes, volume_written_at=written_at
         )
-        for observation in latest
+        for consumption_id, observed_at, ok, reason, key_hashes, written_at in latest
     }
 
 

@@ -131,6 +131,9 @@ def test_an_unreachable_api_is_recorded_and_loses_nothing(proxy, kube):
         SourceVersion.objects.count(),
         Pod.objects.filter(deleted_at=None).count(),
     ) == recorded
+    with pytest.raises(CommandError):
+        call_command("snapshot", "--cluster", "local", stdout=io.StringIO(), stderr=io.StringIO())
+    assert AuditEvent.objects.filter(action="snapshot.failed").count() == 1, "one entry per outage, not per cycle"
 
     time.sleep(cluster.propagation_window_seconds + 1)
     [row] = rows_for(cluster, kube.namespace, "volume-demo")

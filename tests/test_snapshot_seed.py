@@ -18,7 +18,7 @@ from tests.kube_helpers import wait_other_test_namespaces_gone, wait_until
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
 
 DEMO = Path(__file__).resolve().parent.parent / "deploy" / "demo"
-WINDOW_SECONDS = 4
+WINDOW_SECONDS = 8
 
 
 def seed_manifests(*files):

@@ -1,0 +1,137 @@
+"""Observed volumes: Driftwatch reads mounted files through exec, the way it does on real nodes.
+
+A kwok node has no container filesystem; its exec runs the command on this host. So the pod mounts its
+ConfigMap at a path under this test's temporary folder, and the test plays the kubelet's atomic writer
+there (files in a timestamped folder, `..data` pointing at it, keys linked through `..data`), writing
+late or never. The cluster is told to probe files even on simulated nodes (`file_probes=always`)."""
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from drift.clusters import register_cluster
+from drift.collect import snapshot
+from drift.models import Cluster, Observation
+from drift.report import drift_rows
+from tests.kube_helpers import deployment
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
+WINDOW_SECONDS = 6
+NGINX_CONF = 'server {\n  if ($cookie_special ~* "dogfood") { set $xheader "/host/world => /srv/world-v2;"; }\n}\n'
+
+
+def kubelet_writes(directory: Path, data: dict[str, str]) -> None:
+    """The kubelet's atomic writer: a new timestamped folder, then one rename of the ..data link."""
+    stamp = directory / f"..{datetime.now(UTC):%Y_%m_%d_%H_%M_%S}.{uuid.uuid4().int % 10**9}"
+    stamp.mkdir(parents=True)
+    for key, value in data.items():
+        (stamp / key).write_text(value)
+    staging = directory / "..data_tmp"
+    staging.symlink_to(stamp.name)
+    os.replace(staging, directory / "..data")
+    for key in data:
+        link = directory / key
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{key}")
+
+
+@pytest.fixture
+def cluster(kubeconfig):
+    registered, _ = register_cluster("local", kubeconfig_path=str(kubeconfig))
+    Cluster.objects.filter(pk=registered.pk).update(
+        propagation_window_seconds=WINDOW_SECONDS, file_probes=Cluster.FileProbes.ALWAYS
+    )
+    registered.refresh_from_db()
+    return registered
+
+
+def row(cluster, namespace, mode):
+    [found] = [
+        r for r in drift_rows(cluster, namespace=namespace) if r.mode == mode and r.source["name"] != "kube-root-ca.crt"
+    ]
+    return found
+
+
+def test_a_volume_is_observed_propagating_then_fresh_then_stale(cluster, kube, tmp_path):
+    mount = tmp_path / "etc-config"
+    kube.config_map("special-config", {"log_level": "INFO"})
+    kubelet_writes(mount, {"log_level": "INFO"})
+    container = {"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "c", "mountPath": str(mount)}]}
+    kube.create_deployment(
+        deployment("volume-demo", [container], [{"name": "c", "configMap": {"name": "special-config"}}])
+    )
+    kube.wait_deployment_ready("volume-demo")
+    [pod] = kube.ready_pods("volume-demo")
+    kube.wait_exec_ready(pod.metadata.name)
+
+    snapshot(cluster)
+    first = row(cluster, kube.namespace, "volume")
+    assert (first.verdict, first.evidence) == ("fresh", "observed")
+    observation = Observation.objects.filter(consumption_id=first.consumption_id).latest()
+    assert observation.ok and set(observation.key_hashes) == {"log_level"}
+    assert observation.volume_written_at is not None, "the ..data folder's timestamp was read"
+
+    kube.edit_config_map("special-config", {"log_level": "DEBUG"})
+    snapshot(cluster)
+    assert (row(cluster, kube.namespace, "volume").verdict, "observed") == ("propagating", "observed")
+
+    kubelet_writes(mount, {"log_level": "DEBUG"})
+    snapshot(cluster)
+    caught_up = row(cluster, kube.namespace, "volume")
+    assert (caught_up.verdict, caught_up.evidence) == ("fresh", "observed")
+    assert caught_up.running_version == caught_up.current_version
+
+    kube.edit_config_map("special-config", {"log_level": "WARN"})
+    snapshot(cluster)
+    time.sleep(WINDOW_SECONDS + 1)  # the kubelet never writes this time
+    snapshot(cluster)
+    stuck = row(cluster, kube.namespace, "volume")
+    assert (stuck.verdict, stuck.evidence) == ("stale", "observed")
+    assert stuck.stale_since is not None
+
+
+def test_a_sub_path_file_is_observed_and_stays_stale(cluster, kube, tmp_path):
+    target = tmp_path / "nginx" / "nginx.conf"
+    target.parent.mkdir()
+    target.write_text(NGINX_CONF)  # a subPath mount is a plain file taken once, at start
+    kube.config_map("nginx-config", {"nginx.conf": NGINX_CONF})
+    container = {
+        "name": "nginx",
+        "image": "nginx:1.27",
+        "volumeMounts": [{"name": "c", "mountPath": str(target), "subPath": "nginx.conf"}],
+    }
+    kube.create_deployment(deployment("nginx", [container], [{"name": "c", "configMap": {"name": "nginx-config"}}]))
+    kube.wait_deployment_ready("nginx")
+    [pod] = kube.ready_pods("nginx")
+    kube.wait_exec_ready(pod.metadata.name)
+
+    snapshot(cluster)
+    assert (row(cluster, kube.namespace, "subPath").verdict, "observed") == ("fresh", "observed")
+    assert row(cluster, kube.namespace, "subPath").evidence == "observed"
+
+    kube.edit_config_map("nginx-config", {"nginx.conf": NGINX_CONF.replace("dogfood", "beta")})
+    snapshot(cluster)
+    stale = row(cluster, kube.namespace, "subPath")
+    assert (stale.verdict, stale.evidence) == ("stale", "observed")
+
+
+def test_content_matching_no_known_version_is_reported_as_such(cluster, kube, tmp_path):
+    mount = tmp_path / "etc-config"
+    kube.config_map("special-config", {"log_level": "INFO"})
+    kubelet_writes(mount, {"log_level": "TAMPERED"})
+    container = {"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "c", "mountPath": str(mount)}]}
+    kube.create_deployment(deployment("odd", [container], [{"name": "c", "configMap": {"name": "special-config"}}]))
+    kube.wait_deployment_ready("odd")
+    [pod] = kube.ready_pods("odd")
+    kube.wait_exec_ready(pod.metadata.name)
+
+    snapshot(cluster)
+    odd = row(cluster, kube.namespace, "volume")
+    assert odd.evidence == "observed"
+    assert odd.verdict in {"propagating", "stale"}
+    assert odd.running_version is None
+    assert "no version" in odd.reason
