@@ -207,18 +207,20 @@ def _summaries(rows: list[DriftRow]) -> list[WorkloadSummary]:
 def stale_chart(
     cluster: Cluster, now: dt.datetime, hours: int = 24, width: int = 600, height: int = 80, buckets: int = 200
 ) -> StaleChart | None:
-    """Stale pods per finished snapshot over the last `hours`, from each run's recorded verdict counts. Runs are
-    folded into `buckets` by their maximum, so a short spike stays visible."""
-    start = now - dt.timedelta(hours=hours)
+    """Stale pods per finished snapshot over the last `hours` (or since the first snapshot, when the cluster is
+    younger), from each run's recorded verdict counts. Runs are folded into `buckets` by their maximum, so a
+    short spike stays visible."""
     runs = list(
         cluster.runs.filter(
-            started_at__gte=start, status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]
+            started_at__gte=now - dt.timedelta(hours=hours),
+            status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL],
         )
         .order_by("started_at")
         .values_list("started_at", "verdict_counts")
     )
     if not runs:
         return None
+    start = min(runs[0][0], now - dt.timedelta(minutes=1))
     span = max((now - start).total_seconds(), 1.0)
     folded: dict[int, int] = {}
     for started, counts in runs:
@@ -428,6 +430,7 @@ class EffectiveEntry:
     source_name: str
     key: str
     running_known: bool
+    present_then: bool  # the key existed in the running version
     running: str | None
     current: str | None
     present_now: bool
@@ -551,6 +554,7 @@ def _effective(
             EffectiveEntry(
                 container=row.container, what=what, name=name, source_kind=row.source["kind"],
                 source_name=row.source["name"], key=key, running_known=running is not None,
+                present_then=running_hash is not None,
                 running=running_value, current=current_value, present_now=current_hash is not None,
                 differs=differs, hidden=hidden, binary=binary, rows=rows, verdict=row.verdict,
                 evidence=row.evidence, reason=row.reason, running_version=row.running_version,

@@ -64,7 +64,7 @@ def test_roll_out_confirm_and_follow_to_complete(operator, kube):
     assert "rollout-finished" in final["HX-Trigger"]
     assert "Complete" in text(final)
     assert "hx-trigger" not in final.content.decode()
-    assert re.search(r'<progress max="2" value="2">', final.content.decode())
+    assert re.search(r'<progress aria-labelledby="rollout-\d+-updated" max="2" value="2">', final.content.decode())
     assert {e.action for e in AuditEvent.objects.filter(actor="olga")} >= {"rollout.requested", "rollout.completed"}
 
     again = operator.post(reverse("rollout-plan"), form(kube.namespace), headers=HTMX)

@@ -6,6 +6,7 @@ from django import template
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from dashboard import access
+from drift.models import Rollout
 
 register = template.Library()
 
@@ -38,3 +39,9 @@ def get(mapping: dict | None, key: str) -> object:
 def plural(kind: str) -> str:
     """ConfigMap -> configmaps, Secret -> secrets: how the source pages' URLs spell a kind."""
     return {"ConfigMap": "configmaps", "Secret": "secrets"}.get(kind, kind.lower() + "s")
+
+
+@register.filter
+def bars(rollout: Rollout) -> list[tuple[str, int]]:
+    """The progress bars of a rollout, against its desired pod count."""
+    return [("Updated", rollout.updated), ("Ready", rollout.ready), ("Available", rollout.available)]
