@@ -531,7 +531,7 @@ def _probe_problem(case: _Case, probe: Probe) -> str | None:
     consumer's probe stays true for as long as the container it read lives.
     """
     if not probe.ok:
-        return f"exec failed: {probe.reason or 'no reason given'}"
+        return probe.reason or "the probe failed, no reason given"
     if probe.observed_at < case.started_at:
         return f"exec at {_at(probe.observed_at)} predates the container's start at {_at(case.started_at)}"
     refreshed = _is_refreshed(case)

@@ -671,7 +671,7 @@ PROBE_ROWS = [
         CHANGED,
         expect(STALE, INF, "100", "200", stale=10),
         probe=failed(20, "forbidden"),
-        says=("inferred: exec failed: forbidden; env fixed",),
+        says=("inferred: forbidden; env fixed",),
     ),
     row(
         "volume/probe-no-shell-falls-back",
@@ -681,7 +681,7 @@ PROBE_ROWS = [
         expect(PROPAGATING, INF, None, "200"),
         probe=failed(11, "no shell in image"),
         now=11,
-        says=("inferred: exec failed: no shell in image",),
+        says=("inferred: no shell in image",),
     ),
     row(
         "env/probe-container-not-running",
