@@ -110,6 +110,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Installations (and test sessions) sharing one Redis keep their tasks apart with their own queue name: a task
+# a worker enqueues itself (a completed rollout asks for a snapshot) must reach a worker of the same database.
+CELERY_TASK_DEFAULT_QUEUE = env_str("DRIFTWATCH_CELERY_QUEUE", "celery")
 # Beat only ticks; which cluster is due is decided from each cluster's own interval in the database.
 CELERY_BEAT_SCHEDULE = {
     "enqueue-due-snapshots": {

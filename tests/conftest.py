@@ -115,3 +115,11 @@ def plain_http(settings) -> None:
     settings.SECURE_SSL_REDIRECT = False
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture(autouse=True)
+def _worker_default_queue(celery_queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process started by a test inherits this environment, so the tasks it enqueues itself (a
+    completed rollout asks for a snapshot) go to this session's queue, which it reads, instead of the shared
+    default queue that a demo worker on the same Redis would take them from (settings: DRIFTWATCH_CELERY_QUEUE)."""
+    monkeypatch.setenv("DRIFTWATCH_CELERY_QUEUE", celery_queue)

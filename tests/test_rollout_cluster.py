@@ -13,6 +13,7 @@ from kubernetes import client as k8s
 
 from drift.models import AuditEvent, Cluster, Rollout
 from drift.rollout import Target, advance_batch, plan_rollout, queue_batch, refresh_rollout, request_rollout
+from drift.tasks import track_rollouts
 from tests.kube_helpers import deployment, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db, pytest.mark.usefixtures("private_celery_queue")]
@@ -392,3 +393,30 @@ def read_only_cluster(kube, kube_api, kubeconfig: Path, tmp_path: Path) -> Clust
     target = Target("Deployment", kube.namespace, "env-demo")
     wait_until(lambda: plan_rollout(limited, target).permission.startswith("patch"), what="the role binding")
     return limited
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_track_rollouts_task_follows_rollouts_and_batches_in_a_worker(kube, kubeconfig, celery_worker_process):
+    """Nobody watches the page: beat's track_rollouts, run by a real worker, records the end, starts the
+    next group of a batch, and asks for a snapshot of the new pods."""
+    cluster = Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig), rollout_batch_size=1)
+    kube.config_map("env-config", {"log_level": "INFO"})
+    for name in ("solo", "first", "second"):
+        kube.create_deployment(env_app(name, replicas=1))
+    for name in ("solo", "first", "second"):
+        kube.wait_deployment_ready(name)
+    solo, _ = request_rollout(cluster, Target("Deployment", kube.namespace, "solo"), "olga")
+    batch = queue_batch([(cluster, Target("Deployment", kube.namespace, n)) for n in ("first", "second")], "olga")
+
+    def all_done():
+        track_rollouts.delay().get(timeout=60)
+        return all(rollout.finished for rollout in Rollout.objects.all())
+
+    wait_until(all_done, what="every rollout to end through the worker")
+
+    assert set(Rollout.objects.values_list("status", flat=True)) == {"complete"}
+    assert Rollout.objects.filter(batch=batch).count() == 2
+    assert AuditEvent.objects.filter(action="rollout.completed", actor="olga").count() == 3
+    # Each completed rollout asked for a snapshot, which the worker ran.
+    wait_until(lambda: cluster.runs.exists(), what="a snapshot enqueued after the rollout")
+    assert solo.pk in Rollout.objects.values_list("pk", flat=True)
