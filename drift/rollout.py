@@ -592,9 +592,7 @@ def _carry_out(rollout: Rollout, dry_run: bool = False, client: kube.KubeClient 
         patched = client.patch(target.path(), patch, what=target.permission("patch"))
     except kube.KubeError as error:
         permission = getattr(error, "permission", "")
-        plan = replace(
-            plan, outcome=Plan.REFUSED, message=f"The API server refused the patch: {error}", permission=permission
-        )
+        plan = replace(plan, outcome=Plan.REFUSED, message=f"The patch was not applied: {error}", permission=permission)
         _finish_without_patch(rollout, plan)
         return plan
     generation = (patched.get("metadata") or {}).get("generation")
@@ -705,8 +703,7 @@ def _audit_end(rollout: Rollout, progress: Progress) -> None:
         )
         from drift.tasks import snapshot_cluster  # late import: drift.tasks imports this module
 
-        cluster_id = rollout.cluster_id
-        snapshot_cluster.delay_on_commit(cluster_id)
+        snapshot_cluster.delay_on_commit(rollout.cluster_id)
     else:
         verb = "paused" if progress.state == Rollout.Status.PAUSED else "failed"
         _audit(

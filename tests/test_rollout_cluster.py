@@ -223,16 +223,28 @@ def test_a_403_from_the_api_names_the_missing_permission(kube, cluster, kube_api
 def test_it_rolls_out_a_statefulset_and_a_daemonset(kube, cluster):
     kube.config_map("env-config", {"log_level": "INFO"})
     container = {"name": "app", "image": "nginx:1.27", "envFrom": [{"configMapRef": {"name": "env-config"}}]}
+    # The cluster may have more nodes than its usual two (a benchmark adds some): keep the DaemonSet on two.
+    two_nodes = sorted(node.metadata.name for node in kube.core.list_node().items)[:2]
+    on_two_nodes = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": two_nodes}]}
+                ]
+            }
+        }
+    }
     for kind, create in (
         ("sts", kube.apps.create_namespaced_stateful_set),
         ("ds", kube.apps.create_namespaced_daemon_set),
     ):
-        spec = {
-            "selector": {"matchLabels": {"app": kind}},
-            "template": {"metadata": {"labels": {"app": kind}}, "spec": {"containers": [container]}},
-        }
+        pod_spec = {"containers": [container]}
+        spec = {"selector": {"matchLabels": {"app": kind}}, "template": {"metadata": {"labels": {"app": kind}}}}
         if kind == "sts":
             spec |= {"replicas": 2, "serviceName": "sts"}
+        else:
+            pod_spec["affinity"] = on_two_nodes
+        spec["template"]["spec"] = pod_spec
         create(kube.namespace, {"metadata": {"name": kind}, "spec": spec})
     wait_until(lambda: len(kube.ready_pods("sts")) == 2 and len(kube.ready_pods("ds")) == 2, what="pods ready")
     wait_until(
