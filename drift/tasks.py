@@ -24,8 +24,10 @@ def check_cluster_connection(cluster_id: int) -> str:
 @shared_task
 def snapshot_cluster(cluster_id: int) -> str:
     """One cycle; a Redis lock keeps two cycles of one cluster from overlapping."""
+    # Scoped by database: installations (or test sessions) sharing one Redis have their own clusters.
+    database = settings.DATABASES["default"]["NAME"]
     lock = redis.Redis.from_url(settings.REDIS_URL).lock(
-        f"driftwatch:snapshot:{cluster_id}", timeout=SNAPSHOT_LOCK_SECONDS, blocking=False
+        f"driftwatch:{database}:snapshot:{cluster_id}", timeout=SNAPSHOT_LOCK_SECONDS, blocking=False
     )
     if not lock.acquire():
         return "skipped: a snapshot of this cluster is running"

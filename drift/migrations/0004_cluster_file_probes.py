@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drift', '0003_dashboard'),
+        ("drift", "0003_dashboard"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='cluster',
-            name='file_probes',
-            field=models.CharField(choices=[('auto', 'auto (not on simulated kwok nodes, which have no container files)'), ('always', 'Always'), ('never', 'Never')], default='auto', help_text='Read mounted ConfigMap/Secret files through exec. Env is always read.', max_length=8),
+            model_name="cluster",
+            name="file_probes",
+            field=models.CharField(
+                choices=[
+                    ("auto", "auto (not on simulated kwok nodes, which have no container files)"),
+                    ("always", "Always"),
+                    ("never", "Never"),
+                ],
+                default="auto",
+                help_text="Read mounted ConfigMap/Secret files through exec. Env is always read.",
+                max_length=8,
+            ),
         ),
     ]
