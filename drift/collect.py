@@ -192,7 +192,6 @@ def _store(listing: Listing, resource: str, items: list[Any]) -> None:
 @dataclass
 class Recorded:
     rows: int = 0
-    changed_sources: set[int] = field(default_factory=set)  # Source ids with a new version this cycle
 
 
 def record(cluster: Cluster, listing: Listing, now: datetime) -> Recorded:
@@ -214,8 +213,7 @@ def _record_sources(
         version.source_id: version
         for version in SourceVersion.objects.filter(source__in=live.values())
         .only("id", "source_id", "content_hash", "key_hashes", "first_seen")
-        .order_by("source_id", "-first_seen", "-id")
-        .distinct("source_id")
+        .latest_per_source()
     }
     new_versions: list[SourceVersion] = []
     audits: list[AuditEvent] = []
@@ -242,7 +240,6 @@ def _record_sources(
                 data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
             )
         )  # fmt: skip
-        recorded.changed_sources.add(source.pk)
         if previous is not None:
             changes = _key_changes(previous.key_hashes, listed.key_hashes)
             audits.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CHANGED, "changed", changes))
@@ -256,7 +253,6 @@ def _record_sources(
     if gone:
         Source.objects.filter(pk__in=[source.pk for source in gone]).update(deleted_at=now)
         recorded.rows += len(gone)
-        recorded.changed_sources.update(source.pk for source in gone)
         for source in gone:
             audits.append(
                 AuditEvent(
@@ -487,8 +483,7 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         for consumption_id, observed_at, ok, key_hashes in Observation.objects.filter(
             consumption_id__in=[candidate.pk for candidate in candidates]
         )
-        .order_by("consumption_id", "-observed_at", "-id")
-        .distinct("consumption_id")
+        .latest_per_consumption()
         .values_list("consumption_id", "observed_at", "ok", "key_hashes")
     }
     current = _current_versions(cluster)
@@ -546,8 +541,7 @@ def _current_versions(cluster: Cluster) -> dict[tuple[str, str, str], SourceVers
         SourceVersion.objects.filter(source__cluster=cluster, source__deleted_at=None)
         .select_related("source")
         .defer("data")  # ConfigMap values can weigh a MiB each; probes compare hashes only
-        .order_by("source_id", "-first_seen", "-id")
-        .distinct("source_id")
+        .latest_per_source()
     )
     return {(v.source.namespace, v.source.kind, v.source.name): v for v in versions}
 

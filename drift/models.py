@@ -112,6 +112,12 @@ class Source(models.Model):
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
+class SourceVersionQuerySet(models.QuerySet):
+    def latest_per_source(self) -> SourceVersionQuerySet:
+        """The current version of each source lineage: the last one seen (ties broken by id)."""
+        return self.order_by("source_id", "-first_seen", "-id").distinct("source_id")
+
+
 class SourceVersion(models.Model):
     """One content of a source lineage, from the moment it was seen until the next change; never updated.
     Content that comes back (INFO -> DEBUG -> INFO) is a new row with the same hash: the timeline matters."""
@@ -127,6 +133,8 @@ class SourceVersion(models.Model):
     data = models.JSONField(default=dict, blank=True)
     binary_keys = models.JSONField(default=list, blank=True)
     size_bytes = models.PositiveIntegerField(default=0)
+
+    objects = SourceVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["source", "first_seen", "id"]
@@ -241,6 +249,12 @@ class Consumption(models.Model):
         return f"{self.container} {self.mode} {self.source_kind}/{self.source_name}"
 
 
+class ObservationQuerySet(models.QuerySet):
+    def latest_per_consumption(self) -> ObservationQuerySet:
+        """The last read of each consumption (ties broken by id): what its verdict rests on."""
+        return self.order_by("consumption_id", "-observed_at", "-id").distinct("consumption_id")
+
+
 class Observation(models.Model):
     """What a probe read inside a container for one consumption (hashes only), or why it could not read."""
 
@@ -250,6 +264,8 @@ class Observation(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     key_hashes = models.JSONField(default=dict, blank=True)
     volume_written_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ObservationQuerySet.as_manager()
 
     class Meta:
         ordering = ["consumption", "-observed_at"]

@@ -295,8 +295,7 @@ def _with_previous(versions: list[SourceVersion]) -> list[tuple[SourceVersion | 
 def _latest_probes(consumption_ids: list[int]) -> dict[int, rules.Probe]:
     latest = (
         Observation.objects.filter(consumption_id__in=consumption_ids)
-        .order_by("consumption_id", "-observed_at", "-id")
-        .distinct("consumption_id")
+        .latest_per_consumption()
         .values_list("consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at")
     )
     return {
