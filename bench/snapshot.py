@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATABASE_URL", "postgres://driftwatch:driftwatch@127.0.0.1:5432/driftwatch_bench")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+# A benchmark on loopback needs a key of its own (Driftwatch refuses the published development key).
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 
 NAMESPACE_PREFIX = "bench-"
 
@@ -158,7 +161,7 @@ def wait_for_pods(api, wanted: int, timeout: float = 900) -> None:
 def raw_list_seconds(kubeconfig: Path) -> float:
     """The same paginated LISTs a snapshot makes, decoded from JSON, and nothing else."""
     from drift import kube
-    from drift.collect import LISTED_RESOURCES
+    from drift.snapshot.listing import LISTED_RESOURCES
 
     with kube.KubeClient(kube.ClusterCredentials(str(kubeconfig))) as client:
         started = time.perf_counter()
@@ -175,8 +178,9 @@ def table_rows() -> int:
 
 
 def measure(cluster, kubeconfig: Path, repeat: int) -> None:
-    from drift.collect import RECENT_CHANGE_MARGIN, snapshot
     from drift.models import Pod, SourceVersion
+    from drift.snapshot import snapshot
+    from drift.snapshot.probing import RECENT_CHANGE_MARGIN
 
     started = time.perf_counter()
     first = snapshot(cluster)
@@ -200,7 +204,7 @@ def measure(cluster, kubeconfig: Path, repeat: int) -> None:
 
 
 def report_cycles(label: str, cluster, kubeconfig: Path, repeat: int) -> None:
-    from drift.collect import snapshot
+    from drift.snapshot import snapshot
 
     lists, cycles, inserted = [], [], []
     for _ in range(repeat):

@@ -3,6 +3,8 @@ reach the local services that `scripts/services up` starts, so `manage.py` works
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from dashboard.env import (
     env_bool,
     env_database,
@@ -16,8 +18,22 @@ from dashboard.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-# The fallback key is only good for a laptop: `check --deploy` flags it, production sets SECRET_KEY.
-SECRET_KEY = env_str("SECRET_KEY", "django-insecure-driftwatch-local-development-key-not-for-production")
+# The fallback key is only good for a laptop with DEBUG=true; anywhere else it would sign sessions with a key
+# published in this file, so Driftwatch refuses to start (the demo and the tests bring their own key).
+DEVELOPMENT_SECRET_KEY = "django-insecure-driftwatch-local-development-key-not-for-production"
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (or is the published development key) and DEBUG is false: set SECRET_KEY to a "
+        "long random value, e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+# Values (ConfigMap and Secret data) are hashed with this key (drift.hashing); empty: derived from SECRET_KEY.
+# Previous keys (comma-separated) let a rotation recognise unchanged content instead of seeing it all change.
+DRIFTWATCH_HASH_KEY = env_str("DRIFTWATCH_HASH_KEY", "")
+DRIFTWATCH_HASH_KEYS_PREVIOUS = env_list("DRIFTWATCH_HASH_KEYS_PREVIOUS", [])
+# Source versions older than this are pruned (drift.tasks.prune_versions), except each source's latest and
+# any a running container may still consume; the audit log is never pruned.
+DRIFTWATCH_VERSION_RETENTION_DAYS = env_int("DRIFTWATCH_VERSION_RETENTION_DAYS", 90, minimum=1)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -68,6 +84,8 @@ TEMPLATES = [
 DATABASES = {
     "default": env_database("DATABASE_URL", "postgres://driftwatch:driftwatch@127.0.0.1:5432/driftwatch"),
 }
+# A persistent connection is checked before reuse, so the first request after a PostgreSQL restart works.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -110,6 +128,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Nothing reads task results, and a result is one more place a value could leak to: none are stored.
+CELERY_TASK_IGNORE_RESULT = True
+# A task that outlives these is stopped: the soft limit raises inside it (a snapshot then records its run as
+# failed), the hard limit kills the worker child. Snapshot tasks set their own, tighter limits (drift.tasks).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("DRIFTWATCH_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("DRIFTWATCH_TASK_TIME_LIMIT", 600, minimum=2)
 # Installations (and test sessions) sharing one Redis keep their tasks apart with their own queue name: a task
 # a worker enqueues itself (a completed rollout asks for a snapshot) must reach a worker of the same database.
 CELERY_TASK_DEFAULT_QUEUE = env_str("DRIFTWATCH_CELERY_QUEUE", "celery")
@@ -118,12 +142,15 @@ CELERY_BEAT_SCHEDULE = {
     "enqueue-due-snapshots": {
         "task": "drift.tasks.enqueue_due_snapshots",
         "schedule": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1)),
+        "options": {"expires": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1))},
     },
     # Rollouts are also followed by the page that shows them; this keeps them moving when nobody looks.
     "track-rollouts": {
         "task": "drift.tasks.track_rollouts",
         "schedule": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1)),
+        "options": {"expires": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1))},
     },
+    "prune-versions": {"task": "drift.tasks.prune_versions", "schedule": 3600.0, "options": {"expires": 3600.0}},
 }
 
 LOGGING = {

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from drift.ignoring import default_ignored_config_maps, validate_patterns
+
 
 class Cluster(models.Model):
     """A Kubernetes cluster Driftwatch reads; credentials stay in the kubeconfig file it points to."""
@@ -38,6 +40,15 @@ class Cluster(models.Model):
         choices=FileProbes.choices,
         default=FileProbes.AUTO,
         help_text="Read mounted ConfigMap/Secret files through exec. Env is always read.",
+    )
+    ignored_config_maps = models.JSONField(
+        default=default_ignored_config_maps,
+        blank=True,
+        validators=[validate_patterns],
+        help_text=(
+            "ConfigMaps that change on their own (leader election, status): not recorded. Name patterns with "
+            "*, ? and [...], or NAMESPACE/NAME patterns; a JSON list."
+        ),
     )
     rollout_annotation = models.CharField(max_length=253, default="driftwatch.io/config-hash")
     rollout_batch_size = models.PositiveIntegerField(default=3)
@@ -133,6 +144,8 @@ class SourceVersion(models.Model):
     data = models.JSONField(default=dict, blank=True)
     binary_keys = models.JSONField(default=list, blank=True)
     size_bytes = models.PositiveIntegerField(default=0)
+    # Which hash key made content_hash and key_hashes (drift.hashing): a key rotation re-keys in place.
+    hash_key_id = models.CharField(max_length=16, blank=True)
 
     objects = SourceVersionQuerySet.as_manager()
 
@@ -264,6 +277,7 @@ class Observation(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     key_hashes = models.JSONField(default=dict, blank=True)
     volume_written_at = models.DateTimeField(null=True, blank=True)
+    hash_key_id = models.CharField(max_length=16, blank=True)
 
     objects = ObservationQuerySet.as_manager()
 

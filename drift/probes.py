@@ -1,47 +1,39 @@
 """What an exec into a container asks and how its answer becomes hashes. Pure: commands in, hashes out.
 
-Values are hashed with a key derived from SECRET_KEY (HMAC-SHA256), so a database dump does not let
-anyone test guesses of a Secret value offline. The same function hashes ConfigMap values, so what a
-container holds can be compared with any stored version."""
+Values are hashed by drift.hashing (HMAC-SHA256 under Driftwatch's hash key), the same recipe for
+ConfigMap values, so what a container holds can be compared with any stored version. `ValueHasher` is
+re-exported here for the modules that import it from this one."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from drift.hashing import ValueHasher
+
+__all__ = ["ValueHasher"]
 
 ENV_COMMAND = ["cat", "/proc/self/environ"]
 ENV_FALLBACK_COMMAND = ["env"]
 DATA_DIR_PATTERN = re.compile(r"\.\.(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d{2})_(\d{2})\.\d+")
 
-# Prints, for each file: its name, a newline, its size in bytes, a newline, its bytes; then the target
-# of ..data (the kubelet's timestamped folder). `wc` and `cat` exist in every image that has a shell.
-FILES_SCRIPT = r"""cd "$1" 2>/dev/null || { echo "no such directory: $1" >&2; exit 3; }
-shift
+# Reads each file once. For each path: a header line (boundary, "F ", the path), the file's bytes, then a
+# trailer line (boundary, "E ", ok|absent|unreadable); at the end the target of ..data (the kubelet's
+# timestamped folder). The boundary is random per probe, so no file can contain it. `cat --` so that a key
+# named like an option (`-n`) is read as a file. `cat` and `readlink` exist in every image that has a shell.
+FILES_SCRIPT = r"""cd -- "$1" 2>/dev/null || { echo "no such directory" >&2; exit 3; }
+b="$2"
+shift 2
 for f in "$@"; do
-  if [ -f "$f" ]; then printf '%s\n' "$f"; wc -c < "$f" | tr -d ' '; cat "$f"; else printf '%s\n-1\n' "$f"; fi
+  printf '%sF %s\n' "$b" "$f"
+  if [ ! -e "$f" ]; then s=absent; elif cat -- "$f" 2>/dev/null; then s=ok; else s=unreadable; fi
+  printf '%sE %s\n' "$b" "$s"
 done
-printf '\n..data=%s\n' "$(readlink ..data 2>/dev/null)"
+printf '%sD %s\n' "$b" "$(readlink ..data 2>/dev/null)"
 """
-
-
-class ValueHasher:
-    def __init__(self, secret_key: str) -> None:
-        self._key = hashlib.sha256(b"driftwatch.value-hash:" + secret_key.encode()).digest()
-
-    def value(self, value: bytes | str) -> str:
-        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-        return hmac.new(self._key, raw, hashlib.sha256).hexdigest()
-
-    @staticmethod
-    def content(key_hashes: Mapping[str, str], binary_keys: Iterable[str] = ()) -> str:
-        """One hash for a whole content: the sorted key hashes (values never enter twice)."""
-        canonical = json.dumps({"keys": dict(sorted(key_hashes.items())), "binary": sorted(binary_keys)})
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_environ(output: str) -> dict[str, str]:
@@ -79,41 +71,61 @@ def observed_env_hashes(
     return observed
 
 
-def files_command(mount_path: str, relative_paths: Iterable[str]) -> list[str]:
-    return ["sh", "-c", FILES_SCRIPT, "driftwatch-probe", mount_path, *relative_paths]
+def new_boundary() -> str:
+    return f"--driftwatch-{secrets.token_hex(16)}--"
+
+
+def files_command(mount_path: str, relative_paths: Iterable[str], boundary: str = "") -> list[str]:
+    """Paths travel as arguments, never as code."""
+    return ["sh", "-c", FILES_SCRIPT, "driftwatch-probe", mount_path, boundary or new_boundary(), *relative_paths]
+
+
+class ProbeOutputError(ValueError):
+    """A probe's output is not what its command prints. The message never quotes the output: it may hold
+    Secret bytes."""
 
 
 @dataclass(frozen=True)
 class FilesRead:
     contents: dict[str, str | None]  # relative path -> text (None: absent)
     data_dir_written_at: datetime | None
+    unreadable: frozenset[str] = frozenset()  # paths that exist but could not be read
 
 
-def parse_files_output(output: str) -> FilesRead:
-    """Parse FILES_SCRIPT output. Sizes are in bytes; the text arrives decoded, so we count bytes."""
+def parse_files_output(output: str, boundary: str) -> FilesRead:
+    """Parse FILES_SCRIPT output, one file after the other, without trusting any of it."""
+    if not boundary or boundary not in output:
+        raise ProbeOutputError("the file probe printed no record (its shell or `cat` may be missing)")
     contents: dict[str, str | None] = {}
-    data = output.encode("utf-8", "surrogateescape")
-    position = 0
-    while position < len(data):
-        if data.startswith(b"\n..data=", position):
-            break
-        name_end = data.index(b"\n", position)
-        size_end = data.index(b"\n", name_end + 1)
-        name = data[position:name_end].decode("utf-8", "replace")
-        size = int(data[name_end + 1 : size_end])
-        if size < 0:
-            contents[name] = None
-            position = size_end + 1
-            continue
-        body = data[size_end + 1 : size_end + 1 + size]
-        contents[name] = body.decode("utf-8", "surrogateescape")
-        position = size_end + 1 + size
-    marker = data.find(b"\n..data=", position)
+    unreadable: set[str] = set()
     written_at = None
-    if marker >= 0:
-        target = data[marker + len(b"\n..data=") :].decode("utf-8", "replace").strip()
-        written_at = parse_data_dir(target)
-    return FilesRead(contents=contents, data_dir_written_at=written_at)
+    parts = output.split(boundary)
+    if parts[0].strip():
+        raise ProbeOutputError("the file probe printed something before its first record")
+    index = 1
+    while index < len(parts):
+        part = parts[index]
+        if part.startswith("D "):
+            written_at = parse_data_dir(part[2:].strip())
+            break
+        header, newline, body = part.partition("\n")
+        if not header.startswith("F ") or not newline or index + 1 >= len(parts):
+            raise ProbeOutputError(f"record {index} of the file probe is cut or malformed")
+        trailer = parts[index + 1]
+        status = trailer[2:].strip() if trailer.startswith("E ") else ""
+        name = header[2:]
+        if status == "ok":
+            contents[name] = body
+        elif status == "absent":
+            contents[name] = None
+        elif status == "unreadable":
+            unreadable.add(name)
+        else:
+            raise ProbeOutputError(f"record {index} of the file probe has no valid end")
+        index += 2
+    else:
+        raise ProbeOutputError("the file probe output ends before its ..data line (cut short?)")
+    return FilesRead(contents=contents, data_dir_written_at=written_at, unreadable=frozenset(unreadable))
 
 
 def parse_data_dir(target: str) -> datetime | None:

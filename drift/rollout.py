@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from drift import kube, podspec
 from drift.clusters import connect
+from drift.hashing import current_hasher
 from drift.models import AuditEvent, Cluster, Rollout
 from drift.probes import ValueHasher
 
@@ -416,7 +416,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient) -> Plan:
     if refusal:
         return _refused(target, refusal, **known)
 
-    hasher = ValueHasher(settings.SECRET_KEY)
+    hasher = current_hasher()
     template = spec.get("template") or {}
     sources = tuple(
         _source_state(api, target.namespace, kind, name, hasher) for kind, name in referenced_sources(template)

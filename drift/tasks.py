@@ -1,19 +1,80 @@
-"""Celery tasks: thin wrappers that take primary keys and call domain functions."""
+"""Celery tasks: thin wrappers that take primary keys and call domain functions.
 
-from datetime import timedelta
+Nothing piles up: beat's snapshot tasks expire when no worker started them within the cluster's interval and
+check again that the cluster is due when they start; each task has soft and hard time limits; a Redis lock
+keeps two snapshots of one cluster, or two `track_rollouts`, from overlapping, and is extended while its
+holder works, so that it can be short and a dead worker's lock soon expires. No task result is stored
+(CELERY_TASK_IGNORE_RESULT): return values are for logs and tests calling the functions directly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import redis
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from drift.clusters import check_cluster
-from drift.collect import snapshot
 from drift.models import Cluster, SnapshotRun
 from drift.rollout import follow_rollouts
+from drift.snapshot import snapshot
+from drift.snapshot.retention import prune_versions as prune_old_versions
 
-# A snapshot that takes longer than this is assumed dead; its lock expires and the next one may start.
-SNAPSHOT_LOCK_SECONDS = 600
+log = logging.getLogger(__name__)
+
+# A lock lives this long unless its holder extends it (every third of it): a dead worker blocks a cluster
+# for at most this long.
+LOCK_SECONDS = 60
+# A snapshot that outlives the soft limit is stopped and recorded as failed; the hard limit kills it.
+SNAPSHOT_SOFT_TIME_LIMIT = 300
+SNAPSHOT_TIME_LIMIT = SNAPSHOT_SOFT_TIME_LIMIT + 30
+TRACK_ROLLOUTS_SOFT_TIME_LIMIT = 120
+TRACK_ROLLOUTS_TIME_LIMIT = TRACK_ROLLOUTS_SOFT_TIME_LIMIT + 30
+
+
+def task_lock(name: str, timeout: int = LOCK_SECONDS) -> Lock:
+    """A Redis lock scoped by database: installations (or test sessions) sharing one Redis have their own.
+    Not thread-local, so the thread that keeps it alive may extend it."""
+    database = settings.DATABASES["default"]["NAME"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return client.lock(f"driftwatch:{database}:{name}", timeout=timeout, blocking=False, thread_local=False)
+
+
+@contextmanager
+def kept_alive(lock: Lock, every: float | None = None) -> Iterator[None]:
+    """Extend the lock to its full timeout every third of it while the block runs."""
+    interval = every if every is not None else (lock.timeout or LOCK_SECONDS) / 3
+    stop = threading.Event()
+
+    def extend() -> None:
+        while not stop.wait(interval):
+            try:
+                lock.reacquire()
+            except LockError:
+                log.warning("lock %s was lost while its holder worked", lock.name)
+                return
+
+    keeper = threading.Thread(target=extend, name="driftwatch-lock-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+
+
+def _release(lock: Lock) -> None:
+    try:
+        lock.release()
+    except LockError:
+        log.warning("lock %s had expired before its holder released it", lock.name)
 
 
 @shared_task
@@ -21,40 +82,72 @@ def check_cluster_connection(cluster_id: int) -> str:
     return check_cluster(Cluster.objects.get(pk=cluster_id))
 
 
-@shared_task
-def snapshot_cluster(cluster_id: int) -> str:
-    """One cycle; a Redis lock keeps two cycles of one cluster from overlapping."""
-    # Scoped by database: installations (or test sessions) sharing one Redis have their own clusters.
-    database = settings.DATABASES["default"]["NAME"]
-    lock = redis.Redis.from_url(settings.REDIS_URL).lock(
-        f"driftwatch:{database}:snapshot:{cluster_id}", timeout=SNAPSHOT_LOCK_SECONDS, blocking=False
-    )
+def is_due(cluster: Cluster, now: datetime) -> bool:
+    started = cluster.runs.order_by("-started_at").values_list("started_at", flat=True).first()
+    return started is None or now - started >= timedelta(seconds=cluster.snapshot_interval_seconds)
+
+
+@shared_task(soft_time_limit=SNAPSHOT_SOFT_TIME_LIMIT, time_limit=SNAPSHOT_TIME_LIMIT)
+def snapshot_cluster(cluster_id: int, only_if_due: bool = False) -> str:
+    """One cycle; a Redis lock keeps two cycles of one cluster from overlapping. Beat's tasks pass
+    `only_if_due`: a task that waited in the queue while another cycle ran has nothing left to do."""
+    lock = task_lock(f"snapshot:{cluster_id}")
     if not lock.acquire():
         return "skipped: a snapshot of this cluster is running"
     try:
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is None:
             return "skipped: cluster removed"
-        return snapshot(cluster).status
+        if only_if_due and not is_due(cluster, timezone.now()):
+            return "skipped: not due"
+        end_abandoned_runs(cluster)
+        with kept_alive(lock):
+            return snapshot(cluster).status
     finally:
-        lock.release()
+        _release(lock)
+
+
+def end_abandoned_runs(cluster: Cluster) -> int:
+    """Runs left `running` by a worker that was killed (hard time limit, crash, power loss) end `failed`.
+    Only runs older than the hard limit: no worker can still be running them."""
+    cutoff = timezone.now() - timedelta(seconds=SNAPSHOT_TIME_LIMIT)
+    return cluster.runs.filter(status=SnapshotRun.Status.RUNNING, started_at__lt=cutoff).update(
+        status=SnapshotRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error="abandoned: the worker running it stopped (hard time limit, crash or restart)",
+    )
 
 
 @shared_task
 def enqueue_due_snapshots() -> list[int]:
-    """Beat ticks every few seconds; each cluster is due after its own interval since its last run."""
+    """Beat ticks every few seconds; each cluster is due after its own interval since its last run. A task
+    not started within that interval expires: the next tick sends a fresh one."""
     now = timezone.now()
     due = []
     for cluster in Cluster.objects.all():
-        last = SnapshotRun.objects.filter(cluster=cluster).order_by("-started_at").values_list("started_at", flat=True)
-        started = last.first()
-        if started is None or now - started >= timedelta(seconds=cluster.snapshot_interval_seconds):
+        if is_due(cluster, now):
             due.append(cluster.pk)
-            snapshot_cluster.delay(cluster.pk)
+            snapshot_cluster.apply_async(
+                args=[cluster.pk], kwargs={"only_if_due": True}, expires=max(cluster.snapshot_interval_seconds, 5)
+            )
     return due
 
 
-@shared_task
+@shared_task(soft_time_limit=TRACK_ROLLOUTS_SOFT_TIME_LIMIT, time_limit=TRACK_ROLLOUTS_TIME_LIMIT)
 def track_rollouts() -> dict[str, int]:
-    """Follow rollouts in progress to their end and start the next group of each bulk rollout."""
-    return follow_rollouts()
+    """Follow rollouts in progress to their end and start the next group of each bulk rollout; one at a time
+    (beat ticks every few seconds and one pass may take longer)."""
+    lock = task_lock("track-rollouts")
+    if not lock.acquire():
+        return {"skipped": 1}
+    try:
+        with kept_alive(lock):
+            return follow_rollouts()
+    finally:
+        _release(lock)
+
+
+@shared_task
+def prune_versions() -> int:
+    """Hourly: source versions older than DRIFTWATCH_VERSION_RETENTION_DAYS that nothing may still run."""
+    return prune_old_versions(settings.DRIFTWATCH_VERSION_RETENTION_DAYS)

@@ -1,11 +1,13 @@
 """Probe commands and parsing: what an exec read becomes hashes, and nothing else."""
 
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
 from drift.probes import (
     EnvExpectation,
+    ProbeOutputError,
     ValueHasher,
     files_command,
     observed_env_hashes,
@@ -23,6 +25,13 @@ def test_values_are_keyed_hashes():
     assert len(HASHER.value("x" * 1_000_000)) == 64
     assert ValueHasher.content({"a": "1", "b": "2"}) == ValueHasher.content({"b": "2", "a": "1"})
     assert ValueHasher.content({"a": "1"}) != ValueHasher.content({"a": "1"}, binary_keys=["a"])
+
+
+def test_the_recipe_is_unchanged_for_an_unchanged_key():
+    """Hashes already stored (and rollout annotations already applied) stay valid across releases."""
+    assert HASHER.value("INFO") == "f94e01ba67fd08e5c04dfee42ca6dfade43b9280b74fad9ea66f94090d247949"
+    content = ValueHasher.content({"a": HASHER.value("1")}, ["b"])
+    assert content == "a6643927e37cf11997d0a8e83fa2c12254568f80e2419b0812d26f1c181e55dd"
 
 
 @pytest.mark.parametrize(
@@ -52,15 +61,53 @@ def test_env_hashes_follow_names_prefixes_and_shadowing():
 
 def test_files_round_trip_with_multibyte_text_and_missing_files():
     body = 'server_name "ünï"; if ($cookie ~* "x") {}\n'
-    size = len(body.encode())
-    output = f"nginx.conf\n{size}\n{body}gone\n-1\n\n..data=..2026_11_25_12_30_01.123456789\n"
-    read = parse_files_output(output)
+    b = "--b--"
+    output = f"{b}F nginx.conf\n{body}{b}E ok\n{b}F gone\n{b}E absent\n{b}D ..2026_11_25_12_30_01.123456789\n"
+    read = parse_files_output(output, b)
     assert read.contents == {"nginx.conf": body, "gone": None}
     assert read.data_dir_written_at == datetime(2026, 11, 25, 12, 30, 1, tzinfo=UTC)
 
 
+def test_the_files_script_reads_each_file_once_in_a_real_shell(tmp_path):
+    """A key named like an option is a file; an unreadable path is marked, the others still read."""
+    (tmp_path / "-n").write_text("line one\nline two")  # no final newline: bytes come back as they are
+    (tmp_path / "log_level").write_text("INFO\n")
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "..2026_01_02_03_04_05.1").mkdir()
+    (tmp_path / "..data").symlink_to("..2026_01_02_03_04_05.1")
+    command = files_command(str(tmp_path), ["-n", "log_level", "gone", "a-directory"], "--boundary--")
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10).stdout
+    read = parse_files_output(output, "--boundary--")
+    assert read.contents == {"-n": "line one\nline two", "log_level": "INFO\n", "gone": None}
+    assert read.unreadable == {"a-directory"}
+    assert read.data_dir_written_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+SECRET = "s3cr3t-value"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        # What the old script printed for a key named -n (`cat "-n"` read nothing): sizes and bodies out of step.
+        f"-n\n12\ntoken\n12\n{SECRET}\n\n..data=..2026_11_25_12_30_01.1\n",
+        f"--b--F token\n{SECRET}",  # cut short: an exec that stopped midway
+        f"--b--F token\n{SECRET}--b--E maybe\n--b--D \n",  # a trailer that is not ours
+        f"{SECRET}--b--F token\n--b--E ok\n--b--D \n",  # bytes before the first record
+        "",
+    ],
+    ids=["old-format", "cut-short", "bad-trailer", "leading-bytes", "empty"],
+)
+def test_a_malformed_files_output_is_refused_without_quoting_it(output):
+    with pytest.raises(ProbeOutputError) as raised:
+        parse_files_output(output, "--b--")
+    assert SECRET not in str(raised.value)
+    assert "token" not in str(raised.value)
+
+
 def test_files_command_passes_paths_as_arguments_not_code():
     command = files_command("/etc/config", ["a; rm -rf /", "$(x)"])
+    assert 'cat -- "$f"' in command[2], "a key named like an option (-n) is a file name"
     assert command[:2] == ["sh", "-c"]
     assert command[-2:] == ["a; rm -rf /", "$(x)"]
     assert "rm -rf" not in command[2]

@@ -68,3 +68,24 @@ def test_a_bad_setting_stops_manage_py_with_the_fix():
     result = manage("check", DEBUG="perhaps")
     assert result.returncode != 0
     assert "DEBUG='perhaps' is not a boolean" in result.stderr
+
+
+def test_the_development_secret_key_is_refused_when_debug_is_off():
+    refused = manage("check", DJANGO_SETTINGS_MODULE="dashboard.settings")
+    assert refused.returncode != 0
+    assert "SECRET_KEY is not set" in refused.stderr
+    assert "token_urlsafe" in refused.stderr, "the message says how to make one"
+    on_a_laptop = manage("check", DJANGO_SETTINGS_MODULE="dashboard.settings", DEBUG="true")
+    assert on_a_laptop.returncode == 0, on_a_laptop.stderr
+
+
+def test_database_connections_are_health_checked(settings):
+    """After a PostgreSQL restart a kept connection is checked before use, so the first request works."""
+    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+
+
+def test_celery_stores_no_results_and_limits_every_task(settings):
+    assert settings.CELERY_TASK_IGNORE_RESULT is True
+    assert 0 < settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert all("expires" in entry.get("options", {}) for entry in schedule.values()), "beat's tasks expire"

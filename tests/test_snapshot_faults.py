@@ -13,9 +13,9 @@ from django.core.management.base import CommandError
 from kubernetes import client as k8s
 
 from drift.clusters import register_cluster
-from drift.collect import snapshot
 from drift.models import AuditEvent, Observation, Pod, SnapshotRun, Source, SourceVersion
 from drift.report import drift_rows
+from drift.snapshot import snapshot
 from tests.faultproxy import FaultProxy
 from tests.kube_helpers import (
     delete_cluster_grant,

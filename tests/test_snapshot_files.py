@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from drift.clusters import register_cluster
-from drift.collect import snapshot
 from drift.models import Cluster, Observation
 from drift.report import drift_rows
+from drift.snapshot import snapshot
 from tests.kube_helpers import deployment
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]

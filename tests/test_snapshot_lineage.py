@@ -6,9 +6,9 @@ import time
 import pytest
 
 from drift.clusters import register_cluster
-from drift.collect import snapshot
 from drift.models import AuditEvent, Cluster, SnapshotRun, Source
 from drift.report import drift_rows
+from drift.snapshot import snapshot
 from drift.tasks import enqueue_due_snapshots
 from tests.kube_helpers import deployment, wait_until
 

@@ -11,8 +11,8 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from drift.clusters import register_cluster
-from drift.collect import snapshot
 from drift.models import AuditEvent, Cluster, Rollout, SnapshotRun
+from drift.snapshot import snapshot
 from tests.browser.conftest import log_in, screenshot
 from tests.facts import PASSWORD, user
 from tests.kube_helpers import deployment, wait_until

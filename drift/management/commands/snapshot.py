@@ -2,8 +2,8 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drift.collect import snapshot
 from drift.models import Cluster, SnapshotRun
+from drift.snapshot import snapshot
 
 
 class Command(BaseCommand):

@@ -1,0 +1,145 @@
+"""One snapshot cycle against one cluster: list (drift.snapshot.listing), record what changed
+(drift.snapshot.recording), probe what could have changed (drift.snapshot.probing).
+
+All reads happen before any write, so a cluster that stops answering halfway loses nothing recorded. A run
+always ends `succeeded`, `partial` or `failed`, whatever happens inside it (a `finally`), with the reason; a
+reason names the phase and the type of an unexpected error, never its message, which could quote a value."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from drift import kube
+from drift.clusters import connect
+from drift.hashing import current_hasher, previous_hashers
+from drift.models import AuditEvent, Cluster, Observation, SnapshotRun
+from drift.snapshot import rekeying
+from drift.snapshot.listing import Hashers, SnapshotFailed, read_cluster
+from drift.snapshot.probing import observations_from, plan_probes, run_probes
+from drift.snapshot.recording import ACTOR, record
+
+log = logging.getLogger(__name__)
+
+
+def snapshot(cluster: Cluster, now: datetime | None = None, heartbeat: Callable[[], None] | None = None) -> SnapshotRun:
+    """Run one cycle and return its run record. Never raises for a cluster that cannot be read, nor for an
+    error of its own: the run is recorded as failed with its reason, and everything recorded before stays as
+    it was. `heartbeat` is called between phases (a lock holder may use it to say the cycle is alive)."""
+    run = SnapshotRun.objects.create(cluster=cluster, started_at=now or timezone.now())
+    phase = "starting"
+
+    def enter(name: str) -> None:
+        nonlocal phase
+        phase = name
+        if heartbeat is not None:
+            heartbeat()
+
+    try:
+        hasher = current_hasher()
+        enter("listing")
+        with connect(cluster) as client:
+            stored = rekeying.stored_key_ids(cluster, hasher.key_id)
+            known = previous_hashers()
+            previous = tuple(known[key_id] for key_id in sorted(stored) if key_id in known)
+            if stored - set(known):
+                log.warning("cluster %s: hashes under unknown key id(s) %s", cluster.name, sorted(stored - set(known)))
+            listing = read_cluster(client, Hashers(hasher, previous), cluster.ignored_config_maps)
+            enter("recording")
+            moment = timezone.now()
+            recorded = record(cluster, listing, moment, hasher.key_id, tuple(h.key_id for h in previous))
+            enter("probing")
+            tasks, immediate = plan_probes(cluster, listing, moment)
+            outcomes = run_probes(client, tasks, cluster.exec_concurrency, cluster.exec_timeout_seconds)
+            enter("recording observations")
+            observations = immediate + observations_from(cluster, outcomes, hasher, timezone.now())
+            Observation.objects.bulk_create(observations)
+            run.api_calls = client.request_count
+        run.exec_probes = len(tasks)
+        run.rows_written = recorded.rows + len(observations)
+        run.forbidden_namespaces = sorted(listing.forbidden)
+        run.status = SnapshotRun.Status.PARTIAL if listing.forbidden else SnapshotRun.Status.SUCCEEDED
+        Cluster.objects.filter(pk=cluster.pk).update(last_contact_at=timezone.now())
+        run.finished_at = timezone.now()
+        enter("counting verdicts")
+        run.verdict_counts = _verdict_counts(cluster, run)
+    except (kube.KubeError, SnapshotFailed) as error:
+        _fail(cluster, run, str(error))
+        log.warning("snapshot of %s failed: %s", cluster.name, run.error)
+    except BaseException as error:  # recorded, then raised again below when it is not an Exception
+        _fail(cluster, run, f"{type(error).__name__} while {phase}{_raised_at(error)}")
+        log.error("snapshot of %s failed: %s", cluster.name, run.error)
+        if not isinstance(error, Exception):
+            raise  # a worker shutdown or a hard interrupt: the run is recorded, the interrupt goes on
+    finally:
+        _finish(run)
+    return run
+
+
+def _fail(cluster: Cluster, run: SnapshotRun, reason: str) -> None:
+    run.status = SnapshotRun.Status.FAILED
+    run.error = reason
+    try:
+        _audit_first_failure(cluster, run)
+    except Exception as error:  # the run's own record comes first
+        log.error("snapshot of %s: the failure could not be audited (%s)", cluster.name, type(error).__name__)
+
+
+def _finish(run: SnapshotRun) -> None:
+    """Write the run's end even when the error came from the database (its connection may be broken)."""
+    if run.status == SnapshotRun.Status.RUNNING:
+        run.status = SnapshotRun.Status.FAILED
+        run.error = run.error or "interrupted"
+    run.finished_at = run.finished_at or timezone.now()
+    try:
+        run.save()
+    except Exception:
+        close_old_connections()
+        SnapshotRun.objects.filter(pk=run.pk).update(status=run.status, error=run.error, finished_at=run.finished_at)
+
+
+def _raised_at(error: BaseException) -> str:
+    """Where in Driftwatch's code the error was raised: file and line, no values."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if "/drift/" in frame.filename]
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (drift/{last.filename.rsplit('/drift/', 1)[1]}:{last.lineno})"
+
+
+def _audit_first_failure(cluster: Cluster, run: SnapshotRun) -> None:
+    """One audit entry when a cluster stops answering, not one per cycle while it stays down."""
+    previous = cluster.runs.exclude(pk=run.pk).exclude(status=SnapshotRun.Status.RUNNING).first()
+    if previous is None or previous.status != SnapshotRun.Status.FAILED:
+        AuditEvent.objects.create(
+            actor=ACTOR, action=AuditEvent.Action.SNAPSHOT_FAILED, cluster_name=cluster.name,
+            message=f"snapshot of {cluster.name} failed: {run.error}",
+        )  # fmt: skip
+
+
+def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
+    """Pods per worst verdict. When nothing was written and nothing was propagating, the verdicts are
+    those of the previous good run: only a propagation window can change a verdict on the clock alone."""
+    from drift.report import verdict_counts  # late import: report reads what this module writes
+
+    previous = (
+        cluster.runs.filter(status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL])
+        .exclude(pk=run.pk)
+        .first()
+    )
+    unchanged = (
+        previous is not None
+        and run.rows_written == 0
+        and previous.verdict_counts
+        and not previous.verdict_counts.get("propagating")
+        and previous.status == run.status
+        and previous.forbidden_namespaces == run.forbidden_namespaces
+    )
+    if unchanged:
+        return previous.verdict_counts
+    return verdict_counts(cluster, now=run.finished_at)

@@ -1,0 +1,188 @@
+"""Step 1 of a cycle: LIST, paginated, ConfigMaps, Secrets, Pods, ReplicaSets, Jobs (the pods' owners) and
+Nodes. Secret values are hashed as each page arrives and dropped. No per-object GET: the number of API calls
+does not grow with the number of pods. A 403 on a cluster-wide LIST falls back to one LIST per namespace,
+and a namespace that stays forbidden is reported, not guessed. ConfigMaps matching the cluster's ignore
+patterns (drift.ignoring) are dropped here, before anything of them is hashed."""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from drift import kube, podspec
+from drift.hashing import ValueHasher, content_hash
+from drift.ignoring import is_ignored
+
+SIMULATED_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+LISTED_RESOURCES = {
+    "configmaps": "/api/v1/configmaps",
+    "secrets": "/api/v1/secrets",
+    "pods": "/api/v1/pods",
+    "replicasets": "/apis/apps/v1/replicasets",
+    "jobs": "/apis/batch/v1/jobs",
+}
+
+
+class SnapshotFailed(Exception):
+    """The cluster cannot be read at all; the message is ours, never a value read from the cluster."""
+
+
+@dataclass
+class ListedSource:
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    immutable: bool
+    modified_at: datetime | None
+    key_hashes: dict[str, str]
+    binary_keys: list[str]
+    data: dict[str, str]  # ConfigMaps only; always empty for Secrets
+    size_bytes: int
+    # The content hash under each previous hash key still in use (drift.snapshot.rekeying), by key id.
+    previous_content_hashes: dict[str, str] = field(default_factory=dict)
+    # previous key id -> value hash under that key -> value hash under the current key.
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.key_hashes, self.binary_keys)
+
+
+@dataclass(frozen=True)
+class Hashers:
+    """The current hasher, and the previous ones whose hashes are still stored (empty almost always)."""
+
+    current: ValueHasher
+    previous: Sequence[ValueHasher] = ()
+
+
+@dataclass
+class Listing:
+    sources: list[ListedSource] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # ReplicaSet/Job uid -> controller
+    simulated_nodes: set[str] = field(default_factory=set)
+    # resource -> namespaces read in full; None means every namespace was read.
+    complete: dict[str, set[str] | None] = field(default_factory=dict)
+    forbidden: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # namespace -> resources
+    ignored_patterns: tuple[str, ...] = ()
+
+    def fully_read(self, resource: str, namespace: str) -> bool:
+        scope = self.complete.get(resource)
+        return scope is None or namespace in scope
+
+    def ignores(self, kind: str, namespace: str, name: str) -> bool:
+        return kind == "ConfigMap" and is_ignored(self.ignored_patterns, namespace, name)
+
+
+def read_cluster(client: kube.KubeClient, hashers: Hashers, ignored_patterns: Iterable[str] = ()) -> Listing:
+    listing = Listing(ignored_patterns=tuple(ignored_patterns))
+    namespaces: list[str] | None = None
+    for resource, path in LISTED_RESOURCES.items():
+        try:
+            items = list(_digest(resource, client.list_paginated(path, what=f"list {resource}"), hashers, listing))
+            listing.complete[resource] = None
+        except kube.Forbidden:
+            if namespaces is None:
+                namespaces = _namespaces(client)
+            items = []
+            listing.complete[resource] = set()
+            for namespace in namespaces:
+                namespaced = path.replace("/v1/", f"/v1/namespaces/{namespace}/", 1)
+                try:
+                    page = client.list_paginated(namespaced, what=f"list {resource} in {namespace}")
+                    items.extend(_digest(resource, page, hashers, listing))
+                    listing.complete[resource].add(namespace)
+                except kube.Forbidden:
+                    listing.forbidden[namespace].add(resource)
+        _store(listing, resource, items)
+    try:
+        for node in client.list_paginated("/api/v1/nodes", what="list nodes"):
+            metadata = node.get("metadata") or {}
+            if (metadata.get("annotations") or {}).get(SIMULATED_NODE_ANNOTATION):
+                listing.simulated_nodes.add(metadata.get("name", ""))
+    except kube.Forbidden:
+        pass  # without nodes we cannot tell simulated ones apart; file probes then fail on their own
+    return listing
+
+
+def _namespaces(client: kube.KubeClient) -> list[str]:
+    try:
+        return [
+            item["metadata"]["name"] for item in client.list_paginated("/api/v1/namespaces", what="list namespaces")
+        ]
+    except kube.Forbidden as error:
+        raise SnapshotFailed(f"cannot read the cluster: {error} and cluster-wide lists are forbidden") from None
+
+
+def _digest(resource: str, items: Iterable[dict[str, Any]], hashers: Hashers, listing: Listing) -> Iterator[Any]:
+    """Turn ConfigMaps and Secrets into ListedSource as each page arrives; Secret values go no further."""
+    if resource not in ("configmaps", "secrets"):
+        yield from items
+        return
+    kind = "ConfigMap" if resource == "configmaps" else "Secret"
+    for item in items:
+        metadata = item.get("metadata") or {}
+        if listing.ignores(kind, metadata.get("namespace", ""), metadata.get("name", "")):
+            continue
+        yield _listed_source(kind, item, hashers)
+
+
+def _raw_values(kind: str, item: dict[str, Any]) -> Iterator[tuple[str, bytes, bool]]:
+    """(key, raw bytes, binary) for every key of a ConfigMap or Secret."""
+    for key, value in (item.get("data") or {}).items():
+        yield key, (base64.b64decode(value) if kind == "Secret" else value.encode("utf-8", "surrogateescape")), False
+    for key, value in (item.get("binaryData") or {}).items():
+        yield key, base64.b64decode(value), True
+
+
+def _listed_source(kind: str, item: dict[str, Any], hashers: Hashers) -> ListedSource:
+    metadata = item.get("metadata") or {}
+    key_hashes: dict[str, str] = {}
+    previous: dict[str, dict[str, str]] = {hasher.key_id: {} for hasher in hashers.previous}
+    translations: dict[str, dict[str, str]] = {hasher.key_id: {} for hasher in hashers.previous}
+    binary_keys: list[str] = []
+    size = 0
+    for key, raw, binary in _raw_values(kind, item):
+        key_hashes[key] = hashers.current.value(raw)
+        for hasher in hashers.previous:
+            previous[hasher.key_id][key] = old = hasher.value(raw)
+            translations[hasher.key_id][old] = key_hashes[key]
+        size += len(raw)
+        if binary:
+            binary_keys.append(key)
+    binary_keys.sort()
+    data = dict(item.get("data") or {}) if kind == "ConfigMap" else {}
+    return ListedSource(
+        kind=kind,
+        namespace=metadata.get("namespace", ""),
+        name=metadata.get("name", ""),
+        uid=metadata.get("uid", ""),
+        resource_version=metadata.get("resourceVersion", ""),
+        immutable=bool(item.get("immutable")),
+        modified_at=podspec.data_modified_at(metadata) or podspec.parse_time(metadata.get("creationTimestamp")),
+        key_hashes=key_hashes,
+        binary_keys=binary_keys,
+        data=data,
+        size_bytes=size,
+        previous_content_hashes={key_id: content_hash(hashes, binary_keys) for key_id, hashes in previous.items()},
+        translations=translations,
+    )
+
+
+def _store(listing: Listing, resource: str, items: list[Any]) -> None:
+    if resource in ("configmaps", "secrets"):
+        listing.sources.extend(items)
+    elif resource == "pods":
+        listing.pods = items
+    else:
+        kind = "ReplicaSet" if resource == "replicasets" else "Job"
+        for item in items:
+            metadata = item.get("metadata") or {}
+            listing.owners[metadata.get("uid", "")] = podspec.controller_of(metadata, kind)

@@ -1,0 +1,298 @@
+"""Step 3 of a cycle: probe, through pods/exec, only what could have changed since it was last read, and
+turn each answer into an observation on its own: one container's odd answer makes that consumption
+unknown, with the reason, and leaves every other observation of the cycle standing."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Exists, OuterRef, Q
+
+from drift import kube, probes
+from drift.hashing import ValueHasher
+from drift.models import Cluster, Consumption, Observation, SourceVersion
+from drift.snapshot.listing import Listing
+
+log = logging.getLogger(__name__)
+
+# A volume is probed again while its source changed less than the propagation window plus this ago:
+# long enough for one probe after the window even when a cycle runs late.
+RECENT_CHANGE_MARGIN = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    namespace: str
+    pod: str
+    container: str
+    kind: str  # "env" or "files"
+    consumption_ids: tuple[int, ...]
+    mount_path: str = ""
+    relative_paths: tuple[str, ...] = ()
+
+
+@dataclass
+class ProbeOutcome:
+    task: ProbeTask
+    output: str | None
+    reason: str = ""
+    boundary: str = ""  # of a file probe's records (drift.probes.FILES_SCRIPT)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A consumption that may need a probe, as plain values (thousands of rows after a mass change)."""
+
+    pk: int
+    container_pk: int
+    mode: str
+    source_kind: str
+    source_name: str
+    keys: list[str]
+    paths: dict[str, str]
+    mount_path: str
+    container: str
+    pod: str
+    namespace: str
+    node_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _LastRead:
+    observed_at: datetime
+    ok: bool
+    key_hashes: dict[str, str | None]
+
+
+_CANDIDATE_FIELDS = (
+    "pk", "container_id", "mode", "source_kind", "source_name", "keys", "paths", "mount_path", "container__name",
+    "container__pod__name", "container__pod__namespace", "container__pod__node_name",
+)  # fmt: skip
+
+
+def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list[ProbeTask], list[Observation]]:
+    """Which containers to exec into, and the observations we can write without exec (simulated nodes).
+
+    A container is probed when it has not been observed yet (a new run: env is fixed per run), and a
+    volume consumer again when its source changed after the last observation, or its last read showed
+    older content and the propagation window is not over yet."""
+    window = timedelta(seconds=cluster.propagation_window_seconds)
+    running = Consumption.objects.filter(
+        container__pod__cluster=cluster, container__pod__deleted_at=None, container__ended_at=None,
+        container__running=True,
+    )  # fmt: skip
+    # Only two kinds of consumer can need a probe, and both are found without loading the others:
+    # never observed, or a volume whose source changed recently enough for the kubelet to be busy.
+    observed = Exists(Observation.objects.filter(consumption=OuterRef("pk")))
+    recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
+    # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here.
+    changed_volumes = Q(
+        mode__in=["volume", "projected"],
+        source_name__in={name for _, _, name in recently_changed},
+        container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
+    )
+    candidates = [
+        _Candidate(*row[1:])
+        for row in running.annotate(observed=observed)
+        .filter(Q(observed=False) | changed_volumes)
+        .order_by("container_id", "id")
+        .values_list("observed", *_CANDIDATE_FIELDS)
+        if not row[0] or (row[11], row[4], row[5]) in recently_changed
+    ]
+    if not candidates:
+        return [], []
+    last_reads = {
+        consumption_id: _LastRead(observed_at, ok, key_hashes)
+        for consumption_id, observed_at, ok, key_hashes in Observation.objects.filter(
+            consumption_id__in=[candidate.pk for candidate in candidates]
+        )
+        .latest_per_consumption()
+        .values_list("consumption_id", "observed_at", "ok", "key_hashes")
+    }
+    current = _current_versions(cluster)
+    env_groups: dict[int, list[_Candidate]] = defaultdict(list)
+    tasks: list[ProbeTask] = []
+    immediate: list[Observation] = []
+    for candidate in candidates:
+        last = last_reads.get(candidate.pk)
+        if candidate.mode in ("env", "envFrom"):
+            if last is None:
+                env_groups[candidate.container_pk].append(candidate)
+            continue
+        version = current.get((candidate.namespace, candidate.source_kind, candidate.source_name))
+        if not _volume_needs_probe(candidate.mode, last, version, window):
+            continue
+        skip_reason = _file_probe_skipped(cluster, candidate.node_name, listing)
+        if skip_reason:
+            immediate.append(Observation(consumption_id=candidate.pk, observed_at=now, ok=False, reason=skip_reason))
+            continue
+        if candidate.mode == "subPath":
+            mount, _, file_name = candidate.mount_path.rpartition("/")
+            mount, relative = mount or "/", [file_name]
+        else:
+            mount, relative = candidate.mount_path, _relative_paths(candidate, version)
+        tasks.append(
+            ProbeTask(
+                candidate.namespace, candidate.pod, candidate.container, "files", (candidate.pk,),
+                mount_path=mount, relative_paths=tuple(relative),
+            )
+        )  # fmt: skip
+    for group in env_groups.values():
+        first = group[0]
+        tasks.append(ProbeTask(first.namespace, first.pod, first.container, "env", tuple(c.pk for c in group)))
+    return tasks, immediate
+
+
+def _file_probe_skipped(cluster: Cluster, node_name: str, listing: Listing) -> str:
+    if cluster.file_probes == Cluster.FileProbes.NEVER:
+        return "file probes disabled for this cluster"
+    if cluster.file_probes == Cluster.FileProbes.AUTO and node_name in listing.simulated_nodes:
+        return "no files on simulated node"
+    return ""
+
+
+def _recently_changed_sources(cluster: Cluster, since: datetime) -> set[tuple[str, str, str]]:
+    return set(
+        SourceVersion.objects.filter(source__cluster=cluster, first_seen__gte=since).values_list(
+            "source__namespace", "source__kind", "source__name"
+        )
+    )
+
+
+def _current_versions(cluster: Cluster) -> dict[tuple[str, str, str], SourceVersion]:
+    versions = (
+        SourceVersion.objects.filter(source__cluster=cluster, source__deleted_at=None)
+        .select_related("source")
+        .defer("data")  # ConfigMap values can weigh a MiB each; probes compare hashes only
+        .latest_per_source()
+    )
+    return {(v.source.namespace, v.source.kind, v.source.name): v for v in versions}
+
+
+def _volume_needs_probe(mode: str, last: _LastRead | None, version: SourceVersion | None, window: timedelta) -> bool:
+    if last is None:
+        return True
+    if version is None or mode == "subPath":
+        return False  # a subPath file never changes once the container runs
+    if last.observed_at < version.first_seen:
+        return True
+    if not last.ok:
+        return False
+    wanted = {key: version.key_hashes.get(key) for key in last.key_hashes}
+    matches_current = wanted == last.key_hashes
+    # Keep looking while the kubelet may still be rewriting the volume, and once just after the window.
+    return not matches_current and last.observed_at < version.appeared_at() + window
+
+
+def _relative_paths(candidate: _Candidate, version: SourceVersion | None) -> list[str]:
+    if candidate.paths:
+        return sorted(candidate.paths)
+    keys = candidate.keys or sorted((version.key_hashes if version else {}).keys())
+    return list(keys)
+
+
+def run_probes(
+    client: kube.KubeClient, tasks: list[ProbeTask], concurrency: int, timeout_seconds: float
+) -> list[ProbeOutcome]:
+    def probe(task: ProbeTask) -> ProbeOutcome:
+        try:
+            if task.kind == "env":
+                try:
+                    output = client.exec_in_container(
+                        task.namespace, task.pod, task.container, probes.ENV_COMMAND, timeout_seconds
+                    )
+                except kube.ExecFailed:
+                    output = client.exec_in_container(
+                        task.namespace, task.pod, task.container, probes.ENV_FALLBACK_COMMAND, timeout_seconds
+                    )
+            else:
+                boundary = probes.new_boundary()
+                command = probes.files_command(task.mount_path, task.relative_paths, boundary)
+                output = client.exec_in_container(task.namespace, task.pod, task.container, command, timeout_seconds)
+                return ProbeOutcome(task, output, boundary=boundary)
+            return ProbeOutcome(task, output)
+        except kube.Forbidden as error:
+            return ProbeOutcome(task, None, f"exec forbidden ({error.permission or 'create pods/exec'})")
+        except kube.ExecTimeout:
+            return ProbeOutcome(task, None, f"exec timed out after {timeout_seconds:g}s")
+        except kube.NotFound:
+            return ProbeOutcome(task, None, "pod gone before it could be read")
+        except kube.KubeError as error:
+            return ProbeOutcome(task, None, f"exec failed: {str(error)[:200]}")
+        except Exception as error:  # one container's odd answer must not end the cycle; its type is enough
+            log.warning("probe of %s/%s failed: %s", task.namespace, task.pod, type(error).__name__)
+            return ProbeOutcome(task, None, f"exec failed ({type(error).__name__})")
+
+    if not tasks:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(pool.map(probe, tasks))
+
+
+def observations_from(
+    cluster: Cluster, outcomes: list[ProbeOutcome], hasher: ValueHasher, now: datetime
+) -> list[Observation]:
+    ids = [cid for outcome in outcomes for cid in outcome.task.consumption_ids]
+    consumptions = {c.pk: c for c in Consumption.objects.filter(pk__in=ids).select_related("container__pod")}
+    known_keys = _known_keys(cluster)
+    observations: list[Observation] = []
+    for outcome in outcomes:
+        for consumption_id in outcome.task.consumption_ids:
+            consumption = consumptions[consumption_id]
+            try:
+                observation = _observation(consumption, outcome, known_keys, hasher, now)
+            except Exception as error:  # never quote the output: it may hold Secret bytes
+                reason = str(error) if isinstance(error, probes.ProbeOutputError) else type(error).__name__
+                log.warning("probe output of %s unreadable: %s", consumption, reason)
+                observation = Observation(
+                    consumption=consumption, observed_at=now, ok=False, reason=f"unreadable probe output: {reason}"
+                )
+            observation.hash_key_id = hasher.key_id
+            observations.append(observation)
+    return observations
+
+
+def _observation(
+    consumption: Consumption,
+    outcome: ProbeOutcome,
+    known_keys: dict[tuple[str, str, str], set[str]],
+    hasher: ValueHasher,
+    now: datetime,
+) -> Observation:
+    if outcome.output is None:
+        return Observation(consumption=consumption, observed_at=now, ok=False, reason=outcome.reason)
+    source_key = (consumption.container.pod.namespace, consumption.source_kind, consumption.source_name)
+    if outcome.task.kind == "env":
+        expectation = probes.EnvExpectation(
+            mode=consumption.mode, env_names=consumption.env_names, prefix=consumption.env_prefix,
+            shadowed=frozenset(consumption.shadowed_env),
+        )  # fmt: skip
+        hashes = probes.observed_env_hashes(
+            expectation, probes.parse_environ(outcome.output), known_keys.get(source_key, ()), hasher
+        )
+        return Observation(consumption=consumption, observed_at=now, ok=True, key_hashes=hashes)
+    read = probes.parse_files_output(outcome.output, outcome.boundary)
+    if read.unreadable:
+        names = ", ".join(sorted(read.unreadable))[:200]
+        return Observation(consumption=consumption, observed_at=now, ok=False, reason=f"file(s) unreadable: {names}")
+    path_to_key = consumption.paths or {path: path for path in read.contents}
+    hashes = {
+        path_to_key.get(path, path): (hasher.value(text) if text is not None else None)
+        for path, text in read.contents.items()
+    }
+    return Observation(
+        consumption=consumption, observed_at=now, ok=True, key_hashes=hashes, volume_written_at=read.data_dir_written_at
+    )
+
+
+def _known_keys(cluster: Cluster) -> dict[tuple[str, str, str], set[str]]:
+    keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for namespace, kind, name, key_hashes in SourceVersion.objects.filter(source__cluster=cluster).values_list(
+        "source__namespace", "source__kind", "source__name", "key_hashes"
+    ):
+        keys[(namespace, kind, name)].update(key_hashes)
+    return keys

@@ -1,0 +1,303 @@
+"""Step 2 of a cycle: compare the listing with what Postgres knows and write only what changed: new versions
+of ConfigMaps and Secrets (with audit entries), new pods and container runs with what they consume, ends
+and deletions. Nothing is written when nothing changed, except the run record."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from drift import podspec
+from drift.models import (
+    AuditEvent,
+    Cluster,
+    Consumption,
+    ContainerInstance,
+    Pod,
+    SnapshotRun,
+    Source,
+    SourceVersion,
+    Workload,
+)
+from drift.snapshot import rekeying
+from drift.snapshot.listing import ListedSource, Listing
+
+ACTOR = "driftwatch"
+
+
+@dataclass
+class Recorded:
+    rows: int = 0
+    rekeyed: int = 0
+
+
+def record(
+    cluster: Cluster, listing: Listing, now: datetime, hash_key_id: str, previous_key_ids: tuple[str, ...] = ()
+) -> Recorded:
+    recorded = Recorded()
+    first_sighting = not cluster.runs.filter(
+        status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]
+    ).exists()
+    with transaction.atomic():
+        if previous_key_ids:
+            recorded.rekeyed = rekeying.rekey(cluster, listing, hash_key_id, previous_key_ids)
+        _record_sources(cluster, listing, now, first_sighting, hash_key_id, recorded)
+        _record_pods(cluster, listing, now, recorded)
+    return recorded
+
+
+# -- sources ----------------------------------------------------------------------------------------------
+
+
+def _record_sources(
+    cluster: Cluster, listing: Listing, now: datetime, first_sighting: bool, hash_key_id: str, recorded: Recorded
+) -> None:
+    live = {
+        source.uid: source
+        for source in Source.objects.filter(cluster=cluster, deleted_at=None)
+        # An ignored ConfigMap recorded before it was ignored is left alone: neither seen nor gone.
+        if not listing.ignores(source.kind, source.namespace, source.name)
+    }
+    latest = {
+        version.source_id: version
+        for version in SourceVersion.objects.filter(source__in=live.values())
+        .only("id", "source_id", "content_hash", "key_hashes", "first_seen")
+        .latest_per_source()
+    }
+    new_versions: list[SourceVersion] = []
+    audits: list[AuditEvent] = []
+    seen: set[str] = set()
+    for listed in listing.sources:
+        seen.add(listed.uid)
+        content_hash = listed.content_hash
+        source = live.get(listed.uid)
+        if source is None:
+            source = Source.objects.create(
+                cluster=cluster, kind=listed.kind, namespace=listed.namespace, name=listed.name,
+                uid=listed.uid, immutable=listed.immutable, first_seen=now,
+            )  # fmt: skip
+            recorded.rows += 1
+            if not first_sighting:
+                audits.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CREATED, "created", {}))
+        elif latest.get(source.pk) and latest[source.pk].content_hash == content_hash:
+            continue
+        previous = latest.get(source.pk)
+        new_versions.append(
+            SourceVersion(
+                source=source, content_hash=content_hash, resource_version=listed.resource_version,
+                first_seen=now, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
+                data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
+                hash_key_id=hash_key_id,
+            )
+        )  # fmt: skip
+        if previous is not None:
+            changes = _key_changes(previous.key_hashes, listed.key_hashes)
+            audits.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CHANGED, "changed", changes))
+    SourceVersion.objects.bulk_create(new_versions)
+    recorded.rows += len(new_versions)
+    gone = [
+        source
+        for uid, source in live.items()
+        if uid not in seen and listing.fully_read(_resource_of(source.kind), source.namespace)
+    ]
+    if gone:
+        Source.objects.filter(pk__in=[source.pk for source in gone]).update(deleted_at=now)
+        recorded.rows += len(gone)
+        for source in gone:
+            audits.append(
+                AuditEvent(
+                    actor=ACTOR, action=AuditEvent.Action.CONFIG_DELETED, cluster_name=cluster.name,
+                    namespace=source.namespace, object_kind=source.kind, object_name=source.name,
+                    message=f"{source.kind} {source.namespace}/{source.name} deleted",
+                )
+            )  # fmt: skip
+    AuditEvent.objects.bulk_create(audits)
+
+
+def _resource_of(kind: str) -> str:
+    return "configmaps" if kind == "ConfigMap" else "secrets"
+
+
+def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
+    """Key names only, never values: what an audit entry may say about a change."""
+    return {
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "changed": sorted(key for key in set(before) & set(after) if before[key] != after[key]),
+    }
+
+
+def _config_audit(
+    cluster: Cluster, listed: ListedSource, action: str, verb: str, changes: dict[str, list[str]]
+) -> AuditEvent:
+    summary = "; ".join(f"{what}: {', '.join(keys)}" for what, keys in changes.items() if keys)
+    return AuditEvent(
+        actor=ACTOR, action=action, cluster_name=cluster.name, namespace=listed.namespace,
+        object_kind=listed.kind, object_name=listed.name,
+        message=f"{listed.kind} {listed.namespace}/{listed.name} {verb}" + (f" ({summary})" if summary else ""),
+        detail={"resource_version": listed.resource_version, **changes},
+    )  # fmt: skip
+
+
+# -- pods and container runs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownPod:
+    """What an idle cycle needs of a recorded pod: plain values, no model instances (thousands of pods)."""
+
+    pk: int
+    namespace: str
+    started_at: datetime | None
+
+
+@dataclass
+class KnownPods:
+    """What Postgres knows of the cluster's live pods, loaded with three queries."""
+
+    pods: dict[str, KnownPod]  # uid -> pod
+    # pod pk -> (container name, identity) -> (instance pk, running)
+    instances: dict[int, dict[tuple[str, str], tuple[int, bool]]]
+    workloads: dict[tuple[str, str, str], int]  # (kind, namespace, name) -> pk
+
+
+@dataclass
+class ContainerChanges:
+    """What the pods of the listing change in container runs, written in bulk at the end."""
+
+    new: list[tuple[ContainerInstance, list[podspec.ConsumptionSpec]]] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
+
+
+def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Recorded) -> None:
+    known = _known_pods(cluster)
+    changes = ContainerChanges()
+    seen: set[str] = set()
+    for item in listing.pods:
+        metadata = item.get("metadata") or {}
+        seen.add(metadata.get("uid", ""))
+        pod = _record_pod(cluster, item, listing, known, now, recorded)
+        _compare_containers(pod, item, listing, known.instances.get(pod.pk, {}), now, changes)
+    gone_pods = [
+        pod.pk for uid, pod in known.pods.items() if uid not in seen and listing.fully_read("pods", pod.namespace)
+    ]
+    if gone_pods:
+        recorded.rows += Pod.objects.filter(pk__in=gone_pods).update(deleted_at=now)
+        changes.ended.extend(
+            ContainerInstance.objects.filter(pod_id__in=gone_pods, ended_at=None).values_list("pk", flat=True)
+        )
+    _write_container_changes(changes, now, recorded)
+
+
+def _known_pods(cluster: Cluster) -> KnownPods:
+    pods = {
+        uid: KnownPod(pk, namespace, started_at)
+        for pk, uid, namespace, started_at in Pod.objects.filter(cluster=cluster, deleted_at=None).values_list(
+            "pk", "uid", "namespace", "started_at"
+        )
+    }
+    instances: dict[int, dict[tuple[str, str], tuple[int, bool]]] = defaultdict(dict)
+    for pk, pod_id, name, identity, running in ContainerInstance.objects.filter(
+        pod__cluster=cluster, pod__deleted_at=None, ended_at=None
+    ).values_list("pk", "pod_id", "name", "container_id", "running"):
+        instances[pod_id][(name, identity)] = (pk, running)
+    workloads = {
+        (kind, namespace, name): pk
+        for pk, kind, namespace, name in Workload.objects.filter(cluster=cluster).values_list(
+            "pk", "kind", "namespace", "name"
+        )
+    }
+    return KnownPods(pods, instances, workloads)
+
+
+def _record_pod(
+    cluster: Cluster, item: dict[str, Any], listing: Listing, known: KnownPods, now: datetime, recorded: Recorded
+) -> KnownPod:
+    """The recorded pod of a listed one: created (with its workload) when new, its start filled in once the
+    kubelet took it."""
+    metadata = item.get("metadata") or {}
+    uid, namespace = metadata.get("uid", ""), metadata.get("namespace", "")
+    pod_started = podspec.parse_time((item.get("status") or {}).get("startTime"))
+    node_name = (item.get("spec") or {}).get("nodeName") or ""
+    pod = known.pods.get(uid)
+    if pod is None:
+        kind, name = podspec.top_owner(metadata, listing.owners)
+        workload_id = known.workloads.get((kind, namespace, name))
+        if workload_id is None:
+            workload_id = Workload.objects.create(
+                cluster=cluster, kind=kind, namespace=namespace, name=name, first_seen=now
+            ).pk
+            known.workloads[(kind, namespace, name)] = workload_id
+            recorded.rows += 1
+        created = Pod.objects.create(
+            cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
+            uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
+        )  # fmt: skip
+        pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started)
+        recorded.rows += 1
+    elif pod.started_at is None and pod_started is not None:
+        # First seen while pending: the kubelet has taken it since.
+        Pod.objects.filter(pk=pod.pk).update(started_at=pod_started, node_name=node_name)
+        recorded.rows += 1
+    return pod
+
+
+def _compare_containers(
+    pod: KnownPod,
+    item: dict[str, Any],
+    listing: Listing,
+    known: dict[tuple[str, str], tuple[int, bool]],
+    now: datetime,
+    changes: ContainerChanges,
+) -> None:
+    """New runs (env is fixed per run, so a restart is a new row), runs that stopped, runs that are gone."""
+    pod_spec = item.get("spec") or {}
+    current_keys = set()
+    for run in podspec.container_runs(item):
+        key = (run.name, run.identity)
+        current_keys.add(key)
+        instance = known.get(key)
+        if instance is None:
+            consumed = [
+                spec
+                for spec in podspec.consumptions_of(pod_spec, run.spec)
+                if not listing.ignores(spec.source_kind, pod.namespace, spec.source_name)
+            ]
+            changes.new.append(
+                (
+                    ContainerInstance(
+                        pod_id=pod.pk, name=run.name, init=run.init, container_id=run.identity,
+                        started_at=run.started_at, running=run.running, first_seen=now,
+                    ),
+                    consumed,
+                )
+            )  # fmt: skip
+        elif instance[1] and not run.running:
+            changes.stopped.append(instance[0])
+    changes.ended.extend(pk for key, (pk, _) in known.items() if key not in current_keys)
+
+
+def _write_container_changes(changes: ContainerChanges, now: datetime, recorded: Recorded) -> None:
+    if changes.new:
+        ContainerInstance.objects.bulk_create([instance for instance, _ in changes.new])
+        consumptions = [
+            Consumption(
+                container=instance, source_kind=spec.source_kind, source_name=spec.source_name, mode=spec.mode,
+                keys=list(spec.keys), env_names=dict(spec.env_names), env_prefix=spec.env_prefix,
+                shadowed_env=list(spec.shadowed_env), paths=dict(spec.paths), mount_path=spec.mount_path,
+                sub_path=spec.sub_path, optional=spec.optional,
+            )
+            for instance, specs in changes.new
+            for spec in specs
+        ]  # fmt: skip
+        Consumption.objects.bulk_create(consumptions)
+        recorded.rows += len(changes.new) + len(consumptions)
+    if changes.stopped:
+        recorded.rows += ContainerInstance.objects.filter(pk__in=changes.stopped).update(running=False)
+    if changes.ended:
+        recorded.rows += ContainerInstance.objects.filter(pk__in=changes.ended).update(ended_at=now, running=False)
