@@ -15,10 +15,11 @@ from django.conf import settings
 from django.db import connection
 
 from drift.clusters import register_cluster
-from drift.models import Observation, SnapshotRun, SourceVersion
+from drift.models import Cluster, Observation, SnapshotRun, SourceVersion
 from drift.report import drift_rows
 from drift.tasks import snapshot_cluster
-from tests.kube_helpers import deployment
+from tests.kube_helpers import deployment, wait_until
+from tests.test_snapshot_files import kubelet_writes
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
@@ -48,37 +49,69 @@ def redis_contents() -> str:
     return b"\n".join(values).decode("utf-8", "replace")
 
 
-def test_a_secret_canary_never_appears_in_the_database_redis_or_logs(kubeconfig, kube, celery_worker_process, caplog):
+def snapshot_in_worker(cluster) -> str:
+    """Task results are not stored (nothing reads them): the run record says how the cycle ended."""
+    runs = cluster.runs.count()
+    snapshot_cluster.delay(cluster.pk)
+    wait_until(
+        lambda: cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).count() > runs, timeout=120, what="the run"
+    )
+    return cluster.runs.first().status
+
+
+def test_a_secret_canary_never_appears_in_the_database_redis_or_logs(
+    kubeconfig, kube, celery_worker_process, caplog, tmp_path
+):
     canary = f"canary-{uuid.uuid4().hex}"
     encoded = base64.b64encode(canary.encode()).decode()
     kube.secret("app-secret", {"token": canary, "password": canary + "-2"})
+    # The Secret's files, read through exec as on a real node (see test_snapshot_files): one named like an
+    # option, and one that cannot be read, whose reason must name the key and nothing of its value.
+    files = {"token": canary, "-n": canary + "-n"}
+    kube.secret("file-secret", {**files, "unreadable": canary + "-u"})
+    kubelet_writes(tmp_path / "secret-files", files)
+    (tmp_path / "secret-files" / "unreadable").mkdir()
     container = {
         "name": "app",
         "image": "nginx:1.27",
         "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "token"}}}],
         "envFrom": [{"secretRef": {"name": "app-secret"}, "prefix": "S_"}],
-        "volumeMounts": [{"name": "secret", "mountPath": "/etc/secret"}],
+        "volumeMounts": [
+            {"name": "secret", "mountPath": "/etc/secret"},
+            {"name": "files", "mountPath": str(tmp_path / "secret-files")},
+        ],
     }
-    kube.create_deployment(
-        deployment("uses-secret", [container], [{"name": "secret", "secret": {"secretName": "app-secret"}}])
-    )
+    volumes = [
+        {"name": "secret", "secret": {"secretName": "app-secret"}},
+        {"name": "files", "secret": {"secretName": "file-secret"}},
+    ]
+    kube.create_deployment(deployment("uses-secret", [container], volumes))
     kube.wait_deployment_ready("uses-secret")
     [pod] = kube.ready_pods("uses-secret")
     kube.wait_exec_ready(pod.metadata.name)
     cluster, _ = register_cluster("local", kubeconfig_path=str(kubeconfig))
+    # Files are read on this simulated node only when asked (the default skips them: no container files).
+    Cluster.objects.filter(pk=cluster.pk).update(file_probes=Cluster.FileProbes.ALWAYS)
 
     with caplog.at_level(logging.DEBUG):
-        assert snapshot_cluster.delay(cluster.pk).get(timeout=120) == SnapshotRun.Status.SUCCEEDED
+        assert snapshot_in_worker(cluster) == SnapshotRun.Status.SUCCEEDED
     # The test's own client logs response bodies at DEBUG; only Driftwatch's logs are under test.
     kube.edit_secret("app-secret", {"token": canary + "-rotated"})
     with caplog.at_level(logging.DEBUG):
-        assert snapshot_cluster.delay(cluster.pk).get(timeout=120) == SnapshotRun.Status.SUCCEEDED
+        assert snapshot_in_worker(cluster) == SnapshotRun.Status.SUCCEEDED
+    unreadable = Observation.objects.get(consumption__source_name="file-secret", consumption__mode="volume")
+    assert (unreadable.ok, unreadable.reason) == (False, "file(s) unreadable: unreadable")
 
     # The snapshot really read the Secret and the container's environment...
     versions = SourceVersion.objects.filter(source__name="app-secret", source__namespace=kube.namespace)
     assert versions.count() == 2
     assert all(set(version.key_hashes) == {"token", "password"} and version.data == {} for version in versions)
-    assert Observation.objects.filter(consumption__source_name="app-secret", ok=True).count() == 2
+    assert (
+        Observation.objects.filter(
+            consumption__source_name="app-secret", consumption__mode__in=["env", "envFrom"], ok=True
+        ).count()
+        == 2
+    )
     rows = [row for row in drift_rows(cluster, namespace=kube.namespace) if row.source["name"] == "app-secret"]
     assert {(row.mode, row.verdict) for row in rows} >= {("env", "stale"), ("envFrom", "stale")}
 
