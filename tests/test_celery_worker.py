@@ -48,10 +48,14 @@ def test_a_task_runs_in_a_worker_and_writes_to_postgres(kubeconfig, celery_worke
     assert redis.Redis.from_url(settings.REDIS_URL).get(f"celery-task-meta-{result.id}") is None, "no result stored"
 
 
-def test_a_snapshot_task_not_started_in_time_expires(kubeconfig, celery_queue, monkeypatch, request):
+def test_a_snapshot_task_not_started_in_time_expires(kubeconfig, celery_queue, request):
     cluster = Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig), snapshot_interval_seconds=5)
-    monkeypatch.setattr(app.conf, "task_default_queue", celery_queue)
-    assert enqueue_due_snapshots() == [cluster.pk]  # no worker yet: the task waits in the queue
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = celery_queue
+    try:
+        assert enqueue_due_snapshots() == [cluster.pk]  # no worker yet: the task waits in the queue
+    finally:
+        app.conf.task_default_queue = default_queue
     time.sleep(6)
     request.getfixturevalue("celery_worker_process")
     worker_caught_up(cluster)

@@ -58,7 +58,9 @@ def test_a_key_named_like_an_option_is_read_as_a_file(cluster, kube, tmp_path):
     assert set(observation.key_hashes) == {"-n", "log_level"}
 
 
-def test_an_unreadable_file_makes_its_consumer_unknown_and_leaves_the_others_observed(cluster, kube, tmp_path):
+def test_an_unreadable_file_is_named_for_its_consumer_and_leaves_the_others_observed(cluster, kube, tmp_path):
+    """The probe that could not read is not evidence: its consumer's verdict falls back to inference (as for any
+    exec that fails) and says which file could not be read."""
     kube.config_map("readable", {"log_level": "INFO"})
     kube.config_map("unreadable", {"log_level": "INFO"})
     good, bad = tmp_path / "good", tmp_path / "bad"
@@ -71,7 +73,7 @@ def test_an_unreadable_file_makes_its_consumer_unknown_and_leaves_the_others_obs
     run = snapshot(cluster)
     assert run.status == SnapshotRun.Status.SUCCEEDED, run.error
     broken = volume_row(cluster, kube.namespace, "bad")
-    assert broken.verdict == "unknown"
+    assert broken.evidence == "inferred"
     assert "file(s) unreadable: log_level" in broken.reason
     fine = volume_row(cluster, kube.namespace, "good")
     assert (fine.verdict, fine.evidence) == ("fresh", "observed")
