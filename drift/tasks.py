@@ -128,7 +128,7 @@ def enqueue_due_snapshots() -> list[int]:
         if is_due(cluster, now):
             due.append(cluster.pk)
             snapshot_cluster.apply_async(
-                args=[cluster.pk], kwargs={"only_if_due": True}, expires=max(cluster.snapshot_interval_seconds, 5)
+                args=(cluster.pk,), kwargs={"only_if_due": True}, expires=max(cluster.snapshot_interval_seconds, 5)
             )
     return due
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
 from datetime import datetime
 
 from django.db import close_old_connections
@@ -27,18 +26,16 @@ from drift.snapshot.recording import ACTOR, record
 log = logging.getLogger(__name__)
 
 
-def snapshot(cluster: Cluster, now: datetime | None = None, heartbeat: Callable[[], None] | None = None) -> SnapshotRun:
+def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
     """Run one cycle and return its run record. Never raises for a cluster that cannot be read, nor for an
     error of its own: the run is recorded as failed with its reason, and everything recorded before stays as
-    it was. `heartbeat` is called between phases (a lock holder may use it to say the cycle is alive)."""
+    it was. (A worker's shutdown is recorded too, then goes on.)"""
     run = SnapshotRun.objects.create(cluster=cluster, started_at=now or timezone.now())
     phase = "starting"
 
     def enter(name: str) -> None:
         nonlocal phase
         phase = name
-        if heartbeat is not None:
-            heartbeat()
 
     try:
         hasher = current_hasher()
@@ -140,6 +137,6 @@ def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
         and previous.status == run.status
         and previous.forbidden_namespaces == run.forbidden_namespaces
     )
-    if unchanged:
+    if unchanged and previous is not None:
         return previous.verdict_counts
     return verdict_counts(cluster, now=run.finished_at)

@@ -92,13 +92,14 @@ def read_cluster(client: kube.KubeClient, hashers: Hashers, ignored_patterns: It
             if namespaces is None:
                 namespaces = _namespaces(client)
             items = []
-            listing.complete[resource] = set()
+            readable: set[str] = set()
+            listing.complete[resource] = readable
             for namespace in namespaces:
                 namespaced = path.replace("/v1/", f"/v1/namespaces/{namespace}/", 1)
                 try:
                     page = client.list_paginated(namespaced, what=f"list {resource} in {namespace}")
                     items.extend(_digest(resource, page, hashers, listing))
-                    listing.complete[resource].add(namespace)
+                    readable.add(namespace)
                 except kube.Forbidden:
                     listing.forbidden[namespace].add(resource)
         _store(listing, resource, items)

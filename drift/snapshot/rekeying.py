@@ -58,7 +58,8 @@ def _rekey_versions(cluster: Cluster, old: str, new: str, translation: dict[str,
         )
     )
     for version in versions:
-        key_hashes, complete = _translated(version.key_hashes, translation)
+        key_hashes = {key: translation.get(value, value) for key, value in version.key_hashes.items()}
+        complete = all(value in translation for value in version.key_hashes.values())
         version.key_hashes = key_hashes
         if complete:
             # The same content under the new key: what the listing computes for it, so no new version.

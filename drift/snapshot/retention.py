@@ -57,13 +57,14 @@ def _earliest_running_start(
     ).values_list(
         "container__pod__cluster_id", "container__pod__namespace", "source_kind", "source_name", "container__started_at"
     )
-    earliest: dict[tuple[int, str, str, str], datetime | str] = {}
+    earliest: dict[tuple[int, str, str, str], datetime] = {}
+    never_started: set[tuple[int, str, str, str]] = set()
     for cluster, namespace, kind, name, started in rows.iterator():
         key = (cluster, namespace, kind, name)
-        if key not in sources or earliest.get(key) == _NEVER_STARTED:
+        if key not in sources:
             continue
         if started is None:
-            earliest[key] = _NEVER_STARTED
+            never_started.add(key)
         elif key not in earliest or started < earliest[key]:
             earliest[key] = started
-    return earliest
+    return {**earliest, **dict.fromkeys(never_started, _NEVER_STARTED)}
