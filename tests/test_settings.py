@@ -89,3 +89,23 @@ def test_celery_stores_no_results_and_limits_every_task(settings):
     assert 0 < settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT
     schedule = settings.CELERY_BEAT_SCHEDULE
     assert all("expires" in entry.get("options", {}) for entry in schedule.values()), "beat's tasks expire"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_query_after_postgresql_dropped_the_connection_works():
+    """What a PostgreSQL restart does to a kept connection, done to this one connection only."""
+    import psycopg
+    from django.contrib.auth import get_user_model
+    from django.core.signals import request_started
+    from django.db import connection
+
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    database = connection.settings_dict
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], password=database["PASSWORD"],
+        dbname=database["NAME"], autocommit=True,
+    ) as other:  # fmt: skip
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    request_started.send(sender=None)  # what Django does before each request
+    assert get_user_model().objects.count() >= 0
