@@ -2,15 +2,21 @@
 tasks do not pile up (they expire, re-check that their cluster is due, and never overlap), locks are kept
 alive while their holder works, and no result is stored."""
 
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from dashboard.celery import app
+from drift.clusters import register_cluster
 from drift.models import Cluster, SnapshotRun
 from drift.tasks import (
     check_cluster_connection,
@@ -20,7 +26,10 @@ from drift.tasks import (
     task_lock,
     track_rollouts,
 )
-from tests.kube_helpers import wait_until
+from tests.faultproxy import FaultProxy
+from tests.kube_helpers import deployment, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -120,3 +129,58 @@ def test_track_rollouts_never_overlaps_itself():
 def test_tasks_have_time_limits():
     for task in (snapshot_cluster, track_rollouts):
         assert 0 < task.soft_time_limit < task.time_limit
+
+
+@pytest.fixture
+def prefork_worker(transactional_db, celery_queue, tmp_path):
+    """A worker with the production pool (prefork): time limits need it; the shared fixture runs `solo`."""
+    database = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/"
+        f"{connection.settings_dict['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    log_path = ROOT / "artifacts" / f"celery-worker-{celery_queue}-prefork.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", celery_queue, "--pool", "prefork",
+             "--concurrency", "1", "--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    default_queue = app.conf.task_default_queue
+    try:
+        wait_until(lambda: b"ready." in log_path.read_bytes() or worker.poll() is not None, timeout=60, what="worker")
+        assert worker.poll() is None, log_path.read_text()[-3000:]
+        app.conf.task_default_queue = celery_queue
+        yield worker
+    finally:
+        app.conf.task_default_queue = default_queue
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_a_snapshot_past_its_soft_time_limit_ends_failed_in_a_real_worker(kubeconfig, kube, prefork_worker, tmp_path):
+    """An exec that hangs longer than the task may run: the soft limit stops the cycle, which records its
+    run as failed with the reason, instead of holding the worker (and the cluster's lock) until the hard one."""
+    proxy = FaultProxy(kubeconfig, tmp_path).start()
+    try:
+        kube.config_map("env-config", {"log_level": "INFO"})
+        container = {"name": "app", "image": "nginx:1.27", "envFrom": [{"configMapRef": {"name": "env-config"}}]}
+        kube.create_deployment(deployment("env-demo", [container]))
+        kube.wait_deployment_ready("env-demo")
+        cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
+        Cluster.objects.filter(pk=cluster.pk).update(exec_timeout_seconds=120)
+        proxy.stall_exec = True
+
+        snapshot_cluster.apply_async(args=(cluster.pk,), soft_time_limit=3, time_limit=60)
+        run = wait_until(
+            lambda: cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first(), timeout=50, what="the run's end"
+        )
+        assert run.status == SnapshotRun.Status.FAILED
+        assert run.error.startswith("SoftTimeLimitExceeded while probing"), run.error
+        assert (run.finished_at - run.started_at).total_seconds() < 30
+        assert task_lock(f"snapshot:{cluster.pk}").acquire(), "the lock was released"
+    finally:
+        proxy.stop()

@@ -229,8 +229,12 @@ def run_probes(
 
     if not tasks:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         return list(pool.map(probe, tasks))
+    finally:
+        # Interrupted (a soft time limit), do not wait for hanging execs: each ends at its own timeout.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def observations_from(
