@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from drift.clusters import register_cluster
-from drift.models import AuditEvent, Cluster, Observation, SnapshotRun, Source
+from drift.models import AuditEvent, Cluster, Observation, SnapshotRun, Source, SourceVersion
 from drift.report import drift_rows
 from drift.snapshot import cycle, snapshot
 from tests.kube_helpers import deployment
@@ -104,3 +104,15 @@ def test_a_run_interrupted_by_an_error_ends_failed_with_its_reason_and_no_value(
     assert Source.objects.filter(name="settings", namespace=kube.namespace).exists(), "recorded before it stays"
     monkeypatch.undo()
     assert snapshot(cluster).status == SnapshotRun.Status.SUCCEEDED
+
+
+def test_a_config_map_value_holding_a_nul_character_is_recorded_by_its_hash(cluster, kube):
+    """PostgreSQL's jsonb refuses NUL: the value is kept as its hash only, and the cycle goes on."""
+    kube.core.create_namespaced_config_map(
+        kube.namespace, {"metadata": {"name": "with-nul"}, "data": {"nul": "a\x00b", "plain": "text"}}
+    )
+    run = snapshot(cluster)
+    assert run.status == SnapshotRun.Status.SUCCEEDED, run.error
+    version = SourceVersion.objects.get(source__name="with-nul", source__namespace=kube.namespace)
+    assert set(version.key_hashes) == {"nul", "plain"}
+    assert version.data == {"plain": "text"}

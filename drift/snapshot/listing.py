@@ -159,7 +159,11 @@ def _listed_source(kind: str, item: dict[str, Any], hashers: Hashers) -> ListedS
         if binary:
             binary_keys.append(key)
     binary_keys.sort()
-    data = dict(item.get("data") or {}) if kind == "ConfigMap" else {}
+    # PostgreSQL's jsonb cannot hold a NUL character: such a value is kept as its hash only (like a Secret's),
+    # rather than failing the whole cycle.
+    data = {key: value for key, value in (item.get("data") or {}).items() if "\x00" not in value}
+    if kind != "ConfigMap":
+        data = {}
     return ListedSource(
         kind=kind,
         namespace=metadata.get("namespace", ""),
