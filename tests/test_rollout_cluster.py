@@ -121,7 +121,9 @@ def test_a_dry_run_patches_nothing(kube, cluster):
     assert rollout.status == "dry_run"
     assert f"would become {before + 1}" in plan.dry_run
     assert generation(kube, "env-demo") == before
-    assert not AuditEvent.objects.filter(action__startswith="rollout.").exists()
+    # A dry run is recorded (issue 7, item 9), as a dry run: nothing says a rollout was requested.
+    [dry] = AuditEvent.objects.filter(action__startswith="rollout.")
+    assert (dry.action, dry.actor) == ("rollout.dry_run", "olga")
 
 
 def test_it_refuses_a_paused_deployment(kube, cluster):
