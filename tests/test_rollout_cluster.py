@@ -342,6 +342,7 @@ def test_the_rollout_command_dry_run_and_refusals(kube, cluster):
     call_command("rollout", "deployment/env-demo", "-n", kube.namespace, "--dry-run", "--actor", "ops", stdout=out)
     assert "dry run accepted" in out.getvalue()
     assert Rollout.objects.get().status == "dry_run"
+    assert AuditEvent.objects.get(action="rollout.dry_run").actor == "ops"
 
     with pytest.raises(CommandError, match="refused"):
         call_command(

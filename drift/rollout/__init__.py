@@ -11,8 +11,8 @@ replaces the pods with ones that read the current ConfigMaps and Secrets.
 - `batch`: bulk rollouts a group at a time, advanced by the beat task.
 A completed rollout sends `signals.rollout_completed`; drift.apps turns it into a snapshot."""
 
-from drift.rollout.batch import advance_batch, cancel_batch, follow_rollouts
-from drift.rollout.execute import queue_batch, request_rollout
+from drift.rollout.batch import advance_batch, cancel_batch, follow_rollouts, queue_batch
+from drift.rollout.execute import request_rollout
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import (
     KINDS,

@@ -10,12 +10,12 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from drift.models import Rollout
+from drift.models import AuditEvent, Cluster, Rollout
 from drift.rollout.execute import start_claimed
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import refused
-from drift.rollout.record import finish_without_patch, lock_cluster
+from drift.rollout.record import audit, finish_without_patch, lock_cluster, new_rollout
 
 # Ends that stop the rest of their batch.
 _BROKEN = (Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
@@ -91,3 +91,22 @@ def follow_rollouts() -> dict[str, int]:
     for batch in batches:
         advance_batch(batch)
     return {"refreshed": refreshed, "batches": len(batches)}
+
+
+def queue_batch(requests: list[tuple[Cluster, Target]], actor: str) -> uuid.UUID:
+    """Queue several rollouts under one batch id; drift.rollout.batch starts them, a cluster's
+    `rollout_batch_size` at a time, each group once the previous one has finished."""
+    batch = uuid.uuid4()
+    with transaction.atomic():
+        for position, (cluster, target) in enumerate(requests, start=1):
+            rollout = new_rollout(cluster, target, actor, Rollout.Status.QUEUED, batch=batch)
+            rollout.save()
+            audit(
+                rollout,
+                AuditEvent.Action.ROLLOUT_REQUESTED,
+                f"rollout of {target} requested in a batch of {len(requests)} (position {position}; "
+                f"{cluster.rollout_batch_size} at a time)",
+                {"position": position, "batch_size": cluster.rollout_batch_size},
+                actor,
+            )
+    return batch

@@ -10,7 +10,6 @@ A crash or a database error after step 3 therefore leaves the `patching` row and
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -19,14 +18,17 @@ from django.utils import timezone
 
 from drift import kube
 from drift.models import AuditEvent, Cluster, Rollout
+from drift.rollout.follow import refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan, client_for, noop_message, plan_rollout, refused
 from drift.rollout.record import (
     audit,
+    carries,
     finish_without_patch,
     lock_cluster,
     new_rollout,
     pods_text,
+    record_applied,
     record_dry_run,
     record_outcome,
 )
@@ -50,8 +52,6 @@ def request_rollout(
 
 
 def _request(cluster: Cluster, target: Target, actor: str, dry_run: bool, api: kube.KubeClient) -> tuple[Rollout, Plan]:
-    from drift.rollout.follow import refresh_rollout  # follow builds on this module
-
     # Our own earlier rollout of this workload may have ended since anyone looked: record its end first.
     for earlier in _ours_going(cluster, target):
         refresh_rollout(earlier, api)
@@ -210,42 +210,8 @@ def settle_after_doubt(rollout: Rollout, plan: Plan, api: kube.KubeClient, error
     return outcome
 
 
-def carries(workload: dict[str, Any], key: str, value: str) -> bool:
-    template = (workload.get("spec") or {}).get("template") or {}
-    return bool(value) and ((template.get("metadata") or {}).get("annotations") or {}).get(key) == value
-
-
-def record_applied(rollout: Rollout, generation: int | None, message: str) -> None:
-    """The patch is in the cluster: the row goes from `patching` to `in_progress` (unless cancelled meanwhile)."""
-    with transaction.atomic():
-        locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
-        if locked.status == Rollout.Status.PATCHING:
-            locked.status, locked.generation, locked.message = Rollout.Status.IN_PROGRESS, generation, message
-            locked.save(update_fields=["status", "generation", "message"])
-    rollout.refresh_from_db()
-
-
 def _finish_patching(rollout: Rollout, finish: Any) -> None:
     with transaction.atomic():
         locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
         if locked.status == Rollout.Status.PATCHING:
             finish()
-
-
-def queue_batch(requests: list[tuple[Cluster, Target]], actor: str) -> uuid.UUID:
-    """Queue several rollouts under one batch id; drift.rollout.batch starts them, a cluster's
-    `rollout_batch_size` at a time, each group once the previous one has finished."""
-    batch = uuid.uuid4()
-    with transaction.atomic():
-        for position, (cluster, target) in enumerate(requests, start=1):
-            rollout = new_rollout(cluster, target, actor, Rollout.Status.QUEUED, batch=batch)
-            rollout.save()
-            audit(
-                rollout,
-                AuditEvent.Action.ROLLOUT_REQUESTED,
-                f"rollout of {target} requested in a batch of {len(requests)} (position {position}; "
-                f"{cluster.rollout_batch_size} at a time)",
-                {"position": position, "batch_size": cluster.rollout_batch_size},
-                actor,
-            )
-    return batch

@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from drift import kube
 from drift.models import AuditEvent, Rollout
-from drift.rollout.execute import carries, record_applied
 from drift.rollout.kinds import Progress, Target
 from drift.rollout.plan import client_for, refused
-from drift.rollout.record import audit, finish_without_patch
+from drift.rollout.record import audit, carries, finish_without_patch, record_applied
 from drift.rollout.signals import rollout_completed
 
 log = logging.getLogger(__name__)

@@ -103,3 +103,18 @@ def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
             actor,
         )
     return rollout
+
+
+def carries(workload: dict[str, Any], key: str, value: str) -> bool:
+    template = (workload.get("spec") or {}).get("template") or {}
+    return bool(value) and ((template.get("metadata") or {}).get("annotations") or {}).get(key) == value
+
+
+def record_applied(rollout: Rollout, generation: int | None, message: str) -> None:
+    """The patch is in the cluster: the row goes from `patching` to `in_progress` (unless cancelled meanwhile)."""
+    with transaction.atomic():
+        locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        if locked.status == Rollout.Status.PATCHING:
+            locked.status, locked.generation, locked.message = Rollout.Status.IN_PROGRESS, generation, message
+            locked.save(update_fields=["status", "generation", "message"])
+    rollout.refresh_from_db()
