@@ -5,7 +5,7 @@ is audited before the 403 (or 404), because a forged POST is worth knowing about
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -20,10 +20,8 @@ _MAX_FIELD = 253
 def membership_of(user: AbstractBaseUser | AnonymousUser) -> Membership | None:
     if not user.is_authenticated:
         return None
-    try:
-        return user.membership
-    except Membership.DoesNotExist:
-        return None
+    # The reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError, when there is none.
+    return getattr(user, "membership", None)
 
 
 def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
@@ -67,7 +65,7 @@ def require_rollout_permission(request: HttpRequest, obj: Any) -> None:
     raise PermissionDenied(f"Your role ({role}) may not roll out in namespace {obj.namespace} of cluster {cluster}.")
 
 
-def refuse_unknown_workload(request: HttpRequest, fields: dict[str, str]) -> None:
+def refuse_unknown_workload(request: HttpRequest, fields: dict[str, str]) -> NoReturn:
     """A rollout request that does not name a workload Driftwatch knows by its id: audited, then 404."""
     _deny(
         request,

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
+from django_htmx.middleware import HtmxDetails
 
 from dashboard.access import refuse_unknown_workload, require_rollout_permission
 from drift.models import Rollout, Workload
@@ -25,13 +26,18 @@ from drift.rollout import (
     request_rollout,
 )
 
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails  # set by django_htmx's middleware
+
+
 TEMPLATE = "dashboard/rollout.html"
 # htmx stops polling when the answer's status is 286.
 STOP_POLLING = 286
 _NAME_FIELDS = ("workload", "cluster", "namespace", "kind", "name")
 
 
-def _workload(request: HttpRequest) -> Workload:
+def _workload(request: HtmxHttpRequest) -> Workload:
     """The workload the form names by id, after checking that the user may roll it out."""
     value = request.POST.get("workload", "")
     workload = None
@@ -43,7 +49,7 @@ def _workload(request: HttpRequest) -> Workload:
     return workload
 
 
-def _render(request: HttpRequest, partial: str, ctx: dict) -> HttpResponse:
+def _render(request: HtmxHttpRequest, partial: str, ctx: dict) -> HttpResponse:
     """The partial for htmx; the whole page (the same partial inside) when JavaScript is off."""
     ctx["partial"] = partial
     return render(request, f"{TEMPLATE}#{partial}" if request.htmx else TEMPLATE, ctx)
@@ -51,7 +57,7 @@ def _render(request: HttpRequest, partial: str, ctx: dict) -> HttpResponse:
 
 @require_POST
 @vary_on_headers("HX-Request")
-def plan(request: HttpRequest) -> HttpResponse:
+def plan(request: HtmxHttpRequest) -> HttpResponse:
     """What a rollout would do (read only). A refusal or a no-op is the answer to the operator's request: it is
     recorded, and no Confirm is offered."""
     workload = _workload(request)
@@ -63,7 +69,7 @@ def plan(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @vary_on_headers("HX-Request")
-def start(request: HttpRequest) -> HttpResponse:
+def start(request: HtmxHttpRequest) -> HttpResponse:
     workload = _workload(request)
     rollout, _ = request_rollout(workload.cluster, Target.of(workload), request.user.get_username())
     response = _render(request, "rollout-progress", {"rollout": rollout})
@@ -72,7 +78,7 @@ def start(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def progress(request: HttpRequest, pk: int) -> HttpResponse:
+def progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Polled while the rollout runs; shows what the follower recorded, and changes nothing."""
     rollout = get_object_or_404(Rollout.objects.select_related("cluster"), pk=pk)
     response = _render(request, "rollout-progress", {"rollout": rollout})
@@ -84,7 +90,7 @@ def progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @vary_on_headers("HX-Request")
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     rollout = get_object_or_404(Rollout.objects.select_related("cluster"), pk=pk)
     require_rollout_permission(request, rollout)
     cancel_rollout(rollout, request.user.get_username())
@@ -92,7 +98,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return trigger_client_event(response, "rollout-finished")
 
 
-def _selected(request: HttpRequest) -> list[Workload]:
+def _selected(request: HtmxHttpRequest) -> list[Workload]:
     ids = [int(value) for value in request.POST.getlist("workload") if value.isdigit() and len(value) < 19]
     workloads = list(Workload.objects.filter(pk__in=ids).select_related("cluster").order_by("namespace", "name"))
     for workload in workloads:
@@ -102,7 +108,7 @@ def _selected(request: HttpRequest) -> list[Workload]:
 
 @require_POST
 @vary_on_headers("HX-Request")
-def bulk_plan(request: HttpRequest) -> HttpResponse:
+def bulk_plan(request: HtmxHttpRequest) -> HttpResponse:
     workloads = _selected(request)
     plans = [(w, plan_rollout(w.cluster, Target.of(w))) for w in workloads]
     batch_sizes = sorted({w.cluster.rollout_batch_size for w in workloads})
@@ -111,7 +117,7 @@ def bulk_plan(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @vary_on_headers("HX-Request")
-def bulk_start(request: HttpRequest) -> HttpResponse:
+def bulk_start(request: HtmxHttpRequest) -> HttpResponse:
     """Queue the batch and start its first group now (an explicit POST); the beat task does the rest."""
     workloads = _selected(request)
     if not workloads:
@@ -135,7 +141,7 @@ def _batch_context(batch_id: uuid.UUID, rollouts: list[Rollout]) -> dict:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def batch(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+def batch(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     """Polled while the batch runs; shows what the follower recorded, and changes nothing."""
     ctx = _batch_context(batch_id, _batch_rows(batch_id))
     response = _render(request, "batch-progress", ctx)
@@ -147,7 +153,7 @@ def batch(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @vary_on_headers("HX-Request")
-def batch_cancel(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+def batch_cancel(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     """Cancel what is left of a batch; the user must be allowed on every rollout of it."""
     for rollout in _batch_rows(batch_id):
         require_rollout_permission(request, rollout)

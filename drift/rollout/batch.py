@@ -87,7 +87,8 @@ def follow_rollouts() -> dict[str, int]:
     ).select_related("cluster"):
         refresh_rollout(rollout)
         refreshed += 1
-    batches = set(Rollout.objects.filter(status__in=Rollout.ACTIVE).exclude(batch=None).values_list("batch", flat=True))
+    active = Rollout.objects.filter(status__in=Rollout.ACTIVE).values_list("batch", flat=True)
+    batches = {batch for batch in active if batch is not None}
     for batch in batches:
         advance_batch(batch)
     return {"refreshed": refreshed, "batches": len(batches)}

@@ -134,7 +134,8 @@ def _audit_end(rollout: Rollout, progress: Progress) -> None:
         )
         transaction.on_commit(lambda: rollout_completed.send(sender=Rollout, rollout=rollout))
         return
-    verb = {Rollout.Status.PAUSED: "paused", Rollout.Status.STUCK: "stuck"}.get(progress.state, "failed")
+    verbs: dict[str, str] = {Rollout.Status.PAUSED: "paused", Rollout.Status.STUCK: "stuck"}
+    verb = verbs.get(progress.state, "failed")
     audit(
         rollout,
         AuditEvent.Action.ROLLOUT_FAILED,

@@ -180,7 +180,9 @@ def busy(cluster: Cluster, target: Target, workload: dict[str, Any], claimed: in
         namespace=target.namespace,
         name=target.name,
         status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-    ).exclude(pk=claimed)
+    )
+    if claimed is not None:
+        ours = ours.exclude(pk=claimed)
     for rollout in ours:
         going = rollout.status == Rollout.Status.PATCHING or (
             target.rules.progress(workload, rollout.generation or 0).state == Rollout.Status.IN_PROGRESS

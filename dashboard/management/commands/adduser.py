@@ -45,7 +45,7 @@ class Command(BaseCommand):
             user.set_password(password)
             user.is_staff = user.is_superuser = bool(options["superuser"])
             user.save()
-            Membership.objects.create(user=user, role=options["role"], namespaces=scopes)
+            Membership.objects.create(user=user, role=str(options["role"]), namespaces=scopes)
         self.stdout.write(f"created {options['role']} {username}")
 
 

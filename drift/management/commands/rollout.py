@@ -46,7 +46,7 @@ class Command(BaseCommand):
         rollout, plan = request_rollout(cluster, target, actor, dry_run=bool(options["dry_run"]))
         self._describe(plan)
         if not rollout.finished and options["wait"]:
-            rollout = self._follow(rollout, float(options["timeout"]))
+            rollout = self._follow(rollout, float(str(options["timeout"])))
         self.stdout.write(f"{target}: {rollout.get_status_display().lower()}: {rollout.message}")
         unhappy = (Rollout.Status.REFUSED, Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
         if rollout.status in unhappy:
