@@ -202,3 +202,32 @@ def test_an_operator_of_one_namespace_may_not_roll_out_another_by_id(client, kub
     assert AuditEvent.objects.filter(action="access.denied", actor="olga").count() == 2
     assert annotations(kube) == {}
     assert not Rollout.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clicks_at_once_send_one_patch(kube, kubeconfig):
+    """Kubernetes calls now run outside the lock: the claim (advisory lock, then the `patching` row) is what
+    keeps two simultaneous requests from both patching."""
+    import threading
+
+    cluster = Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig))
+    ready_app(kube, replicas=1)
+    before = kube.apps.read_namespaced_deployment("env-demo", kube.namespace).metadata.generation
+    start, statuses = threading.Barrier(2), []
+
+    def click(actor: str) -> None:
+        try:
+            start.wait()
+            rollout, _ = request_rollout(cluster, Target("Deployment", kube.namespace, "env-demo"), actor)
+            statuses.append(rollout.status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click, args=(actor,)) for actor in ("olga", "pavel")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(statuses) in (["in_progress", "refused"], ["in_progress", "noop"]), statuses
+    assert kube.apps.read_namespaced_deployment("env-demo", kube.namespace).metadata.generation == before + 1
