@@ -231,3 +231,35 @@ def test_two_clicks_at_once_send_one_patch(kube, kubeconfig):
 
     assert sorted(statuses) in (["in_progress", "refused"], ["in_progress", "noop"]), statuses
     assert kube.apps.read_namespaced_deployment("env-demo", kube.namespace).metadata.generation == before + 1
+
+
+def rollout_busy_settled(kube) -> bool:
+    deployment = kube.apps.read_namespaced_deployment("env-demo", kube.namespace)
+    return deployment.status.observed_generation == deployment.metadata.generation
+
+
+def test_an_operator_cancels_one_rollout_and_a_viewer_may_not(client, kube, cluster):
+    ready_app(kube, replicas=1)
+    # New pods now take 30 s to count as available: the rollout stays in progress meanwhile.
+    kube.apps.patch_namespaced_deployment("env-demo", kube.namespace, {"spec": {"minReadySeconds": 30}})
+    wait_until(lambda: rollout_busy_settled(kube), what="the controller to see the change")
+    rollout, _ = request_rollout(cluster, Target("Deployment", kube.namespace, "env-demo"), "olga")
+    assert rollout.status == "in_progress", rollout.message
+    url = reverse("rollout-cancel", args=[rollout.pk])
+
+    client.force_login(user("vera", "viewer"))
+    assert client.get(url).status_code == 405, "cancelling takes a POST"
+    assert client.post(url, headers=HTMX).status_code == 403
+    rollout.refresh_from_db()
+    assert rollout.status == "in_progress"
+
+    client.force_login(user("olga", "operator", namespaces=[f"local/{kube.namespace}"]))
+    response = client.post(url, headers=HTMX)
+    assert response.status_code == 200
+    rollout.refresh_from_db()
+    assert rollout.status == "cancelled"
+    assert "cancelled by olga" in rollout.message and "patch already sent stays" in rollout.message
+    assert AuditEvent.objects.get(action="rollout.cancelled").actor == "olga"
+    follow_rollouts()
+    rollout.refresh_from_db()
+    assert rollout.status == "cancelled", "the follower leaves a cancelled rollout alone"
