@@ -1,22 +1,27 @@
-"""Who may do what. Everyone logged in reads everything; rolling out takes an operator membership for the
-namespace. A refused attempt is audited before the 403, because a forged POST is worth knowing about."""
+"""Who may do what. Everyone logged in reads everything; rolling out takes an operator membership whose scope
+covers the workload's cluster and namespace (`CLUSTER/NAMESPACE`, `CLUSTER/*`, `*/*`). The check is made on
+the row the action will act on, looked up by primary key, never on names the client sent. A refused attempt
+is audited before the 403 (or 404), because a forged POST is worth knowing about."""
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
 from drift.models import AuditEvent, Membership, Role
+
+# Request data copied into an audit entry is cut to the column's size, and to this at most.
+_MAX_FIELD = 253
 
 
 def membership_of(user: AbstractBaseUser | AnonymousUser) -> Membership | None:
     if not user.is_authenticated:
         return None
-    try:
-        return user.membership
-    except Membership.DoesNotExist:
-        return None
+    # The reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError, when there is none.
+    return getattr(user, "membership", None)
 
 
 def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
@@ -25,26 +30,49 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str:
     return membership.role if membership else Role.VIEWER
 
 
-def may_roll_out(user: AbstractBaseUser | AnonymousUser, namespace: str) -> bool:
+def cluster_name(cluster: Any) -> str:
+    return str(getattr(cluster, "name", cluster))
+
+
+def may_roll_out(user: AbstractBaseUser | AnonymousUser, cluster: str, namespace: str) -> bool:
     membership = membership_of(user)
-    return membership is not None and membership.may_roll_out(namespace)
+    return membership is not None and membership.may_roll_out(cluster, namespace)
 
 
-def require_rollout_permission(request: HttpRequest, cluster: str, namespace: str, kind: str, name: str) -> None:
-    """Raise PermissionDenied (403) unless the user may roll out in `namespace`, and audit the attempt."""
-    if may_roll_out(request.user, namespace):
-        return
+def _deny(request: HttpRequest, cluster: str, namespace: str, kind: str, name: str, reason: str) -> None:
     username = request.user.get_username()
     role = role_of(request.user)
     AuditEvent.objects.create(
-        actor=username,
+        actor=username[:150],
         action=AuditEvent.Action.ACCESS_DENIED,
         cluster_name=cluster[:63],
-        namespace=namespace[:253],
+        namespace=namespace[:_MAX_FIELD],
         object_kind=kind[:32],
-        object_name=name[:253],
-        message=f"{username} ({role}) may not roll out in namespace {namespace}: {request.method} {request.path} "
-        "refused with 403",
-        detail={"method": request.method, "path": request.path, "role": role},
+        object_name=name[:_MAX_FIELD],
+        message=f"{username} ({role}) {reason}: {request.method} {request.path[:_MAX_FIELD]} refused",
+        detail={"method": request.method, "path": request.path[:_MAX_FIELD], "role": role},
     )
-    raise PermissionDenied(f"Your role ({role}) may not roll out in namespace {namespace}.")
+
+
+def require_rollout_permission(request: HttpRequest, obj: Any) -> None:
+    """Raise PermissionDenied (403) unless the user may roll out `obj` (a Workload or Rollout row: its own
+    cluster and namespace), and audit the attempt."""
+    cluster = cluster_name(obj.cluster)
+    if may_roll_out(request.user, cluster, obj.namespace):
+        return
+    role = role_of(request.user)
+    _deny(request, cluster, obj.namespace, obj.kind, obj.name, f"may not roll out in {cluster}/{obj.namespace}")
+    raise PermissionDenied(f"Your role ({role}) may not roll out in namespace {obj.namespace} of cluster {cluster}.")
+
+
+def refuse_unknown_workload(request: HttpRequest, fields: dict[str, str]) -> NoReturn:
+    """A rollout request that does not name a workload Driftwatch knows by its id: audited, then 404."""
+    _deny(
+        request,
+        fields.get("cluster", ""),
+        fields.get("namespace", ""),
+        fields.get("kind", ""),
+        fields.get("name", "") or fields.get("workload", ""),
+        "named no workload Driftwatch knows (rollouts name a workload by its id)",
+    )
+    raise Http404("No such workload.")

@@ -6,13 +6,18 @@ after a window), so it is computed from these facts by drift.rules when asked.""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from drift.ignoring import default_ignored_config_maps, validate_patterns
+
+ROLLOUT_DEADLINE_MAX_SECONDS = 7 * 24 * 3600
 
 
 class Cluster(models.Model):
@@ -52,12 +57,24 @@ class Cluster(models.Model):
     )
     rollout_annotation = models.CharField(max_length=253, default="driftwatch.io/config-hash")
     rollout_batch_size = models.PositiveIntegerField(default=3)
+    rollout_deadline_seconds = models.PositiveIntegerField(
+        default=1800,
+        validators=[MinValueValidator(1), MaxValueValidator(ROLLOUT_DEADLINE_MAX_SECONDS)],
+        help_text="A rollout still in progress this long after its patch is marked stuck and stops blocking its "
+        "batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     server_version = models.CharField(max_length=64, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rollout_deadline_seconds__gte=1, rollout_deadline_seconds__lte=7 * 24 * 3600),
+                name="cluster_rollout_deadline_range",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -301,6 +318,8 @@ class AuditEvent(models.Model):
         ROLLOUT_FAILED = "rollout.failed"
         ROLLOUT_REFUSED = "rollout.refused"
         ROLLOUT_NOOP = "rollout.noop"
+        ROLLOUT_DRY_RUN = "rollout.dry_run"
+        ROLLOUT_CANCELLED = "rollout.cancelled"
         CLUSTER_ADDED = "cluster.added"
         CLUSTER_REMOVED = "cluster.removed"
         SNAPSHOT_FAILED = "snapshot.failed"
@@ -330,18 +349,61 @@ class Role(models.TextChoices):
     OPERATOR = "operator"
 
 
+SCOPE_FORM = "CLUSTER/NAMESPACE, CLUSTER/* or */* (e.g. local/demo)"
+
+
+def parse_scope(scope: str) -> tuple[str, str]:
+    """(cluster, namespace) of an operator scope; either may be "*". ValueError names the expected form."""
+    from drift.kube import InvalidName, validate_namespace
+
+    cluster, slash, namespace = scope.partition("/")
+    if not slash or not cluster or not namespace:
+        raise ValueError(f"operator scope {scope[:80]!r} must name the cluster: {SCOPE_FORM}")
+    if cluster != "*" and not (len(cluster) <= 63 and re.fullmatch(r"[-a-zA-Z0-9_]+", cluster)):
+        raise ValueError(f"operator scope {scope[:80]!r}: {cluster[:63]!r} is not a cluster name")
+    if namespace != "*":
+        try:
+            validate_namespace(namespace)
+        except InvalidName as error:
+            raise ValueError(f"operator scope {scope[:80]!r}: {error}") from None
+    return cluster, namespace
+
+
 class Membership(models.Model):
-    """A user's role; an operator may roll out in every namespace, or only in the listed ones."""
+    """A user's role; an operator may roll out only where one of its scopes says: `CLUSTER/NAMESPACE`,
+    `CLUSTER/*` or `*/*`. An empty list allows nothing."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
-    namespaces = models.JSONField(default=list, blank=True, help_text="Empty: all namespaces.")
+    namespaces = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=f"Operator scopes, each {SCOPE_FORM}. Empty: nowhere.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
 
-    def may_roll_out(self, namespace: str) -> bool:
-        return self.role == Role.OPERATOR and (not self.namespaces or namespace in self.namespaces)
+    def clean(self) -> None:
+        if not isinstance(self.namespaces, list) or not all(isinstance(item, str) for item in self.namespaces):
+            raise ValidationError({"namespaces": f"a list of scopes, each {SCOPE_FORM}"})
+        for scope in self.namespaces:
+            try:
+                parse_scope(scope)
+            except ValueError as error:
+                raise ValidationError({"namespaces": str(error)}) from None
+
+    def may_roll_out(self, cluster: str, namespace: str) -> bool:
+        if self.role != Role.OPERATOR:
+            return False
+        for scope in self.namespaces:
+            try:
+                allowed_cluster, allowed_namespace = parse_scope(scope)
+            except ValueError:
+                continue  # a malformed scope allows nothing
+            if allowed_cluster in ("*", cluster) and allowed_namespace in ("*", namespace):
+                return True
+        return False
 
 
 class Rollout(models.Model):
@@ -355,8 +417,14 @@ class Rollout(models.Model):
         NOOP = "noop", "no change needed"
         REFUSED = "refused"
         DRY_RUN = "dry_run", "dry run"
-        # Waiting for its turn in a bulk rollout (drift.rollout.advance_batch starts it).
+        # Waiting for its turn in a bulk rollout (drift.rollout.batch starts it).
         QUEUED = "queued"
+        # Recorded before the patch is sent; until its answer is recorded (or, after a crash or a timeout, until
+        # the follower has read the workload again) nobody knows whether the patch was applied.
+        PATCHING = "patching"
+        # In progress for longer than the cluster's rollout deadline; no longer followed, no longer blocking.
+        STUCK = "stuck"
+        CANCELLED = "cancelled"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="rollouts")
     kind = models.CharField(max_length=32)
@@ -375,6 +443,7 @@ class Rollout(models.Model):
     ready = models.PositiveIntegerField(default=0)
     available = models.PositiveIntegerField(default=0)
     batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
+    patched_at = models.DateTimeField(null=True, blank=True, help_text="When the patch was sent.")
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -383,6 +452,8 @@ class Rollout(models.Model):
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} -n {self.namespace} {self.status}"
 
+    ACTIVE = (Status.IN_PROGRESS, Status.QUEUED, Status.PATCHING)
+
     @property
     def finished(self) -> bool:
-        return self.status not in (self.Status.IN_PROGRESS, self.Status.QUEUED)
+        return self.status not in self.ACTIVE

@@ -29,10 +29,13 @@ PASSWORD = "correct horse battery staple"
 
 
 def user(username: str, role: str = "", namespaces: list[str] | None = None, password: str | None = None):
-    """A user with a role; without a password (tests log in with force_login, and hashing one takes a second)."""
+    """A user with a role; without a password (tests log in with force_login, and hashing one takes a second).
+    An operator given no scopes may roll out everywhere, said explicitly as `*/*`."""
     account = get_user_model().objects.create_user(username, password=password)
     if role:
-        Membership.objects.create(user=account, role=role, namespaces=namespaces or [])
+        if namespaces is None:
+            namespaces = ["*/*"] if role == "operator" else []
+        Membership.objects.create(user=account, role=role, namespaces=namespaces)
     return account
 
 

@@ -32,6 +32,9 @@ class FaultProxy:
         self.stall_exec = False
         # Called with the request line of each exec before it is passed on (e.g. to delete the pod first).
         self.on_exec: Callable[[str], None] | None = None
+        # Given each request line: "answer" passes the request on but drops the API server's answer (the change
+        # is applied, the client never learns it); "request" drops the request itself; None passes it through.
+        self.lose: Callable[[str], str | None] | None = None
         self._stop = threading.Event()
         self._stalled: list[socket.socket] = []
         self._kubectl: subprocess.Popen | None = None
@@ -101,6 +104,26 @@ class FaultProxy:
                 return
             head += chunk
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        lost = self.lose(request_line) if self.lose else None
+        if self.lose:
+            # One request per connection, so that every request line passes through here (keep-alive would
+            # carry later requests past it unseen).
+            head = head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+        if lost == "request":
+            client.close()
+            return
+        if lost == "answer":
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            upstream.sendall(head)
+            threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+            try:
+                upstream.recv(65536)  # the API server answered: the request was carried out
+            finally:
+                for sock in (client, upstream):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+            return
         if "/exec?" in request_line:
             if self.stall_exec:
                 self._stalled.append(client)  # held open, never answered

@@ -2,6 +2,7 @@
 
 import pytest
 
+from drift.kube import InvalidName, core_path, validate_name, validate_namespace, workload_path
 from drift.rollout import (
     Target,
     busy_reason,
@@ -235,3 +236,81 @@ def test_the_config_hash_depends_on_content_only():
 )
 def test_it_explains_what_works_instead_for_kinds_it_cannot_roll_out(kind, words):
     assert words in not_rollable_reason(Target(kind, "shop", "nightly"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../victim/deployments/target", "..", "a/b", "Web", "web_1", "-web", "web-", "", "a" * 254, "web%2F..", "w b"],
+)
+def test_a_target_refuses_names_kubernetes_would_refuse(name):
+    with pytest.raises(InvalidName):
+        Target("Deployment", "shop", name)
+    with pytest.raises(InvalidName):
+        Target("Deployment", name if name else "", "web")
+
+
+@pytest.mark.parametrize(
+    ("namespace", "valid"),
+    [("shop", True), ("a" * 63, True), ("a" * 64, False), ("shop.eu", False), ("1shop", True), ("Shop", False)],
+)
+def test_namespaces_are_dns_labels_and_names_dns_subdomains(namespace, valid):
+    if valid:
+        assert validate_namespace(namespace) == namespace
+    else:
+        with pytest.raises(InvalidName):
+            validate_namespace(namespace)
+    assert validate_name("web.v2-blue") == "web.v2-blue"
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("Deployment", "/apis/apps/v1/namespaces/shop/deployments/web"),
+        ("StatefulSet", "/apis/apps/v1/namespaces/shop/statefulsets/web"),
+        ("DaemonSet", "/apis/apps/v1/namespaces/shop/daemonsets/web"),
+    ],
+)
+def test_each_kind_builds_its_own_path_and_permission(kind, path):
+    target = Target(kind, "shop", "web")
+    assert target.path() == path == workload_path(kind, "shop", "web")
+    assert target.permission("patch") == f"patch {path.split('/')[-2]}.apps in shop"
+
+
+def test_core_paths_quote_every_segment():
+    assert core_path("configmaps", "shop", "app.config") == "/api/v1/namespaces/shop/configmaps/app.config"
+    assert core_path("pods", "shop") == "/api/v1/namespaces/shop/pods"
+    with pytest.raises(InvalidName):
+        core_path("secrets", "shop", "../kube-system/secrets/token")
+
+
+@pytest.mark.parametrize(
+    ("kind", "age", "state", "stuck"),
+    [
+        ("StatefulSet", 61, "in_progress", True),
+        ("DaemonSet", 61, "in_progress", True),
+        ("StatefulSet", 59, "in_progress", False),
+        ("StatefulSet", 61, "complete", False),
+        ("Deployment", 61, "in_progress", False),  # its controller's progressDeadlineSeconds decides
+    ],
+)
+def test_a_rollout_past_the_clusters_deadline_is_stuck(kind, age, state, stuck):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from drift.models import Cluster, Rollout
+    from drift.rollout import Progress
+    from drift.rollout.follow import past_deadline
+
+    rollout = Rollout(
+        cluster=Cluster(name="local", rollout_deadline_seconds=60),
+        kind=kind,
+        namespace="shop",
+        name="web",
+        patched_at=timezone.now() - timedelta(seconds=age),
+    )
+    found = past_deadline(rollout, Progress(state, 3, 1, 1, 1, "1 of 3 updated"))
+    assert (found is not None) is stuck
+    if stuck:
+        assert found.state == "stuck"
+        assert "not complete 60s after the patch" in found.message and "1 of 3 updated" in found.message

@@ -121,7 +121,9 @@ def test_a_dry_run_patches_nothing(kube, cluster):
     assert rollout.status == "dry_run"
     assert f"would become {before + 1}" in plan.dry_run
     assert generation(kube, "env-demo") == before
-    assert not AuditEvent.objects.filter(action__startswith="rollout.").exists()
+    # A dry run is recorded (issue 7, item 9), as a dry run: nothing says a rollout was requested.
+    [dry] = AuditEvent.objects.filter(action__startswith="rollout.")
+    assert (dry.action, dry.actor) == ("rollout.dry_run", "olga")
 
 
 def test_it_refuses_a_paused_deployment(kube, cluster):
@@ -340,6 +342,7 @@ def test_the_rollout_command_dry_run_and_refusals(kube, cluster):
     call_command("rollout", "deployment/env-demo", "-n", kube.namespace, "--dry-run", "--actor", "ops", stdout=out)
     assert "dry run accepted" in out.getvalue()
     assert Rollout.objects.get().status == "dry_run"
+    assert AuditEvent.objects.get(action="rollout.dry_run").actor == "ops"
 
     with pytest.raises(CommandError, match="refused"):
         call_command(

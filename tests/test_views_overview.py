@@ -172,7 +172,7 @@ def test_it_draws_stale_pods_over_time(viewer, facts):
 
 
 def test_an_operator_can_select_workloads_for_a_bulk_rollout_and_a_viewer_cannot(client, demo):
-    client.force_login(user("olga", "operator", ["demo"]))
+    client.force_login(user("olga", "operator", ["local/demo"]))
     content = client.get(reverse("overview")).content.decode()
     assert "Roll out selected" in content
     assert 'aria-label="Select Deployment/env-demo"' in content

@@ -3,11 +3,13 @@ Confirm rollout patches and the progress polls until it stops with 286; refusals
 RBAC-forbidden service account, bare pod) and no-ops are explained in the panel and audited."""
 
 import re
+import uuid
 
 import pytest
 from django.urls import reverse
 
 from drift.models import AuditEvent, Cluster, Rollout, Workload
+from drift.tasks import track_rollouts
 from tests.facts import user
 from tests.kube_helpers import wait_until
 from tests.test_rollout_cluster import env_app, read_only_cluster, ready_app
@@ -17,6 +19,8 @@ pytestmark = [
     pytest.mark.django_db,
     pytest.mark.usefixtures("plain_http", "private_celery_queue"),
 ]
+
+SCOPE = "local/{}"  # an operator scope names the cluster
 
 HTMX = {"HX-Request": "true", "HX-Target": "rollout-panel"}
 
@@ -29,6 +33,15 @@ def operator(client, kubeconfig):
 
 
 def form(namespace, name="env-demo", kind="Deployment", cluster="local"):
+    """The Roll out form: it names the workload Driftwatch knows, by primary key."""
+    workload, _ = Workload.objects.get_or_create(
+        cluster=Cluster.objects.get(name=cluster), kind=kind, namespace=namespace, name=name
+    )
+    return {"workload": workload.pk}
+
+
+def names_form(namespace, name="env-demo", kind="Deployment", cluster="local"):
+    """What the form posted before rollouts named a workload by id: names the client chose."""
     return {"cluster": cluster, "namespace": namespace, "kind": kind, "name": name}
 
 
@@ -57,6 +70,7 @@ def test_roll_out_confirm_and_follow_to_complete(operator, kube):
     assert f'hx-get="{reverse("rollout", args=[rollout.pk])}" hx-trigger="every 1s"' in started.content.decode()
 
     def poll():
+        track_rollouts()  # beat's part: a GET only reads
         response = operator.get(reverse("rollout", args=[rollout.pk]), headers=HTMX)
         return response if response.status_code == 286 else None
 
@@ -151,6 +165,7 @@ def test_a_bulk_rollout_shows_every_plan_then_follows_the_batch(operator, kube):
     assert f'hx-get="{reverse("rollout-batch", args=[batch])}"' in started.content.decode()
 
     def poll():
+        track_rollouts()  # beat's part: a GET only reads
         response = operator.get(reverse("rollout-batch", args=[batch]), headers=HTMX)
         return response if response.status_code == 286 else None
 
@@ -158,3 +173,36 @@ def test_a_bulk_rollout_shows_every_plan_then_follows_the_batch(operator, kube):
     assert "Bulk rollout: finished" in text(final)
     assert list(Rollout.objects.values_list("status", flat=True)) == ["complete", "complete"]
     assert AuditEvent.objects.filter(action="rollout.requested", actor="olga").count() == 2
+
+
+@pytest.fixture
+def victim(kube_api):
+    """A Deployment `target` in a namespace of its own, which the operator may not touch."""
+    from kubernetes import client as k8s
+
+    from tests.kube_helpers import Kube, deployment
+
+    name = f"victim-{uuid.uuid4().hex[:8]}"
+    core = k8s.CoreV1Api(kube_api)
+    core.create_namespace({"metadata": {"name": name, "labels": {"driftwatch.io/test": "true"}}})
+    other = Kube(kube_api, name)
+    other.create_deployment(deployment("target", [{"name": "app", "image": "nginx:1.27"}]))
+    other.wait_deployment_ready("target")
+    yield other
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+def test_a_name_that_climbs_out_of_the_namespace_patches_nothing(client, kube, kubeconfig, victim):
+    """The reproduced attack: an operator limited to one namespace names ../../OTHER/deployments/target."""
+    Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig))
+    client.force_login(user("olga", "operator", namespaces=[SCOPE.format(kube.namespace)]))
+    forged = names_form(kube.namespace, name=f"../../{victim.namespace}/deployments/target")
+
+    for url in (reverse("rollout-plan"), reverse("rollout-start")):
+        response = client.post(url, forged, headers=HTMX)
+        assert response.status_code in (403, 404), (url, response.status_code)
+
+    template = victim.apps.read_namespaced_deployment("target", victim.namespace).spec.template
+    assert not template.metadata.annotations
+    assert AuditEvent.objects.filter(action="access.denied", actor="olga").count() == 2
+    assert not Rollout.objects.exists()

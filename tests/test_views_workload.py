@@ -76,7 +76,7 @@ def test_a_viewer_sees_no_rollout_button(client, facts):
 def test_an_operator_sees_the_button_only_in_her_namespaces(client, facts):
     assert "Roll out Deployment/env-demo" in text(page(login(client, "operator")))
     other = Client()
-    other.force_login(user("otto", "operator", ["shop"]))
+    other.force_login(user("otto", "operator", ["local/shop"]))
     assert "Roll out" not in text(page(other))
 
 
@@ -89,7 +89,7 @@ def test_a_bare_pod_gets_no_button_but_an_explanation(client, facts):
 @pytest.mark.parametrize("endpoint", ["rollout-plan", "rollout-start"])
 def test_a_forged_rollout_post_from_a_viewer_is_refused_and_audited(client, facts, endpoint):
     login(client, "viewer")
-    form = {"cluster": "local", "namespace": "demo", "kind": "Deployment", "name": "env-demo"}
+    form = {"workload": facts.cluster.workloads.get(name="env-demo").pk}
 
     response = client.post(reverse(endpoint), form)
 
@@ -102,7 +102,7 @@ def test_a_forged_rollout_post_from_a_viewer_is_refused_and_audited(client, fact
 
 
 def test_a_forged_bulk_post_for_another_namespace_is_refused(client, facts):
-    client.force_login(user("otto", "operator", ["shop"]))
+    client.force_login(user("otto", "operator", ["local/shop"]))
     workload_id = facts.cluster.workloads.get(name="env-demo").pk
     response = client.post(reverse("rollout-bulk-start"), {"workload": [workload_id]})
     assert response.status_code == 403
@@ -113,7 +113,7 @@ def test_a_forged_bulk_post_for_another_namespace_is_refused(client, facts):
 def test_every_post_needs_its_csrf_token(facts):
     client = Client(enforce_csrf_checks=True)
     client.force_login(user("olga", "operator"))
-    form = {"cluster": "local", "namespace": "demo", "kind": "Deployment", "name": "env-demo"}
+    form = {"workload": facts.cluster.workloads.get(name="env-demo").pk}
     for endpoint in ("rollout-plan", "rollout-start", "rollout-bulk-plan", "rollout-bulk-start", "logout"):
         response = client.post(reverse(endpoint), form)
         assert response.status_code == 403, endpoint

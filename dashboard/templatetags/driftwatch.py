@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -12,8 +14,9 @@ register = template.Library()
 
 
 @register.filter
-def may_roll_out(user: AbstractBaseUser | AnonymousUser, namespace: str) -> bool:
-    return access.may_roll_out(user, namespace)
+def may_roll_out(user: AbstractBaseUser | AnonymousUser, obj: Any) -> bool:
+    """Whether the user may roll out `obj`: anything with a cluster (a name or a Cluster) and a namespace."""
+    return access.may_roll_out(user, access.cluster_name(obj.cluster), obj.namespace)
 
 
 @register.filter

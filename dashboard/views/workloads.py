@@ -18,7 +18,8 @@ def workload(request: HttpRequest, cluster: str, namespace: str, kind: str, name
         "detail": queries.workload_detail(found),
         "workload": found,
         "rollable": found.kind in ROLLABLE_KINDS,
-        "can_roll_out": found.kind in ROLLABLE_KINDS and may_roll_out(request.user, namespace),
+        "can_roll_out": found.kind in ROLLABLE_KINDS
+        and may_roll_out(request.user, found.cluster.name, found.namespace),
     }
     template = "dashboard/workload.html"
     if request.htmx and request.htmx.target in PARTIALS:

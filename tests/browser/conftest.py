@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +85,25 @@ def log_in(page: Page, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+
+
+@pytest.fixture
+def celery_beat_process(celery_worker_process: subprocess.Popen, celery_queue: str, tmp_path: Path) -> Iterator[None]:
+    """A real `celery beat`, ticking every second, beside the worker: progress pages only read, so rollouts
+    move on through beat's track_rollouts, as in production."""
+    from django.conf import settings
+
+    env = dict(os.environ, REDIS_URL=settings.REDIS_URL, DRIFTWATCH_BEAT_TICK_SECONDS="1")
+    env["DRIFTWATCH_CELERY_QUEUE"] = celery_queue
+    log_path = tmp_path / "celery-beat.log"
+    with log_path.open("ab") as log:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dashboard", "beat", "--loglevel", "INFO",
+             "--schedule", str(tmp_path / "beat-schedule")],
+            cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield None
+    finally:
+        beat.terminate()
+        beat.wait(timeout=30)

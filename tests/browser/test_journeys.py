@@ -11,7 +11,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from drift.clusters import register_cluster
-from drift.models import AuditEvent, Cluster, Rollout, SnapshotRun
+from drift.models import AuditEvent, Cluster, Rollout, SnapshotRun, Workload
 from drift.snapshot import snapshot
 from tests.browser.conftest import log_in, screenshot
 from tests.facts import PASSWORD, user
@@ -59,7 +59,7 @@ def test_the_overview_says_what_to_do_before_any_cluster(page: Page, transaction
 
 
 def test_an_operator_rolls_out_env_demo_and_sees_the_new_pods_fresh(
-    page: Page, kube, stale_env_demo, celery_worker_process
+    page: Page, kube, stale_env_demo, celery_worker_process, celery_beat_process
 ):
     user("olga", "operator", password=PASSWORD)
     old_pods = sorted(pod.metadata.name for pod in kube.pods("env-demo"))
@@ -148,7 +148,8 @@ def test_a_viewer_sees_no_rollout_button_and_a_forged_post_gets_403(page: Page, 
     expect(page.get_by_text("Your role may not roll out")).to_be_visible()
     screenshot(page, "10-viewer-workload")
 
-    form = {"cluster": "local", "namespace": kube.namespace, "kind": "Deployment", "name": "env-demo"}
+    workload = Workload.objects.get(cluster=stale_env_demo, namespace=kube.namespace, name="env-demo")
+    form = {"workload": str(workload.pk)}
     status = page.evaluate(
         """async (body) => {
             const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"];

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from drift.models import Membership, Role
+from drift.models import SCOPE_FORM, Membership, Role, parse_scope
 
 
 class Command(BaseCommand):
@@ -17,7 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--role", choices=[role.value for role in Role], required=True)
         parser.add_argument(
-            "--namespace", action="append", default=[], help="limit an operator to this namespace (repeatable)"
+            "--namespace",
+            action="append",
+            default=[],
+            metavar="CLUSTER/NAMESPACE",
+            help="where an operator may roll out: CLUSTER/NAMESPACE, CLUSTER/* or */* (repeatable; required for "
+            "an operator)",
         )
         parser.add_argument("--superuser", action="store_true", help="also give access to Django admin")
 
@@ -26,6 +31,8 @@ class Command(BaseCommand):
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise CommandError("no password on standard input")
+        given = options["namespace"]
+        scopes = _scopes(str(options["role"]), [str(item) for item in given] if isinstance(given, list) else [])
         User = get_user_model()
         if User.objects.filter(username=username).exists():
             raise CommandError(f"user {username!r} already exists")
@@ -38,5 +45,21 @@ class Command(BaseCommand):
             user.set_password(password)
             user.is_staff = user.is_superuser = bool(options["superuser"])
             user.save()
-            Membership.objects.create(user=user, role=options["role"], namespaces=list(options["namespace"]))
+            Membership.objects.create(user=user, role=str(options["role"]), namespaces=scopes)
         self.stdout.write(f"created {options['role']} {username}")
+
+
+def _scopes(role: str, given: list[str]) -> list[str]:
+    """The operator's scopes, each naming its cluster. No scope never means everywhere: say `*/*`."""
+    if role != Role.OPERATOR:
+        if given:
+            raise CommandError("--namespace is for operators: a viewer reads everything and rolls out nothing")
+        return []
+    if not given:
+        raise CommandError(f"an operator needs --namespace {SCOPE_FORM}; for every cluster say --namespace '*/*'")
+    for scope in given:
+        try:
+            parse_scope(scope)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+    return sorted(set(given))

@@ -3,6 +3,7 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
+from drift.kube import InvalidName
 from drift.models import Cluster, Rollout
 from drift.rollout import Plan, Target, refresh_rollout, request_rollout
 
@@ -34,17 +35,21 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=600, help="seconds --wait waits at most (default 600)")
 
     def handle(self, *args: object, **options: object) -> None:
-        target = Target(_kind(str(options["workload"])), str(options["namespace"]), _name(str(options["workload"])))
+        try:
+            target = Target(_kind(str(options["workload"])), str(options["namespace"]), _name(str(options["workload"])))
+        except InvalidName as error:
+            raise CommandError(str(error)) from None
         cluster = _cluster(options["cluster"])
         actor = str(options["actor"]).strip()
         if not actor:
             raise CommandError("--actor must name who asks for the rollout")
         rollout, plan = request_rollout(cluster, target, actor, dry_run=bool(options["dry_run"]))
         self._describe(plan)
-        if rollout.status == Rollout.Status.IN_PROGRESS and options["wait"]:
-            rollout = self._follow(rollout, float(options["timeout"]))
+        if not rollout.finished and options["wait"]:
+            rollout = self._follow(rollout, float(str(options["timeout"])))
         self.stdout.write(f"{target}: {rollout.get_status_display().lower()}: {rollout.message}")
-        if rollout.status in (Rollout.Status.REFUSED, Rollout.Status.FAILED, Rollout.Status.PAUSED):
+        unhappy = (Rollout.Status.REFUSED, Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
+        if rollout.status in unhappy:
             raise CommandError(f"rollout of {target} {rollout.get_status_display().lower()}")
 
     def _describe(self, plan: Plan) -> None:
@@ -62,7 +67,7 @@ class Command(BaseCommand):
 
     def _follow(self, rollout: Rollout, timeout: float) -> Rollout:
         deadline = time.monotonic() + timeout
-        while rollout.status == Rollout.Status.IN_PROGRESS and time.monotonic() < deadline:
+        while not rollout.finished and time.monotonic() < deadline:
             time.sleep(1)
             rollout = refresh_rollout(rollout)
             self.stdout.write(

@@ -19,7 +19,7 @@ def record_the_key_of_existing_hashes(apps: Apps, schema_editor: BaseDatabaseSch
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0004_cluster_file_probes"),
+        ("drift", "0005_rollout_trust"),
     ]
 
     operations = [

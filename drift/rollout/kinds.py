@@ -1,0 +1,326 @@
+"""What Driftwatch knows about each kind it can roll out, read from the workload as the API server returns it
+(a plain dict): its update strategy, whether it is paused or busy, how far a rollout got. Pure, table-tested.
+
+One small class per kind; `KINDS` maps the kind as Kubernetes spells it to its class. The path and the
+permission of a workload are built here from validated, quoted names (drift.kube)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from drift import kube
+from drift.models import Rollout
+
+# What a person can do instead, for the kinds a template annotation cannot restart.
+WHAT_WORKS_INSTEAD = {
+    "Pod": (
+        "A bare Pod cannot be rolled out: no controller recreates it and its spec cannot change. Delete it and "
+        "create it again to read the current configuration, or run it under a Deployment."
+    ),
+    "Job": (
+        "A Job cannot be rolled out: its pod template cannot change once created. Delete the Job and create it "
+        "again (its new pods read the current configuration), or let its CronJob start the next one."
+    ),
+    "CronJob": (
+        "A CronJob needs no rollout: each Job it starts reads the current configuration. To run one now: "
+        "kubectl -n {namespace} create job --from=cronjob/{name} {name}-now"
+    ),
+    "ReplicaSet": (
+        "A ReplicaSet does not replace its pods when its template changes. Manage it with a Deployment, or delete "
+        "its pods one at a time so that it recreates them."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str  # a Rollout.Status: in_progress, complete, failed or paused
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    message: str
+
+
+def _progressing(workload: dict[str, Any]) -> dict[str, Any]:
+    for condition in (workload.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Progressing":
+            return condition
+    return {}
+
+
+def deadline_exceeded(workload: dict[str, Any]) -> bool:
+    condition = _progressing(workload)
+    return condition.get("status") == "False" and condition.get("reason") == "ProgressDeadlineExceeded"
+
+
+def _partition(spec: dict[str, Any]) -> int:
+    return int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0)
+
+
+def _generation_reason(workload: dict[str, Any]) -> str | None:
+    generation = (workload.get("metadata") or {}).get("generation", 0)
+    observed = (workload.get("status") or {}).get("observedGeneration", 0)
+    if observed < generation:
+        return (
+            f"a rollout is in progress: the controller has not yet acted on the latest change "
+            f"(generation {generation}, observed {observed})"
+        )
+    return None
+
+
+class WorkloadKind:
+    """The rules of one kind. Subclasses say how to read its strategy, business and progress."""
+
+    kind: ClassVar[str]
+    # Whether the controller itself gives up on a rollout (a Deployment's progressDeadlineSeconds). Kinds
+    # without one can stay "in progress" forever: Driftwatch's own per-cluster deadline ends them.
+    has_own_deadline: ClassVar[bool] = False
+
+    @property
+    def plural(self) -> str:
+        return kube.WORKLOAD_RESOURCES[self.kind]
+
+    def path(self, namespace: str, name: str) -> str:
+        return kube.workload_path(self.kind, namespace, name)
+
+    def permission(self, verb: str, namespace: str) -> str:
+        return f"{verb} {self.plural}.apps in {namespace}"
+
+    def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
+        """(how the controller will replace pods, in words; why a template patch would restart nothing, or None)."""
+        spec = workload.get("spec") or {}
+        strategy = spec.get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            name = (workload.get("metadata") or {}).get("name", "")
+            refusal = (
+                f"{self.kind}/{name} uses updateStrategy OnDelete: its controller replaces a pod only when someone "
+                "deletes it, so a template patch would restart nothing. Delete its pods one at a time instead, or "
+                "switch it to RollingUpdate."
+            )
+            return "OnDelete", refusal
+        return self._rolling_text(spec, strategy.get("rollingUpdate") or {}), None
+
+    def _rolling_text(self, spec: dict[str, Any], rolling: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def paused(self, workload: dict[str, Any]) -> str | None:
+        return None
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        """Why a rollout of this workload is under way right now (started by anyone), or None."""
+        raise NotImplementedError
+
+    def desired(self, workload: dict[str, Any]) -> int:
+        return (workload.get("spec") or {}).get("replicas", 1)
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        """How far the rollout that produced `generation` got, as `kubectl rollout status` would judge it."""
+        raise NotImplementedError
+
+
+def _at(state: str, counts: tuple[int, int, int, int], message: str) -> Progress:
+    return Progress(state, *counts, message)
+
+
+def _judge(kind: str, observed: bool, done: bool, counts: tuple[int, int, int, int], old: int = 0) -> Progress:
+    desired, updated, ready, available = counts
+    text = f"{updated} of {desired} updated, {ready} ready, {available} available"
+    if not observed:
+        return _at(Rollout.Status.IN_PROGRESS, counts, f"waiting for the {kind} controller to see the change")
+    if done:
+        return _at(Rollout.Status.COMPLETE, counts, f"complete: {text}")
+    suffix = f"; {old} old pod(s) still to stop" if old else ""
+    return _at(Rollout.Status.IN_PROGRESS, counts, f"{text}{suffix}")
+
+
+class Deployment(WorkloadKind):
+    kind = "Deployment"
+    has_own_deadline = True
+
+    def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
+        strategy = (workload.get("spec") or {}).get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return "Recreate: every pod is stopped before the new ones start (expect downtime)", None
+        rolling = strategy.get("rollingUpdate") or {}
+        surge, unavailable = rolling.get("maxSurge", "25%"), rolling.get("maxUnavailable", "25%")
+        return f"RollingUpdate: at most {surge} extra and {unavailable} unavailable pod(s) at a time", None
+
+    def paused(self, workload: dict[str, Any]) -> str | None:
+        if not (workload.get("spec") or {}).get("paused"):
+            return None
+        metadata = workload.get("metadata") or {}
+        name, namespace = metadata.get("name", ""), metadata.get("namespace", "")
+        return (
+            f"Deployment/{name} is paused: a template change would not roll out until someone resumes it. Resume it "
+            f"first (kubectl -n {namespace} rollout resume deployment/{name}), unless it is paused on purpose."
+        )
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        reason = _generation_reason(workload)
+        if reason:
+            return reason
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        condition = _progressing(workload)
+        # Progressing=True/NewReplicaSetAvailable: the last rollout finished, whatever happened to pods since.
+        # ProgressDeadlineExceeded: it is stuck, and a new template may be what fixes it.
+        if condition.get("reason") in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded"):
+            return None
+        desired, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
+        total, available = status.get("replicas", 0), status.get("availableReplicas", 0)
+        if condition or updated < desired or total > updated or available < desired:
+            return f"a rollout is in progress: {updated} of {desired} pods updated, {available} available"
+        return None
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        desired, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
+        counts = (desired, updated, status.get("readyReplicas", 0), status.get("availableReplicas", 0))
+        text = f"{updated} of {desired} updated, {counts[2]} ready, {counts[3]} available"
+        if spec.get("paused"):
+            message = f"the Deployment was paused during the rollout ({text}); resume it to go on"
+            return _at(Rollout.Status.PAUSED, counts, message)
+        observed = status.get("observedGeneration", 0) >= generation
+        if observed and deadline_exceeded(workload):
+            seconds = spec.get("progressDeadlineSeconds", 600)
+            detail = _progressing(workload).get("message", "")
+            return _at(
+                Rollout.Status.FAILED, counts, f"progress deadline exceeded ({seconds}s, {text}): {detail}".rstrip(": ")
+            )
+        old = max(0, status.get("replicas", 0) - updated)
+        done = updated >= desired and old == 0 and counts[3] >= desired
+        return _judge(self.kind, observed, done, counts, old)
+
+
+class StatefulSet(WorkloadKind):
+    kind = "StatefulSet"
+
+    def _rolling_text(self, spec: dict[str, Any], rolling: dict[str, Any]) -> str:
+        text = "RollingUpdate: one pod at a time, highest ordinal first"
+        partition = _partition(spec)
+        if partition:
+            text += f"; partition {partition}: only pods with ordinal {partition} or above are replaced"
+        return text
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        reason = _generation_reason(workload)
+        if reason:
+            return reason
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        desired, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
+        partition = _partition(spec)
+        if partition:
+            busy = updated < desired - partition
+        else:
+            busy = status.get("updateRevision", "") != status.get("currentRevision", "")
+        return f"a rollout is in progress: {updated} of {desired} pods updated" if busy else None
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        desired, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
+        ready = status.get("readyReplicas", 0)
+        counts = (desired, updated, ready, status.get("availableReplicas", ready))
+        partition = _partition(spec)
+        revision_done = partition > 0 or status.get("updateRevision") == status.get("currentRevision")
+        done = updated >= desired - partition and ready >= desired and revision_done
+        return _judge(self.kind, status.get("observedGeneration", 0) >= generation, done, counts)
+
+
+class DaemonSet(WorkloadKind):
+    kind = "DaemonSet"
+
+    def _rolling_text(self, spec: dict[str, Any], rolling: dict[str, Any]) -> str:
+        unavailable, surge = rolling.get("maxUnavailable", 1), rolling.get("maxSurge", 0)
+        return f"RollingUpdate: node by node, at most {unavailable} unavailable and {surge} extra pod(s)"
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        reason = _generation_reason(workload)
+        if reason:
+            return reason
+        status = workload.get("status") or {}
+        desired, updated = status.get("desiredNumberScheduled", 0), status.get("updatedNumberScheduled", 0)
+        return f"a rollout is in progress: {updated} of {desired} pods updated" if updated < desired else None
+
+    def desired(self, workload: dict[str, Any]) -> int:
+        return (workload.get("status") or {}).get("desiredNumberScheduled", 0)
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        status = workload.get("status") or {}
+        desired, updated = status.get("desiredNumberScheduled", 0), status.get("updatedNumberScheduled", 0)
+        counts = (desired, updated, status.get("numberReady", 0), status.get("numberAvailable", 0))
+        done = updated >= desired and counts[3] >= desired
+        return _judge(self.kind, status.get("observedGeneration", 0) >= generation, done, counts)
+
+
+KINDS: dict[str, WorkloadKind] = {kind.kind: kind for kind in (Deployment(), StatefulSet(), DaemonSet())}
+ROLLABLE_KINDS = {name: rules.plural for name, rules in KINDS.items()}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A workload to roll out, by kind and name; `kind` as Kubernetes spells it (Deployment, Pod...).
+    The names are checked as Kubernetes checks them: a Target never holds a name that could leave its path."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __post_init__(self) -> None:
+        kube.validate_namespace(self.namespace)
+        kube.validate_name(self.name)
+
+    @classmethod
+    def of(cls, workload: Any) -> Target:
+        """The Target of a Workload or Rollout row (anything with kind, namespace and name)."""
+        return cls(workload.kind, workload.namespace, workload.name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} -n {self.namespace}"
+
+    @property
+    def rollable(self) -> bool:
+        return self.kind in KINDS
+
+    @property
+    def rules(self) -> WorkloadKind:
+        return KINDS[self.kind]
+
+    @property
+    def plural(self) -> str:
+        return self.rules.plural
+
+    def path(self) -> str:
+        return self.rules.path(self.namespace, self.name)
+
+    def permission(self, verb: str) -> str:
+        return self.rules.permission(verb, self.namespace)
+
+
+def not_rollable_reason(target: Target) -> str:
+    reason = WHAT_WORKS_INSTEAD.get(target.kind)
+    if reason:
+        return reason.format(namespace=target.namespace, name=target.name)
+    return (
+        f"Driftwatch rolls out Deployments, StatefulSets and DaemonSets; {target.kind} {target.name} is none of "
+        "them. Restart it the way its own controller provides."
+    )
+
+
+# Function forms of the per-kind rules, as the rest of Driftwatch and the tables of tests call them.
+
+
+def update_strategy(kind: str, workload: dict[str, Any]) -> tuple[str, str | None]:
+    return KINDS[kind].strategy(workload)
+
+
+def paused_reason(kind: str, workload: dict[str, Any]) -> str | None:
+    return KINDS[kind].paused(workload) if kind in KINDS else None
+
+
+def busy_reason(kind: str, workload: dict[str, Any]) -> str | None:
+    return KINDS[kind].busy(workload)
+
+
+def progress_of(kind: str, workload: dict[str, Any], generation: int) -> Progress:
+    return KINDS[kind].progress(workload, generation)

@@ -1,0 +1,120 @@
+"""Writing down what happened to a rollout: its row and its audit entry, always together, and the one lock
+order every writer follows (the cluster's advisory lock first, then Rollout rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from drift.models import AuditEvent, Cluster, Rollout
+from drift.rollout.kinds import Target
+from drift.rollout.plan import Plan
+
+# pg_advisory_xact_lock(namespace, key): serialises rollout decisions per cluster, without locking the
+# cluster row itself (the snapshot updates that row).
+_ADVISORY_LOCK_NAMESPACE = 0x0D71
+
+
+def lock_cluster(cluster: Cluster | int) -> None:
+    """One rollout decision at a time per cluster, until the transaction ends. Always taken before any
+    Rollout row lock, never after one: the one lock order."""
+    key = cluster if isinstance(cluster, int) else cluster.pk
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_LOCK_NAMESPACE, key])
+
+
+def audit(rollout: Rollout, action: str, message: str, detail: dict[str, Any], actor: str) -> None:
+    AuditEvent.objects.create(
+        actor=actor,
+        action=action,
+        cluster_name=rollout.cluster.name,
+        namespace=rollout.namespace,
+        object_kind=rollout.kind,
+        object_name=rollout.name,
+        message=message,
+        detail={"rollout": rollout.pk, "batch": str(rollout.batch) if rollout.batch else None, **detail},
+    )
+
+
+def new_rollout(cluster: Cluster, target: Target, actor: str, status: str, **fields: Any) -> Rollout:
+    return Rollout(
+        cluster=cluster,
+        kind=target.kind,
+        namespace=target.namespace,
+        name=target.name,
+        requested_by=actor,
+        annotation_key=cluster.rollout_annotation,
+        status=status,
+        **fields,
+    )
+
+
+def pods_text(pods: tuple[str, ...]) -> str:
+    if not pods:
+        return "no pod"
+    shown = ", ".join(pods[:5]) + (f" and {len(pods) - 5} more" if len(pods) > 5 else "")
+    return f"{len(pods)} pod(s) ({shown})"
+
+
+def finish_without_patch(rollout: Rollout, plan: Plan) -> None:
+    """Record a refusal or a no-op: the row and its audit entry, in one transaction."""
+    is_refused = plan.outcome == Plan.REFUSED
+    rollout.status = Rollout.Status.REFUSED if is_refused else Rollout.Status.NOOP
+    rollout.message, rollout.finished_at = plan.message, timezone.now()
+    rollout.config_hash, rollout.desired = plan.config_hash, plan.desired
+    rollout.annotation_key = plan.annotation_key or rollout.annotation_key
+    action = AuditEvent.Action.ROLLOUT_REFUSED if is_refused else AuditEvent.Action.ROLLOUT_NOOP
+    verb = "refused" if is_refused else "not needed"
+    with transaction.atomic():
+        rollout.save()
+        audit(rollout, action, f"rollout of {plan.target} {verb}: {plan.message}", plan.detail(), rollout.requested_by)
+
+
+def record_outcome(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
+    """Record a plan that ended without a patch (refused or no-op), as when the Roll out button found it so."""
+    if plan.ready:
+        raise ValueError("record_outcome is for refused and no-op plans; use request_rollout to patch")
+    rollout = new_rollout(cluster, plan.target, actor, Rollout.Status.REFUSED)
+    finish_without_patch(rollout, plan)
+    return rollout
+
+
+def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
+    rollout = new_rollout(
+        cluster,
+        plan.target,
+        actor,
+        Rollout.Status.DRY_RUN,
+        finished_at=timezone.now(),
+        message=f"dry run: {plan.message} The {plan.dry_run}.",
+        config_hash=plan.config_hash,
+        desired=plan.desired,
+        generation=plan.generation,
+    )
+    with transaction.atomic():
+        rollout.save()
+        audit(
+            rollout,
+            AuditEvent.Action.ROLLOUT_DRY_RUN,
+            f"dry run of a rollout of {plan.target}: {pods_text(plan.pods)} would be replaced; nothing was patched",
+            plan.detail(),
+            actor,
+        )
+    return rollout
+
+
+def carries(workload: dict[str, Any], key: str, value: str) -> bool:
+    template = (workload.get("spec") or {}).get("template") or {}
+    return bool(value) and ((template.get("metadata") or {}).get("annotations") or {}).get(key) == value
+
+
+def record_applied(rollout: Rollout, generation: int | None, message: str) -> None:
+    """The patch is in the cluster: the row goes from `patching` to `in_progress` (unless cancelled meanwhile)."""
+    with transaction.atomic():
+        locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        if locked.status == Rollout.Status.PATCHING:
+            locked.status, locked.generation, locked.message = Rollout.Status.IN_PROGRESS, generation, message
+            locked.save(update_fields=["status", "generation", "message"])
+    rollout.refresh_from_db()
