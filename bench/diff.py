@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drift.diffs import side_by_side  # noqa: E402
+from drift.diffs import side_by_side
 
 SIZES = (500, 2_000, 4_000)
 REPEATS = 5

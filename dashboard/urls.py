@@ -31,6 +31,11 @@ urlpatterns = [
         sources.source,
         name="source",
     ),
+    path(
+        "clusters/<slug:cluster>/<str:namespace>/configmaps/<str:name>/versions/<int:version>/<str:key>",
+        sources.download,
+        name="source-download",
+    ),
     path("audit/", audit.audit_log, name="audit"),
     path("audit.csv", audit.audit_csv, name="audit-csv"),
     path("rollouts/plan/", rollouts.plan, name="rollout-plan"),

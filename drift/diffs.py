@@ -192,10 +192,8 @@ def _walk_back(trace: list[dict[int, int]], n: int, m: int, a0: int, b0: int) ->
     for edits in range(len(trace) - 1, -1, -1):
         furthest = trace[edits]
         k = x - y
-        if k == -edits or (k != edits and furthest.get(k - 1, -1) < furthest.get(k + 1, -1)):
-            previous_k = k + 1
-        else:
-            previous_k = k - 1
+        came_down = k == -edits or (k != edits and furthest.get(k - 1, -1) < furthest.get(k + 1, -1))
+        previous_k = k + 1 if came_down else k - 1
         previous_x = furthest[previous_k]
         previous_y = previous_x - previous_k
         while x > previous_x and y > previous_y:
