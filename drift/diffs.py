@@ -65,10 +65,15 @@ class KeyDiff:
 def too_large(old: str, new: str) -> SizeSummary | None:
     """A summary when either value is past the caps, None when it may be diffed."""
     old_bytes, new_bytes = len(old.encode()), len(new.encode())
-    old_lines, new_lines = old.count("\n") + 1, new.count("\n") + 1
+    old_lines, new_lines = _line_count(old), _line_count(new)
     if max(old_bytes, new_bytes) <= MAX_DIFF_BYTES and max(old_lines, new_lines) <= MAX_DIFF_LINES:
         return None
     return SizeSummary(old_bytes, new_bytes, old_lines, new_lines)
+
+
+def _line_count(text: str) -> int:
+    """As many as str.splitlines gives, without building the list."""
+    return text.count("\n") + (0 if not text or text.endswith("\n") else 1)
 
 
 def side_by_side(old: str, new: str, context: int | None = 3) -> list[DiffRow]:

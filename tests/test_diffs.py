@@ -88,7 +88,7 @@ def test_values_past_the_caps_are_summarised_not_diffed():
         )
     }
     assert diffs["long"].rows == () and diffs["long"].too_large is not None
-    assert diffs["long"].too_large.new_lines == MAX_DIFF_LINES + 3
+    assert diffs["long"].too_large.new_lines == MAX_DIFF_LINES + 2
     assert diffs["wide"].too_large is not None and diffs["wide"].too_large.new_bytes == MAX_DIFF_BYTES + 1
     assert diffs["small"].too_large is None
     assert [row.tag for row in diffs["small"].rows] == ["changed"]

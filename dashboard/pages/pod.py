@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from dashboard.pages.judged import is_service_account_ca
-from drift.diffs import DiffRow, side_by_side
+from drift.diffs import DiffRow, SizeSummary, side_by_side, too_large
 from drift.models import Cluster, Consumption, Pod, SourceVersion
 from drift.report import DriftRow, drift_rows, pod_verdicts
 
@@ -34,6 +34,7 @@ class EffectiveEntry:
     hidden: bool
     binary: bool
     rows: list[DiffRow]
+    too_large: SizeSummary | None  # values past the diff caps: summarised, not diffed
     verdict: str
     evidence: str
     reason: str
@@ -80,7 +81,7 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         c.pk: c
         for c in Consumption.objects.filter(pk__in=[row.consumption_id for row in rows]).select_related("container")
     }
-    versions = _versions_by_rv(pod.cluster, pod.namespace, {(r.source["kind"], r.source["name"]) for r in rows})
+    versions = _versions_by_rv(pod.cluster, pod.namespace, rows)
     entries: list[EffectiveEntry] = []
     service_account: list[DriftRow] = []
     for row in rows:
@@ -95,14 +96,17 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
 
 
 def _versions_by_rv(
-    cluster: Cluster, namespace: str, names: set[tuple[str, str]]
+    cluster: Cluster, namespace: str, rows: list[DriftRow]
 ) -> dict[tuple[str, str], dict[str, SourceVersion]]:
+    """Only the versions the rows name (running and current), never a source's whole history with its data."""
     found: dict[tuple[str, str], dict[str, SourceVersion]] = defaultdict(dict)
-    if not names:
-        return found
     wanted = Q()
-    for kind, name in names:
-        wanted |= Q(source__kind=kind, source__name=name)
+    for row in rows:
+        named = {rv for rv in (row.running_version, row.current_version) if rv}
+        if named:
+            wanted |= Q(source__kind=row.source["kind"], source__name=row.source["name"], resource_version__in=named)
+    if not wanted:
+        return found
     for version in SourceVersion.objects.filter(
         wanted, source__cluster=cluster, source__namespace=namespace
     ).select_related("source"):
@@ -144,15 +148,17 @@ def _effective(
         current_value = None if hidden or current is None else current.data.get(key)
         differs = None if running is None else running_hash != current_hash
         rows: list[DiffRow] = []
+        summary: SizeSummary | None = None
         if differs and not hidden and not binary and ("\n" in (running_value or "") or "\n" in (current_value or "")):
-            rows = side_by_side(running_value or "", current_value or "")
+            summary = too_large(running_value or "", current_value or "")
+            rows = [] if summary else side_by_side(running_value or "", current_value or "")
         entries.append(
             EffectiveEntry(
                 container=row.container, what=what, name=name, source_kind=row.source["kind"],
                 source_name=row.source["name"], key=key, running_known=running is not None,
                 present_then=running_hash is not None,
                 running=running_value, current=current_value, present_now=current_hash is not None,
-                differs=differs, hidden=hidden, binary=binary, rows=rows, verdict=row.verdict,
+                differs=differs, hidden=hidden, binary=binary, rows=rows, too_large=summary, verdict=row.verdict,
                 evidence=row.evidence, reason=row.reason, running_version=row.running_version,
                 current_version=row.current_version,
             )
