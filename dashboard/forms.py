@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 
 from dashboard.pages.audit import AuditFilters, action_families
 from dashboard.pages.overview import OverviewFilters
@@ -83,3 +84,13 @@ class AuditFilterForm(FilterForm):
 
     def filters(self) -> AuditFilters:
         return AuditFilters(**self.valid())  # type: ignore[arg-type]
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, with the user name's length checked before any backend sees it: no account has a
+    longer name, and the login throttle's own table would refuse it with a database error."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
+from dashboard.forms import LoginForm
 from dashboard.views import audit, health, overview, pods, rollouts, sources, workloads
 
 
@@ -44,7 +45,7 @@ urlpatterns = [
     path("rollouts/bulk/plan/", rollouts.bulk_plan, name="rollout-bulk-plan"),
     path("rollouts/bulk/", rollouts.bulk_start, name="rollout-bulk-start"),
     path("rollouts/batches/<uuid:batch_id>/", rollouts.batch, name="rollout-batch"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),

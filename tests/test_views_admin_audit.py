@@ -173,3 +173,11 @@ def test_repeated_wrong_passwords_lock_the_login_and_are_audited(client, fast_ha
     response = client.post(reverse("login"), {"username": "olga", "password": "another passphrase"})
     assert response.status_code == 302
     assert audited("user.login")[0].actor == "olga"
+
+
+def test_a_long_user_name_under_the_request_bound_is_a_failed_login_not_a_500(client, fast_hashing):
+    response = client.post(reverse("login"), {"username": "u" * 4_000, "password": "x"})
+    assert response.status_code == 200
+    assert "Wrong user name or password." in response.content.decode()
+    response = client.post(reverse("login"), {"username": "u" * 151, "password": "x"})
+    assert response.status_code == 200
