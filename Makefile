@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
 
-.PHONY: demo test venv services cluster test-tools lint check bench-snapshot clean-cluster
+.PHONY: demo test venv services cluster test-tools lint check bench-snapshot bench-diff clean-cluster
 
 demo: venv
 	scripts/demo
@@ -42,6 +42,10 @@ lint: venv
 bench-snapshot: venv services
 	DRIFTWATCH_NODES=25 scripts/cluster up
 	$(VENV)/bin/python bench/snapshot.py
+
+# The side-by-side diff on nginx-style files of 500 to 4,000 lines; needs no services.
+bench-diff: venv
+	$(VENV)/bin/python bench/diff.py
 
 clean-cluster:
 	scripts/cluster down

@@ -1,5 +1,7 @@
-"""Every login, successful or not, lands in the audit history."""
+"""Every login, successful or not, and every lockout by the login throttle lands in the audit history."""
 
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -15,7 +17,20 @@ def audit_login(sender: object, request: HttpRequest, user: object, **kwargs: ob
 @receiver(user_login_failed)
 def audit_failed_login(sender: object, credentials: dict, request: HttpRequest | None = None, **kwargs: object) -> None:
     AuditEvent.objects.create(
-        actor=str(credentials.get("username", ""))[:150],
+        actor=str(credentials.get("username", "")),
         action=AuditEvent.Action.LOGIN_FAILED,
         message="login failed",
+    )
+
+
+@receiver(user_locked_out)
+def audit_lockout(
+    sender: object, request: HttpRequest, username: str | None = None, ip_address: str | None = None, **kwargs: object
+) -> None:
+    AuditEvent.objects.create(
+        actor=str(username or ""),
+        action=AuditEvent.Action.LOGIN_LOCKED_OUT,
+        message=f"login refused: locked out after {settings.AXES_FAILURE_LIMIT} failed logins "
+        f"from {ip_address or 'an unknown address'}",
+        detail={"ip_address": ip_address or ""},
     )

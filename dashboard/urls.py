@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
+from dashboard.forms import LoginForm
 from dashboard.views import audit, health, overview, pods, rollouts, sources, workloads
 
 
@@ -31,6 +32,11 @@ urlpatterns = [
         sources.source,
         name="source",
     ),
+    path(
+        "clusters/<slug:cluster>/<str:namespace>/configmaps/<str:name>/versions/<int:version>/<str:key>",
+        sources.download,
+        name="source-download",
+    ),
     path("audit/", audit.audit_log, name="audit"),
     path("audit.csv", audit.audit_csv, name="audit-csv"),
     path("rollouts/plan/", rollouts.plan, name="rollout-plan"),
@@ -41,7 +47,7 @@ urlpatterns = [
     path("rollouts/bulk/", rollouts.bulk_start, name="rollout-bulk-start"),
     path("rollouts/batches/<uuid:batch_id>/", rollouts.batch, name="rollout-batch"),
     path("rollouts/batches/<uuid:batch_id>/cancel/", rollouts.batch_cancel, name="rollout-batch-cancel"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),

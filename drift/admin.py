@@ -1,10 +1,37 @@
-from django.contrib import admin
+"""Django admin. Every add, change and delete of a user, a membership (role) or a cluster made here is written
+to the audit history too, with the admin user as actor (drift.audit)."""
 
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from drift import audit
 from drift.models import AuditEvent, Cluster, Membership, SnapshotRun
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    """Writes the admin's own log entry and an audit entry for every add, change and delete."""
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        audit.record_admin_change(request.user.get_username(), obj, "added", message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        audit.record_admin_change(request.user.get_username(), obj, "changed", message)
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet | list[Model]) -> Any:
+        for obj in queryset:
+            audit.record_admin_change(request.user.get_username(), obj, "deleted", "")
+        return super().log_deletions(request, queryset)
+
+
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(AuditedAdmin):
     list_display = ["name", "kubeconfig_path", "context", "in_cluster", "snapshot_interval_seconds"]
 
 
@@ -15,8 +42,16 @@ class SnapshotRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "role", "namespaces"]
+
+
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    """Django's own user admin (password forms included), audited."""
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), AuditedUserAdmin)
 
 
 @admin.register(AuditEvent)

@@ -13,11 +13,19 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from drift.bounded import bound_fields, bounded, bounded_detail
 from drift.ignoring import default_ignored_config_maps, validate_patterns
 
 ROLLOUT_DEADLINE_MAX_SECONDS = 7 * 24 * 3600
+
+
+def between(low: int, high: int, unit: str, why: str = "") -> list:
+    """Validators with one message that says the allowed range (and why, when 0 would mean something odd)."""
+    message = f"Give a value from {low} to {high} {unit}." + (f" {why}" if why else "")
+    return [MinValueValidator(low, message), MaxValueValidator(high, message)]
 
 
 class Cluster(models.Model):
@@ -27,13 +35,21 @@ class Cluster(models.Model):
     kubeconfig_path = models.CharField(max_length=1024, blank=True)
     context = models.CharField(max_length=253, blank=True)
     in_cluster = models.BooleanField(default=False, help_text="Use the service account of the pod Driftwatch runs in.")
-    snapshot_interval_seconds = models.PositiveIntegerField(default=30)
-    propagation_window_seconds = models.PositiveIntegerField(
-        default=120, help_text="How long the kubelet may take to rewrite a ConfigMap volume."
+    snapshot_interval_seconds = models.PositiveIntegerField(
+        default=30, validators=between(5, 86_400, "seconds", "Snapshots more often than every 5 s only load the API.")
     )
-    exec_concurrency = models.PositiveIntegerField(default=4)
-    exec_timeout_seconds = models.PositiveIntegerField(default=10)
-    api_requests_per_second = models.PositiveIntegerField(default=20)
+    propagation_window_seconds = models.PositiveIntegerField(
+        default=120,
+        help_text="How long the kubelet may take to rewrite a ConfigMap volume.",
+        validators=between(1, 3_600, "seconds"),
+    )
+    exec_concurrency = models.PositiveIntegerField(
+        default=4, validators=between(1, 64, "probes at once", "0 would probe nothing.")
+    )
+    exec_timeout_seconds = models.PositiveIntegerField(default=10, validators=between(1, 300, "seconds"))
+    api_requests_per_second = models.PositiveIntegerField(
+        default=20, validators=between(1, 1_000, "requests per second", "0 would mean no limit at all.")
+    )
 
     class FileProbes(models.TextChoices):
         AUTO = "auto", "auto (not on simulated kwok nodes, which have no container files)"
@@ -56,10 +72,10 @@ class Cluster(models.Model):
         ),
     )
     rollout_annotation = models.CharField(max_length=253, default="driftwatch.io/config-hash")
-    rollout_batch_size = models.PositiveIntegerField(default=3)
+    rollout_batch_size = models.PositiveIntegerField(default=3, validators=between(1, 100, "workloads per batch"))
     rollout_deadline_seconds = models.PositiveIntegerField(
         default=1800,
-        validators=[MinValueValidator(1), MaxValueValidator(ROLLOUT_DEADLINE_MAX_SECONDS)],
+        validators=between(1, ROLLOUT_DEADLINE_MAX_SECONDS, "seconds", "At most one week."),
         help_text="A rollout still in progress this long after its patch is marked stuck and stops blocking its "
         "batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.",
     )
@@ -306,8 +322,19 @@ class Observation(models.Model):
         return f"{self.consumption} {'ok' if self.ok else self.reason}"
 
 
+class AuditEventQuerySet(models.QuerySet):
+    def bulk_create(self, objs: list[AuditEvent], *args: object, **kwargs: object) -> list[AuditEvent]:  # type: ignore[override]
+        for event in objs:
+            event.bound()
+        return super().bulk_create(objs, *args, **kwargs)  # type: ignore[arg-type]
+
+
 class AuditEvent(models.Model):
-    """Append-only history. A database trigger refuses UPDATE and DELETE on this table."""
+    """Append-only history. A database trigger refuses UPDATE and DELETE on this table.
+
+    The time of an entry is the database's (`db_default=Now()`: callers do not pass it, and a skewed web or
+    worker clock cannot misplace it). Every text field is cut to its column, marked as cut, before it is
+    written, so an over-long value from a request can never turn into a database error."""
 
     class Action(models.TextChoices):
         CONFIG_CHANGED = "config.changed"
@@ -325,9 +352,16 @@ class AuditEvent(models.Model):
         SNAPSHOT_FAILED = "snapshot.failed"
         LOGIN = "user.login"
         LOGIN_FAILED = "user.login_failed"
+        LOGIN_LOCKED_OUT = "user.locked_out"
+        USER_CREATED = "user.created"
+        USER_CHANGED = "user.changed"
+        USER_DELETED = "user.deleted"
+        ROLE_CHANGED = "user.role_changed"
+        CLUSTER_CHANGED = "cluster.changed"
         ACCESS_DENIED = "access.denied"
+        CSRF_FAILED = "access.csrf_failed"
 
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField(db_default=Now(), db_index=True)
     actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")
     action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
     cluster_name = models.CharField(max_length=63, blank=True)
@@ -337,11 +371,26 @@ class AuditEvent(models.Model):
     message = models.TextField(blank=True)
     detail = models.JSONField(default=dict, blank=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"
+        return f"{self.action} by {self.actor}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.bound()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def bound(self) -> None:
+        bound_fields(self, ["actor", "action", "cluster_name", "namespace", "object_kind", "object_name"])
+        self.message = bounded(self.message, MESSAGE_MAX)
+        self.detail = bounded_detail(self.detail)
+
+
+# An audit message says what happened in a sentence; anything past this is a client's doing.
+MESSAGE_MAX = 4_000
 
 
 class Role(models.TextChoices):

@@ -1,7 +1,10 @@
 """The audit history refuses UPDATE and DELETE in the database itself, not only through the ORM."""
 
+import datetime as dt
+
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from drift.models import AuditEvent
 
@@ -39,3 +42,35 @@ def test_the_orm_cannot_change_history_either(event):
 def test_appending_works(event):
     AuditEvent.objects.create(actor="bob", action=AuditEvent.Action.LOGIN)
     assert AuditEvent.objects.count() == 2
+
+
+def test_the_time_of_an_entry_is_the_databases_not_the_callers(monkeypatch):
+    # A web or worker process whose clock is years off must not misplace an entry.
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        [before] = cursor.fetchone()
+    event = AuditEvent.objects.create(actor="alice", action=AuditEvent.Action.LOGIN)
+    AuditEvent.objects.bulk_create([AuditEvent(actor="bob", action=AuditEvent.Action.LOGIN)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        [after] = cursor.fetchone()
+    assert before <= event.at <= after  # known right after the insert, without reading the row again
+    assert before <= AuditEvent.objects.get(actor="bob").at <= after
+
+
+def test_over_long_values_are_cut_to_their_column_and_marked():
+    long_name = "m" * 10_000
+    event = AuditEvent.objects.create(
+        actor=long_name, action=AuditEvent.Action.LOGIN_FAILED, namespace=long_name, object_name=long_name,
+        message=long_name, detail={"path": "/" + long_name},
+    )  # fmt: skip
+    AuditEvent.objects.bulk_create([AuditEvent(actor=long_name, action=AuditEvent.Action.ACCESS_DENIED)])
+    event.refresh_from_db()
+    assert len(event.actor) == 150 and event.actor.endswith("…[cut]")
+    assert len(event.namespace) == 253 and event.namespace.endswith("…[cut]")
+    assert len(event.message) == 4_000 and event.message.endswith("…[cut]")
+    assert len(event.detail["path"]) == 1_000 and event.detail["path"].endswith("…[cut]")
+    assert AuditEvent.objects.get(action=AuditEvent.Action.ACCESS_DENIED).actor.endswith("…[cut]")
+    short = AuditEvent.objects.create(actor="alice", action=AuditEvent.Action.LOGIN, message="logged in")
+    assert (short.actor, short.message) == ("alice", "logged in")

@@ -1,6 +1,7 @@
 """The audit log page: filters, paging, escaping, and the CSV export of the same filtered entries."""
 
 import csv
+import html
 import io
 from datetime import timedelta
 
@@ -162,3 +163,37 @@ def test_the_csv_export_defuses_spreadsheet_formulas(events):
 def test_the_csv_export_requires_login(client):
     response = client.get(reverse("audit-csv"))
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"until": "9999-12-31"}, "Until: Give a date between 2000-01-01 and 2999-12-31 (YYYY-MM-DD)."),
+        ({"since": "0001-01-01"}, "From: Give a date between 2000-01-01 and 2999-12-31"),
+        ({"since": "2026-02-30"}, "From: Give a date between"),
+        ({"since": "2026-05-02", "until": "2026-05-01"}, "Until: Until must not be before From."),
+        ({"action": "no.such"}, "Action: Select a valid choice."),
+        ({"actor": "m" * 151}, "Actor: Ensure this value has at most 150 characters (it has 151)."),
+        ({"q": "x" * 201}, "Text: Ensure this value has at most 200 characters (it has 201)."),
+        ({"namespace": "n" * 254}, "Namespace: Ensure this value has at most 253 characters"),
+    ],
+)
+def test_a_hostile_filter_is_left_out_and_said_never_a_500(events, query, message):
+    response = events.get(reverse("audit"), query)
+    assert response.status_code == 200
+    content = html.unescape(response.content.decode())
+    assert "Some filters were left out:" in content
+    assert message in content
+    assert len(shown_actions(response)) == 7  # the bad filter filters nothing
+
+
+def test_the_csv_export_answers_400_with_the_reason_for_a_bad_filter(events):
+    response = events.get(reverse("audit-csv"), {"until": "9999-12-31"})
+    assert response.status_code == 400
+    assert "Until: Give a date between 2000-01-01 and 2999-12-31" in response.content.decode()
+
+
+def test_an_over_long_query_parameter_is_400_not_500(events):
+    response = events.get(reverse("audit"), {"q": "x" * 5_000})
+    assert response.status_code == 400
+    assert "The query parameter 'q' is longer than 4096 characters." in response.content.decode()

@@ -1,6 +1,7 @@
 """The overview: pods per verdict per workload, filters and search, the self-refreshing body, the chart of
 stale pods over time, and empty states that say what to do."""
 
+import html
 import re
 
 import pytest
@@ -181,3 +182,25 @@ def test_an_operator_can_select_workloads_for_a_bulk_rollout_and_a_viewer_cannot
     content = client.get(reverse("overview")).content.decode()
     assert "Roll out selected" not in content
     assert 'name="workload"' not in content
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"verdict": "rotten"}, "Verdict: Select a valid choice. rotten is not one of the available choices."),
+        ({"cluster": "../etc"}, "Cluster: Enter a valid “slug”"),
+        ({"q": "x" * 201}, "Search: Ensure this value has at most 200 characters (it has 201)."),
+        ({"source": "s" * 254}, "ConfigMap or Secret: Ensure this value has at most 253 characters"),
+    ],
+)
+def test_a_hostile_filter_is_left_out_and_said(viewer, demo, query, message):
+    response = viewer.get(reverse("overview"), query)
+    assert response.status_code == 200
+    content = html.unescape(response.content.decode())
+    assert message in content
+    assert set(workload_rows(response)) == {"env-demo", "nginx", "api"}  # the bad filter filters nothing
+
+
+def test_an_over_long_query_parameter_is_400(viewer, demo):
+    response = viewer.get(reverse("overview"), {"namespace": "n" * 5_000})
+    assert response.status_code == 400

@@ -156,3 +156,78 @@ def test_a_secret_page_shows_keys_and_what_changed_never_values(client, facts):
 def test_an_unknown_source_is_404(client, facts):
     assert source_page(client, "nope").status_code == 404
     assert source_page(client, "nginx-config", "secrets").status_code == 404
+
+
+def large_conf(blocks: int, port: int) -> str:
+    block = ["server {", f"    listen {port};", "    server_name example.com;", "}", ""]
+    return "\n".join(block * blocks)
+
+
+@pytest.fixture
+def large(facts):
+    """A ConfigMap with a history of big values, the last two past the diff caps."""
+    facts.source(
+        "huge-config",
+        (300, {"nginx.conf": large_conf(2_000, 70)}),
+        (200, {"nginx.conf": large_conf(2_000, 80)}),
+        (100, {"nginx.conf": large_conf(3_000, 80)}),
+        (10, {"nginx.conf": large_conf(3_000, 8080)}),
+    )
+    return SourceVersion.objects.filter(source__name="huge-config").order_by("first_seen")
+
+
+def test_a_diff_past_the_caps_is_summarised_with_a_download_of_both_versions(client, large):
+    content = source_page(client, "huge-config").content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", content))
+    assert (
+        "Too large to compare line by line here: #3 has 14999 lines (164.1 KB), #4 has 14999 lines (169.9 KB)" in text
+    )
+    assert "listen 8080" not in content  # no line of the values on the page
+    old, new = large[2], large[3]
+    for version in (old, new):
+        link = reverse("source-download", args=["local", "demo", "huge-config", version.pk, "nginx.conf"])
+        assert f'href="{link}"' in content
+        response = client.get(link)
+        assert response.status_code == 200
+        assert response["Content-Disposition"] == (
+            f'attachment; filename="huge-config-rv{version.resource_version}-nginx.conf.txt"'
+        )
+        assert response.content.decode() == version.data["nginx.conf"]
+
+
+def test_a_diff_under_the_caps_of_a_big_value_is_shown_line_by_line(client, large):
+    first, second = large[0], large[1]
+    rows = diff_rows(source_page(client, "huge-config", a=first.pk, b=second.pk).content.decode())
+    assert len([row for row in rows if row[0] == "changed"]) == 2_000
+    assert ("changed", "    listen 70;", "    listen 80;") in rows
+
+
+def test_the_page_reads_the_data_of_the_two_compared_versions_only(client, large):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert source_page(client, "huge-config").status_code == 200
+    reading_data = [q["sql"] for q in queries.captured_queries if '"drift_sourceversion"."data"' in q["sql"]]
+    assert len(reading_data) == 1
+    assert (
+        f"IN ({large[2].pk}, {large[3].pk})" in reading_data[0]
+        or f"IN ({large[3].pk}, {large[2].pk})" in (reading_data[0])
+    )
+
+
+def test_downloads_are_for_configmap_versions_of_that_page_only(client, facts):
+    facts.source("db", (90, {"password": "hunter2"}), kind="Secret")
+    secret_version = SourceVersion.objects.get(source__name="db")
+    nginx = SourceVersion.objects.filter(source__name="nginx-config").first()
+
+    def download(name: str, pk: int, key: str, namespace: str = "demo") -> int:
+        return client.get(reverse("source-download", args=["local", namespace, name, pk, key])).status_code
+
+    assert download("nginx-config", nginx.pk, "nginx.conf") == 200
+    assert download("db", secret_version.pk, "password") == 404  # a Secret has no values
+    assert download("other", nginx.pk, "nginx.conf") == 404  # the id must belong to the named ConfigMap
+    assert download("nginx-config", nginx.pk, "nginx.conf", namespace="shop") == 404
+    assert download("nginx-config", nginx.pk, "no-such-key") == 404
+    client.logout()
+    assert download("nginx-config", nginx.pk, "nginx.conf") == 302  # to the login page

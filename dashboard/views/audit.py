@@ -2,12 +2,13 @@ import csv
 from collections.abc import Iterator
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 
-from drift import queries
+from dashboard.forms import AuditFilterForm
+from dashboard.pages import audit as page
 from drift.models import AuditEvent, Cluster
 
 PAGE_SIZE = 100
@@ -18,13 +19,15 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @vary_on_headers("HX-Request")
 def audit_log(request: HttpRequest) -> HttpResponse:
-    filters = queries.AuditFilters.from_query(request.GET)
-    page = Paginator(queries.audit_events(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    form = AuditFilterForm(request.GET)
+    filters = form.filters()
+    entries = Paginator(page.audit_events(filters), PAGE_SIZE).get_page(request.GET.get("page"))
     ctx = {
         "filters": filters,
-        "page": page,
+        "filter_errors": form.messages(),
+        "page": entries,
         "actions": AuditEvent.Action.choices,
-        "families": queries.action_families(),
+        "families": page.action_families(),
         "clusters": Cluster.objects.values_list("name", flat=True),
         "query": request.GET.urlencode(),
     }
@@ -41,9 +44,13 @@ class _Echo:
         return value
 
 
-def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered audit history as CSV. Audit entries hold names and hashes, never a Secret's value."""
-    events = queries.audit_events(queries.AuditFilters.from_query(request.GET))
+def audit_csv(request: HttpRequest) -> HttpResponse:
+    """The filtered audit history as CSV. Audit entries hold names and hashes, never a Secret's value.
+    A bad filter is a 400 that says which: an export must not silently hold other entries than asked for."""
+    form = AuditFilterForm(request.GET)
+    if problems := form.messages():
+        return HttpResponseBadRequest("\n".join(problems) + "\n", content_type="text/plain; charset=utf-8")
+    events = page.audit_events(form.filters())
     writer = csv.writer(_Echo())
 
     def rows() -> Iterator[str]:

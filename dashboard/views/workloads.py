@@ -3,7 +3,7 @@ from django.shortcuts import render
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.access import may_roll_out
-from drift import queries
+from dashboard.pages import workload as page
 from drift.rollout import ROLLABLE_KINDS
 
 PARTIALS = {"workload-pods", "rollout-history"}
@@ -11,11 +11,11 @@ PARTIALS = {"workload-pods", "rollout-history"}
 
 @vary_on_headers("HX-Request")
 def workload(request: HttpRequest, cluster: str, namespace: str, kind: str, name: str) -> HttpResponse:
-    found = queries.find_workload(cluster, namespace, kind, name)
+    found = page.find_workload(cluster, namespace, kind, name)
     if found is None:
         raise Http404(f"no workload {kind}/{name} in namespace {namespace} of cluster {cluster}")
     ctx = {
-        "detail": queries.workload_detail(found),
+        "detail": page.workload_detail(found),
         "workload": found,
         "rollable": found.kind in ROLLABLE_KINDS,
         "can_roll_out": found.kind in ROLLABLE_KINDS

@@ -1,0 +1,75 @@
+"""The ConfigMap / Secret page: the version timeline (without the versions' data), the two versions being
+compared (with theirs), and the consumers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from dashboard.pages.judged import JudgedRow, judge_rows
+from drift.diffs import changed_keys
+from drift.models import Cluster, Source, SourceVersion
+from drift.report import drift_rows
+
+
+@dataclass
+class VersionEntry:
+    version: SourceVersion
+    number: int
+    uid: str
+    recreated: bool  # the first version of a lineage that replaced an earlier one (delete and create)
+    deleted_at: dt.datetime | None  # set on the last version of a deleted lineage
+    changes: dict[str, list[str]]
+    current: bool
+    previous_id: int | None  # the version before it, for a "diff with previous" link
+
+
+def source_history(cluster: Cluster, namespace: str, kind: str, name: str) -> list[VersionEntry]:
+    """Every version of every lineage of one ConfigMap or Secret, oldest first, without their data: a long
+    history of a large ConfigMap must not be read to draw a timeline (`compared` loads the two shown)."""
+    lineages = list(
+        Source.objects.filter(cluster=cluster, namespace=namespace, kind=kind, name=name).order_by("first_seen", "id")
+    )
+    by_lineage: dict[int, list[SourceVersion]] = defaultdict(list)
+    for version in SourceVersion.objects.filter(source__in=lineages).defer("data").order_by("first_seen", "id"):
+        by_lineage[version.source_id].append(version)
+    entries: list[VersionEntry] = []
+    previous: SourceVersion | None = None
+    for index, lineage in enumerate(lineages):
+        versions = by_lineage[lineage.pk]
+        for position, version in enumerate(versions):
+            last = position == len(versions) - 1
+            entries.append(
+                VersionEntry(
+                    version=version,
+                    number=len(entries) + 1,
+                    uid=lineage.uid,
+                    recreated=index > 0 and position == 0,
+                    deleted_at=lineage.deleted_at if last else None,
+                    changes=changed_keys(previous.key_hashes, version.key_hashes) if previous else {},
+                    current=False,
+                    previous_id=previous.pk if previous else None,
+                )
+            )
+            previous = version
+    if entries and lineages[-1].deleted_at is None:
+        entries[-1].current = True
+    return entries
+
+
+def compared(old: VersionEntry, new: VersionEntry) -> tuple[dict[str, str], dict[str, str]]:
+    """The data of the two versions being compared, and of no other (one query)."""
+    loaded = SourceVersion.objects.only("data").in_bulk([old.version.pk, new.version.pk])
+    return loaded[old.version.pk].data, loaded[new.version.pk].data
+
+
+def source_consumers(
+    cluster: Cluster, namespace: str, kind: str, name: str, now: dt.datetime | None = None
+) -> list[JudgedRow]:
+    rows = [
+        row
+        for row in drift_rows(cluster=cluster, namespace=namespace, now=now)
+        if row.source["kind"] == kind and row.source["name"] == name
+    ]
+    return judge_rows(cluster, namespace, rows)

@@ -1,0 +1,79 @@
+"""The workload page: each pod with its rows, the service-account rows folded away, the rollout history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from dashboard.pages.judged import JudgedRow, is_service_account_ca, judge_rows
+from drift.models import Rollout, Workload
+from drift.report import VERDICT_ORDER, drift_rows, pod_verdicts
+
+
+@dataclass
+class PodRows:
+    pod_id: int
+    name: str
+    verdict: str
+    rows: list[JudgedRow]
+
+
+@dataclass
+class WorkloadDetail:
+    workload: Workload
+    pods: list[PodRows]
+    service_account_rows: list[JudgedRow]
+    counts: dict[str, int]
+    split_sources: list[str]
+    rollouts: list[Rollout]
+
+    @property
+    def service_account_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for judged in self.service_account_rows:
+            counts[judged.row.verdict] += 1
+        return dict(counts)
+
+
+def find_workload(cluster_name: str, namespace: str, kind: str, name: str) -> Workload | None:
+    return (
+        Workload.objects.select_related("cluster")
+        .filter(cluster__name=cluster_name, namespace=namespace, kind=kind, name=name)
+        .first()
+    )
+
+
+def workload_detail(workload: Workload, now: dt.datetime | None = None) -> WorkloadDetail:
+    rows = drift_rows(cluster=workload.cluster, namespace=workload.namespace, workload_id=workload.pk, now=now)
+    judged = judge_rows(workload.cluster, workload.namespace, rows)
+    verdicts = pod_verdicts(rows)
+    pods: dict[int, PodRows] = {}
+    service_account: list[JudgedRow] = []
+    for item in judged:
+        row = item.row
+        if row.pod_id not in pods:
+            pods[row.pod_id] = PodRows(row.pod_id, row.pod, verdicts[(row.cluster, row.namespace, row.pod)], [])
+        if is_service_account_ca(row):
+            service_account.append(item)
+        else:
+            pods[row.pod_id].rows.append(item)
+    counts = dict.fromkeys(VERDICT_ORDER, 0)
+    for verdict in verdicts.values():
+        counts[verdict] += 1
+    return WorkloadDetail(
+        workload=workload,
+        pods=sorted(pods.values(), key=lambda p: p.name),
+        service_account_rows=service_account,
+        counts=counts,
+        split_sources=sorted({f"{r.source['kind']} {r.source['name']}" for r in rows if r.split}),
+        rollouts=rollout_history(workload),
+    )
+
+
+def rollout_history(workload: Workload, limit: int = 20) -> list[Rollout]:
+    return list(
+        Rollout.objects.filter(
+            cluster=workload.cluster, namespace=workload.namespace, kind=workload.kind, name=workload.name
+        )[:limit]
+    )
