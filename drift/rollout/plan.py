@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from drift import kube
 from drift.clusters import connect
-from drift.models import Cluster, Rollout
 from drift.hashing import ValueHasher, current_hasher
+from drift.models import Cluster, Rollout
 from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason
 from drift.rollout.template import (
     annotation_patch,
