@@ -1,0 +1,101 @@
+"""The words Driftwatch uses, defined once: what kinds of object it reads and rolls out, how a container
+consumes a source, and what it concludes. Models, rules, collection, rollouts, pages and templates all take
+them from here, so a value spelled in one place is the value every other place compares against.
+
+Plain enums (no Django): the pure rules import them too. Models turn them into field choices with
+`choices()`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SourceKind(StrEnum):
+    """A source of configuration, as Kubernetes spells its kind."""
+
+    CONFIG_MAP = "ConfigMap"
+    SECRET = "Secret"
+
+    @property
+    def plural(self) -> str:
+        """The resource name in API paths and in our URLs (configmaps, secrets)."""
+        return _SOURCE_PLURALS[self]
+
+    @classmethod
+    def from_plural(cls, plural: str) -> SourceKind:
+        """The kind a resource name stands for; ValueError for anything else."""
+        for kind, resource in _SOURCE_PLURALS.items():
+            if resource == plural:
+                return kind
+        raise ValueError(f"not a source resource: {plural!r}")
+
+
+_SOURCE_PLURALS = {SourceKind.CONFIG_MAP: "configmaps", SourceKind.SECRET: "secrets"}
+
+
+class WorkloadKind(StrEnum):
+    """What owns pods, as Kubernetes spells its kind; a bare Pod is its own workload."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+    REPLICA_SET = "ReplicaSet"
+    JOB = "Job"
+    CRON_JOB = "CronJob"
+    POD = "Pod"
+
+    @property
+    def plural(self) -> str:
+        """The resource name in API paths (deployments, statefulsets...)."""
+        return self.value.lower() + "s"
+
+    @property
+    def rollable(self) -> bool:
+        """Whether a pod-template annotation patch makes its controller replace the pods."""
+        return self in ROLLABLE_KINDS
+
+
+# The apps/v1 kinds whose controllers replace pods when the template changes: what Driftwatch rolls out.
+ROLLABLE_KINDS = (WorkloadKind.DEPLOYMENT, WorkloadKind.STATEFUL_SET, WorkloadKind.DAEMON_SET)
+
+
+class Mode(StrEnum):
+    """How a container consumes a source; decides whether the kubelet ever refreshes what it sees."""
+
+    ENV = "env"
+    ENV_FROM = "envFrom"
+    VOLUME = "volume"
+    SUBPATH = "subPath"
+    PROJECTED = "projected"
+
+
+# Read once when the container starts: only a new container sees a change.
+ENV_MODES = (Mode.ENV, Mode.ENV_FROM)
+# Rewritten by the kubelet some time after the source changes.
+REFRESHED_MODES = (Mode.VOLUME, Mode.PROJECTED)
+
+
+class Verdict(StrEnum):
+    """PROPAGATING: behind, but within the window the kubelet needs to rewrite a volume; nothing to do yet."""
+
+    FRESH = "fresh"
+    PROPAGATING = "propagating"
+    STALE = "stale"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+
+# Worst first: a pod's or a workload's verdict is the worst of its containers'.
+VERDICT_ORDER = (Verdict.STALE, Verdict.MISSING, Verdict.PROPAGATING, Verdict.UNKNOWN, Verdict.FRESH)
+
+
+class Evidence(StrEnum):
+    """OBSERVED: read from the container or the API server. INFERRED: deduced from timestamps and the rules."""
+
+    OBSERVED = "observed"
+    INFERRED = "inferred"
+
+
+def choices(enum: type[StrEnum]) -> list[tuple[str, str]]:
+    """Django field choices for one of these enums: the value, shown as it is spelled."""
+    return [(member.value, member.value) for member in enum]
