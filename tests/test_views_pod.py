@@ -107,7 +107,9 @@ def test_a_file_too_large_to_diff_is_summarised_with_a_link_to_the_downloads(cli
     big_old = "server {\n    listen 80;\n}\n" * 4_000
     big_new = big_old.replace("listen 80;", "listen 8080;")
     facts.source("big-config", (90, {"nginx.conf": big_old}), (10, {"nginx.conf": big_new}))
-    facts.pod("web", "web-1", [{"source_name": "big-config", "mode": "volume", "mount_path": "/etc/nginx"}])
+    subpath = {"source_name": "big-config", "mode": "subPath", "keys": ["nginx.conf"],
+               "mount_path": "/etc/nginx/nginx.conf", "sub_path": "nginx.conf"}  # fmt: skip
+    facts.pod("web", "web-1", [subpath], started_minutes_ago=30)
     facts.run()
     response = client.get(reverse("pod", args=["local", "demo", "web-1"]))
     files = section(response, "Files")
