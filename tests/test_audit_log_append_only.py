@@ -1,10 +1,7 @@
 """The audit history refuses UPDATE and DELETE in the database itself, not only through the ORM."""
 
-import datetime as dt
-
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.utils import timezone
 
 from drift.models import AuditEvent
 
@@ -44,19 +41,25 @@ def test_appending_works(event):
     assert AuditEvent.objects.count() == 2
 
 
-def test_the_time_of_an_entry_is_the_databases_not_the_callers(monkeypatch):
-    # A web or worker process whose clock is years off must not misplace an entry.
-    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
+def test_the_time_of_an_entry_is_the_databases_not_the_callers():
     with connection.cursor() as cursor:
         cursor.execute("SELECT now()")
         [before] = cursor.fetchone()
+        # Whoever writes a row, the database times it: no caller's clock is asked.
+        cursor.execute(
+            "INSERT INTO drift_auditevent (actor, action, cluster_name, namespace, object_kind, object_name, message,"
+            " detail) VALUES ('psql', 'user.login', '', '', '', '', '', '{}') RETURNING at"
+        )
+        [raw_at] = cursor.fetchone()
     event = AuditEvent.objects.create(actor="alice", action=AuditEvent.Action.LOGIN)
     AuditEvent.objects.bulk_create([AuditEvent(actor="bob", action=AuditEvent.Action.LOGIN)])
     with connection.cursor() as cursor:
         cursor.execute("SELECT clock_timestamp()")
         [after] = cursor.fetchone()
+    assert before <= raw_at <= after
     assert before <= event.at <= after  # known right after the insert, without reading the row again
     assert before <= AuditEvent.objects.get(actor="bob").at <= after
+    assert not AuditEvent._meta.get_field("at").has_default()  # no Python-side clock to fall back on
 
 
 def test_over_long_values_are_cut_to_their_column_and_marked():

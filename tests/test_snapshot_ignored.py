@@ -89,3 +89,25 @@ def test_an_ignored_config_map_writes_nothing_however_often_it_changes(kubeconfi
     assert (
         SourceVersion.objects.filter(source__name="app-leader-election", source__namespace=kube.namespace).count() == 1
     )
+
+
+@pytest.mark.django_db
+def test_the_list_is_editable_in_admin_and_a_bad_pattern_is_refused_there(rf, admin_user):
+    from django.contrib import admin
+    from django.forms.models import model_to_dict
+
+    cluster = Cluster.objects.create(name="local", kubeconfig_path="/nonexistent")
+    request = rf.get("/admin/")
+    request.user = admin_user
+    form_class = admin.site._registry[Cluster].get_form(request, cluster)
+    assert "ignored_config_maps" in form_class.base_fields
+    data = {k: v for k, v in model_to_dict(cluster).items() if v is not None and k != "created_at"}
+    data |= {"created_at_0": f"{cluster.created_at:%Y-%m-%d}", "created_at_1": f"{cluster.created_at:%H:%M:%S}"}
+    refused = form_class(data={**data, "ignored_config_maps": '["ok-*", "Not A Pattern"]'}, instance=cluster)
+    assert not refused.is_valid()
+    assert "not a name pattern" in str(refused.errors["ignored_config_maps"])
+    accepted = form_class(data={**data, "ignored_config_maps": '["ok-*", "kube-system/*-lock"]'}, instance=cluster)
+    assert accepted.is_valid(), accepted.errors
+    accepted.save()
+    cluster.refresh_from_db()
+    assert cluster.ignored_config_maps == ["ok-*", "kube-system/*-lock"]

@@ -65,15 +65,18 @@ def test_rotating_the_hash_key_changes_no_version_no_verdict_and_no_audit(kubeco
     before = verdicts(cluster, kube.namespace)
     assert ("env-demo", "envFrom", "env-config", "stale", "observed") in [row[:5] for row in before]
     assert ("env-demo", "env", "app-secret", "fresh", "observed") in [row[:5] for row in before]
-    version_count, audit_count = SourceVersion.objects.count(), AuditEvent.objects.count()
+    # Other tests' namespaces may come and go meanwhile: count what concerns this one.
+    versions = SourceVersion.objects.filter(source__namespace=kube.namespace)
+    audits = AuditEvent.objects.filter(namespace=kube.namespace)
+    version_count, audit_count = versions.count(), audits.count()
     old_key = current_hasher().key_id
 
     # Rotate: a dedicated key; the one derived from SECRET_KEY becomes the previous key.
     settings.DRIFTWATCH_HASH_KEY = "the-first-dedicated-hash-key"
     new_key = current_hasher().key_id
     assert snapshot(cluster).status == SnapshotRun.Status.SUCCEEDED
-    assert SourceVersion.objects.count() == version_count, "no new version"
-    assert AuditEvent.objects.count() == audit_count, "the audit log says nothing changed"
+    assert versions.count() == version_count, "no new version"
+    assert audits.count() == audit_count, "the audit log says nothing changed"
     assert verdicts(cluster, kube.namespace) == before, "no consumer turns stale, none turns fresh"
     assert set(SourceVersion.objects.values_list("hash_key_id", flat=True)) == {new_key}
     assert set(Observation.objects.exclude(key_hashes={}).values_list("hash_key_id", flat=True)) == {new_key}
@@ -82,10 +85,10 @@ def test_rotating_the_hash_key_changes_no_version_no_verdict_and_no_audit(kubeco
     settings.DRIFTWATCH_HASH_KEYS_PREVIOUS = ["the-first-dedicated-hash-key"]
     settings.DRIFTWATCH_HASH_KEY = "the-second-dedicated-hash-key"
     assert snapshot(cluster).status == SnapshotRun.Status.SUCCEEDED
-    assert (SourceVersion.objects.count(), AuditEvent.objects.count()) == (version_count, audit_count)
+    assert (versions.count(), audits.count()) == (version_count, audit_count)
     assert verdicts(cluster, kube.namespace) == before
     kube.edit_secret("app-secret", {"token": "t-2"})
     assert snapshot(cluster).status == SnapshotRun.Status.SUCCEEDED
-    change = AuditEvent.objects.get(action="config.changed", object_name="app-secret")
+    change = audits.get(action="config.changed", object_name="app-secret")
     assert change.detail["changed"] == ["token"], "only the key that changed, as before any rotation"
     assert old_key != new_key

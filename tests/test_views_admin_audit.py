@@ -181,3 +181,15 @@ def test_a_long_user_name_under_the_request_bound_is_a_failed_login_not_a_500(cl
     assert "Wrong user name or password." in response.content.decode()
     response = client.post(reverse("login"), {"username": "u" * 151, "password": "x"})
     assert response.status_code == 200
+
+
+def test_a_user_change_outside_the_admin_is_recorded_with_who_ran_it():
+    from drift.audit import record_user_change
+
+    record_user_change(
+        "root (manage.py adduser)", "carol", AuditEvent.Action.USER_CREATED, "user carol created as operator",
+        detail={"role": "operator", "scope": ["local/demo"]},
+    )  # fmt: skip
+    [event] = audited("user.created")
+    assert (event.actor, event.object_kind, event.object_name) == ("root (manage.py adduser)", "User", "carol")
+    assert event.detail == {"role": "operator", "scope": ["local/demo"]}

@@ -99,3 +99,20 @@ def test_the_service_account_volume_is_folded_away(pod):
 def test_an_unknown_pod_is_404(client):
     client.force_login(user("vera", "viewer"))
     assert client.get(reverse("pod", args=["local", "demo", "nope"])).status_code == 404
+
+
+def test_a_file_too_large_to_diff_is_summarised_with_a_link_to_the_downloads(client):
+    client.force_login(user("olga", "viewer"))
+    facts = Facts.for_cluster()
+    big_old = "server {\n    listen 80;\n}\n" * 4_000
+    big_new = big_old.replace("listen 80;", "listen 8080;")
+    facts.source("big-config", (90, {"nginx.conf": big_old}), (10, {"nginx.conf": big_new}))
+    subpath = {"source_name": "big-config", "mode": "subPath", "keys": ["nginx.conf"],
+               "mount_path": "/etc/nginx/nginx.conf", "sub_path": "nginx.conf"}  # fmt: skip
+    facts.pod("web", "web-1", [subpath], started_minutes_ago=30)
+    facts.run()
+    response = client.get(reverse("pod", args=["local", "demo", "web-1"]))
+    files = section(response, "Files")
+    assert "Too large to compare line by line here (12000 and 12000 lines" in files
+    assert "listen 8080" not in response.content.decode()
+    assert reverse("source", args=["local", "demo", "configmaps", "big-config"]) in response.content.decode()
