@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the workloads for another run")
     args = parser.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, even into a file
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows as it happens, even into a file
 
     ensure_database()
     import django
@@ -174,7 +174,7 @@ def raw_list_seconds(kubeconfig: Path) -> float:
 def table_rows() -> int:
     from django.apps import apps
 
-    return sum(model.objects.count() for model in apps.get_app_config("drift").get_models())
+    return sum(model._default_manager.count() for model in apps.get_app_config("drift").get_models())
 
 
 def measure(cluster, kubeconfig: Path, repeat: int) -> None:
@@ -192,10 +192,12 @@ def measure(cluster, kubeconfig: Path, repeat: int) -> None:
     # Right after sources appear or change, volume consumers stay candidates for a re-probe during the
     # propagation window plus a margin; after that an idle cycle has nothing left to plan.
     report_cycles("idle, sources just recorded", cluster, kubeconfig, repeat)
-    newest = SourceVersion.objects.filter(source__cluster=cluster).order_by("-first_seen").first().first_seen
+    newest = SourceVersion.objects.filter(source__cluster=cluster).latest("first_seen").first_seen
+    from datetime import timedelta
+
     from django.utils import timezone
 
-    quiet_at = newest + timezone.timedelta(seconds=cluster.propagation_window_seconds) + RECENT_CHANGE_MARGIN
+    quiet_at = newest + timedelta(seconds=cluster.propagation_window_seconds) + RECENT_CHANGE_MARGIN
     wait = (quiet_at - timezone.now()).total_seconds() + 1
     if wait > 0:
         print(f"waiting {wait:.0f}s for the propagation window and margin to pass")

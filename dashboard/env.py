@@ -2,6 +2,7 @@
 
 import os
 import zoneinfo
+from typing import Any
 from urllib.parse import urlparse
 
 import dj_database_url
@@ -47,7 +48,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_database(name: str, default: str) -> dict:
+def env_database(name: str, default: str) -> dict[str, Any]:
     raw = os.environ.get(name, default)
     scheme = urlparse(raw).scheme
     if scheme not in {"postgres", "postgresql", "pgsql"}:
@@ -56,7 +57,7 @@ def env_database(name: str, default: str) -> dict:
             f"(got scheme {scheme!r}); Driftwatch runs on PostgreSQL only."
         )
     try:
-        return dj_database_url.parse(raw, conn_max_age=60)
+        return dict(dj_database_url.parse(raw, conn_max_age=60))
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {error}") from None
 

@@ -31,10 +31,11 @@ class FilterForm(forms.Form):
     def messages(self) -> list[str]:
         """One line per problem, naming the field as the page labels it."""
         self.is_valid()
-        return [
-            f"{self.fields[name].label if name in self.fields else 'Filters'}: {' '.join(errors)}"
-            for name, errors in self.errors.items()
-        ]
+        lines = []
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else "Filters"
+            lines.append(f"{label}: {' '.join(str(error) for error in errors)}")
+        return lines
 
 
 def _date_field(label: str) -> forms.DateField:

@@ -2,6 +2,7 @@
 
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -10,7 +11,7 @@ from drift.models import AuditEvent
 
 
 @receiver(user_logged_in)
-def audit_login(sender: object, request: HttpRequest, user: object, **kwargs: object) -> None:
+def audit_login(sender: object, request: HttpRequest, user: AbstractBaseUser, **kwargs: object) -> None:
     AuditEvent.objects.create(actor=user.get_username(), action=AuditEvent.Action.LOGIN, message="logged in")
 
 

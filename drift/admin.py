@@ -24,7 +24,7 @@ class AuditedAdmin(admin.ModelAdmin):
         audit.record_admin_change(request.user.get_username(), obj, "changed", message)
         return super().log_change(request, obj, message)
 
-    def log_deletions(self, request: HttpRequest, queryset: QuerySet | list[Model]) -> Any:
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet) -> Any:
         for obj in queryset:
             audit.record_admin_change(request.user.get_username(), obj, "deleted", "")
         return super().log_deletions(request, queryset)

@@ -48,6 +48,7 @@ def record_admin_change(actor: str, obj: models.Model, verb: str, change_message
     """An add, change or delete through Django admin of a user, a membership (role) or a cluster. `change_message`
     is what the admin stores in its own log (field names, never values: a password is never in it)."""
     user_model = get_user_model()
+    actions: tuple[str, str, str]
     if isinstance(obj, user_model):
         actions = (AuditEvent.Action.USER_CREATED, AuditEvent.Action.USER_CHANGED, AuditEvent.Action.USER_DELETED)
         kind, name, detail = "User", obj.get_username(), _user_detail(obj)

@@ -198,7 +198,7 @@ class SourceVersion(models.Model):
             and self.modified_at <= self.first_seen
             and (previous_seen is None or self.modified_at > previous_seen)
         )
-        return self.modified_at if trusted else self.first_seen
+        return self.modified_at if trusted and self.modified_at is not None else self.first_seen
 
 
 class Workload(models.Model):
@@ -326,7 +326,7 @@ class AuditEventQuerySet(models.QuerySet):
     def bulk_create(self, objs: list[AuditEvent], *args: object, **kwargs: object) -> list[AuditEvent]:  # type: ignore[override]
         for event in objs:
             event.bound()
-        return super().bulk_create(objs, *args, **kwargs)  # type: ignore[arg-type]
+        return super().bulk_create(objs, *args, **kwargs)  # type: ignore[arg-type,return-value]
 
 
 class AuditEvent(models.Model):

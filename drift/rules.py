@@ -553,6 +553,7 @@ def _judge_probe(case: _Case, probe: Probe) -> Judgement:
         return _judge_written_at(case, probe)
     read = f"exec at {_at(probe.observed_at)} read"
     matched = match_version(case.consumer, probe.key_hashes, case.source)
+    since: datetime | None
     if matched is None:
         since = case.source.versions[0].changed_at
         reason = (
@@ -613,6 +614,7 @@ def _judge_missing(case: _Case) -> Judgement:
         states = _possible_states(case, earliest, latest)
         if len(states) == 1 and isinstance(states[0], SourceVersion):
             running = case.newest_with(case.proj(states[0]))
+            assert running is not None  # states[0] itself has that projection
             reason += (
                 f"; the container started at {_at(latest)} while it existed and still runs its old values "
                 f"(resourceVersion {running.resource_version})"

@@ -138,7 +138,7 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
                 state=state,
                 latest_run=finished,
                 failing_since=moment.failing_since,
-                error=finished.error if state == "failing" else "",
+                error=finished.error if finished is not None and state == "failing" else "",
                 forbidden_namespaces=sorted(moment.forbidden_namespaces),
                 workloads=workloads,
                 totals=totals,

@@ -2,12 +2,13 @@ import csv
 from collections.abc import Iterator
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.forms import AuditFilterForm
+from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import audit as page
 from drift.models import AuditEvent, Cluster
 
@@ -18,7 +19,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @vary_on_headers("HX-Request")
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: HtmxHttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     filters = form.filters()
     entries = Paginator(page.audit_events(filters), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -44,7 +45,7 @@ class _Echo:
         return value
 
 
-def audit_csv(request: HttpRequest) -> HttpResponse:
+def audit_csv(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered audit history as CSV. Audit entries hold names and hashes, never a Secret's value.
     A bad filter is a 400 that says which: an export must not silently hold other entries than asked for."""
     form = AuditFilterForm(request.GET)

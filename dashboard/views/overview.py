@@ -1,15 +1,16 @@
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.access import role_of
 from dashboard.forms import OverviewFilterForm
+from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import overview as page
 from drift.models import Role
 
 
 @vary_on_headers("HX-Request")
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: HtmxHttpRequest) -> HttpResponse:
     """Per cluster, namespace and workload: pods per verdict. The body polls itself with the same query
     string, so a refresh keeps the filters. A bad filter is left out and said."""
     form = OverviewFilterForm(request.GET)

@@ -1,10 +1,11 @@
 import re
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from drift.diffs import key_diffs
 from drift.models import Cluster, Source, SourceVersion
@@ -15,7 +16,7 @@ UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @vary_on_headers("HX-Request")
-def source(request: HttpRequest, cluster: str, namespace: str, kinds: str, name: str) -> HttpResponse:
+def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, name: str) -> HttpResponse:
     """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=&b=, version ids),
     and the pods that consume it. Secrets: keys and which changed, never values (none are stored)."""
     kind = KINDS[kinds]
@@ -60,7 +61,7 @@ def source(request: HttpRequest, cluster: str, namespace: str, kinds: str, name:
 
 
 @require_GET
-def download(request: HttpRequest, cluster: str, namespace: str, name: str, version: int, key: str) -> HttpResponse:
+def download(request: HtmxHttpRequest, cluster: str, namespace: str, name: str, version: int, key: str) -> HttpResponse:
     """One key of one ConfigMap version as a file, for values too large to diff on the page. Readable by whoever
     may read the page (every logged-in user). Only ConfigMaps: a Secret's values are never stored."""
     found = get_object_or_404(

@@ -1,8 +1,9 @@
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.access import may_roll_out
+from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import workload as page
 from drift.rollout import ROLLABLE_KINDS
 
@@ -10,7 +11,7 @@ PARTIALS = {"workload-pods", "rollout-history"}
 
 
 @vary_on_headers("HX-Request")
-def workload(request: HttpRequest, cluster: str, namespace: str, kind: str, name: str) -> HttpResponse:
+def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, name: str) -> HttpResponse:
     found = page.find_workload(cluster, namespace, kind, name)
     if found is None:
         raise Http404(f"no workload {kind}/{name} in namespace {namespace} of cluster {cluster}")

@@ -21,5 +21,5 @@ class Command(BaseCommand):
             cluster = Cluster.objects.filter(name=options["cluster"]).first()
             if cluster is None:
                 raise CommandError(f"no cluster named {options['cluster']!r}")
-        rows = drift_rows(cluster=cluster, namespace=options["namespace"] or None)
+        rows = drift_rows(cluster=cluster, namespace=str(options["namespace"] or "") or None)
         self.stdout.write(json.dumps([row.as_json() for row in rows], indent=2))

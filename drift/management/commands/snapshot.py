@@ -23,7 +23,7 @@ class Command(BaseCommand):
         failures = []
         for cluster in clusters:
             run = snapshot(cluster)
-            seconds = (run.finished_at - run.started_at).total_seconds()
+            seconds = ((run.finished_at or run.started_at) - run.started_at).total_seconds()
             if run.status == SnapshotRun.Status.FAILED:
                 failures.append(f"{cluster.name}: {run.error}")
                 self.stderr.write(f"{cluster.name}: failed after {seconds:.1f}s: {run.error}")
