@@ -13,6 +13,7 @@ demo: venv
 test: venv services cluster test-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 venv: $(VENV_STAMP)
@@ -37,6 +38,7 @@ test-tools:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # kwok nodes hold 110 pods each: the 2,000-pod benchmark needs about 20 of them.
 bench-snapshot: venv services

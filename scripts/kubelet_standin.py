@@ -69,9 +69,9 @@ class Resolver:
             for key, value in (values or {}).items():
                 resolved[prefix + key] = value
         for variable in container.env or []:
-            value = self._env_value(pod, variable, resolved)
-            if value is not None:
-                resolved[variable.name] = value
+            own = self._env_value(pod, variable, resolved)
+            if own is not None:
+                resolved[variable.name] = own
         return [{"name": name, "value": value} for name, value in resolved.items()]
 
     def _env_value(self, pod: Any, variable: Any, defined: dict[str, str]) -> str | None:

@@ -6,7 +6,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from drift.models import Membership
+from drift.models import AuditEvent, Membership
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +25,14 @@ def test_it_creates_an_operator_limited_to_namespaces(monkeypatch):
     assert not membership.may_roll_out("prod", "demo"), "a scope names its cluster"
     assert membership.may_roll_out("staging", "anything")
     assert authenticate(username="olga", password="correct horse battery") is not None
+
+
+def test_the_new_user_is_recorded_with_who_ran_the_command_and_never_the_password(monkeypatch):
+    adduser(monkeypatch, "olga", "--role", "operator", "--namespace", "local/demo", "--actor", "root@host")
+    event = AuditEvent.objects.get(action=AuditEvent.Action.USER_CREATED, object_name="olga")
+    assert event.actor == "root@host"
+    assert event.detail["scopes"] == ["local/demo"]
+    assert "correct horse" not in str(event.message) + str(event.detail)
 
 
 def test_a_viewer_may_not_roll_out(monkeypatch):
@@ -85,11 +93,11 @@ def test_operator_scopes(scopes, cluster, namespace, allowed):
 
 
 def test_the_migration_keeps_what_each_membership_allowed(django_db_blocker):
-    """Old memberships, as 0001-0004 stored them, converted by 0002_rollout_trust (run on a real database)."""
+    """Old memberships, as 0001-0004 stored them, converted by 0005_rollout_trust (run on a real database)."""
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("drift", "0004_cluster_file_probes")], [("drift", "0002_rollout_trust")]
+    before, after = [("drift", "0004_cluster_file_probes")], [("drift", "0005_rollout_trust")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old_apps = executor.loader.project_state(before).apps

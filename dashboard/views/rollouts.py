@@ -6,14 +6,14 @@ the `track_rollouts` beat task recorded, and never advance a batch or send a pat
 
 import uuid
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
 from dashboard.access import refuse_unknown_workload, require_rollout_permission
+from dashboard.htmx import HtmxHttpRequest
 from drift.models import Rollout, Workload
 from drift.rollout import (
     Target,
@@ -25,11 +25,6 @@ from drift.rollout import (
     record_outcome,
     request_rollout,
 )
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails  # set by django_htmx's middleware
-
 
 TEMPLATE = "dashboard/rollout.html"
 # htmx stops polling when the answer's status is 286.

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from drift.models import SCOPE_FORM, Membership, Role, parse_scope
+from drift.audit import record_user_change
+from drift.models import SCOPE_FORM, AuditEvent, Membership, Role, parse_scope
 
 
 class Command(BaseCommand):
@@ -25,6 +26,7 @@ class Command(BaseCommand):
             "an operator)",
         )
         parser.add_argument("--superuser", action="store_true", help="also give access to Django admin")
+        parser.add_argument("--actor", default="driftwatch", help="who to record in the audit history")
 
     def handle(self, *args: object, **options: object) -> None:
         username = str(options["username"])
@@ -46,6 +48,13 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = bool(options["superuser"])
             user.save()
             Membership.objects.create(user=user, role=str(options["role"]), namespaces=scopes)
+            record_user_change(
+                str(options["actor"]),
+                username,
+                AuditEvent.Action.USER_CREATED,
+                f"{username} created as {options['role']}" + (f" for {', '.join(scopes)}" if scopes else ""),
+                detail={"role": str(options["role"]), "scopes": scopes, "superuser": bool(options["superuser"])},
+            )
         self.stdout.write(f"created {options['role']} {username}")
 
 
