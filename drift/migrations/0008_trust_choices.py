@@ -5,20 +5,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drift', '0007_web_trust'),
+        ("drift", "0007_web_trust"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('config.changed', 'Config Changed'), ('config.created', 'Config Created'), ('config.deleted', 'Config Deleted'), ('rollout.requested', 'Rollout Requested'), ('rollout.completed', 'Rollout Completed'), ('rollout.failed', 'Rollout Failed'), ('rollout.refused', 'Rollout Refused'), ('rollout.noop', 'Rollout Noop'), ('rollout.dry_run', 'Rollout Dry Run'), ('rollout.cancelled', 'Rollout Cancelled'), ('cluster.added', 'Cluster Added'), ('cluster.removed', 'Cluster Removed'), ('snapshot.failed', 'Snapshot Failed'), ('user.login', 'Login'), ('user.login_failed', 'Login Failed'), ('user.locked_out', 'Login Locked Out'), ('user.created', 'User Created'), ('user.changed', 'User Changed'), ('user.deleted', 'User Deleted'), ('user.role_changed', 'Role Changed'), ('cluster.changed', 'Cluster Changed'), ('access.denied', 'Access Denied'), ('access.csrf_failed', 'Csrf Failed')], db_index=True, max_length=32),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("config.changed", "Config Changed"),
+                    ("config.created", "Config Created"),
+                    ("config.deleted", "Config Deleted"),
+                    ("rollout.requested", "Rollout Requested"),
+                    ("rollout.completed", "Rollout Completed"),
+                    ("rollout.failed", "Rollout Failed"),
+                    ("rollout.refused", "Rollout Refused"),
+                    ("rollout.noop", "Rollout Noop"),
+                    ("rollout.dry_run", "Rollout Dry Run"),
+                    ("rollout.cancelled", "Rollout Cancelled"),
+                    ("cluster.added", "Cluster Added"),
+                    ("cluster.removed", "Cluster Removed"),
+                    ("snapshot.failed", "Snapshot Failed"),
+                    ("user.login", "Login"),
+                    ("user.login_failed", "Login Failed"),
+                    ("user.locked_out", "Login Locked Out"),
+                    ("user.created", "User Created"),
+                    ("user.changed", "User Changed"),
+                    ("user.deleted", "User Deleted"),
+                    ("user.role_changed", "Role Changed"),
+                    ("cluster.changed", "Cluster Changed"),
+                    ("access.denied", "Access Denied"),
+                    ("access.csrf_failed", "Csrf Failed"),
+                ],
+                db_index=True,
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='cluster',
-            name='rollout_deadline_seconds',
-            field=models.PositiveIntegerField(default=1800, help_text='A rollout still in progress this long after its patch is marked stuck and stops blocking its batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.', validators=[django.core.validators.MinValueValidator(1, 'Give a value from 1 to 604800 seconds. At most one week.'), django.core.validators.MaxValueValidator(604800, 'Give a value from 1 to 604800 seconds. At most one week.')]),
+            model_name="cluster",
+            name="rollout_deadline_seconds",
+            field=models.PositiveIntegerField(
+                default=1800,
+                help_text="A rollout still in progress this long after its patch is marked stuck and stops blocking its batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.",
+                validators=[
+                    django.core.validators.MinValueValidator(
+                        1, "Give a value from 1 to 604800 seconds. At most one week."
+                    ),
+                    django.core.validators.MaxValueValidator(
+                        604800, "Give a value from 1 to 604800 seconds. At most one week."
+                    ),
+                ],
+            ),
         ),
     ]
