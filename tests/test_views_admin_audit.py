@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 SETTINGS = {
     "snapshot_interval_seconds": 30, "propagation_window_seconds": 120, "exec_concurrency": 4,
     "exec_timeout_seconds": 10, "api_requests_per_second": 20, "rollout_batch_size": 3, "file_probes": "auto",
+    "rollout_deadline_seconds": 1800, "ignored_config_maps": '["cluster-autoscaler-status"]',
 }  # fmt: skip
 
 
@@ -81,7 +82,7 @@ def test_a_role_given_or_changed_in_the_admin_is_audited(admin_client):
     membership = Membership.objects.get(user=bob)
     response = admin_client.post(
         reverse("admin:drift_membership_change", args=[membership.pk]),
-        {"user": bob.pk, "role": "operator", "namespaces": '["demo"]'},
+        {"user": bob.pk, "role": "operator", "namespaces": '["local/demo"]'},
     )
     assert response.status_code == 302
     added, changed = audited("user.role_changed")
@@ -90,7 +91,7 @@ def test_a_role_given_or_changed_in_the_admin_is_audited(admin_client):
     assert changed.detail == {
         "user": "bob",
         "role": "operator",
-        "namespaces": ["demo"],
+        "namespaces": ["local/demo"],
         "change": changed.detail["change"],
     }
     assert "Role" in changed.message
@@ -106,6 +107,7 @@ def test_cluster_settings_are_audited_and_refuse_surprising_values(admin_client,
         ("exec_timeout_seconds", 100_000, "Give a value from 1 to 300 seconds."),
         ("propagation_window_seconds", 0, "Give a value from 1 to 3600 seconds."),
         ("rollout_batch_size", 0, "Give a value from 1 to 100 workloads per batch."),
+        ("rollout_deadline_seconds", 0, "Give a value from 1 to 604800 seconds. At most one week."),
     ]:
         response = admin_client.post(url, cluster_form(**{field: value}))
         assert response.status_code == 200, field  # the form again, with the message
