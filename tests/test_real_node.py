@@ -25,7 +25,7 @@ TOOLBOX = "driftwatch.local/toolbox:1"
 # Ends on SIGTERM: a plain `sleep` as PID 1 ignores it and makes every deletion wait for the grace period.
 SLEEP = ["sh", "-c", "echo started; trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 # The kubelet re-syncs a pod every syncFrequency (1m) plus up to 50% jitter: 90 s at most, plus margin for a
-# loaded machine (26–84 s observed on 2 busy cores).
+# loaded machine (26 to 84 s observed on 2 busy cores).
 VOLUME_REFRESH_LIMIT = 110
 
 

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".cluster" / "node"
 BRIDGE = "dwreal0"
 KUBELET_PORTS = (10350, 10348)
+CGROUP_ROOT = "driftwatch-realnode"  # the kubelet's cgroupRoot
 # Where a kubelet and containerd write by default: they must write there only inside their private
 # mount namespace, so the host never sees these folders.
 HOST_PATHS = ("/var/lib/kubelet", "/var/lib/containerd", "/run/containerd", "/var/log/pods", "/var/lib/cni")
@@ -49,7 +50,7 @@ def processes_of_the_node() -> dict[int, str | None]:
                     pids.add(int(entry.name))
             except OSError:
                 continue
-    for procs in Path("/sys/fs/cgroup").glob("*/kubepods/**/cgroup.procs"):
+    for procs in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_ROOT}/**/cgroup.procs"):
         pids.update(int(line) for line in procs.read_text().split())
     return {pid: start_time(pid) for pid in pids}
 
@@ -71,7 +72,7 @@ def test_down_leaves_no_process_mount_bridge_cgroup_or_port(kube_api: k8s.ApiCli
     namespace = os.readlink(f"/proc/{int((STATE / 'ns.pid').read_text())}/ns/mnt")
     assert len(before) >= 6, f"expected holder, containerd, kubelet, shims and containers: {before}"
     assert Path(f"/sys/class/net/{BRIDGE}").exists()
-    assert list(Path("/sys/fs/cgroup").glob("*/kubepods"))
+    assert list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_ROOT}/kubepods"))
     assert all(port_open(port) for port in KUBELET_PORTS)
     assert not [path for path in HOST_PATHS if Path(path).exists()], "the node wrote to the host's folders"
 
@@ -89,7 +90,7 @@ def test_down_leaves_no_process_mount_bridge_cgroup_or_port(kube_api: k8s.ApiCli
     assert not Path(f"/sys/class/net/{BRIDGE}").exists()
     assert not [link for link in Path("/sys/class/net").iterdir() if (link / "master").exists()
                 and os.path.basename(os.readlink(link / "master")) == BRIDGE]  # fmt: skip
-    assert not list(Path("/sys/fs/cgroup").glob("*/kubepods"))
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_ROOT}"))
     assert not any(port_open(port) for port in KUBELET_PORTS)
     assert not [path for path in HOST_PATHS if Path(path).exists()]
     for save in ("iptables-save", "iptables-legacy-save"):
