@@ -110,6 +110,15 @@ def test_the_real_node_is_ready_labelled_tainted_and_not_kwoks(kube_api, real_no
     assert all(REAL_NODE_LABEL[0] not in (node.metadata.labels or {}) for node in simulated)
 
 
+def test_the_running_node_leaves_the_hosts_folders_and_iptables_alone(real_node):
+    # Where a kubelet and containerd write by default: here only inside their private mount namespace.
+    for path in ("/var/lib/kubelet", "/var/lib/containerd", "/run/containerd", "/var/log/pods", "/var/lib/cni"):
+        assert not Path(path).exists(), f"{path} exists on the host"
+    for save in ("iptables-save", "iptables-legacy-save"):
+        rules = subprocess.run([save], capture_output=True, text=True)
+        assert "KUBE-" not in rules.stdout, f"{save} shows a kubelet chain"
+
+
 def test_a_pod_runs_the_toolbox_image_and_exec_and_logs_go_through_the_api_server(kube, real_node):
     kube.create_deployment(on_real_node(deployment("toolbox", [toolbox()])))
     pod = running_pod(kube, "toolbox")
