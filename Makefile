@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
 
-.PHONY: demo test venv services cluster test-tools lint check bench-snapshot bench-diff clean-cluster
+.PHONY: demo test test-teardown venv services cluster test-tools lint check bench-snapshot bench-diff clean-cluster
 
 demo: venv
 	scripts/demo
@@ -15,6 +15,12 @@ test: venv services cluster test-tools
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+	$(MAKE) test-teardown
+
+# Takes the local cluster down and checks that the real node left nothing behind: run after the rest
+# (pyproject's addopts leave `teardown` tests out of the main run).
+test-teardown: venv services
+	$(VENV)/bin/pytest -m teardown tests/test_real_node_down.py
 
 venv: $(VENV_STAMP)
 

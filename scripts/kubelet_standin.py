@@ -7,6 +7,9 @@ kubelet would create its containers) it resolves each container's environment fr
 and Secrets as they are at that moment and writes it into an `Exec` owned by the pod. Editing a
 ConfigMap later changes nothing for that pod, exactly as on a real kubelet: env is fixed at start.
 
+Pods bound to the real node (label `driftwatch.io/node=real`, run by scripts/realnode) are left alone:
+a real kubelet runs them, and `kubectl exec` reaches their containers.
+
 What it cannot show: files. A simulated container has no filesystem; `exec cat /etc/config/x` runs
 on the host and sees the host's files, so Driftwatch does not probe files on kwok nodes.
 """
@@ -27,6 +30,7 @@ from kubernetes.client.rest import ApiException
 
 EXEC_GROUP, EXEC_VERSION, EXEC_PLURAL = "kwok.x-k8s.io", "v1alpha1", "execs"
 POD_UID_LABEL = "driftwatch.io/standin-pod-uid"
+REAL_NODE_LABEL, REAL_NODE_VALUE = "driftwatch.io/node", "real"
 VARIABLE_REFERENCE = re.compile(r"\$\(([^)]+)\)")
 
 log = logging.getLogger("kubelet-standin")
@@ -111,6 +115,19 @@ class StandIn:
         self.custom = client.CustomObjectsApi(api)
         self.resolver = Resolver(self.core)
         self.materialized: dict[str, str] = {}  # pod uid -> namespace/name
+        self.real_nodes: dict[str, bool] = {}  # node name -> run by a real kubelet
+
+    def is_real_node(self, name: str) -> bool:
+        """A node keeps its labels for its life: look each name up once (a node not found is not real)."""
+        if name not in self.real_nodes:
+            try:
+                labels = self.core.read_node(name).metadata.labels or {}
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                return False
+            self.real_nodes[name] = labels.get(REAL_NODE_LABEL) == REAL_NODE_VALUE
+        return self.real_nodes[name]
 
     def handle(self, event_type: str, pod: Any) -> None:
         uid = pod.metadata.uid
@@ -118,6 +135,8 @@ class StandIn:
             self.materialized.pop(uid, None)
             return
         if uid in self.materialized or not pod.spec.node_name or pod.metadata.deletion_timestamp:
+            return
+        if self.is_real_node(pod.spec.node_name):
             return
         self.materialize(pod)
 

@@ -22,9 +22,15 @@ WINDOW_SECONDS = 8
 
 
 def seed_manifests(*files):
+    """The demo's manifests, moved from the real node to the simulated ones: this test checks the
+    verdicts Driftwatch infers there (tests/test_real_node.py runs the seed on the real node)."""
     for file in files:
         for document in yaml.safe_load_all((DEMO / file).read_text()):
             document["metadata"].pop("namespace", None)
+            if document["kind"] == "Deployment":
+                pod_spec = document["spec"]["template"]["spec"]
+                pod_spec.pop("nodeSelector")
+                pod_spec.pop("tolerations")
             yield document
 
 
