@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 EPOCH = 0  # every file of a layer gets this mtime: the layer digest depends on content only
@@ -51,7 +52,7 @@ def layer_from_tree(root: Path) -> bytes:
     return buffer.getvalue()
 
 
-def write_oci_archive(root: Path, name: str, config: dict[str, object], output: Path) -> str:
+def write_oci_archive(root: Path, name: str, config: Mapping[str, object], output: Path) -> str:
     """Pack `root` as a one-layer image called `name`; returns the image config digest (its ID)."""
     layer = layer_from_tree(root)
     compressed = gzip.compress(layer, compresslevel=6, mtime=EPOCH)
