@@ -22,6 +22,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from drift.vocabulary import ROLLABLE_KINDS
+
 DEFAULT_TIMEOUT_SECONDS = 15.0
 
 
@@ -86,7 +88,7 @@ def _segment(value: str) -> str:
 
 
 # The apps/v1 workloads Driftwatch may patch, by kind, with their resource names.
-WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+WORKLOAD_RESOURCES = {kind.value: kind.plural for kind in ROLLABLE_KINDS}
 
 
 def workload_path(kind: str, namespace: str, name: str) -> str:

@@ -16,9 +16,7 @@ from django.utils import timezone
 
 from drift import rules
 from drift.models import Cluster, Consumption, Observation, SnapshotRun, Source, SourceVersion
-
-# Worst first: a pod counts under the worst verdict among its containers' sources.
-VERDICT_ORDER = ["stale", "missing", "propagating", "unknown", "fresh"]
+from drift.vocabulary import VERDICT_ORDER
 
 
 @dataclass(frozen=True)
@@ -318,7 +316,7 @@ def pod_verdicts(rows: Iterable[DriftRow]) -> dict[tuple[str, str, str], str]:
 
 def verdict_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
     """Pods per worst verdict, for the run record and the chart of stale pods over time."""
-    counts = dict.fromkeys(VERDICT_ORDER, 0)
+    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
     for verdict in pod_verdicts(drift_rows(cluster, now=now)).values():
         counts[verdict] += 1
     return counts

@@ -9,13 +9,18 @@ from django.db.models import Q
 
 from drift.models import Cluster, SourceVersion
 from drift.report import DriftRow
+from drift.vocabulary import Mode, SourceKind
 
 # Every pod mounts this ConfigMap through its service-account token volume; pages fold its rows away.
 SERVICE_ACCOUNT_CA = "kube-root-ca.crt"
 
 
 def is_service_account_ca(row: DriftRow) -> bool:
-    return row.source["kind"] == "ConfigMap" and row.source["name"] == SERVICE_ACCOUNT_CA and row.mode == "projected"
+    return (
+        row.source["kind"] == SourceKind.CONFIG_MAP
+        and row.source["name"] == SERVICE_ACCOUNT_CA
+        and row.mode == Mode.PROJECTED
+    )
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from dashboard.pages.judged import SERVICE_ACCOUNT_CA
 from drift.models import Cluster, Pod, SnapshotRun, Source
-from drift.report import VERDICT_ORDER, DriftRow, cluster_moment, drift_rows, pod_verdicts
-from drift.rollout import ROLLABLE_KINDS
+from drift.report import DriftRow, cluster_moment, drift_rows, pod_verdicts
+from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
 
-OVERVIEW_VERDICTS = ["stale", "propagating", "fresh", "unknown", "missing"]
+# The order of the overview's columns and filter choices.
+OVERVIEW_VERDICTS = [Verdict.STALE, Verdict.PROPAGATING, Verdict.FRESH, Verdict.UNKNOWN, Verdict.MISSING]
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class WorkloadSummary:
 
     @property
     def worst(self) -> str:
-        return next((verdict for verdict in VERDICT_ORDER if self.pods[verdict]), "fresh")
+        return next((verdict for verdict in VERDICT_ORDER if self.pods[verdict]), Verdict.FRESH)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
             workloads = [w for w in workloads if w.split]
         elif filters.verdict:
             workloads = [w for w in workloads if w.pods[filters.verdict]]
-        totals = dict.fromkeys(VERDICT_ORDER, 0)
+        totals: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
         for workload in workloads:
             for verdict, count in workload.pods.items():
                 totals[verdict] += count
@@ -161,7 +162,7 @@ def _summaries(rows: list[DriftRow]) -> list[WorkloadSummary]:
         for verdict in pod_verdicts(group).values():
             summary.pods[verdict] += 1
         summary.split = any(row.split for row in group)
-        stale = [row for row in group if row.verdict == "stale"]
+        stale = [row for row in group if row.verdict == Verdict.STALE]
         summary.stale_sources = sorted({f"{row.source['kind']} {row.source['name']}" for row in stale})
         summary.stale_since = min((row.stale_since for row in stale if row.stale_since), default=None)
         summaries.append(summary)
@@ -186,8 +187,8 @@ def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: i
     folded: dict[int, int] = {}
     for started, counts in runs:
         bucket = min(buckets - 1, int((started - start).total_seconds() / span * buckets))
-        folded[bucket] = max(folded.get(bucket, 0), int((counts or {}).get("stale", 0)))
-    latest = int((runs[-1][1] or {}).get("stale", 0))
+        folded[bucket] = max(folded.get(bucket, 0), int((counts or {}).get(Verdict.STALE, 0)))
+    latest = int((runs[-1][1] or {}).get(Verdict.STALE, 0))
     return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), latest)
 
 

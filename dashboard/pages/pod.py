@@ -12,6 +12,7 @@ from dashboard.pages.judged import is_service_account_ca
 from drift.diffs import DiffRow, SizeSummary, side_by_side, too_large
 from drift.models import Cluster, Consumption, Pod, SourceVersion
 from drift.report import DriftRow, drift_rows, pod_verdicts
+from drift.vocabulary import Mode, SourceKind, Verdict
 
 
 @dataclass
@@ -76,7 +77,7 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         for row in drift_rows(cluster=pod.cluster, namespace=pod.namespace, workload_id=pod.workload_id, now=now)
         if row.pod_id == pod.pk
     ]
-    verdict = pod_verdicts(rows).get((pod.cluster.name, pod.namespace, pod.name), "unknown")
+    verdict = pod_verdicts(rows).get((pod.cluster.name, pod.namespace, pod.name), Verdict.UNKNOWN)
     consumptions = {
         c.pk: c
         for c in Consumption.objects.filter(pk__in=[row.consumption_id for row in rows]).select_related("container")
@@ -119,10 +120,10 @@ def _effective(
 ) -> list[EffectiveEntry]:
     """What the container sees of one consumption: (name, key) pairs, each with its running and current value."""
     keys_known = set(running.key_hashes if running else {}) | set(current.key_hashes if current else {})
-    if consumption.mode == "env":
+    if consumption.mode == Mode.ENV:
         named = sorted(consumption.env_names.items())
         what = "env"
-    elif consumption.mode == "envFrom":
+    elif consumption.mode == Mode.ENV_FROM:
         shadowed = set(consumption.shadowed_env)
         named = [
             (consumption.env_prefix + key, key)
@@ -130,7 +131,7 @@ def _effective(
             if consumption.env_prefix + key not in shadowed
         ]
         what = "env"
-    elif consumption.mode == "subPath":
+    elif consumption.mode == Mode.SUBPATH:
         key = (consumption.keys or [consumption.sub_path.split("/", 1)[0]])[0]
         named = [(consumption.mount_path, key)]
         what = "file"
@@ -138,7 +139,7 @@ def _effective(
         paths = consumption.paths or {key: key for key in sorted(keys_known)}
         named = [(f"{consumption.mount_path.rstrip('/')}/{path}", key) for path, key in sorted(paths.items())]
         what = "file"
-    hidden = row.source["kind"] == "Secret"
+    hidden = row.source["kind"] == SourceKind.SECRET
     entries = []
     for name, key in named:
         running_hash = running.key_hashes.get(key) if running else None

@@ -22,6 +22,7 @@ from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, SnapshotFailed, read_cluster
 from drift.snapshot.probing import observations_from, plan_probes, run_probes
 from drift.snapshot.recording import ACTOR, record
+from drift.vocabulary import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
         previous is not None
         and run.rows_written == 0
         and previous.verdict_counts
-        and not previous.verdict_counts.get("propagating")
+        and not previous.verdict_counts.get(Verdict.PROPAGATING)
         and previous.status == run.status
         and previous.forbidden_namespaces == run.forbidden_namespaces
     )
