@@ -87,7 +87,7 @@ class KindRules:
         return kube.workload_path(self.kind, namespace, name)
 
     def permission(self, verb: str, namespace: str) -> str:
-        return f"{verb} {self.plural}.apps in {namespace}"
+        return kube.workload_permission(self.kind, verb, namespace)
 
     def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
         """(how the controller will replace pods, in words; why a template patch would restart nothing, or None)."""
