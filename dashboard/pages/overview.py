@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from dashboard.pages.judged import SERVICE_ACCOUNT_CA
 from drift.models import Cluster, Pod, SnapshotRun, Source
-from drift.report import DriftRow, cluster_moment, drift_rows, pod_verdicts
+from drift.verdicts import DriftRow, cluster_moment, drift_rows, pod_verdicts
 from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
 
 # The order of the overview's columns and filter choices.
@@ -30,11 +30,11 @@ class OverviewFilters:
         return any((self.cluster, self.namespace, self.verdict, self.source, self.q))
 
     def keeps(self, row: DriftRow) -> bool:
-        if self.source and self.source.lower() not in row.source["name"].lower():
+        if self.source and self.source.lower() not in row.source.name.lower():
             return False
         if self.q:
             needle = self.q.lower()
-            haystack = (row.workload["name"], row.pod, row.container, row.namespace, row.source["name"])
+            haystack = (row.workload.name, row.pod, row.container, row.namespace, row.source.name)
             return any(needle in value.lower() for value in haystack)
         return True
 
@@ -156,14 +156,12 @@ def _summaries(rows: list[DriftRow]) -> list[WorkloadSummary]:
     summaries = []
     for workload_id, group in by_workload.items():
         first = group[0]
-        summary = WorkloadSummary(
-            workload_id, first.cluster, first.namespace, first.workload["kind"], first.workload["name"]
-        )
+        summary = WorkloadSummary(workload_id, first.cluster, first.namespace, first.workload.kind, first.workload.name)
         for verdict in pod_verdicts(group).values():
             summary.pods[verdict] += 1
         summary.split = any(row.split for row in group)
         stale = [row for row in group if row.verdict == Verdict.STALE]
-        summary.stale_sources = sorted({f"{row.source['kind']} {row.source['name']}" for row in stale})
+        summary.stale_sources = sorted({str(row.source) for row in stale})
         summary.stale_since = min((row.stale_since for row in stale if row.stale_since), default=None)
         summaries.append(summary)
     return sorted(summaries, key=lambda s: (s.namespace, s.kind, s.name))

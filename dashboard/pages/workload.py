@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dashboard.pages.judged import JudgedRow, is_service_account_ca, judge_rows
 from drift.models import Rollout, Workload
-from drift.report import drift_rows, pod_verdicts
+from drift.verdicts import drift_rows, pod_verdicts
 from drift.vocabulary import VERDICT_ORDER
 
 
@@ -67,7 +67,7 @@ def workload_detail(workload: Workload, now: dt.datetime | None = None) -> Workl
         pods=sorted(pods.values(), key=lambda p: p.name),
         service_account_rows=service_account,
         counts=counts,
-        split_sources=sorted({f"{r.source['kind']} {r.source['name']}" for r in rows if r.split}),
+        split_sources=sorted({str(r.source) for r in rows if r.split}),
         rollouts=rollout_history(workload),
     )
 

@@ -123,7 +123,7 @@ def _audit_first_failure(cluster: Cluster, run: SnapshotRun) -> None:
 def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
     """Pods per worst verdict. When nothing was written and nothing was propagating, the verdicts are
     those of the previous good run: only a propagation window can change a verdict on the clock alone."""
-    from drift.report import verdict_counts  # late import: report reads what this module writes
+    from drift.verdicts import verdict_counts  # late import: verdicts reads what this module writes
 
     previous = (
         cluster.runs.filter(status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL])
