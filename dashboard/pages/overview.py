@@ -180,14 +180,15 @@ def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: i
     )
     if not runs:
         return None
-    start = min(runs[0][0], now - dt.timedelta(minutes=1))
+    starts = [started for started, _ in runs]
+    stale = [int((counts or {}).get(Verdict.STALE, 0)) for _, counts in runs]
+    start = min(starts[0], now - dt.timedelta(minutes=1))
     span = max((now - start).total_seconds(), 1.0)
     folded: dict[int, int] = {}
-    for started, counts in runs:
+    for started, pods in zip(starts, stale, strict=True):
         bucket = min(buckets - 1, int((started - start).total_seconds() / span * buckets))
-        folded[bucket] = max(folded.get(bucket, 0), int((counts or {}).get(Verdict.STALE, 0)))
-    latest = int((runs[-1][1] or {}).get(Verdict.STALE, 0))
-    return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), latest)
+        folded[bucket] = max(folded.get(bucket, 0), pods)
+    return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), stale[-1])
 
 
 def filter_options(cluster_name: str = "") -> dict[str, list[str]]:

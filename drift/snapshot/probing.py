@@ -77,10 +77,13 @@ class _LastRead:
     key_hashes: dict[str, str | None]
 
 
-_CANDIDATE_FIELDS = (
-    "pk", "container_id", "mode", "source_kind", "source_name", "keys", "paths", "mount_path", "container__name",
-    "container__pod__name", "container__pod__namespace", "container__pod__node_name",
-)  # fmt: skip
+# _Candidate's attribute -> the field it is read from.
+_CANDIDATE_FIELDS = {
+    "pk": "pk", "container_pk": "container_id", "mode": "mode", "source_kind": "source_kind",
+    "source_name": "source_name", "keys": "keys", "paths": "paths", "mount_path": "mount_path",
+    "container": "container__name", "pod": "container__pod__name", "namespace": "container__pod__namespace",
+    "node_name": "container__pod__node_name",
+}  # fmt: skip
 
 
 def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list[ProbeTask], list[Observation]]:
@@ -104,14 +107,17 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         source_name__in={name for _, _, name in recently_changed},
         container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
     )
-    candidates = [
-        _Candidate(*row[1:])
-        for row in running.annotate(observed=observed)
+    candidates: list[_Candidate] = []
+    rows = (
+        running.annotate(observed=observed)
         .filter(Q(observed=False) | changed_volumes)
         .order_by("container_id", "id")
-        .values_list("observed", *_CANDIDATE_FIELDS)
-        if not row[0] or (row[11], row[4], row[5]) in recently_changed
-    ]
+        .values_list("observed", *_CANDIDATE_FIELDS.values())
+    )
+    for was_observed, *values in rows:
+        candidate = _Candidate(**dict(zip(_CANDIDATE_FIELDS, values, strict=True)))
+        if not was_observed or (candidate.namespace, candidate.source_kind, candidate.source_name) in recently_changed:
+            candidates.append(candidate)
     if not candidates:
         return [], []
     last_reads = {
