@@ -12,7 +12,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from dashboard.pages.audit import AuditFilters, action_families
 from dashboard.pages.overview import OverviewFilters
 from drift.models import AuditEvent
-from drift.report import VERDICT_ORDER
+from drift.vocabulary import VERDICT_ORDER
 
 # Audit dates: wide enough for any real history, narrow enough that "the day after" is still a date.
 FIRST_DATE = dt.date(2000, 1, 1)

@@ -4,12 +4,13 @@ from django.urls import path, register_converter
 
 from dashboard.forms import LoginForm
 from dashboard.views import audit, health, overview, pods, rollouts, sources, workloads
+from drift.vocabulary import SourceKind
 
 
 class SourceKinds:
     """configmaps or secrets, as the API spells them in paths."""
 
-    regex = "configmaps|secrets"
+    regex = "|".join(kind.plural for kind in SourceKind)
 
     def to_python(self, value: str) -> str:
         return value

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from drift.bounded import bound_fields, bounded, bounded_detail
 from drift.ignoring import default_ignored_config_maps, validate_patterns
+from drift.vocabulary import Mode, SourceKind, choices
 
 ROLLOUT_DEADLINE_MAX_SECONDS = 7 * 24 * 3600
 
@@ -134,12 +135,8 @@ class SnapshotRun(models.Model):
 class Source(models.Model):
     """One lineage of a ConfigMap or Secret: a delete and recreate (new uid) starts a new row."""
 
-    class Kind(models.TextChoices):
-        CONFIGMAP = "ConfigMap"
-        SECRET = "Secret"
-
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="sources")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=choices(SourceKind))
     namespace = models.CharField(max_length=253)
     name = models.CharField(max_length=253)
     uid = models.CharField(max_length=64)
@@ -265,17 +262,10 @@ class ContainerInstance(models.Model):
 class Consumption(models.Model):
     """One way one container consumes one ConfigMap or Secret."""
 
-    class Mode(models.TextChoices):
-        ENV = "env"
-        ENV_FROM = "envFrom"
-        VOLUME = "volume"
-        SUBPATH = "subPath"
-        PROJECTED = "projected"
-
     container = models.ForeignKey(ContainerInstance, on_delete=models.CASCADE, related_name="consumptions")
-    source_kind = models.CharField(max_length=16, choices=Source.Kind.choices)
+    source_kind = models.CharField(max_length=16, choices=choices(SourceKind))
     source_name = models.CharField(max_length=253)
-    mode = models.CharField(max_length=16, choices=Mode.choices)
+    mode = models.CharField(max_length=16, choices=choices(Mode))
     keys = models.JSONField(default=list, blank=True)
     # env var name -> key, for env.
     env_names = models.JSONField(default=dict, blank=True)

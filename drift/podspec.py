@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-CONFIG_MAP = "ConfigMap"
-SECRET = "Secret"
+from drift.vocabulary import Mode, SourceKind, WorkloadKind
+
+CONFIG_MAP = SourceKind.CONFIG_MAP
+SECRET = SourceKind.SECRET
 
 
 @dataclass(frozen=True)
 class ConsumptionSpec:
-    source_kind: str
+    source_kind: SourceKind
     source_name: str
-    mode: str  # env | envFrom | volume | subPath | projected
+    mode: Mode
     keys: tuple[str, ...] = ()  # () = every key of the source
     env_names: tuple[tuple[str, str], ...] = ()  # (variable, key) for env
     env_prefix: str = ""  # envFrom prefix
@@ -46,7 +48,7 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def top_owner(
-    metadata: dict[str, Any], intermediate: dict[str, tuple[str, str]], fallback_kind: str = "Pod"
+    metadata: dict[str, Any], intermediate: dict[str, tuple[str, str]], fallback_kind: str = WorkloadKind.POD
 ) -> tuple[str, str]:
     """(kind, name) of the workload behind an object: a ReplicaSet resolves to its Deployment and a Job to
     its CronJob through `intermediate` (uid -> (kind, name) of their own controller)."""
@@ -54,7 +56,7 @@ def top_owner(
         if not reference.get("controller"):
             continue
         kind, name, uid = reference.get("kind", ""), reference.get("name", ""), reference.get("uid", "")
-        if kind in ("ReplicaSet", "Job") and uid in intermediate:
+        if kind in (WorkloadKind.REPLICA_SET, WorkloadKind.JOB) and uid in intermediate:
             return intermediate[uid]
         return kind, name
     return fallback_kind, metadata.get("name", "")
@@ -114,7 +116,7 @@ def consumptions_of(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
                     ConsumptionSpec(
                         source_kind=kind,
                         source_name=ref.get("name", ""),
-                        mode="env",
+                        mode=Mode.ENV,
                         keys=(ref.get("key", ""),),
                         env_names=((item.get("name", ""), ref.get("key", "")),),
                         optional=bool(ref.get("optional")),
@@ -128,7 +130,7 @@ def consumptions_of(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
                     ConsumptionSpec(
                         source_kind=kind,
                         source_name=ref.get("name", ""),
-                        mode="envFrom",
+                        mode=Mode.ENV_FROM,
                         env_prefix=item.get("prefix") or "",
                         shadowed_env=tuple(explicit_env),
                         optional=bool(ref.get("optional")),
@@ -145,23 +147,23 @@ def consumptions_of(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
 def _volume_consumptions(volume: dict[str, Any], mount: dict[str, Any]) -> list[ConsumptionSpec]:
     sub_path = mount.get("subPath") or mount.get("subPathExpr") or ""
     mount_path = mount.get("mountPath", "")
-    sources: list[tuple[str, dict[str, Any], str]] = []  # (kind, reference, mode)
+    sources: list[tuple[SourceKind, dict[str, Any], Mode]] = []  # (kind, reference, mode)
     if volume.get("configMap"):
-        sources.append((CONFIG_MAP, volume["configMap"], "volume"))
+        sources.append((CONFIG_MAP, volume["configMap"], Mode.VOLUME))
     if volume.get("secret"):
         reference = dict(volume["secret"])
         reference["name"] = reference.get("secretName", "")
-        sources.append((SECRET, reference, "volume"))
+        sources.append((SECRET, reference, Mode.VOLUME))
     for projected in (volume.get("projected") or {}).get("sources") or []:
         if projected.get("configMap"):
-            sources.append((CONFIG_MAP, projected["configMap"], "projected"))
+            sources.append((CONFIG_MAP, projected["configMap"], Mode.PROJECTED))
         if projected.get("secret"):
-            sources.append((SECRET, projected["secret"], "projected"))
+            sources.append((SECRET, projected["secret"], Mode.PROJECTED))
     return [_volume_consumption(kind, reference, mode, mount_path, sub_path) for kind, reference, mode in sources]
 
 
 def _volume_consumption(
-    kind: str, reference: dict[str, Any], mode: str, mount_path: str, sub_path: str
+    kind: SourceKind, reference: dict[str, Any], mode: Mode, mount_path: str, sub_path: str
 ) -> ConsumptionSpec:
     items = [(item.get("path", ""), item.get("key", "")) for item in reference.get("items") or []]
     if sub_path:
@@ -178,7 +180,7 @@ def _volume_consumption(
         return ConsumptionSpec(
             source_kind=kind,
             source_name=reference.get("name", ""),
-            mode="subPath",
+            mode=Mode.SUBPATH,
             keys=keys,
             paths=tuple((path, key) for path, key in items if key in keys),
             mount_path=mount_path,

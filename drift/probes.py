@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from drift.hashing import ValueHasher
+from drift.vocabulary import Mode
 
 __all__ = ["ValueHasher"]
 
@@ -47,7 +48,7 @@ def parse_environ(output: str) -> dict[str, str]:
 class EnvExpectation:
     """How the keys of one source appear as variables in one container."""
 
-    mode: str  # env | envFrom
+    mode: str  # Mode.ENV or Mode.ENV_FROM
     env_names: Mapping[str, str]  # variable -> key (env)
     prefix: str = ""
     shadowed: frozenset[str] = frozenset()
@@ -57,7 +58,7 @@ def observed_env_hashes(
     expectation: EnvExpectation, environment: Mapping[str, str], known_keys: Iterable[str], hasher: ValueHasher
 ) -> dict[str, str | None]:
     """Key -> hash of what the container holds (None: the variable is absent)."""
-    if expectation.mode == "env":
+    if expectation.mode == Mode.ENV:
         return {
             key: hasher.value(environment[name]) if name in environment else None
             for name, key in expectation.env_names.items()

@@ -26,35 +26,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
+from drift.vocabulary import ENV_MODES, REFRESHED_MODES, Evidence, Mode, Verdict
+
 # A consumer's view of one content: sorted (key, hash) pairs, hash None when the key is absent.
 Projection = tuple[tuple[str, str | None], ...]
-
-
-class Mode(StrEnum):
-    """How a container consumes a source; decides whether the kubelet ever refreshes what it sees."""
-
-    ENV = "env"
-    ENV_FROM = "envFrom"
-    VOLUME = "volume"
-    SUBPATH = "subPath"
-    PROJECTED = "projected"
-
-
-class Verdict(StrEnum):
-    """PROPAGATING: behind, but within the window the kubelet needs to rewrite a volume; nothing to do yet."""
-
-    FRESH = "fresh"
-    PROPAGATING = "propagating"
-    STALE = "stale"
-    MISSING = "missing"
-    UNKNOWN = "unknown"
-
-
-class Evidence(StrEnum):
-    """OBSERVED: read from the container or the API server. INFERRED: deduced from timestamps and the rules."""
-
-    OBSERVED = "observed"
-    INFERRED = "inferred"
 
 
 def _frozen_mapping(value: Mapping[str, str | None]) -> Mapping[str, str | None]:
@@ -331,7 +306,7 @@ def _is_refreshed(case: _Case) -> bool:
     return (
         case.container.running
         and not case.container.init
-        and case.consumer.mode in (Mode.VOLUME, Mode.PROJECTED)
+        and case.consumer.mode in REFRESHED_MODES
         and not case.source.immutable
     )
 
@@ -457,7 +432,7 @@ def _capture(case: _Case) -> tuple[datetime, datetime, str]:
     who = "init container: " if case.container.init else ""
     if not case.container.running and not case.container.init:
         who = "container not running: "
-    if mode in (Mode.ENV, Mode.ENV_FROM):
+    if mode in ENV_MODES:
         return start, start, f"{who}{mode} fixed at container start {_at(start)}"
     if case.source.immutable:
         text = f"{who}{_noun(mode)} of an immutable {case.source.kind}, never refreshed, set up by {_at(start)}"

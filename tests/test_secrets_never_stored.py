@@ -16,8 +16,8 @@ from django.db import connection
 
 from drift.clusters import register_cluster
 from drift.models import Cluster, Observation, SnapshotRun, SourceVersion
-from drift.report import drift_rows
 from drift.tasks import snapshot_cluster
+from drift.verdicts import drift_rows
 from tests.kube_helpers import deployment, wait_until
 from tests.test_snapshot_files import kubelet_writes
 
@@ -112,7 +112,7 @@ def test_a_secret_canary_never_appears_in_the_database_redis_or_logs(
         ).count()
         == 2
     )
-    rows = [row for row in drift_rows(cluster, namespace=kube.namespace) if row.source["name"] == "app-secret"]
+    rows = [row for row in drift_rows(cluster, namespace=kube.namespace) if row.source.name == "app-secret"]
     assert {(row.mode, row.verdict) for row in rows} >= {("env", "stale"), ("envFrom", "stale")}
 
     # ...and yet its value is nowhere.

@@ -14,8 +14,8 @@ from kubernetes import client as k8s
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Observation, Pod, SnapshotRun, Source, SourceVersion
-from drift.report import drift_rows
 from drift.snapshot import snapshot
+from drift.verdicts import drift_rows
 from tests.faultproxy import FaultProxy
 from tests.kube_helpers import (
     delete_cluster_grant,
@@ -58,7 +58,7 @@ def rows_for(cluster, namespace, workload):
     return [
         row
         for row in drift_rows(cluster, namespace=namespace)
-        if row.workload["name"] == workload and row.source["name"] != "kube-root-ca.crt"
+        if row.workload.name == workload and row.source.name != "kube-root-ca.crt"
     ]
 
 
@@ -98,7 +98,7 @@ def test_huge_binary_and_many_keyed_config_maps(kubeconfig, kube):
     change = AuditEvent.objects.get(action="config.changed", object_name="many")
     assert change.detail["changed"] == ["key-0500"]
     assert change.detail["added"] == change.detail["removed"] == []
-    many_rows = [row for row in rows_for(cluster, kube.namespace, "odd") if row.source["name"] == "many"]
+    many_rows = [row for row in rows_for(cluster, kube.namespace, "odd") if row.source.name == "many"]
     assert [(row.verdict, row.evidence) for row in many_rows] == [("stale", "observed")]
 
 
@@ -172,7 +172,7 @@ def test_a_forbidden_namespace_becomes_unknown_and_the_rest_proceeds(kubeconfig,
         assert other in run.forbidden_namespaces
         assert kube.namespace not in run.forbidden_namespaces
         assert Pod.objects.filter(namespace=other, deleted_at=None).count() == hidden_pods, "nothing forgotten"
-        [hidden] = [row for row in drift_rows(cluster, namespace=other) if row.source["name"] == "env-config"]
+        [hidden] = [row for row in drift_rows(cluster, namespace=other) if row.source.name == "env-config"]
         assert hidden.verdict == "unknown"
         assert "forbidden" in hidden.reason
         [visible] = rows_for(cluster, kube.namespace, "env-demo")

@@ -15,8 +15,8 @@ import pytest
 
 from drift.clusters import register_cluster
 from drift.models import Cluster, Observation
-from drift.report import drift_rows
 from drift.snapshot import snapshot
+from drift.verdicts import drift_rows
 from tests.kube_helpers import deployment
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
@@ -51,7 +51,7 @@ def cluster(kubeconfig):
 
 def row(cluster, namespace, mode):
     [found] = [
-        r for r in drift_rows(cluster, namespace=namespace) if r.mode == mode and r.source["name"] != "kube-root-ca.crt"
+        r for r in drift_rows(cluster, namespace=namespace) if r.mode == mode and r.source.name != "kube-root-ca.crt"
     ]
     return found
 

@@ -7,16 +7,16 @@ import pytest
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Cluster, SnapshotRun, Source
-from drift.report import drift_rows
 from drift.snapshot import snapshot
 from drift.tasks import enqueue_due_snapshots
+from drift.verdicts import drift_rows
 from tests.kube_helpers import deployment, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
 def env_rows(cluster, namespace):
-    return [row for row in drift_rows(cluster, namespace=namespace) if row.source["name"] == "env-config"]
+    return [row for row in drift_rows(cluster, namespace=namespace) if row.source.name == "env-config"]
 
 
 @pytest.mark.django_db

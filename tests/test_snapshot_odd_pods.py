@@ -10,8 +10,8 @@ import pytest
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Cluster, Observation, SnapshotRun, Source, SourceVersion
-from drift.report import drift_rows
 from drift.snapshot import cycle, snapshot
+from drift.verdicts import drift_rows
 from tests.kube_helpers import deployment
 from tests.test_snapshot_files import kubelet_writes
 
@@ -38,7 +38,7 @@ def volume_row(cluster, namespace, workload):
     [row] = [
         r
         for r in drift_rows(cluster, namespace=namespace)
-        if r.workload["name"] == workload and r.mode == "volume" and r.source["name"] != "kube-root-ca.crt"
+        if r.workload.name == workload and r.mode == "volume" and r.source.name != "kube-root-ca.crt"
     ]
     return row
 

@@ -6,8 +6,8 @@ import pytest
 from drift.clusters import register_cluster
 from drift.hashing import ValueHasher, current_hasher, previous_hashers
 from drift.models import AuditEvent, Observation, SnapshotRun, SourceVersion
-from drift.report import drift_rows
 from drift.snapshot import snapshot
+from drift.verdicts import drift_rows
 from tests.kube_helpers import deployment
 
 
@@ -35,9 +35,9 @@ def test_a_key_id_names_a_key_without_revealing_it():
 
 def verdicts(cluster, namespace):
     return sorted(
-        (row.workload["name"], row.mode, row.source["name"], row.verdict, row.evidence, str(row.stale_since))
+        (row.workload.name, row.mode, row.source.name, row.verdict, row.evidence, str(row.stale_since))
         for row in drift_rows(cluster, namespace=namespace)
-        if row.source["name"] != "kube-root-ca.crt"
+        if row.source.name != "kube-root-ca.crt"
     )
 
 

@@ -8,14 +8,19 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from drift.models import Cluster, SourceVersion
-from drift.report import DriftRow
+from drift.verdicts import DriftRow
+from drift.vocabulary import Mode, SourceKind
 
 # Every pod mounts this ConfigMap through its service-account token volume; pages fold its rows away.
 SERVICE_ACCOUNT_CA = "kube-root-ca.crt"
 
 
 def is_service_account_ca(row: DriftRow) -> bool:
-    return row.source["kind"] == "ConfigMap" and row.source["name"] == SERVICE_ACCOUNT_CA and row.mode == "projected"
+    return (
+        row.source.kind == SourceKind.CONFIG_MAP
+        and row.source.name == SERVICE_ACCOUNT_CA
+        and row.mode == Mode.PROJECTED
+    )
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,13 @@ class JudgedRow:
 
 def judge_rows(cluster: Cluster, namespace: str, rows: Iterable[DriftRow]) -> list[JudgedRow]:
     rows = list(rows)
-    names = {(row.source["kind"], row.source["name"]) for row in rows}
+    names = {(row.source.kind, row.source.name) for row in rows}
     ids = _version_ids(cluster, namespace, names)
     return [
         JudgedRow(
             row,
-            ids.get((row.source["kind"], row.source["name"], row.running_version or "")),
-            ids.get((row.source["kind"], row.source["name"], row.current_version or "")),
+            ids.get((row.source.kind, row.source.name, row.running_version or "")),
+            ids.get((row.source.kind, row.source.name, row.current_version or "")),
         )
         for row in rows
     ]

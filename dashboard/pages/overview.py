@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from dashboard.pages.judged import SERVICE_ACCOUNT_CA
 from drift.models import Cluster, Pod, SnapshotRun, Source
-from drift.report import VERDICT_ORDER, DriftRow, cluster_moment, drift_rows, pod_verdicts
-from drift.rollout import ROLLABLE_KINDS
+from drift.verdicts import DriftRow, cluster_moment, drift_rows, pod_verdicts
+from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
 
-OVERVIEW_VERDICTS = ["stale", "propagating", "fresh", "unknown", "missing"]
+# The order of the overview's columns and filter choices.
+OVERVIEW_VERDICTS = [Verdict.STALE, Verdict.PROPAGATING, Verdict.FRESH, Verdict.UNKNOWN, Verdict.MISSING]
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,11 @@ class OverviewFilters:
         return any((self.cluster, self.namespace, self.verdict, self.source, self.q))
 
     def keeps(self, row: DriftRow) -> bool:
-        if self.source and self.source.lower() not in row.source["name"].lower():
+        if self.source and self.source.lower() not in row.source.name.lower():
             return False
         if self.q:
             needle = self.q.lower()
-            haystack = (row.workload["name"], row.pod, row.container, row.namespace, row.source["name"])
+            haystack = (row.workload.name, row.pod, row.container, row.namespace, row.source.name)
             return any(needle in value.lower() for value in haystack)
         return True
 
@@ -60,7 +61,7 @@ class WorkloadSummary:
 
     @property
     def worst(self) -> str:
-        return next((verdict for verdict in VERDICT_ORDER if self.pods[verdict]), "fresh")
+        return next((verdict for verdict in VERDICT_ORDER if self.pods[verdict]), Verdict.FRESH)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
             workloads = [w for w in workloads if w.split]
         elif filters.verdict:
             workloads = [w for w in workloads if w.pods[filters.verdict]]
-        totals = dict.fromkeys(VERDICT_ORDER, 0)
+        totals: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
         for workload in workloads:
             for verdict, count in workload.pods.items():
                 totals[verdict] += count
@@ -155,14 +156,12 @@ def _summaries(rows: list[DriftRow]) -> list[WorkloadSummary]:
     summaries = []
     for workload_id, group in by_workload.items():
         first = group[0]
-        summary = WorkloadSummary(
-            workload_id, first.cluster, first.namespace, first.workload["kind"], first.workload["name"]
-        )
+        summary = WorkloadSummary(workload_id, first.cluster, first.namespace, first.workload.kind, first.workload.name)
         for verdict in pod_verdicts(group).values():
             summary.pods[verdict] += 1
         summary.split = any(row.split for row in group)
-        stale = [row for row in group if row.verdict == "stale"]
-        summary.stale_sources = sorted({f"{row.source['kind']} {row.source['name']}" for row in stale})
+        stale = [row for row in group if row.verdict == Verdict.STALE]
+        summary.stale_sources = sorted({str(row.source) for row in stale})
         summary.stale_since = min((row.stale_since for row in stale if row.stale_since), default=None)
         summaries.append(summary)
     return sorted(summaries, key=lambda s: (s.namespace, s.kind, s.name))
@@ -181,14 +180,15 @@ def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: i
     )
     if not runs:
         return None
-    start = min(runs[0][0], now - dt.timedelta(minutes=1))
+    starts = [started for started, _ in runs]
+    stale = [int((counts or {}).get(Verdict.STALE, 0)) for _, counts in runs]
+    start = min(starts[0], now - dt.timedelta(minutes=1))
     span = max((now - start).total_seconds(), 1.0)
     folded: dict[int, int] = {}
-    for started, counts in runs:
+    for started, pods in zip(starts, stale, strict=True):
         bucket = min(buckets - 1, int((started - start).total_seconds() / span * buckets))
-        folded[bucket] = max(folded.get(bucket, 0), int((counts or {}).get("stale", 0)))
-    latest = int((runs[-1][1] or {}).get("stale", 0))
-    return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), latest)
+        folded[bucket] = max(folded.get(bucket, 0), pods)
+    return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), stale[-1])
 
 
 def filter_options(cluster_name: str = "") -> dict[str, list[str]]:

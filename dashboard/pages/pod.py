@@ -11,7 +11,8 @@ from django.db.models import Q
 from dashboard.pages.judged import is_service_account_ca
 from drift.diffs import DiffRow, SizeSummary, side_by_side, too_large
 from drift.models import Cluster, Consumption, Pod, SourceVersion
-from drift.report import DriftRow, drift_rows, pod_verdicts
+from drift.verdicts import DriftRow, drift_rows, pod_verdicts
+from drift.vocabulary import Mode, SourceKind, Verdict
 
 
 @dataclass
@@ -76,7 +77,7 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         for row in drift_rows(cluster=pod.cluster, namespace=pod.namespace, workload_id=pod.workload_id, now=now)
         if row.pod_id == pod.pk
     ]
-    verdict = pod_verdicts(rows).get((pod.cluster.name, pod.namespace, pod.name), "unknown")
+    verdict = pod_verdicts(rows).get((pod.cluster.name, pod.namespace, pod.name), Verdict.UNKNOWN)
     consumptions = {
         c.pk: c
         for c in Consumption.objects.filter(pk__in=[row.consumption_id for row in rows]).select_related("container")
@@ -88,7 +89,7 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         if is_service_account_ca(row):
             service_account.append(row)
             continue
-        known = versions.get((row.source["kind"], row.source["name"]), {})
+        known = versions.get((row.source.kind, row.source.name), {})
         running = known.get(row.running_version or "")
         current = known.get(row.current_version or "")
         entries.extend(_effective(consumptions[row.consumption_id], row, running, current))
@@ -104,7 +105,7 @@ def _versions_by_rv(
     for row in rows:
         named = {rv for rv in (row.running_version, row.current_version) if rv}
         if named:
-            wanted |= Q(source__kind=row.source["kind"], source__name=row.source["name"], resource_version__in=named)
+            wanted |= Q(source__kind=row.source.kind, source__name=row.source.name, resource_version__in=named)
     if not wanted:
         return found
     for version in SourceVersion.objects.filter(
@@ -119,10 +120,10 @@ def _effective(
 ) -> list[EffectiveEntry]:
     """What the container sees of one consumption: (name, key) pairs, each with its running and current value."""
     keys_known = set(running.key_hashes if running else {}) | set(current.key_hashes if current else {})
-    if consumption.mode == "env":
+    if consumption.mode == Mode.ENV:
         named = sorted(consumption.env_names.items())
         what = "env"
-    elif consumption.mode == "envFrom":
+    elif consumption.mode == Mode.ENV_FROM:
         shadowed = set(consumption.shadowed_env)
         named = [
             (consumption.env_prefix + key, key)
@@ -130,7 +131,7 @@ def _effective(
             if consumption.env_prefix + key not in shadowed
         ]
         what = "env"
-    elif consumption.mode == "subPath":
+    elif consumption.mode == Mode.SUBPATH:
         key = (consumption.keys or [consumption.sub_path.split("/", 1)[0]])[0]
         named = [(consumption.mount_path, key)]
         what = "file"
@@ -138,7 +139,7 @@ def _effective(
         paths = consumption.paths or {key: key for key in sorted(keys_known)}
         named = [(f"{consumption.mount_path.rstrip('/')}/{path}", key) for path, key in sorted(paths.items())]
         what = "file"
-    hidden = row.source["kind"] == "Secret"
+    hidden = row.source.kind == SourceKind.SECRET
     entries = []
     for name, key in named:
         running_hash = running.key_hashes.get(key) if running else None
@@ -154,8 +155,8 @@ def _effective(
             rows = [] if summary else side_by_side(running_value or "", current_value or "")
         entries.append(
             EffectiveEntry(
-                container=row.container, what=what, name=name, source_kind=row.source["kind"],
-                source_name=row.source["name"], key=key, running_known=running is not None,
+                container=row.container, what=what, name=name, source_kind=row.source.kind,
+                source_name=row.source.name, key=key, running_known=running is not None,
                 present_then=running_hash is not None,
                 running=running_value, current=current_value, present_now=current_hash is not None,
                 differs=differs, hidden=hidden, binary=binary, rows=rows, too_large=summary, verdict=row.verdict,

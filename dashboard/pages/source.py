@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dashboard.pages.judged import JudgedRow, judge_rows
 from drift.diffs import changed_keys
 from drift.models import Cluster, Source, SourceVersion
-from drift.report import drift_rows
+from drift.verdicts import drift_rows
 
 
 @dataclass
@@ -70,6 +70,6 @@ def source_consumers(
     rows = [
         row
         for row in drift_rows(cluster=cluster, namespace=namespace, now=now)
-        if row.source["kind"] == kind and row.source["name"] == name
+        if row.source.kind == kind and row.source.name == name
     ]
     return judge_rows(cluster, namespace, rows)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from dashboard.pages.judged import JudgedRow, is_service_account_ca, judge_rows
 from drift.models import Rollout, Workload
-from drift.report import VERDICT_ORDER, drift_rows, pod_verdicts
+from drift.verdicts import drift_rows, pod_verdicts
+from drift.vocabulary import VERDICT_ORDER
 
 
 @dataclass
@@ -58,7 +59,7 @@ def workload_detail(workload: Workload, now: dt.datetime | None = None) -> Workl
             service_account.append(item)
         else:
             pods[row.pod_id].rows.append(item)
-    counts = dict.fromkeys(VERDICT_ORDER, 0)
+    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
     for verdict in verdicts.values():
         counts[verdict] += 1
     return WorkloadDetail(
@@ -66,7 +67,7 @@ def workload_detail(workload: Workload, now: dt.datetime | None = None) -> Workl
         pods=sorted(pods.values(), key=lambda p: p.name),
         service_account_rows=service_account,
         counts=counts,
-        split_sources=sorted({f"{r.source['kind']} {r.source['name']}" for r in rows if r.split}),
+        split_sources=sorted({str(r.source) for r in rows if r.split}),
         rollouts=rollout_history(workload),
     )
 

@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from dashboard import access
 from drift.models import Rollout
+from drift.vocabulary import SourceKind, WorkloadKind
 
 register = template.Library()
 
@@ -41,7 +42,13 @@ def get(mapping: dict | None, key: str) -> object:
 @register.filter
 def plural(kind: str) -> str:
     """ConfigMap -> configmaps, Secret -> secrets: how the source pages' URLs spell a kind."""
-    return {"ConfigMap": "configmaps", "Secret": "secrets"}.get(kind, kind.lower() + "s")
+    kinds: tuple[type[SourceKind] | type[WorkloadKind], ...] = (SourceKind, WorkloadKind)
+    for enum in kinds:
+        try:
+            return enum(kind).plural
+        except ValueError:
+            continue
+    return kind.lower() + "s"
 
 
 @register.filter

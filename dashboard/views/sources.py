@@ -8,9 +8,9 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from drift.diffs import key_diffs
-from drift.models import Cluster, Source, SourceVersion
+from drift.models import Cluster, SourceVersion
+from drift.vocabulary import SourceKind
 
-KINDS = {"configmaps": Source.Kind.CONFIGMAP, "secrets": Source.Kind.SECRET}
 # What may appear in a downloaded file's name: anything else becomes "_".
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -19,7 +19,7 @@ UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, name: str) -> HttpResponse:
     """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=&b=, version ids),
     and the pods that consume it. Secrets: keys and which changed, never values (none are stored)."""
-    kind = KINDS[kinds]
+    kind = SourceKind.from_plural(kinds)
     found = get_object_or_404(Cluster, name=cluster)
     history = page.source_history(found, namespace, kind, name)
     if not history:
@@ -28,7 +28,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     default_old = history[-2] if len(history) > 1 else history[-1]
     old = by_id.get(request.GET.get("a", ""), default_old)
     new = by_id.get(request.GET.get("b", ""), history[-1])
-    secret = kind == Source.Kind.SECRET
+    secret = kind == SourceKind.SECRET
     full = request.GET.get("full") == "1"  # every line, not only the changes and three lines around them
     old_data, new_data = (None, None) if secret else page.compared(old, new)
     diffs = key_diffs(
@@ -69,7 +69,7 @@ def download(request: HtmxHttpRequest, cluster: str, namespace: str, name: str, 
         pk=version,
         source__cluster__name=cluster,
         source__namespace=namespace,
-        source__kind=Source.Kind.CONFIGMAP,
+        source__kind=SourceKind.CONFIG_MAP,
         source__name=name,
     )
     if key not in found.data:

@@ -5,7 +5,7 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard.access import may_roll_out
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import workload as page
-from drift.rollout import ROLLABLE_KINDS
+from drift.vocabulary import ROLLABLE_KINDS
 
 PARTIALS = {"workload-pods", "rollout-history"}
 

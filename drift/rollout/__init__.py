@@ -16,7 +16,6 @@ from drift.rollout.execute import request_rollout
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import (
     KINDS,
-    ROLLABLE_KINDS,
     WHAT_WORKS_INSTEAD,
     Progress,
     Target,
@@ -34,7 +33,6 @@ from drift.rollout.template import annotation_patch, config_hash, gitops_warning
 
 __all__ = [
     "KINDS",
-    "ROLLABLE_KINDS",
     "WHAT_WORKS_INSTEAD",
     "Plan",
     "Progress",

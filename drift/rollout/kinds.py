@@ -11,22 +11,23 @@ from typing import Any, ClassVar
 
 from drift import kube
 from drift.models import Rollout
+from drift.vocabulary import WorkloadKind
 
 # What a person can do instead, for the kinds a template annotation cannot restart.
-WHAT_WORKS_INSTEAD = {
-    "Pod": (
+WHAT_WORKS_INSTEAD: dict[str, str] = {
+    WorkloadKind.POD: (
         "A bare Pod cannot be rolled out: no controller recreates it and its spec cannot change. Delete it and "
         "create it again to read the current configuration, or run it under a Deployment."
     ),
-    "Job": (
+    WorkloadKind.JOB: (
         "A Job cannot be rolled out: its pod template cannot change once created. Delete the Job and create it "
         "again (its new pods read the current configuration), or let its CronJob start the next one."
     ),
-    "CronJob": (
+    WorkloadKind.CRON_JOB: (
         "A CronJob needs no rollout: each Job it starts reads the current configuration. To run one now: "
         "kubectl -n {namespace} create job --from=cronjob/{name} {name}-now"
     ),
-    "ReplicaSet": (
+    WorkloadKind.REPLICA_SET: (
         "A ReplicaSet does not replace its pods when its template changes. Manage it with a Deployment, or delete "
         "its pods one at a time so that it recreates them."
     ),
@@ -70,23 +71,23 @@ def _generation_reason(workload: dict[str, Any]) -> str | None:
     return None
 
 
-class WorkloadKind:
+class KindRules:
     """The rules of one kind. Subclasses say how to read its strategy, business and progress."""
 
-    kind: ClassVar[str]
+    kind: ClassVar[WorkloadKind]
     # Whether the controller itself gives up on a rollout (a Deployment's progressDeadlineSeconds). Kinds
     # without one can stay "in progress" forever: Driftwatch's own per-cluster deadline ends them.
     has_own_deadline: ClassVar[bool] = False
 
     @property
     def plural(self) -> str:
-        return kube.WORKLOAD_RESOURCES[self.kind]
+        return self.kind.plural
 
     def path(self, namespace: str, name: str) -> str:
         return kube.workload_path(self.kind, namespace, name)
 
     def permission(self, verb: str, namespace: str) -> str:
-        return f"{verb} {self.plural}.apps in {namespace}"
+        return kube.workload_permission(self.kind, verb, namespace)
 
     def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
         """(how the controller will replace pods, in words; why a template patch would restart nothing, or None)."""
@@ -135,8 +136,8 @@ def _judge(kind: str, observed: bool, done: bool, counts: tuple[int, int, int, i
     return _at(Rollout.Status.IN_PROGRESS, counts, f"{text}{suffix}")
 
 
-class Deployment(WorkloadKind):
-    kind = "Deployment"
+class Deployment(KindRules):
+    kind = WorkloadKind.DEPLOYMENT
     has_own_deadline = True
 
     def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
@@ -193,8 +194,8 @@ class Deployment(WorkloadKind):
         return _judge(self.kind, observed, done, counts, old)
 
 
-class StatefulSet(WorkloadKind):
-    kind = "StatefulSet"
+class StatefulSet(KindRules):
+    kind = WorkloadKind.STATEFUL_SET
 
     def _rolling_text(self, spec: dict[str, Any], rolling: dict[str, Any]) -> str:
         text = "RollingUpdate: one pod at a time, highest ordinal first"
@@ -227,8 +228,8 @@ class StatefulSet(WorkloadKind):
         return _judge(self.kind, status.get("observedGeneration", 0) >= generation, done, counts)
 
 
-class DaemonSet(WorkloadKind):
-    kind = "DaemonSet"
+class DaemonSet(KindRules):
+    kind = WorkloadKind.DAEMON_SET
 
     def _rolling_text(self, spec: dict[str, Any], rolling: dict[str, Any]) -> str:
         unavailable, surge = rolling.get("maxUnavailable", 1), rolling.get("maxSurge", 0)
@@ -253,8 +254,7 @@ class DaemonSet(WorkloadKind):
         return _judge(self.kind, status.get("observedGeneration", 0) >= generation, done, counts)
 
 
-KINDS: dict[str, WorkloadKind] = {kind.kind: kind for kind in (Deployment(), StatefulSet(), DaemonSet())}
-ROLLABLE_KINDS = {name: rules.plural for name, rules in KINDS.items()}
+KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet())}
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ class Target:
         return self.kind in KINDS
 
     @property
-    def rules(self) -> WorkloadKind:
+    def rules(self) -> KindRules:
         return KINDS[self.kind]
 
     @property

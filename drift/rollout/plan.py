@@ -23,6 +23,7 @@ from drift.rollout.template import (
     referenced_sources,
     selector_string,
 )
+from drift.vocabulary import SourceKind, WorkloadKind
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
     dry_text = f"server-side dry run accepted the patch: generation {generation} would become {dry_generation}"
     warnings = [text for text in (gitops_warning(workload, key),) if text]
-    if target.kind == "Deployment" and deadline_exceeded(workload):
+    if target.kind == WorkloadKind.DEPLOYMENT and deadline_exceeded(workload):
         warnings.append("Its previous rollout failed (progress deadline exceeded); this one may fail the same way.")
     if not pods:
         warnings.append("No pod runs right now: the patch changes the template only.")
@@ -198,7 +199,7 @@ def busy(cluster: Cluster, target: Target, workload: dict[str, Any], claimed: in
 
 def _source_state(api: kube.KubeClient, namespace: str, kind: str, name: str, hasher: ValueHasher) -> SourceState:
     """The content hash of one ConfigMap or Secret as it is now. Secret values are hashed here and dropped."""
-    plural = "configmaps" if kind == "ConfigMap" else "secrets"
+    plural = SourceKind(kind).plural
     try:
         item = api.get(kube.core_path(plural, namespace, name), what=f"get {plural} in {namespace}")
     except kube.NotFound:
@@ -207,7 +208,7 @@ def _source_state(api: kube.KubeClient, namespace: str, kind: str, name: str, ha
         return SourceState(kind, name, None, "")  # the API server would not have created it either
     key_hashes: dict[str, str] = {}
     for key, value in (item.get("data") or {}).items():
-        raw = base64.b64decode(value) if kind == "Secret" else value.encode("utf-8", "surrogateescape")
+        raw = base64.b64decode(value) if kind == SourceKind.SECRET else value.encode("utf-8", "surrogateescape")
         key_hashes[key] = hasher.value(raw)
     binary = item.get("binaryData") or {}
     for key, value in binary.items():

@@ -22,6 +22,7 @@ from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, SnapshotFailed, read_cluster
 from drift.snapshot.probing import observations_from, plan_probes, run_probes
 from drift.snapshot.recording import ACTOR, record
+from drift.vocabulary import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _audit_first_failure(cluster: Cluster, run: SnapshotRun) -> None:
 def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
     """Pods per worst verdict. When nothing was written and nothing was propagating, the verdicts are
     those of the previous good run: only a propagation window can change a verdict on the clock alone."""
-    from drift.report import verdict_counts  # late import: report reads what this module writes
+    from drift.verdicts import verdict_counts  # late import: verdicts reads what this module writes
 
     previous = (
         cluster.runs.filter(status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL])
@@ -133,7 +134,7 @@ def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
         previous is not None
         and run.rows_written == 0
         and previous.verdict_counts
-        and not previous.verdict_counts.get("propagating")
+        and not previous.verdict_counts.get(Verdict.PROPAGATING)
         and previous.status == run.status
         and previous.forbidden_namespaces == run.forbidden_namespaces
     )

@@ -16,15 +16,17 @@ from typing import Any
 from drift import kube, podspec
 from drift.hashing import ValueHasher, content_hash
 from drift.ignoring import is_ignored
+from drift.vocabulary import SourceKind, WorkloadKind
 
 SIMULATED_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 LISTED_RESOURCES = {
-    "configmaps": "/api/v1/configmaps",
-    "secrets": "/api/v1/secrets",
-    "pods": "/api/v1/pods",
-    "replicasets": "/apis/apps/v1/replicasets",
-    "jobs": "/apis/batch/v1/jobs",
+    SourceKind.CONFIG_MAP.plural: "/api/v1/configmaps",
+    SourceKind.SECRET.plural: "/api/v1/secrets",
+    WorkloadKind.POD.plural: "/api/v1/pods",
+    WorkloadKind.REPLICA_SET.plural: "/apis/apps/v1/replicasets",
+    WorkloadKind.JOB.plural: "/apis/batch/v1/jobs",
 }
+SOURCE_RESOURCES = tuple(kind.plural for kind in SourceKind)
 
 
 class SnapshotFailed(Exception):
@@ -33,7 +35,7 @@ class SnapshotFailed(Exception):
 
 @dataclass
 class ListedSource:
-    kind: str
+    kind: SourceKind
     namespace: str
     name: str
     uid: str
@@ -78,7 +80,7 @@ class Listing:
         return scope is None or namespace in scope
 
     def ignores(self, kind: str, namespace: str, name: str) -> bool:
-        return kind == "ConfigMap" and is_ignored(self.ignored_patterns, namespace, name)
+        return kind == SourceKind.CONFIG_MAP and is_ignored(self.ignored_patterns, namespace, name)
 
 
 def read_cluster(client: kube.KubeClient, hashers: Hashers, ignored_patterns: Iterable[str] = ()) -> Listing:
@@ -124,10 +126,10 @@ def _namespaces(client: kube.KubeClient) -> list[str]:
 
 def _digest(resource: str, items: Iterable[dict[str, Any]], hashers: Hashers, listing: Listing) -> Iterator[Any]:
     """Turn ConfigMaps and Secrets into ListedSource as each page arrives; Secret values go no further."""
-    if resource not in ("configmaps", "secrets"):
+    if resource not in SOURCE_RESOURCES:
         yield from items
         return
-    kind = "ConfigMap" if resource == "configmaps" else "Secret"
+    kind = SourceKind.from_plural(resource)
     for item in items:
         metadata = item.get("metadata") or {}
         if listing.ignores(kind, metadata.get("namespace", ""), metadata.get("name", "")):
@@ -135,15 +137,19 @@ def _digest(resource: str, items: Iterable[dict[str, Any]], hashers: Hashers, li
         yield _listed_source(kind, item, hashers)
 
 
-def _raw_values(kind: str, item: dict[str, Any]) -> Iterator[tuple[str, bytes, bool]]:
+def _raw_values(kind: SourceKind, item: dict[str, Any]) -> Iterator[tuple[str, bytes, bool]]:
     """(key, raw bytes, binary) for every key of a ConfigMap or Secret."""
     for key, value in (item.get("data") or {}).items():
-        yield key, (base64.b64decode(value) if kind == "Secret" else value.encode("utf-8", "surrogateescape")), False
+        yield (
+            key,
+            (base64.b64decode(value) if kind == SourceKind.SECRET else value.encode("utf-8", "surrogateescape")),
+            False,
+        )
     for key, value in (item.get("binaryData") or {}).items():
         yield key, base64.b64decode(value), True
 
 
-def _listed_source(kind: str, item: dict[str, Any], hashers: Hashers) -> ListedSource:
+def _listed_source(kind: SourceKind, item: dict[str, Any], hashers: Hashers) -> ListedSource:
     metadata = item.get("metadata") or {}
     key_hashes: dict[str, str] = {}
     previous: dict[str, dict[str, str]] = {hasher.key_id: {} for hasher in hashers.previous}
@@ -162,7 +168,7 @@ def _listed_source(kind: str, item: dict[str, Any], hashers: Hashers) -> ListedS
     # PostgreSQL's jsonb cannot hold a NUL character: such a value is kept as its hash only (like a Secret's),
     # rather than failing the whole cycle.
     data = {key: value for key, value in (item.get("data") or {}).items() if "\x00" not in value}
-    if kind != "ConfigMap":
+    if kind != SourceKind.CONFIG_MAP:
         data = {}
     return ListedSource(
         kind=kind,
@@ -182,12 +188,12 @@ def _listed_source(kind: str, item: dict[str, Any], hashers: Hashers) -> ListedS
 
 
 def _store(listing: Listing, resource: str, items: list[Any]) -> None:
-    if resource in ("configmaps", "secrets"):
+    if resource in SOURCE_RESOURCES:
         listing.sources.extend(items)
-    elif resource == "pods":
+    elif resource == WorkloadKind.POD.plural:
         listing.pods = items
     else:
-        kind = "ReplicaSet" if resource == "replicasets" else "Job"
+        kind = WorkloadKind.REPLICA_SET if resource == WorkloadKind.REPLICA_SET.plural else WorkloadKind.JOB
         for item in items:
             metadata = item.get("metadata") or {}
             listing.owners[metadata.get("uid", "")] = podspec.controller_of(metadata, kind)

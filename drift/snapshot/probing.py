@@ -9,6 +9,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.db.models import Exists, OuterRef, Q
 
@@ -16,6 +17,7 @@ from drift import kube, probes
 from drift.hashing import ValueHasher
 from drift.models import Cluster, Consumption, Observation, SourceVersion
 from drift.snapshot.listing import Listing
+from drift.vocabulary import ENV_MODES, REFRESHED_MODES, Mode
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +26,19 @@ log = logging.getLogger(__name__)
 RECENT_CHANGE_MARGIN = timedelta(minutes=2)
 
 
+class ProbeKind(StrEnum):
+    """What a probe reads: a container's environment, or the files under one mount."""
+
+    ENV = "env"
+    FILES = "files"
+
+
 @dataclass(frozen=True)
 class ProbeTask:
     namespace: str
     pod: str
     container: str
-    kind: str  # "env" or "files"
+    kind: ProbeKind
     consumption_ids: tuple[int, ...]
     mount_path: str = ""
     relative_paths: tuple[str, ...] = ()
@@ -68,10 +77,13 @@ class _LastRead:
     key_hashes: dict[str, str | None]
 
 
-_CANDIDATE_FIELDS = (
-    "pk", "container_id", "mode", "source_kind", "source_name", "keys", "paths", "mount_path", "container__name",
-    "container__pod__name", "container__pod__namespace", "container__pod__node_name",
-)  # fmt: skip
+# _Candidate's attribute -> the field it is read from.
+_CANDIDATE_FIELDS = {
+    "pk": "pk", "container_pk": "container_id", "mode": "mode", "source_kind": "source_kind",
+    "source_name": "source_name", "keys": "keys", "paths": "paths", "mount_path": "mount_path",
+    "container": "container__name", "pod": "container__pod__name", "namespace": "container__pod__namespace",
+    "node_name": "container__pod__node_name",
+}  # fmt: skip
 
 
 def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list[ProbeTask], list[Observation]]:
@@ -91,18 +103,21 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
     # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here.
     changed_volumes = Q(
-        mode__in=["volume", "projected"],
+        mode__in=REFRESHED_MODES,
         source_name__in={name for _, _, name in recently_changed},
         container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
     )
-    candidates = [
-        _Candidate(*row[1:])
-        for row in running.annotate(observed=observed)
+    candidates: list[_Candidate] = []
+    rows = (
+        running.annotate(observed=observed)
         .filter(Q(observed=False) | changed_volumes)
         .order_by("container_id", "id")
-        .values_list("observed", *_CANDIDATE_FIELDS)
-        if not row[0] or (row[11], row[4], row[5]) in recently_changed
-    ]
+        .values_list("observed", *_CANDIDATE_FIELDS.values())
+    )
+    for was_observed, *values in rows:
+        candidate = _Candidate(**dict(zip(_CANDIDATE_FIELDS, values, strict=True)))
+        if not was_observed or (candidate.namespace, candidate.source_kind, candidate.source_name) in recently_changed:
+            candidates.append(candidate)
     if not candidates:
         return [], []
     last_reads = {
@@ -119,7 +134,7 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     immediate: list[Observation] = []
     for candidate in candidates:
         last = last_reads.get(candidate.pk)
-        if candidate.mode in ("env", "envFrom"):
+        if candidate.mode in ENV_MODES:
             if last is None:
                 env_groups[candidate.container_pk].append(candidate)
             continue
@@ -130,20 +145,20 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         if skip_reason:
             immediate.append(Observation(consumption_id=candidate.pk, observed_at=now, ok=False, reason=skip_reason))
             continue
-        if candidate.mode == "subPath":
+        if candidate.mode == Mode.SUBPATH:
             mount, _, file_name = candidate.mount_path.rpartition("/")
             mount, relative = mount or "/", [file_name]
         else:
             mount, relative = candidate.mount_path, _relative_paths(candidate, version)
         tasks.append(
             ProbeTask(
-                candidate.namespace, candidate.pod, candidate.container, "files", (candidate.pk,),
+                candidate.namespace, candidate.pod, candidate.container, ProbeKind.FILES, (candidate.pk,),
                 mount_path=mount, relative_paths=tuple(relative),
             )
         )  # fmt: skip
     for group in env_groups.values():
         first = group[0]
-        tasks.append(ProbeTask(first.namespace, first.pod, first.container, "env", tuple(c.pk for c in group)))
+        tasks.append(ProbeTask(first.namespace, first.pod, first.container, ProbeKind.ENV, tuple(c.pk for c in group)))
     return tasks, immediate
 
 
@@ -176,7 +191,7 @@ def _current_versions(cluster: Cluster) -> dict[tuple[str, str, str], SourceVers
 def _volume_needs_probe(mode: str, last: _LastRead | None, version: SourceVersion | None, window: timedelta) -> bool:
     if last is None:
         return True
-    if version is None or mode == "subPath":
+    if version is None or mode == Mode.SUBPATH:
         return False  # a subPath file never changes once the container runs
     if last.observed_at < version.first_seen:
         return True
@@ -200,7 +215,7 @@ def run_probes(
 ) -> list[ProbeOutcome]:
     def probe(task: ProbeTask) -> ProbeOutcome:
         try:
-            if task.kind == "env":
+            if task.kind == ProbeKind.ENV:
                 try:
                     output = client.exec_in_container(
                         task.namespace, task.pod, task.container, probes.ENV_COMMAND, timeout_seconds
@@ -270,7 +285,7 @@ def _observation(
     if outcome.output is None:
         return Observation(consumption=consumption, observed_at=now, ok=False, reason=outcome.reason)
     source_key = (consumption.container.pod.namespace, consumption.source_kind, consumption.source_name)
-    if outcome.task.kind == "env":
+    if outcome.task.kind == ProbeKind.ENV:
         expectation = probes.EnvExpectation(
             mode=consumption.mode, env_names=consumption.env_names, prefix=consumption.env_prefix,
             shadowed=frozenset(consumption.shadowed_env),

@@ -25,6 +25,7 @@ from drift.models import (
 )
 from drift.snapshot import rekeying
 from drift.snapshot.listing import ListedSource, Listing
+from drift.vocabulary import SourceKind, WorkloadKind
 
 ACTOR = "driftwatch"
 
@@ -102,7 +103,7 @@ def _record_sources(
     gone = [
         source
         for uid, source in live.items()
-        if uid not in seen and listing.fully_read(_resource_of(source.kind), source.namespace)
+        if uid not in seen and listing.fully_read(SourceKind(source.kind).plural, source.namespace)
     ]
     if gone:
         Source.objects.filter(pk__in=[source.pk for source in gone]).update(deleted_at=now)
@@ -116,10 +117,6 @@ def _record_sources(
                 )
             )  # fmt: skip
     AuditEvent.objects.bulk_create(audits)
-
-
-def _resource_of(kind: str) -> str:
-    return "configmaps" if kind == "ConfigMap" else "secrets"
 
 
 def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
@@ -184,7 +181,9 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
         pod = _record_pod(cluster, item, listing, known, now, recorded)
         _compare_containers(pod, item, listing, known.instances.get(pod.pk, {}), now, changes)
     gone_pods = [
-        pod.pk for uid, pod in known.pods.items() if uid not in seen and listing.fully_read("pods", pod.namespace)
+        pod.pk
+        for uid, pod in known.pods.items()
+        if uid not in seen and listing.fully_read(WorkloadKind.POD.plural, pod.namespace)
     ]
     if gone_pods:
         recorded.rows += Pod.objects.filter(pk__in=gone_pods).update(deleted_at=now)

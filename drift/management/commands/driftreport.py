@@ -4,7 +4,7 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 
 from drift.models import Cluster
-from drift.report import drift_rows
+from drift.verdicts import drift_rows
 
 
 class Command(BaseCommand):

@@ -6,17 +6,14 @@ from django.core.management.base import BaseCommand, CommandError
 from drift.kube import InvalidName
 from drift.models import Cluster, Rollout
 from drift.rollout import Plan, Target, refresh_rollout, request_rollout
+from drift.vocabulary import WorkloadKind
 
-# What people type (kubectl's names and short names) -> the kind Kubernetes spells.
-KINDS = {
-    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
-    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
-    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
-    "pod": "Pod", "pods": "Pod", "po": "Pod",
-    "job": "Job", "jobs": "Job",
-    "cronjob": "CronJob", "cronjobs": "CronJob", "cj": "CronJob",
-    "replicaset": "ReplicaSet", "replicasets": "ReplicaSet", "rs": "ReplicaSet",
+# kubectl's short names, beside the kind and its plural (any case): what people type.
+SHORT_NAMES = {
+    WorkloadKind.DEPLOYMENT: ("deploy",), WorkloadKind.STATEFUL_SET: ("sts",), WorkloadKind.DAEMON_SET: ("ds",),
+    WorkloadKind.POD: ("po",), WorkloadKind.JOB: (), WorkloadKind.CRON_JOB: ("cj",), WorkloadKind.REPLICA_SET: ("rs",),
 }  # fmt: skip
+KINDS = {name: kind for kind in WorkloadKind for name in (kind.lower(), kind.plural, *SHORT_NAMES[kind])}
 
 
 class Command(BaseCommand):

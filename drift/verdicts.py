@@ -1,4 +1,6 @@
-"""Query functions: what Driftwatch knows, judged by drift.rules at a given moment.
+"""Verdicts: facts -> rules -> typed rows. The stored facts of every live consumption, judged by drift.rules at
+a given moment, become one DriftRow each; pages, the driftreport command and the snapshot's verdict counts
+read these rows by attribute.
 
 Verdicts are never stored; they are computed here from the stored facts, so a volume stops being
 "propagating" when its window ends without anyone writing anything."""
@@ -16,23 +18,45 @@ from django.utils import timezone
 
 from drift import rules
 from drift.models import Cluster, Consumption, Observation, SnapshotRun, Source, SourceVersion
+from drift.vocabulary import VERDICT_ORDER, Evidence, Mode, Verdict
 
-# Worst first: a pod counts under the worst verdict among its containers' sources.
-VERDICT_ORDER = ["stale", "missing", "propagating", "unknown", "fresh"]
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A ConfigMap or Secret by kind and name (its namespace is the row's)."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    """What owns a pod, by kind and name: a Deployment, StatefulSet... or the Pod itself."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
 
 
 @dataclass(frozen=True)
 class DriftRow:
+    """One (pod, container, source reference) and its verdict. `as_json` is driftreport's output."""
+
     cluster: str
     namespace: str
     pod: str
     container: str
     init_container: bool
-    workload: dict[str, str]
-    source: dict[str, str]
-    mode: str
-    verdict: str
-    evidence: str
+    workload: WorkloadRef
+    source: SourceRef
+    mode: Mode
+    verdict: Verdict
+    evidence: Evidence
     reason: str
     running_version: str | None
     current_version: str | None
@@ -47,6 +71,7 @@ class DriftRow:
     pod_id: int
 
     def as_json(self) -> dict[str, Any]:
+        # asdict turns the refs into {"kind": ..., "name": ...} and the enums stay their string values.
         data = asdict(self)
         for key in ("stale_since", "observed_at", "container_started_at"):
             data[key] = data[key].isoformat() if data[key] else None
@@ -137,17 +162,32 @@ class _Fact:
     workload_name: str
 
 
-_FACT_FIELDS = (
-    "pk", "source_kind", "source_name", "mode", "keys", "optional", "mount_path", "container__name",
-    "container__init", "container__running", "container__started_at", "container__pod_id", "container__pod__name",
-    "container__pod__namespace", "container__pod__started_at", "container__pod__workload_id",
-    "container__pod__workload__kind", "container__pod__workload__name",
-)  # fmt: skip
+# _Fact's attribute -> the field it is read from.
+_FACT_FIELDS = {
+    "consumption_id": "pk", "source_kind": "source_kind", "source_name": "source_name", "mode": "mode",
+    "keys": "keys", "optional": "optional", "mount_path": "mount_path", "container": "container__name",
+    "init": "container__init", "running": "container__running", "started_at": "container__started_at",
+    "pod_id": "container__pod_id", "pod": "container__pod__name", "namespace": "container__pod__namespace",
+    "pod_started_at": "container__pod__started_at", "workload_id": "container__pod__workload_id",
+    "workload_kind": "container__pod__workload__kind", "workload_name": "container__pod__workload__name",
+}  # fmt: skip
 
 
 def _facts(cluster: Cluster, namespace: str | None, workload_id: int | None) -> list[_Fact]:
-    rows = live_consumptions(cluster, namespace, workload_id).values_list(*_FACT_FIELDS)
-    return [_Fact(row[0], row[1], row[2], row[3], tuple(row[4]), *row[5:]) for row in rows]
+    facts = []
+    for row in live_consumptions(cluster, namespace, workload_id).values_list(*_FACT_FIELDS.values()):
+        values = dict(zip(_FACT_FIELDS, row, strict=True))
+        values["keys"] = tuple(values["keys"])
+        facts.append(_Fact(**values))
+    return facts
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    fact: _Fact
+    judgement: rules.Judgement
+    # The id of the content the container runs, as rules.projection_id names it (None: unknown).
+    running_projection: str | None
 
 
 def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | None, now: datetime) -> list[DriftRow]:
@@ -158,12 +198,12 @@ def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | No
     sources = _sources(cluster, {(fact.namespace, fact.source_kind, fact.source_name) for fact in facts})
     probes = _latest_probes([fact.consumption_id for fact in facts])
     window = timedelta(seconds=cluster.propagation_window_seconds)
-    judged: list[tuple[_Fact, rules.Judgement, str | None]] = []
+    judged: list[_Judged] = []
     for fact in facts:
         source = sources.get((fact.namespace, fact.source_kind, fact.source_name)) or rules.Source(
             kind=fact.source_kind, name=fact.source_name, exists=False, versions=()
         )
-        consumer = rules.Consumer(mode=rules.Mode(fact.mode), keys=fact.keys, optional=fact.optional)
+        consumer = rules.Consumer(mode=Mode(fact.mode), keys=fact.keys, optional=fact.optional)
         container = rules.Container(
             name=fact.container,
             init=fact.init,
@@ -173,44 +213,49 @@ def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | No
         )
         judgement = rules.judge(consumer, container, source, probes.get(fact.consumption_id), moment.now, window)
         judgement = _qualified(judgement, moment, fact.namespace)
-        judged.append((fact, judgement, _running_projection(consumer, source, judgement)))
+        judged.append(_Judged(fact, judgement, _running_projection(consumer, source, judgement)))
 
     split = _split_pairs(judged)
-    return [
-        DriftRow(
-            cluster=cluster.name,
-            namespace=fact.namespace,
-            pod=fact.pod,
-            container=fact.container,
-            init_container=fact.init,
-            workload={"kind": fact.workload_kind, "name": fact.workload_name},
-            source={"kind": fact.source_kind, "name": fact.source_name},
-            mode=fact.mode,
-            verdict=str(judgement.verdict),
-            evidence=str(judgement.evidence),
-            reason=judgement.reason,
-            running_version=judgement.running_version,
-            current_version=judgement.current_version,
-            stale_since=judgement.stale_since,
-            optional=fact.optional,
-            split=(fact.workload_id, fact.source_kind, fact.source_name) in split,
-            observed_at=probes[fact.consumption_id].observed_at if fact.consumption_id in probes else None,
-            container_started_at=fact.started_at,
-            mount_path=fact.mount_path,
-            consumption_id=fact.consumption_id,
-            workload_id=fact.workload_id,
-            pod_id=fact.pod_id,
-        )
-        for fact, judgement, _ in judged
-    ]
+    return [_row(cluster, each, split, probes) for each in judged]
+
+
+def _row(
+    cluster: Cluster, judged: _Judged, split: set[tuple[int, str, str]], probes: dict[int, rules.Probe]
+) -> DriftRow:
+    fact, judgement = judged.fact, judged.judgement
+    probe = probes.get(fact.consumption_id)
+    return DriftRow(
+        cluster=cluster.name,
+        namespace=fact.namespace,
+        pod=fact.pod,
+        container=fact.container,
+        init_container=fact.init,
+        workload=WorkloadRef(fact.workload_kind, fact.workload_name),
+        source=SourceRef(fact.source_kind, fact.source_name),
+        mode=Mode(fact.mode),
+        verdict=judgement.verdict,
+        evidence=judgement.evidence,
+        reason=judgement.reason,
+        running_version=judgement.running_version,
+        current_version=judgement.current_version,
+        stale_since=judgement.stale_since,
+        optional=fact.optional,
+        split=(fact.workload_id, fact.source_kind, fact.source_name) in split,
+        observed_at=probe.observed_at if probe else None,
+        container_started_at=fact.started_at,
+        mount_path=fact.mount_path,
+        consumption_id=fact.consumption_id,
+        workload_id=fact.workload_id,
+        pod_id=fact.pod_id,
+    )
 
 
 def _qualified(judgement: rules.Judgement, moment: ClusterMoment, namespace: str) -> rules.Judgement:
     """What the rules cannot know: a namespace we may not read, a cluster that stopped answering."""
     if namespace in moment.forbidden_namespaces:
         return rules.Judgement(
-            verdict=rules.Verdict.UNKNOWN,
-            evidence=rules.Evidence.INFERRED,
+            verdict=Verdict.UNKNOWN,
+            evidence=Evidence.INFERRED,
             reason=f"namespace {namespace} is forbidden to Driftwatch (RBAC); last known: {judgement.verdict}",
             running_version=judgement.running_version,
             current_version=judgement.current_version,
@@ -240,10 +285,12 @@ def _running_projection(consumer: rules.Consumer, source: rules.Source, judgemen
     return None
 
 
-def _split_pairs(judged: Iterable[tuple[_Fact, rules.Judgement, str | None]]) -> set[tuple[int, str, str]]:
+def _split_pairs(judged: Iterable[_Judged]) -> set[tuple[int, str, str]]:
+    """(workload id, source kind, source name) of the sources whose pods of one workload run different contents."""
     by_workload: dict[int, list[tuple[str, str, str, str | None]]] = defaultdict(list)
-    for fact, _, running_id in judged:
-        by_workload[fact.workload_id].append((fact.pod, fact.source_kind, fact.source_name, running_id))
+    for each in judged:
+        fact = each.fact
+        by_workload[fact.workload_id].append((fact.pod, fact.source_kind, fact.source_name, each.running_projection))
     return {
         (workload_id, kind, name)
         for workload_id, rows in by_workload.items()
@@ -306,9 +353,9 @@ def _latest_probes(consumption_ids: list[int]) -> dict[int, rules.Probe]:
     }
 
 
-def pod_verdicts(rows: Iterable[DriftRow]) -> dict[tuple[str, str, str], str]:
+def pod_verdicts(rows: Iterable[DriftRow]) -> dict[tuple[str, str, str], Verdict]:
     """(cluster, namespace, pod) -> its worst verdict."""
-    worst: dict[tuple[str, str, str], str] = {}
+    worst: dict[tuple[str, str, str], Verdict] = {}
     for row in rows:
         key = (row.cluster, row.namespace, row.pod)
         if key not in worst or VERDICT_ORDER.index(row.verdict) < VERDICT_ORDER.index(worst[key]):
@@ -318,7 +365,7 @@ def pod_verdicts(rows: Iterable[DriftRow]) -> dict[tuple[str, str, str], str]:
 
 def verdict_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
     """Pods per worst verdict, for the run record and the chart of stale pods over time."""
-    counts = dict.fromkeys(VERDICT_ORDER, 0)
+    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
     for verdict in pod_verdicts(drift_rows(cluster, now=now)).values():
         counts[verdict] += 1
     return counts

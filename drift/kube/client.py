@@ -1,0 +1,200 @@
+"""A connection to one cluster: its configuration loaded from a kubeconfig (or in-cluster credentials), plain
+API requests returning dicts, LIST pagination, a request-rate limiter shared by a snapshot's threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from drift.kube.errors import KubeConfigError, Unreachable, first_line, translate_api_exception
+from drift.kube.exec import run_exec
+
+DEFAULT_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class ClusterCredentials:
+    kubeconfig_path: str = ""
+    context: str = ""
+    in_cluster: bool = False
+
+
+class RateLimiter:
+    """A token bucket shared by the threads of one snapshot: at most `per_second` API requests."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def load_configuration(credentials: ClusterCredentials) -> k8s_client.Configuration:
+    configuration = k8s_client.Configuration()
+    if not credentials.in_cluster and not os.path.isfile(os.path.expanduser(credentials.kubeconfig_path)):
+        raise KubeConfigError(f"kubeconfig not found: {credentials.kubeconfig_path}")
+    try:
+        if credentials.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(
+                config_file=credentials.kubeconfig_path,
+                context=credentials.context or None,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except FileNotFoundError:
+        raise KubeConfigError(f"kubeconfig not found: {credentials.kubeconfig_path}") from None
+    except (ConfigException, ValueError, TypeError, KeyError, AttributeError) as error:
+        where = "in-cluster credentials" if credentials.in_cluster else f"kubeconfig {credentials.kubeconfig_path}"
+        raise KubeConfigError(f"{where} is not usable: {first_line(error)}") from None
+    except Exception as error:  # the YAML parser and base64 decoding raise their own types
+        raise KubeConfigError(f"kubeconfig {credentials.kubeconfig_path} is malformed: {first_line(error)}") from None
+    configuration.retries = False
+    if not credentials.in_cluster:
+        proxy = kubeconfig_proxy_url(credentials)
+        if proxy:
+            configuration.proxy = proxy
+    return configuration
+
+
+def kubeconfig_proxy_url(credentials: ClusterCredentials) -> str:
+    """The `proxy-url` of the cluster the kubeconfig's context names, or "". The client library (34.x) reads
+    proxies only from the environment; kubectl honours this field, so Driftwatch does too (requests and exec)."""
+    try:
+        with open(os.path.expanduser(credentials.kubeconfig_path), encoding="utf-8") as file:
+            document = yaml.safe_load(file) or {}
+        context_name = credentials.context or document.get("current-context", "")
+        contexts = {entry.get("name"): entry.get("context") or {} for entry in document.get("contexts") or []}
+        cluster_name = contexts.get(context_name, {}).get("cluster", "")
+        clusters = {entry.get("name"): entry.get("cluster") or {} for entry in document.get("clusters") or []}
+        return str(clusters.get(cluster_name, {}).get("proxy-url") or "")
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as error:
+        raise KubeConfigError(f"kubeconfig {credentials.kubeconfig_path} is malformed: {first_line(error)}") from None
+
+
+class KubeClient:
+    """A connection to one cluster. Thread-safe for plain requests; each exec gets its own ApiClient
+    because the client library's stream() swaps the request function of the ApiClient it is given."""
+
+    def __init__(
+        self,
+        credentials: ClusterCredentials,
+        requests_per_second: float = 0,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.configuration = load_configuration(credentials)
+        self.api = k8s_client.ApiClient(self.configuration)
+        self.limiter = RateLimiter(requests_per_second)
+        self.timeout_seconds = timeout_seconds
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> KubeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- plain requests ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        what: str = "",
+    ) -> dict[str, Any]:
+        """One API request returning the decoded JSON body. `what` names the permission for a 403."""
+        self.limiter.wait()
+        with self._count_lock:
+            self.request_count += 1
+        query_params = [(key, value) for key, value in (query or {}).items() if value not in (None, "")]
+        try:
+            response = self.api.call_api(
+                path,
+                method,
+                query_params=query_params,
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=self.timeout_seconds,
+            )
+        except ApiException as error:
+            raise translate_api_exception(error, what or f"{method} {path}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
+        raw = response.data
+        return json.loads(raw) if raw else {}
+
+    def server_version(self) -> str:
+        return self.request("GET", "/version", what="get /version").get("gitVersion", "unknown")
+
+    def list_paginated(
+        self, path: str, what: str, page_size: int = 500, label_selector: str = ""
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every item of a LIST, following `continue` tokens; one request per page."""
+        token = ""
+        while True:
+            page = self.request(
+                "GET",
+                path,
+                query={"limit": page_size, "continue": token, "labelSelector": label_selector},
+                what=what,
+            )
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+    def get(self, path: str, what: str) -> dict[str, Any]:
+        return self.request("GET", path, what=what)
+
+    def patch(self, path: str, body: dict[str, Any], what: str, dry_run: bool = False) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            path,
+            query={"dryRun": "All" if dry_run else None},
+            body=body,
+            content_type="application/strategic-merge-patch+json",
+            what=what,
+        )
+
+    # -- exec -------------------------------------------------------------------------------------
+
+    def exec_in_container(
+        self, namespace: str, pod: str, container: str, command: list[str], timeout_seconds: float
+    ) -> str:
+        """Run `command` in a container and return its standard output (drift.kube.exec)."""
+        self.limiter.wait()
+        with self._count_lock:
+            self.request_count += 1
+        return run_exec(self.configuration, self.api, (namespace, pod, container), command, timeout_seconds)

@@ -1,0 +1,58 @@
+"""API paths and the permissions they need, built only from validated, quoted names: a name that Kubernetes
+would refuse never reaches a URL, and a "/" or ".." in one can never become a path of its own."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from drift.kube.errors import InvalidName
+from drift.vocabulary import ROLLABLE_KINDS
+
+# RFC 1123, as the API server validates them: a DNS label (namespaces) and a DNS subdomain (most object names).
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+# The apps/v1 workloads Driftwatch may patch, by kind, with their resource names.
+WORKLOAD_RESOURCES = {kind.value: kind.plural for kind in ROLLABLE_KINDS}
+
+
+def validate_namespace(value: str) -> str:
+    """A namespace name (a DNS label, at most 63 characters), or InvalidName."""
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
+        raise InvalidName(f"{value[:80]!r} is not a Kubernetes namespace name (RFC 1123 label)")
+    return value
+
+
+def validate_name(value: str) -> str:
+    """An object name (a DNS subdomain, at most 253 characters), or InvalidName."""
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+        raise InvalidName(f"{value[:80]!r} is not a Kubernetes object name (RFC 1123 subdomain)")
+    return value
+
+
+def _segment(value: str) -> str:
+    # Quoted with no safe characters: a "/" or ".." can never become a path of its own.
+    return quote(value, safe="")
+
+
+def workload_path(kind: str, namespace: str, name: str) -> str:
+    """The API path of one Deployment, StatefulSet or DaemonSet, from validated, quoted segments."""
+    plural = WORKLOAD_RESOURCES[kind]
+    namespace, name = _segment(validate_namespace(namespace)), _segment(validate_name(name))
+    return f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}"
+
+
+def workload_permission(kind: str, verb: str, namespace: str) -> str:
+    """What RBAC must allow to `verb` a workload of `kind`, as a 403 names it."""
+    return f"{verb} {WORKLOAD_RESOURCES[kind]}.apps in {namespace}"
+
+
+def core_path(plural: str, namespace: str, name: str = "") -> str:
+    """The API path of a core/v1 collection in a namespace, or of one object in it (validated, quoted)."""
+    path = f"/api/v1/namespaces/{_segment(validate_namespace(namespace))}/{_segment(plural)}"
+    return f"{path}/{_segment(validate_name(name))}" if name else path
+
+
+def exec_permission(namespace: str) -> str:
+    return f"create pods/exec in {namespace}"
