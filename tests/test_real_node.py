@@ -145,7 +145,7 @@ def test_a_pod_that_does_not_ask_for_the_real_node_lands_on_a_simulated_one(kube
     assert real_node.metadata.name not in nodes
 
 
-def test_the_seeds_experiment_env_stays_volume_refreshes_subpath_never(kube):
+def test_the_seeds_experiment_env_stays_volume_refreshes_subpath_never(kube, real_node):
     kube.config_map("special-config", {"log_level": "INFO"})
     container = toolbox(
         envFrom=[{"configMapRef": {"name": "special-config"}}],
@@ -186,7 +186,7 @@ def test_the_seeds_experiment_env_stays_volume_refreshes_subpath_never(kube):
     assert "/..20" in mounted_file and mounted_file.endswith("//deleted"), sub_mount
 
 
-def test_odd_keys_are_files_a_shell_can_read(kube):
+def test_odd_keys_are_files_a_shell_can_read(kube, real_node):
     data = {"-n": "dash n", "--help": "dash dash help", "plain": "a", "spaced": "with space", "unicode": "ünïcødé ✓"}
     kube.config_map("odd", data)
     # Keys themselves are limited to [-._a-zA-Z0-9]; spaces and unicode reach files through `items[].path`.
