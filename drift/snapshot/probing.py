@@ -342,6 +342,9 @@ def _observation(
         )
         return Observation(consumption=consumption, observed_at=now, ok=True, key_hashes=hashes)
     read = probes.parse_files_output(outcome.output, outcome.boundary)
+    if read.swapped:  # a passing state: the next cycle reads one content (drift.refresh.TRANSIENT_REASON_PREFIXES)
+        reason = "exec interrupted: the kubelet swapped the volume's files during the read"
+        return Observation(consumption=consumption, observed_at=now, ok=False, reason=reason)
     if read.unreadable:
         names = ", ".join(sorted(read.unreadable))[:200]
         return Observation(consumption=consumption, observed_at=now, ok=False, reason=f"file(s) unreadable: {names}")
