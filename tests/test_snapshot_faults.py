@@ -273,3 +273,30 @@ def test_an_exec_that_timed_out_is_retried_on_a_later_cycle_with_backoff(proxy, 
     assert latest.ok, latest.reason
     [row] = rows_for(cluster, kube.namespace, "env-demo")
     assert (row.verdict, row.evidence) == ("fresh", "observed")
+
+
+def test_an_exec_cut_off_before_its_exit_status_is_a_passing_failure_not_an_empty_read(proxy, kube):
+    """The connection closes after the upgrade, before any output or exit status: that is no empty
+    environment (which would read as every key absent), but an interrupted exec, retried next cycle."""
+    kube.config_map("env-config", {"log_level": "INFO"})
+    kube.create_deployment(deployment("env-demo", [env_container("env-config")]))
+    ready_pod(kube, "env-demo")
+    proxy.cut_exec = True
+    cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
+    cluster.snapshot_interval_seconds = 5
+    cluster.save()
+    mine = Observation.objects.filter(
+        consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
+    )
+
+    snapshot(cluster)
+    [cut] = mine
+    assert not cut.ok and cut.reason.startswith("exec interrupted"), cut.reason
+    [row] = rows_for(cluster, kube.namespace, "env-demo")
+    assert (row.verdict, row.evidence) == ("fresh", "inferred")
+
+    proxy.cut_exec = False
+    time.sleep(5)
+    snapshot(cluster)
+    [row] = rows_for(cluster, kube.namespace, "env-demo")
+    assert (row.verdict, row.evidence) == ("fresh", "observed")
