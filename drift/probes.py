@@ -21,13 +21,17 @@ ENV_COMMAND = ["cat", "/proc/self/environ"]
 ENV_FALLBACK_COMMAND = ["env"]
 DATA_DIR_PATTERN = re.compile(r"\.\.(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d{2})_(\d{2})\.\d+")
 
-# Reads each file once. For each path: a header line (boundary, "F ", the path), the file's bytes, then a
-# trailer line (boundary, "E ", ok|absent|unreadable); at the end the target of ..data (the kubelet's
-# timestamped folder). The boundary is random per probe, so no file can contain it. `cat --` so that a key
-# named like an option (`-n`) is read as a file. `cat` and `readlink` exist in every image that has a shell.
+# Reads each file once. First the target of ..data (the kubelet's timestamped folder, "S "); for each path: a
+# header line (boundary, "F ", the path), the file's bytes, then a trailer line (boundary, "E ",
+# ok|absent|unreadable); at the end the target of ..data again ("D "). The kubelet swaps ..data atomically,
+# but between two files: when the two targets differ, the files may mix two contents, and the read is
+# thrown away (and retried) rather than judged. The boundary is random per probe, so no file can contain it.
+# `cat --` so that a key named like an option (`-n`) is read as a file. `cat` and `readlink` exist in every
+# image that has a shell.
 FILES_SCRIPT = r"""cd -- "$1" 2>/dev/null || { echo "no such directory" >&2; exit 3; }
 b="$2"
 shift 2
+printf '%sS %s\n' "$b" "$(readlink ..data 2>/dev/null)"
 for f in "$@"; do
   printf '%sF %s\n' "$b" "$f"
   if [ ! -e "$f" ]; then s=absent; elif cat -- "$f" 2>/dev/null; then s=ok; else s=unreadable; fi
@@ -91,6 +95,7 @@ class FilesRead:
     contents: dict[str, str | None]  # relative path -> text (None: absent)
     data_dir_written_at: datetime | None
     unreadable: frozenset[str] = frozenset()  # paths that exist but could not be read
+    swapped: bool = False  # the kubelet re-pointed ..data while the files were read
 
 
 def parse_files_output(output: str, boundary: str) -> FilesRead:
@@ -100,14 +105,21 @@ def parse_files_output(output: str, boundary: str) -> FilesRead:
     contents: dict[str, str | None] = {}
     unreadable: set[str] = set()
     written_at = None
+    swapped = False
     parts = output.split(boundary)
     if parts[0].strip():
         raise ProbeOutputError("the file probe printed something before its first record")
     index = 1
+    started_on: str | None = None
+    if len(parts) > 1 and parts[1].startswith("S "):
+        started_on = parts[1][2:].strip()
+        index = 2
     while index < len(parts):
         part = parts[index]
         if part.startswith("D "):
-            written_at = parse_data_dir(part[2:].strip())
+            ended_on = part[2:].strip()
+            written_at = parse_data_dir(ended_on)
+            swapped = started_on is not None and started_on != ended_on
             break
         header, newline, body = part.partition("\n")
         if not header.startswith("F ") or not newline or index + 1 >= len(parts):
@@ -126,7 +138,9 @@ def parse_files_output(output: str, boundary: str) -> FilesRead:
         index += 2
     else:
         raise ProbeOutputError("the file probe output ends before its ..data line (cut short?)")
-    return FilesRead(contents=contents, data_dir_written_at=written_at, unreadable=frozenset(unreadable))
+    return FilesRead(
+        contents=contents, data_dir_written_at=written_at, unreadable=frozenset(unreadable), swapped=swapped
+    )
 
 
 def parse_data_dir(target: str) -> datetime | None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from drift import rules
+from drift import measured, rules
 from drift.models import Cluster, Consumption, Observation, SnapshotRun, Source, SourceVersion
 from drift.vocabulary import VERDICT_ORDER, Evidence, Mode, Verdict
 
@@ -197,7 +197,7 @@ def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | No
         return []
     sources = _sources(cluster, {(fact.namespace, fact.source_kind, fact.source_name) for fact in facts})
     probes = _latest_probes([fact.consumption_id for fact in facts])
-    window = timedelta(seconds=cluster.propagation_window_seconds)
+    window = measured.propagation_window(cluster, moment.now)
     judged: list[_Judged] = []
     for fact in facts:
         source = sources.get((fact.namespace, fact.source_kind, fact.source_name)) or rules.Source(

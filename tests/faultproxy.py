@@ -30,6 +30,8 @@ class FaultProxy:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.stall_exec = False
+        # Pass the exec upgrade through, then close the connection before any output: a connection reset.
+        self.cut_exec = False
         # Called with the request line of each exec before it is passed on (e.g. to delete the pod first).
         self.on_exec: Callable[[str], None] | None = None
         # Given each request line: "answer" passes the request on but drops the API server's answer (the change
@@ -130,10 +132,30 @@ class FaultProxy:
                 return
             if self.on_exec:
                 self.on_exec(request_line)
+            if self.cut_exec:
+                self._cut_after_upgrade(client, head)
+                return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
         upstream.sendall(head)
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
         _pump(client, upstream)
+
+    def _cut_after_upgrade(self, client: socket.socket, head: bytes) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        try:
+            upstream.sendall(head)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            client.sendall(answer.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")
+        finally:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:

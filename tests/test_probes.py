@@ -1,6 +1,8 @@
 """Probe commands and parsing: what an exec read becomes hashes, and nothing else."""
 
+import os
 import subprocess
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -81,6 +83,7 @@ def test_the_files_script_reads_each_file_once_in_a_real_shell(tmp_path):
     assert read.contents == {"-n": "line one\nline two", "log_level": "INFO\n", "gone": None}
     assert read.unreadable == {"a-directory"}
     assert read.data_dir_written_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert not read.swapped
 
 
 SECRET = "s3cr3t-value"
@@ -119,3 +122,30 @@ def test_files_command_passes_paths_as_arguments_not_code():
 )
 def test_parse_data_dir(target, expected):
     assert parse_data_dir(target) == expected
+
+
+def test_a_volume_swapped_by_the_kubelet_during_the_read_is_flagged_in_a_real_shell(tmp_path):
+    """The kubelet re-points ..data between two files of one read: the read may mix two contents. A FIFO as the
+    first key lets the test swap ..data exactly while `cat` reads it."""
+    for folder, level in (("..2026_01_02_03_04_05.1", "INFO\n"), ("..2026_01_02_03_05_00.2", "DEBUG\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "log_level").write_text(level)
+    (tmp_path / "..data").symlink_to("..2026_01_02_03_04_05.1")
+    (tmp_path / "log_level").symlink_to("..data/log_level")
+    os.mkfifo(tmp_path / "first")
+
+    def swap_while_read() -> None:
+        with open(tmp_path / "first", "w") as fifo:  # blocks until `cat` opens it
+            (tmp_path / "..data.tmp").symlink_to("..2026_01_02_03_05_00.2")
+            os.rename(tmp_path / "..data.tmp", tmp_path / "..data")  # the kubelet's atomic swap
+            fifo.write("old half\n")
+
+    writer = threading.Thread(target=swap_while_read)
+    writer.start()
+    command = files_command(str(tmp_path), ["first", "log_level"], "--boundary--")
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=10).stdout
+    writer.join(timeout=10)
+    read = parse_files_output(output, "--boundary--")
+    assert read.contents == {"first": "old half\n", "log_level": "DEBUG\n"}  # a mix: the old read, the new one
+    assert read.swapped
+    assert read.data_dir_written_at == datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC)

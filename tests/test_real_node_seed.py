@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from django.core.management import call_command
+from django.utils import timezone
 
+from drift import measured
 from drift.clusters import register_cluster
 from tests.kube_helpers import wait_until
 from tests.test_real_node import VOLUME_REFRESH_LIMIT, find_real_node
@@ -92,6 +94,9 @@ def test_the_seed_experiment_observed_on_the_real_node(cluster, seed):
         return verdicts(namespace)["volume-demo"] == {("volume", "fresh", "observed")}
 
     wait_until(volume_fresh, timeout=VOLUME_REFRESH_LIMIT, interval=5, what="volume-demo fresh, observed")
+    # The refresh the probe saw is measured: from the edit to the kubelet's new ..data folder.
+    delays = measured.refresh_delays(cluster, timezone.now())
+    assert 1 <= delays.count <= 2 and 0 <= delays.shortest <= delays.longest <= VOLUME_REFRESH_LIMIT, delays
     settled = verdicts(namespace)
     assert settled["env-demo"] == {("envFrom", "stale", "observed")}, "env never catches up by itself"
     assert settled["subpath-demo"] == {("subPath", "stale", "observed")}, "subPath never catches up"

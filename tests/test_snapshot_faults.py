@@ -238,3 +238,65 @@ def test_driftreport_is_valid_json_for_odd_keys(kubeconfig, kube):
     call_command("driftreport", "--json", "--namespace", kube.namespace, stdout=out)
     rows = json.loads(out.getvalue())
     assert {row["source"]["name"] for row in rows} >= {"odd"}
+
+
+def test_an_exec_that_timed_out_is_retried_on_a_later_cycle_with_backoff(proxy, kube):
+    """A passing failure does not leave the container inferred for its whole life: the next due cycle
+    reads it, observed; while it keeps failing, the cycles between retries leave it alone."""
+    kube.config_map("env-config", {"log_level": "INFO"})
+    kube.create_deployment(deployment("env-demo", [env_container("env-config")]))
+    ready_pod(kube, "env-demo")
+    proxy.stall_exec = True
+    cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
+    cluster.exec_timeout_seconds = 2
+    cluster.snapshot_interval_seconds = 5
+    cluster.save()
+    mine = Observation.objects.filter(
+        consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
+    )
+
+    snapshot(cluster)
+    assert [o.reason for o in mine.order_by("observed_at")] == ["exec timed out after 2s"]
+    snapshot(cluster)  # at once: not due yet
+    assert mine.count() == 1
+    time.sleep(5)
+    snapshot(cluster)  # one interval later: retried, still stalled
+    assert [o.reason for o in mine.order_by("observed_at")] == ["exec timed out after 2s"] * 2
+    time.sleep(5)
+    snapshot(cluster)  # two failures in a row: the next try waits two intervals
+    assert mine.count() == 2
+
+    proxy.stall_exec = False
+    time.sleep(6)
+    snapshot(cluster)
+    latest = mine.order_by("-observed_at").first()
+    assert latest.ok, latest.reason
+    [row] = rows_for(cluster, kube.namespace, "env-demo")
+    assert (row.verdict, row.evidence) == ("fresh", "observed")
+
+
+def test_an_exec_cut_off_before_its_exit_status_is_a_passing_failure_not_an_empty_read(proxy, kube):
+    """The connection closes after the upgrade, before any output or exit status: that is no empty
+    environment (which would read as every key absent), but an interrupted exec, retried next cycle."""
+    kube.config_map("env-config", {"log_level": "INFO"})
+    kube.create_deployment(deployment("env-demo", [env_container("env-config")]))
+    ready_pod(kube, "env-demo")
+    proxy.cut_exec = True
+    cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
+    cluster.snapshot_interval_seconds = 5
+    cluster.save()
+    mine = Observation.objects.filter(
+        consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
+    )
+
+    snapshot(cluster)
+    [cut] = mine
+    assert not cut.ok and cut.reason.startswith("exec interrupted"), cut.reason
+    [row] = rows_for(cluster, kube.namespace, "env-demo")
+    assert (row.verdict, row.evidence) == ("fresh", "inferred")
+
+    proxy.cut_exec = False
+    time.sleep(5)
+    snapshot(cluster)
+    [row] = rows_for(cluster, kube.namespace, "env-demo")
+    assert (row.verdict, row.evidence) == ("fresh", "observed")

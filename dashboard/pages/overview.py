@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from dashboard.pages.judged import SERVICE_ACCOUNT_CA
+from drift import measured, refresh
 from drift.models import Cluster, Pod, SnapshotRun, Source
 from drift.verdicts import DriftRow, cluster_moment, drift_rows, pod_verdicts
 from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
@@ -92,6 +93,14 @@ class ClusterOverview:
     workloads: list[WorkloadSummary]
     totals: dict[str, int]
     chart: StaleSeries | None
+    refresh_delays: refresh.RefreshDelays = field(default_factory=lambda: refresh.RefreshDelays(()))
+
+    @property
+    def measured_window(self) -> dt.timedelta | None:
+        """The propagation window the verdicts use, when the measured delays narrowed the configured one."""
+        configured = dt.timedelta(seconds=self.cluster.propagation_window_seconds)
+        window = refresh.effective_window(self.refresh_delays.seconds, configured)
+        return window if window < configured else None
 
     @property
     def namespaces(self) -> list[tuple[str, list[WorkloadSummary]]]:
@@ -144,6 +153,7 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
                 workloads=workloads,
                 totals=totals,
                 chart=stale_series(cluster, now),
+                refresh_delays=measured.refresh_delays(cluster, now),
             )
         )
     return result

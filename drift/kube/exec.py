@@ -99,6 +99,8 @@ def run_exec(
         stdout, stderr, status = _read_exec_channels(ws, deadline, what, timeout_seconds)
     finally:
         ws.close(timeout=0)
+    if not status:  # the API server always ends an exec with its status: this stream was cut short
+        raise Unreachable(f"{what}: the connection closed before the command's exit status")
     if status.get("status") == "Failure":
         message = stderr.decode("utf-8", "replace").strip() or status.get("message", "")
         code = _exit_code(status)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 
-from drift import kube, probes
+from drift import kube, probes, refresh
 from drift.hashing import ValueHasher
 from drift.models import Cluster, Consumption, Observation, SourceVersion
 from drift.snapshot.listing import Listing
@@ -75,6 +75,12 @@ class _LastRead:
     observed_at: datetime
     ok: bool
     key_hashes: dict[str, str | None]
+    reason: str = ""
+    failures: int = 0  # failed reads in a row, this one included
+
+    def retry_due(self, now: datetime, base: timedelta) -> bool:
+        """A read that failed for a passing reason is tried again, after 1, 2, 4 ... snapshot intervals."""
+        return not self.ok and refresh.retry_due(self.reason, self.failures, now - self.observed_at, base)
 
 
 # _Candidate's attribute -> the field it is read from.
@@ -91,7 +97,8 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
 
     A container is probed when it has not been observed yet (a new run: env is fixed per run), and a
     volume consumer again when its source changed after the last observation, or its last read showed
-    older content and the propagation window is not over yet."""
+    older content and the propagation window is not over yet. A read that failed for a passing reason
+    (timeout, broken connection) is tried again with backoff (drift.refresh.retry_due)."""
     window = timedelta(seconds=cluster.propagation_window_seconds)
     running = Consumption.objects.filter(
         container__pod__cluster=cluster, container__pod__deleted_at=None, container__ended_at=None,
@@ -100,6 +107,8 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     # Only two kinds of consumer can need a probe, and both are found without loading the others:
     # never observed, or a volume whose source changed recently enough for the kubelet to be busy.
     observed = Exists(Observation.objects.filter(consumption=OuterRef("pk")))
+    latest = Observation.objects.filter(consumption=OuterRef("pk")).order_by("-observed_at", "-id")
+    retryable = Q(last_ok=False) & _any_prefix("last_reason", refresh.TRANSIENT_REASON_PREFIXES)
     recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
     # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here.
     changed_volumes = Q(
@@ -109,37 +118,40 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     )
     candidates: list[_Candidate] = []
     rows = (
-        running.annotate(observed=observed)
-        .filter(Q(observed=False) | changed_volumes)
+        running.annotate(
+            observed=observed,
+            last_ok=Subquery(latest.values("ok")[:1]),
+            last_reason=Subquery(latest.values("reason")[:1]),
+        )
+        .filter(Q(observed=False) | changed_volumes | retryable)
         .order_by("container_id", "id")
-        .values_list("observed", *_CANDIDATE_FIELDS.values())
+        .values_list("observed", "last_ok", "last_reason", *_CANDIDATE_FIELDS.values())
     )
-    for was_observed, *values in rows:
+    for was_observed, last_ok, last_reason, *values in rows:
         candidate = _Candidate(**dict(zip(_CANDIDATE_FIELDS, values, strict=True)))
-        if not was_observed or (candidate.namespace, candidate.source_kind, candidate.source_name) in recently_changed:
+        if (
+            not was_observed
+            or (last_ok is False and refresh.is_transient(last_reason))
+            or (candidate.namespace, candidate.source_kind, candidate.source_name) in recently_changed
+        ):
             candidates.append(candidate)
     if not candidates:
         return [], []
-    last_reads = {
-        consumption_id: _LastRead(observed_at, ok, key_hashes)
-        for consumption_id, observed_at, ok, key_hashes in Observation.objects.filter(
-            consumption_id__in=[candidate.pk for candidate in candidates]
-        )
-        .latest_per_consumption()
-        .values_list("consumption_id", "observed_at", "ok", "key_hashes")
-    }
+    last_reads = _last_reads([candidate.pk for candidate in candidates])
+    retry_base = timedelta(seconds=cluster.snapshot_interval_seconds)
     current = _current_versions(cluster)
     env_groups: dict[int, list[_Candidate]] = defaultdict(list)
     tasks: list[ProbeTask] = []
     immediate: list[Observation] = []
     for candidate in candidates:
         last = last_reads.get(candidate.pk)
+        retry = last is not None and last.retry_due(now, retry_base)
         if candidate.mode in ENV_MODES:
-            if last is None:
+            if last is None or retry:
                 env_groups[candidate.container_pk].append(candidate)
             continue
         version = current.get((candidate.namespace, candidate.source_kind, candidate.source_name))
-        if not _volume_needs_probe(candidate.mode, last, version, window):
+        if not retry and not _volume_needs_probe(candidate.mode, last, version, window):
             continue
         skip_reason = _file_probe_skipped(cluster, candidate.node_name, listing)
         if skip_reason:
@@ -160,6 +172,40 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         first = group[0]
         tasks.append(ProbeTask(first.namespace, first.pod, first.container, ProbeKind.ENV, tuple(c.pk for c in group)))
     return tasks, immediate
+
+
+def _any_prefix(field_name: str, prefixes: tuple[str, ...]) -> Q:
+    condition = Q()
+    for prefix in prefixes:
+        condition |= Q(**{f"{field_name}__startswith": prefix})
+    return condition
+
+
+def _last_reads(consumption_ids: list[int]) -> dict[int, _LastRead]:
+    """Each consumption's last read, with how many reads in a row failed (only counted for a failed one)."""
+    last_reads = {
+        consumption_id: _LastRead(observed_at, ok, key_hashes, reason)
+        for consumption_id, observed_at, ok, key_hashes, reason in Observation.objects.filter(
+            consumption_id__in=consumption_ids
+        )
+        .latest_per_consumption()
+        .values_list("consumption_id", "observed_at", "ok", "key_hashes", "reason")
+    }
+    failing = [pk for pk, last in last_reads.items() if not last.ok and refresh.is_transient(last.reason)]
+    streaks: dict[int, int] = defaultdict(int)
+    broken: set[int] = set()
+    for consumption_id, ok in (
+        Observation.objects.filter(consumption_id__in=failing)
+        .order_by("consumption_id", "-observed_at", "-id")
+        .values_list("consumption_id", "ok")
+    ):
+        if ok:
+            broken.add(consumption_id)
+        elif consumption_id not in broken:
+            streaks[consumption_id] += 1
+    for pk in failing:
+        last_reads[pk] = replace(last_reads[pk], failures=streaks[pk])
+    return last_reads
 
 
 def _file_probe_skipped(cluster: Cluster, node_name: str, listing: Listing) -> str:
@@ -236,8 +282,14 @@ def run_probes(
             return ProbeOutcome(task, None, f"exec timed out after {timeout_seconds:g}s")
         except kube.NotFound:
             return ProbeOutcome(task, None, "pod gone before it could be read")
+        except kube.Unreachable as error:
+            return ProbeOutcome(task, None, f"exec interrupted: {str(error)[:200]}")
+        except kube.ExecFailed as error:
+            return ProbeOutcome(task, None, _exec_failure(str(error)))
         except kube.KubeError as error:
             return ProbeOutcome(task, None, f"exec failed: {str(error)[:200]}")
+        except OSError as error:  # a connection reset while reading: the next cycle may well get through
+            return ProbeOutcome(task, None, f"exec interrupted ({type(error).__name__})")
         except Exception as error:  # one container's odd answer must not end the cycle; its type is enough
             log.warning("probe of %s/%s failed: %s", task.namespace, task.pod, type(error).__name__)
             return ProbeOutcome(task, None, f"exec failed ({type(error).__name__})")
@@ -250,6 +302,18 @@ def run_probes(
     finally:
         # Interrupted (a soft time limit), do not wait for hanging execs: each ends at its own timeout.
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+# What the container runtime answers when the command to exec does not exist in the image (runc, crun).
+_NO_COMMAND_SIGNS = ("executable file not found", "no such file or directory")
+
+
+def _exec_failure(message: str) -> str:
+    """An exec that ran and failed. An image without `sh` or `cat` (distroless, scratch, pause) cannot be
+    read at all: say so plainly, since no retry will change it."""
+    if any(sign in message.lower() for sign in _NO_COMMAND_SIGNS):
+        return f"no shell in the container: exec could not start the probe's command ({message[:160]})"
+    return f"exec failed: {message[:200]}"
 
 
 def observations_from(
@@ -295,6 +359,9 @@ def _observation(
         )
         return Observation(consumption=consumption, observed_at=now, ok=True, key_hashes=hashes)
     read = probes.parse_files_output(outcome.output, outcome.boundary)
+    if read.swapped:  # a passing state: the next cycle reads one content (drift.refresh.TRANSIENT_REASON_PREFIXES)
+        reason = "exec interrupted: the kubelet swapped the volume's files during the read"
+        return Observation(consumption=consumption, observed_at=now, ok=False, reason=reason)
     if read.unreadable:
         names = ", ".join(sorted(read.unreadable))[:200]
         return Observation(consumption=consumption, observed_at=now, ok=False, reason=f"file(s) unreadable: {names}")
