@@ -5,12 +5,12 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from drift.verdicts import drift_rows
 
 from drift import measured
 from drift.models import Consumption, Observation
 from drift.snapshot.listing import Listing
 from drift.snapshot.probing import plan_probes
+from drift.verdicts import drift_rows
 from tests.facts import Facts, user, value_hash
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
