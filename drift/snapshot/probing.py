@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 
 from drift import kube, probes, refresh
 from drift.hashing import ValueHasher
@@ -107,8 +107,14 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     # Only two kinds of consumer can need a probe, and both are found without loading the others:
     # never observed, or a volume whose source changed recently enough for the kubelet to be busy.
     observed = Exists(Observation.objects.filter(consumption=OuterRef("pk")))
-    latest = Observation.objects.filter(consumption=OuterRef("pk")).order_by("-observed_at", "-id")
-    retryable = Q(last_ok=False) & _any_prefix("last_reason", refresh.TRANSIENT_REASON_PREFIXES)
+    # Consumptions that ever failed for a passing reason: usually none, found with one join instead of a
+    # correlated subquery per running consumption. _last_reads then decides from each one's last read.
+    maybe_retry = set(
+        Observation.objects.filter(consumption__in=running, ok=False)
+        .filter(_any_prefix("reason", refresh.TRANSIENT_REASON_PREFIXES))
+        .values_list("consumption_id", flat=True)
+        .distinct()
+    )
     recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
     # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here.
     changed_volumes = Q(
@@ -118,20 +124,16 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     )
     candidates: list[_Candidate] = []
     rows = (
-        running.annotate(
-            observed=observed,
-            last_ok=Subquery(latest.values("ok")[:1]),
-            last_reason=Subquery(latest.values("reason")[:1]),
-        )
-        .filter(Q(observed=False) | changed_volumes | retryable)
+        running.annotate(observed=observed)
+        .filter(Q(observed=False) | changed_volumes | Q(pk__in=maybe_retry))
         .order_by("container_id", "id")
-        .values_list("observed", "last_ok", "last_reason", *_CANDIDATE_FIELDS.values())
+        .values_list("observed", *_CANDIDATE_FIELDS.values())
     )
-    for was_observed, last_ok, last_reason, *values in rows:
+    for was_observed, *values in rows:
         candidate = _Candidate(**dict(zip(_CANDIDATE_FIELDS, values, strict=True)))
         if (
             not was_observed
-            or (last_ok is False and refresh.is_transient(last_reason))
+            or candidate.pk in maybe_retry
             or (candidate.namespace, candidate.source_kind, candidate.source_name) in recently_changed
         ):
             candidates.append(candidate)
