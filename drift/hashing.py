@@ -12,12 +12,16 @@ consumer turns stale. The key id is a one-way digest of the key: it names a key 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from django.conf import settings
+
+from drift.vocabulary import SourceKind
 
 KEY_ID_LENGTH = 12
 
@@ -41,6 +45,16 @@ class ValueHasher:
     def content(key_hashes: Mapping[str, str], binary_keys: Iterable[str] = ()) -> str:
         """One hash for a whole content: the sorted key hashes (values never enter twice)."""
         return content_hash(key_hashes, binary_keys)
+
+
+def raw_values(kind: SourceKind, item: Mapping[str, Any]) -> Iterator[tuple[str, bytes, bool]]:
+    """(key, raw bytes, binary) for every key of a ConfigMap or Secret as the API returns it: what the value
+    hashes are taken of, by the snapshot and by a rollout's config hash alike."""
+    for key, value in (item.get("data") or {}).items():
+        raw = base64.b64decode(value) if kind == SourceKind.SECRET else value.encode("utf-8", "surrogateescape")
+        yield key, raw, False
+    for key, value in (item.get("binaryData") or {}).items():
+        yield key, base64.b64decode(value), True
 
 
 def content_hash(key_hashes: Mapping[str, str], binary_keys: Iterable[str] = ()) -> str:

@@ -3,7 +3,6 @@ run of the patch. Planning writes no row and sends nothing that changes the clus
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from drift import kube
 from drift.clusters import connect
-from drift.hashing import ValueHasher, current_hasher
+from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
 from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason
 from drift.rollout.template import (
@@ -207,12 +206,11 @@ def _source_state(api: kube.KubeClient, namespace: str, kind: str, name: str, ha
     except kube.InvalidName:
         return SourceState(kind, name, None, "")  # the API server would not have created it either
     key_hashes: dict[str, str] = {}
-    for key, value in (item.get("data") or {}).items():
-        raw = base64.b64decode(value) if kind == SourceKind.SECRET else value.encode("utf-8", "surrogateescape")
+    binary: list[str] = []
+    for key, raw, is_binary in raw_values(SourceKind(kind), item):
         key_hashes[key] = hasher.value(raw)
-    binary = item.get("binaryData") or {}
-    for key, value in binary.items():
-        key_hashes[key] = hasher.value(base64.b64decode(value))
+        if is_binary:
+            binary.append(key)
     # The same recipe as the snapshot's SourceVersion.content_hash, so a page can name the version.
     content = ValueHasher.content(key_hashes, sorted(binary))
     return SourceState(kind, name, content, (item.get("metadata") or {}).get("resourceVersion", ""))

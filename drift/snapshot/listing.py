@@ -6,7 +6,6 @@ patterns (drift.ignoring) are dropped here, before anything of them is hashed.""
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from drift import kube, podspec
-from drift.hashing import ValueHasher, content_hash
+from drift.hashing import ValueHasher, content_hash, raw_values
 from drift.ignoring import is_ignored
 from drift.vocabulary import SourceKind, WorkloadKind
 
@@ -137,18 +136,6 @@ def _digest(resource: str, items: Iterable[dict[str, Any]], hashers: Hashers, li
         yield _listed_source(kind, item, hashers)
 
 
-def _raw_values(kind: SourceKind, item: dict[str, Any]) -> Iterator[tuple[str, bytes, bool]]:
-    """(key, raw bytes, binary) for every key of a ConfigMap or Secret."""
-    for key, value in (item.get("data") or {}).items():
-        yield (
-            key,
-            (base64.b64decode(value) if kind == SourceKind.SECRET else value.encode("utf-8", "surrogateescape")),
-            False,
-        )
-    for key, value in (item.get("binaryData") or {}).items():
-        yield key, base64.b64decode(value), True
-
-
 def _listed_source(kind: SourceKind, item: dict[str, Any], hashers: Hashers) -> ListedSource:
     metadata = item.get("metadata") or {}
     key_hashes: dict[str, str] = {}
@@ -156,7 +143,7 @@ def _listed_source(kind: SourceKind, item: dict[str, Any], hashers: Hashers) -> 
     translations: dict[str, dict[str, str]] = {hasher.key_id: {} for hasher in hashers.previous}
     binary_keys: list[str] = []
     size = 0
-    for key, raw, binary in _raw_values(kind, item):
+    for key, raw, binary in raw_values(kind, item):
         key_hashes[key] = hashers.current.value(raw)
         for hasher in hashers.previous:
             previous[hasher.key_id][key] = old = hasher.value(raw)
