@@ -102,7 +102,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "dashboard.auth.LoginThrottleBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Local passwords (break-glass when single sign-on is on); DRIFTWATCH_PASSWORD_LOGIN=false switches them off.
+    "dashboard.auth.PasswordBackend",
+    # OpenID Connect; does nothing unless DRIFTWATCH_OIDC_ISSUER is set.
+    "dashboard.sso.DriftwatchOIDCBackend",
 ]
 # Login throttling (django-axes): a user name from one address is locked out after this many failures in a row.
 AXES_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_FAILURE_LIMIT", 5, minimum=1)
@@ -112,6 +115,49 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+
+# Single sign-on with OpenID Connect (dashboard.sso, mozilla-django-oidc's OIDC_* settings): on when
+# DRIFTWATCH_OIDC_ISSUER is set. The endpoints are those of the issuer's /.well-known/openid-configuration.
+DRIFTWATCH_OIDC_ISSUER = env_str("DRIFTWATCH_OIDC_ISSUER", "")
+SSO_ENABLED = bool(DRIFTWATCH_OIDC_ISSUER)
+OIDC_RP_CLIENT_ID = env_str("DRIFTWATCH_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_str("DRIFTWATCH_OIDC_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("DRIFTWATCH_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("DRIFTWATCH_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("DRIFTWATCH_OIDC_JWKS_ENDPOINT", "")
+# Unused (the claims come from the verified ID token), but read by the library.
+OIDC_OP_USER_ENDPOINT = ""
+OIDC_RP_SIGN_ALGO = env_str("DRIFTWATCH_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("DRIFTWATCH_OIDC_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+# The claim listing the user's groups, and what each group grants (dashboard.sso.parse_group_roles), e.g.
+# {"platform-leads": {"role": "operator", "scopes": ["local/demo"]}, "developers": {"role": "viewer"}}.
+DRIFTWATCH_OIDC_GROUPS_CLAIM = env_str("DRIFTWATCH_OIDC_GROUPS_CLAIM", "groups")
+DRIFTWATCH_OIDC_GROUP_ROLES = env_str("DRIFTWATCH_OIDC_GROUP_ROLES", "")
+if SSO_ENABLED:
+    _missing = [
+        name
+        for name, value in [
+            ("DRIFTWATCH_OIDC_CLIENT_ID", OIDC_RP_CLIENT_ID),
+            ("DRIFTWATCH_OIDC_CLIENT_SECRET", OIDC_RP_CLIENT_SECRET),
+            ("DRIFTWATCH_OIDC_AUTHORIZATION_ENDPOINT", OIDC_OP_AUTHORIZATION_ENDPOINT),
+            ("DRIFTWATCH_OIDC_TOKEN_ENDPOINT", OIDC_OP_TOKEN_ENDPOINT),
+            ("DRIFTWATCH_OIDC_JWKS_ENDPOINT", OIDC_OP_JWKS_ENDPOINT),
+            ("DRIFTWATCH_OIDC_GROUP_ROLES", DRIFTWATCH_OIDC_GROUP_ROLES),
+        ]
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"DRIFTWATCH_OIDC_ISSUER is set, so single sign-on needs {', '.join(_missing)}")
+# Local password logins; off, only single sign-on lets anyone in (so it needs DRIFTWATCH_OIDC_ISSUER).
+DRIFTWATCH_PASSWORD_LOGIN = env_bool("DRIFTWATCH_PASSWORD_LOGIN", True)
+if not DRIFTWATCH_PASSWORD_LOGIN and not SSO_ENABLED:
+    raise ImproperlyConfigured(
+        "DRIFTWATCH_PASSWORD_LOGIN is false and single sign-on is not configured (DRIFTWATCH_OIDC_ISSUER): "
+        "nobody could log in"
+    )
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"

@@ -12,11 +12,22 @@ from drift.models import AuditEvent
 
 @receiver(user_logged_in)
 def audit_login(sender: object, request: HttpRequest, user: AbstractBaseUser, **kwargs: object) -> None:
+    sso_detail = getattr(user, "sso_detail", None)
+    if sso_detail is not None:
+        AuditEvent.objects.create(
+            actor=user.get_username(),
+            action=AuditEvent.Action.LOGIN,
+            message=f"logged in with single sign-on as {sso_detail['grant']}",
+            detail=sso_detail,
+        )
+        return
     AuditEvent.objects.create(actor=user.get_username(), action=AuditEvent.Action.LOGIN, message="logged in")
 
 
 @receiver(user_login_failed)
 def audit_failed_login(sender: object, credentials: dict, request: HttpRequest | None = None, **kwargs: object) -> None:
+    if "username" not in credentials:
+        return  # a single sign-on callback: dashboard.views.sso audits it with its reason
     AuditEvent.objects.create(
         actor=str(credentials.get("username", "")),
         action=AuditEvent.Action.LOGIN_FAILED,

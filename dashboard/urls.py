@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path, register_converter
 
-from dashboard.forms import LoginForm
-from dashboard.views import audit, health, overview, pods, rollouts, sources, workloads
+from dashboard.views import audit, health, overview, pods, rollouts, sources, sso, workloads
 from drift.vocabulary import SourceKind
 
 
@@ -48,7 +48,9 @@ urlpatterns = [
     path("rollouts/bulk/", rollouts.bulk_start, name="rollout-bulk-start"),
     path("rollouts/batches/<uuid:batch_id>/", rollouts.batch, name="rollout-batch"),
     path("rollouts/batches/<uuid:batch_id>/cancel/", rollouts.batch_cancel, name="rollout-batch-cancel"),
-    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
+    path("login/", sso.LoginView.as_view(), name="login"),
+    path("sso/start/", login_not_required(sso.SsoStart.as_view()), name="sso-start"),
+    path("sso/callback/", login_not_required(sso.SsoCallback.as_view()), name="sso-callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -445,6 +445,22 @@ class Membership(models.Model):
         return False
 
 
+class SsoIdentity(models.Model):
+    """The identity provider's account behind a user created by single sign-on: the ID token's issuer and
+    subject, which the provider keeps stable, unlike a name or an email address (dashboard.sso)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_unique_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.issuer})"
+
+
 class Rollout(models.Model):
     """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template."""
 

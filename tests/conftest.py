@@ -18,6 +18,9 @@ from kubernetes import config as k8s_config
 
 from tests.kube_helpers import Kube
 
+# The OpenID Connect provider (Dex) of the single sign-on tests.
+pytest_plugins = ["tests.oidc_provider"]
+
 ROOT = Path(__file__).resolve().parent.parent
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 

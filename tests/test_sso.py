@@ -1,0 +1,250 @@
+"""Single sign-on: the group mapping as a table, then logins through a real OpenID Connect provider (Dex on
+127.0.0.1, tests/oidc_provider.py): the browser's part at the provider is played with HTTP requests against
+Dex's own login form, Driftwatch's part with Django's test client."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from dashboard.sso import Grant, grant_for, parse_group_roles
+from drift.models import AuditEvent, Membership, Role, SsoIdentity
+from tests.facts import PASSWORD, user
+from tests.oidc_provider import GROUP_ROLES, Dex, DexUser
+
+GRANTS = parse_group_roles(json.dumps(GROUP_ROLES | {"release-managers": {"role": "operator", "scopes": ["*/prod"]}}))
+CALLBACK = "http://testserver/sso/callback/"
+ALICE = "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [
+        (["platform-leads"], Grant(Role.OPERATOR, ("local/demo",))),
+        (["developers"], Grant(Role.VIEWER)),
+        # The highest role wins; a viewer group adds no scope to it.
+        (["developers", "platform-leads"], Grant(Role.OPERATOR, ("local/demo",))),
+        # Operator groups add their scopes together, each once.
+        (["release-managers", "platform-leads", "platform-leads"], Grant(Role.OPERATOR, ("*/prod", "local/demo"))),
+        (["marketing", "developers"], Grant(Role.VIEWER)),
+        (["marketing"], None),
+        ([], None),
+        # Group names are matched exactly: no case folding, no prefixes.
+        (["Platform-Leads", "platform"], None),
+    ],
+)
+def test_groups_map_to_a_role_and_scopes(groups: list[str], expected: Grant | None) -> None:
+    assert grant_for(groups, GRANTS) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{not json", "is not JSON"),
+        ('["platform-leads"]', "must be a JSON object"),
+        ('{"ops": {"role": "admin"}}', "has role 'admin'"),
+        ('{"ops": {"role": "operator"}}', "needs scopes"),
+        ('{"ops": {"role": "operator", "scopes": ["demo"]}}', "must name the cluster"),
+        ('{"ops": {"role": "viewer", "scopes": ["local/demo"]}}', "cannot have scopes"),
+        ('{"ops": {"role": "viewer", "namespaces": []}}', "must map to"),
+        ('{"ops": {"role": "operator", "scopes": "local/demo"}}', "must be a list of strings"),
+    ],
+)
+def test_a_bad_group_mapping_is_refused_with_what_to_fix(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_group_roles(raw)
+
+
+def test_no_mapping_means_no_group_grants_anything() -> None:
+    assert parse_group_roles("") == {}
+
+
+@pytest.fixture
+def sso(dex: Dex, settings, plain_http: None) -> Dex:
+    """Dex with three users, and Driftwatch configured for it; a test restarts Dex to change their groups."""
+    dex.redirect_uris = [CALLBACK]
+    dex.start(
+        [
+            DexUser(ALICE, ["platform-leads"]),
+            DexUser("bob@example.com", ["developers"]),
+            DexUser("carol@example.com", ["marketing"]),
+        ]
+    )
+    for name, value in dex.settings().items():
+        setattr(settings, name, value)
+    return dex
+
+
+def sso_login(client: Client, dex: Dex, email: str, next_url: str = ""):
+    """Driftwatch's start page, the provider's login form, Driftwatch's callback: the response of the callback."""
+    start = client.get(reverse("sso-start") + (f"?next={next_url}" if next_url else ""))
+    assert start.status_code == 302
+    assert start["Location"].startswith(dex.issuer)
+    back = dex.log_in(start["Location"], email, CALLBACK)
+    parts = urlsplit(back)
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+def shown_messages(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def membership_of(email: str) -> Membership:
+    return Membership.objects.get(user__username=email)
+
+
+@pytest.mark.django_db
+def test_first_login_creates_the_user_with_the_role_and_scope_of_its_group(sso: Dex, client: Client) -> None:
+    response = sso_login(client, sso, ALICE, next_url="/audit/")
+
+    assert response.status_code == 302 and response["Location"] == "/audit/"
+    account = get_user_model().objects.get(username=ALICE)
+    assert not account.has_usable_password()
+    assert (account.membership.role, account.membership.namespaces) == (Role.OPERATOR, ["local/demo"])
+    assert SsoIdentity.objects.get(user=account).issuer == sso.issuer
+    assert client.get(reverse("overview")).status_code == 200
+
+    created = AuditEvent.objects.get(action=AuditEvent.Action.USER_CREATED, object_name=ALICE)
+    assert created.message == "created by single sign-on as operator on local/demo"
+    login = AuditEvent.objects.get(action=AuditEvent.Action.LOGIN, actor=ALICE)
+    assert login.message == "logged in with single sign-on as operator on local/demo"
+    assert login.detail["groups"] == ["platform-leads"] and login.detail["issuer"] == sso.issuer
+
+
+@pytest.mark.django_db
+def test_a_later_login_applies_the_groups_the_provider_sends_then(sso: Dex, client: Client) -> None:
+    sso_login(client, sso, ALICE)
+    assert membership_of(ALICE).role == Role.OPERATOR
+
+    sso.restart([DexUser(ALICE, ["developers"])])
+    response = sso_login(Client(), sso, ALICE)
+
+    assert response.status_code == 302 and response["Location"] == reverse("overview")
+    assert get_user_model().objects.filter(username=ALICE).count() == 1
+    assert (membership_of(ALICE).role, membership_of(ALICE).namespaces) == (Role.VIEWER, [])
+    changed = AuditEvent.objects.get(action=AuditEvent.Action.ROLE_CHANGED, object_name=ALICE)
+    assert changed.message == "role set by single sign-on: operator on local/demo -> viewer"
+
+    sso.restart([DexUser(ALICE, ["developers", "platform-leads"])])
+    sso_login(Client(), sso, ALICE)
+    assert (membership_of(ALICE).role, membership_of(ALICE).namespaces) == (Role.OPERATOR, ["local/demo"])
+
+
+@pytest.mark.django_db
+def test_a_user_whose_groups_were_all_removed_loses_access_and_its_open_session(sso: Dex, client: Client) -> None:
+    sso_login(client, sso, ALICE)
+    assert client.get(reverse("overview")).status_code == 200
+
+    sso.restart([DexUser(ALICE, ["marketing"])])
+    response = sso_login(Client(), sso, ALICE)
+
+    assert response["Location"] == reverse("login")
+    assert shown_messages(response) == [
+        "Single sign-on refused: none of your groups (marketing) gives access to Driftwatch; "
+        "ask an administrator to map one of them."
+    ]
+    account = get_user_model().objects.get(username=ALICE)
+    assert not account.is_active
+    assert (account.membership.role, account.membership.namespaces) == (Role.VIEWER, [])
+    # The session opened before the groups changed is over.
+    assert client.get(reverse("overview"))["Location"].startswith(reverse("login"))
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED, actor=ALICE).count() == 1
+    withdrawn = AuditEvent.objects.get(action=AuditEvent.Action.ROLE_CHANGED, object_name=ALICE)
+    assert withdrawn.message == "access withdrawn by single sign-on: no group maps to a role any more"
+
+    sso.restart([DexUser(ALICE, ["developers"])])
+    sso_login(Client(), sso, ALICE)
+    account.refresh_from_db()
+    assert account.is_active and account.membership.role == Role.VIEWER
+
+
+@pytest.mark.django_db
+def test_a_user_without_a_mapped_group_is_refused_with_a_clear_message(sso: Dex, client: Client) -> None:
+    response = sso_login(client, sso, "carol@example.com")
+
+    assert response["Location"] == reverse("login")
+    page = client.get(reverse("login"))
+    assert "none of your groups (marketing) gives access to Driftwatch" in page.content.decode()
+    assert not get_user_model().objects.filter(username="carol@example.com").exists()
+    refused = AuditEvent.objects.get(action=AuditEvent.Action.LOGIN_FAILED)
+    assert refused.actor == "carol@example.com"
+    assert refused.detail["groups"] == ["marketing"]
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN).exists()
+    assert client.get(reverse("overview"))["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_single_sign_on_never_takes_over_a_local_account_of_the_same_name(sso: Dex, client: Client) -> None:
+    local = user(ALICE, "viewer")
+
+    response = sso_login(client, sso, ALICE)
+
+    assert response["Location"] == reverse("login")
+    assert "a local account named 'alice@example.com' exists" in shown_messages(response)[0]
+    local.refresh_from_db()
+    assert local.is_active and local.membership.role == Role.VIEWER
+    assert not SsoIdentity.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_callback_that_does_not_belong_to_the_session_is_refused_with_a_message(sso: Dex, client: Client) -> None:
+    client.get(reverse("sso-start"))
+
+    response = client.get(reverse("sso-callback") + "?code=forged&state=forged")
+
+    assert response["Location"] == reverse("login")
+    assert "does not belong to this browser session" in shown_messages(response)[0]
+    assert AuditEvent.objects.get(action=AuditEvent.Action.LOGIN_FAILED).message.startswith("single sign-on failed")
+
+
+@pytest.mark.django_db
+def test_the_provider_refusing_is_said_on_the_login_page(sso: Dex, client: Client) -> None:
+    client.get(reverse("sso-start"))
+
+    response = client.get(reverse("sso-callback") + "?error=access_denied&state=whatever")
+
+    assert response["Location"] == reverse("login")
+    assert shown_messages(response) == ["Single sign-on failed: the identity provider answered 'access_denied'."]
+
+
+@pytest.mark.django_db
+def test_local_passwords_stay_for_break_glass_beside_single_sign_on(sso: Dex, client: Client) -> None:
+    user("breakglass", "operator", password=PASSWORD)
+
+    page = client.get(reverse("login")).content.decode()
+    assert "Log in with single sign-on" in page and "break-glass" in page
+    response = client.post(reverse("login"), {"username": "breakglass", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == reverse("overview")
+
+
+@pytest.mark.django_db
+def test_password_login_switched_off_refuses_every_password_and_ends_password_sessions(
+    sso: Dex, client: Client, settings
+) -> None:
+    user("breakglass", "operator", password=PASSWORD)
+    assert client.login(username="breakglass", password=PASSWORD)
+    settings.DRIFTWATCH_PASSWORD_LOGIN = False
+
+    assert client.get(reverse("overview"))["Location"].startswith(reverse("login"))
+    page = client.get(reverse("login")).content.decode()
+    assert "Log in with single sign-on" in page and 'name="password"' not in page
+    response = client.post(reverse("login"), {"username": "breakglass", "password": PASSWORD})
+    assert shown_messages(response) == ["Password login is switched off here: log in with single sign-on."]
+    assert not Client().login(username="breakglass", password=PASSWORD)
+    admin_login = client.post("/admin/login/", {"username": "breakglass", "password": PASSWORD})
+    assert admin_login.status_code == 200  # the form again, not a redirect into the admin
+
+    assert sso_login(client, sso, ALICE)["Location"] == reverse("overview")
+
+
+@pytest.mark.django_db
+def test_without_single_sign_on_configured_its_pages_do_not_exist(client: Client, plain_http: None) -> None:
+    assert client.get(reverse("sso-start")).status_code == 404
+    assert client.get(reverse("sso-callback") + "?code=x&state=y").status_code == 404
+    assert "single sign-on" not in client.get(reverse("login")).content.decode()
