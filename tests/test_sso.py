@@ -5,6 +5,10 @@ Dex's own login form, Driftwatch's part with Django's test client."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -248,3 +252,59 @@ def test_without_single_sign_on_configured_its_pages_do_not_exist(client: Client
     assert client.get(reverse("sso-start")).status_code == 404
     assert client.get(reverse("sso-callback") + "?code=x&state=y").status_code == 404
     assert "single sign-on" not in client.get(reverse("login")).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_id_token_from_another_issuer_is_refused(sso: Dex, client: Client, settings) -> None:
+    settings.DRIFTWATCH_OIDC_ISSUER = "http://127.0.0.1:1/not-this-provider"
+
+    response = sso_login(client, sso, ALICE)
+
+    assert response["Location"] == reverse("login")
+    assert "did not verify" in shown_messages(response)[0]
+    assert not get_user_model().objects.filter(username=ALICE).exists()
+
+
+SSO_ENVIRONMENT = {
+    "DRIFTWATCH_OIDC_ISSUER": "https://id.example.com",
+    "DRIFTWATCH_OIDC_CLIENT_ID": "driftwatch",
+    "DRIFTWATCH_OIDC_CLIENT_SECRET": "s3cret",
+    "DRIFTWATCH_OIDC_AUTHORIZATION_ENDPOINT": "https://id.example.com/auth",
+    "DRIFTWATCH_OIDC_TOKEN_ENDPOINT": "https://id.example.com/token",
+    "DRIFTWATCH_OIDC_JWKS_ENDPOINT": "https://id.example.com/keys",
+    "DRIFTWATCH_OIDC_GROUP_ROLES": json.dumps(GROUP_ROLES),
+}
+
+
+def manage_check(**environment: str) -> subprocess.CompletedProcess:
+    """`manage.py check` with the test suite's key and the given environment, in a process of its own."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("DRIFTWATCH_OIDC_")}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**clean, "SECRET_KEY": "k" * 50, **environment},
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (SSO_ENVIRONMENT, None),
+        (SSO_ENVIRONMENT | {"DRIFTWATCH_PASSWORD_LOGIN": "false"}, None),
+        (
+            {"DRIFTWATCH_OIDC_ISSUER": "https://id.example.com"},
+            "single sign-on needs DRIFTWATCH_OIDC_CLIENT_ID, DRIFTWATCH_OIDC_CLIENT_SECRET",
+        ),
+        ({"DRIFTWATCH_PASSWORD_LOGIN": "false"}, "nobody could log in"),
+        (SSO_ENVIRONMENT | {"DRIFTWATCH_OIDC_GROUP_ROLES": '{"ops": {"role": "root"}}'}, "has role 'root'"),
+    ],
+)
+def test_single_sign_on_settings_are_checked_when_a_process_starts(environment: dict, message: str | None) -> None:
+    result = manage_check(**environment)
+    if message is None:
+        assert result.returncode == 0, result.stderr[-2000:]
+    else:
+        assert result.returncode != 0
+        assert message in result.stderr
