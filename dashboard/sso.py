@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
+from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from drift import audit
@@ -99,6 +100,14 @@ def claimed_groups(claims: dict[str, Any]) -> list[str]:
 class DriftwatchOIDCBackend(OIDCAuthenticationBackend):
     """mozilla-django-oidc's code flow, with the claims taken from the verified ID token (its issuer and audience
     checked too), accounts found by (issuer, subject), and the role re-applied from the groups at every login."""
+
+    def authenticate(self, request: HttpRequest | None, **credentials: Any) -> AbstractBaseUser | None:
+        # Django asks every backend about every login: only the callback's (nonce, code verifier) is this one's.
+        # A password login sent to /login/?code=...&state=... must not start a token exchange.
+        if not settings.SSO_ENABLED or "nonce" not in credentials or "username" in credentials:
+            return None
+        user: AbstractBaseUser | None = super().authenticate(request, **credentials)
+        return user
 
     def get_payload_data(self, token: bytes, key: Any) -> dict[str, Any]:
         payload: dict[str, Any] = super().get_payload_data(token, key)

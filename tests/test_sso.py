@@ -308,3 +308,16 @@ def test_single_sign_on_settings_are_checked_when_a_process_starts(environment: 
     else:
         assert result.returncode != 0
         assert message in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_password_login_carrying_a_code_and_state_is_only_a_password_login(sso: Dex, client: Client) -> None:
+    user("breakglass", "operator", password=PASSWORD)
+
+    wrong = client.post(reverse("login") + "?code=forged&state=forged", {"username": "breakglass", "password": "no"})
+    right = client.post(
+        reverse("login") + "?code=forged&state=forged", {"username": "breakglass", "password": PASSWORD}
+    )
+
+    assert wrong.status_code == 200 and "Wrong user name or password." in wrong.content.decode()
+    assert right.status_code == 302 and right["Location"] == reverse("overview")
