@@ -321,3 +321,18 @@ def test_a_password_login_carrying_a_code_and_state_is_only_a_password_login(sso
 
     assert wrong.status_code == 200 and "Wrong user name or password." in wrong.content.decode()
     assert right.status_code == 302 and right["Location"] == reverse("overview")
+
+
+@pytest.mark.django_db
+def test_a_provider_gone_before_the_token_exchange_gives_a_message_not_an_error(sso: Dex, client: Client) -> None:
+    start = client.get(reverse("sso-start"))
+    back = urlsplit(sso.log_in(start["Location"], ALICE, CALLBACK))
+    sso.stop()
+
+    response = client.get(f"{back.path}?{back.query}")
+
+    assert response["Location"] == reverse("login")
+    assert shown_messages(response) == [
+        "Single sign-on failed: the identity provider could not be asked (ConnectionError)."
+    ]
+    assert not get_user_model().objects.filter(username=ALICE).exists()
