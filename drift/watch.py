@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from drift import kube
@@ -108,7 +108,7 @@ class SourceWatch:
                     log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.kind.plural, error, delay)
                     self.stop.wait(delay)
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection
 
     # -- LIST ---------------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ def kubectl(kubeconfig: Path, *args: str) -> None:
 @contextmanager
 def watching(cluster: Cluster, kind: SourceKind = SourceKind.CONFIG_MAP, **options: object) -> Iterator[SourceWatch]:
     stop = threading.Event()
+    options.setdefault("stall_seconds", 5)  # so that the thread notices `stop` soon after the test
     watcher = SourceWatch(cluster.pk, kind, stop, **options)  # type: ignore[arg-type]
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()

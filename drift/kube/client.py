@@ -209,6 +209,8 @@ class KubeClient:
             if error.status == 410:
                 raise Gone(f"{what}: resourceVersion {resource_version} is gone") from None
             raise translate_api_exception(error, what) from None
+        except urllib3.exceptions.ReadTimeoutError:
+            raise Stalled(f"{what}: no answer for {stall_seconds:.0f} s") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
         try:
