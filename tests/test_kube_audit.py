@@ -3,6 +3,7 @@ watcher records each version, and the two are joined. Bad batches are refused an
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, AuditWebhookRejection, Cluster, KubeAuditEvent, SourceVersion
@@ -90,6 +92,20 @@ def test_kubectl_as_alice_names_alice_on_the_version_and_in_the_audit_log(kubeco
     attempt = AuditEvent.objects.get(action=AuditEvent.Action.CONFIG_ATTEMPT, object_name="app")
     assert attempt.actor == "carol@example.com" and attempt.detail["status_code"] == 409
     assert len(found) == 3
+    out = io.StringIO()
+    call_command("history", "--cluster", hook.cluster_name, "-n", namespace, "configmap/app", "--json", stdout=out)
+    printed = json.loads(out.getvalue())
+    assert [(item["version"], item["changed_by"], item["client"]) for item in printed[1:]] == [
+        (2, "alice@example.com", "kubectl-patch"),
+        (3, "bob@example.com", "kubectl-patch"),
+    ]
+    assert printed[1]["changed_keys"] == {"added": [], "removed": [], "changed": ["log_level"]}
+    assert printed[1]["resource_version"] == found[1].resource_version
+    assert set(printed[0]) == {"version", "resource_version", "first_seen", "changed_at", "changed_by", "client",
+                               "changed_keys"}  # fmt: skip
+    out = io.StringIO()
+    call_command("history", "--cluster", hook.cluster_name, "-n", namespace, "configmap/app", stdout=out)
+    assert "#2 rv" in out.getvalue() and "by alice@example.com via kubectl-patch" in out.getvalue()
     ARTIFACTS.mkdir(exist_ok=True)
     with (ARTIFACTS / "audit-delays.txt").open("a") as out:
         out.write(
