@@ -30,10 +30,10 @@ def test_the_compose_file_is_valid(compose):
     assert result.returncode == 0, result.stderr
 
 
-def test_it_defines_the_five_services(compose):
+def test_it_defines_the_six_services(compose):
     result = run(compose, "config", "--services")
     assert result.returncode == 0, result.stderr
-    assert set(result.stdout.split()) == {"web", "worker", "beat", "postgres", "redis"}
+    assert set(result.stdout.split()) == {"web", "worker", "beat", "watch", "postgres", "redis"}
 
 
 def test_it_mounts_the_kubeconfig_read_only(compose):
