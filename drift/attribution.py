@@ -28,6 +28,8 @@ def as_write_event(row: KubeAuditEvent) -> WriteEvent:
 def attribute_versions(cluster: Cluster, versions: Iterable[SourceVersion]) -> int:
     """Join each version (with a managedFields time) to the stored events of its object; returns how many
     versions got an author."""
+    if not KubeAuditEvent.objects.filter(cluster=cluster).exists():
+        return 0  # a cluster that sends no audit events (the first cycle may record thousands of versions)
     return sum(1 for version in versions if version.pk and version.modified_at and _attribute(cluster, version.pk))
 
 

@@ -63,7 +63,9 @@ def record_sources(cluster: Cluster, listing: Listing, now: datetime, hash_key_i
     recorded = Recorded()
     with transaction.atomic():
         lock_sources(cluster)
-        created = _record_sources(cluster, listing, now, False, hash_key_id, recorded, RECORDED_BY_WATCH)
+        # Before anything was recorded of the cluster, what exists is not "created": no audit entry per source.
+        first_sighting = not Source.objects.filter(cluster=cluster).exists()
+        created = _record_sources(cluster, listing, now, first_sighting, hash_key_id, recorded, RECORDED_BY_WATCH)
     attribute_versions(cluster, created)
     return recorded
 
