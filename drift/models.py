@@ -441,19 +441,22 @@ class KubeAuditEvent(models.Model):
 
 
 class AuditWebhookRejection(models.Model):
-    """A batch the audit webhook refused (unauthenticated, malformed, oversized, replayed): counted here,
-    nothing of it stored. The cluster is the one its URL named, when there is one."""
+    """Batches the audit webhook refused (unauthenticated, malformed, oversized, replayed), counted per cluster
+    and reason: nothing of a refused batch is stored, and one counter row per (cluster, reason) keeps an
+    unauthenticated flood from growing the table. Names that are no registered cluster count under ""."""
 
     cluster_name = models.CharField(max_length=63, blank=True)
-    at = models.DateTimeField(db_default=Now(), db_index=True)
     reason = models.CharField(max_length=32)
     status_code = models.PositiveSmallIntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+    last_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["-at", "-id"]
+        ordering = ["cluster_name", "reason"]
+        constraints = [models.UniqueConstraint(fields=["cluster_name", "reason"], name="audit_rejection_unique_reason")]
 
     def __str__(self) -> str:
-        return f"{self.cluster_name} {self.reason} ({self.status_code})"
+        return f"{self.cluster_name} {self.reason} ({self.status_code}): {self.count}"
 
 
 # An audit message says what happened in a sentence; anything past this is a client's doing.

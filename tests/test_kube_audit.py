@@ -160,7 +160,9 @@ def test_bad_batches_are_refused_counted_and_store_nothing(client, settings, pat
     assert "error" in response.json()
     assert KubeAuditEvent.objects.count() == 0
     assert AuditEvent.objects.count() == entries
-    assert list(AuditWebhookRejection.objects.values_list("reason", "status_code")) == [(reason, status)]
+    assert list(AuditWebhookRejection.objects.values_list("reason", "status_code", "count")) == [(reason, status, 1)]
+    client.post(path, raw, content_type="application/json", **headers)
+    assert AuditWebhookRejection.objects.get().count == 2  # a counter, not a row per refusal
 
 
 @pytest.mark.django_db
@@ -178,7 +180,9 @@ def test_a_replayed_batch_is_refused_and_a_partly_new_one_stores_only_the_new_ev
     assert again.status_code == 409
     assert KubeAuditEvent.objects.count() == 2
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CONFIG_ATTEMPT).count() == attempts
-    assert list(AuditWebhookRejection.objects.values_list("reason", flat=True)) == ["replayed"]
+    assert list(AuditWebhookRejection.objects.values_list("cluster_name", "reason", "count")) == [
+        ("local", "replayed", 1)
+    ]
     partly = client.post("/kubernetes-audit/local", batch(event("b", 403), event("c")), content_type="application/json",
                          **headers)  # fmt: skip
     assert (partly.status_code, partly.json()["stored"]) == (200, 1)

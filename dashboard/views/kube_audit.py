@@ -16,7 +16,9 @@ import logging
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -28,9 +30,18 @@ from drift.models import AuditEvent, AuditWebhookRejection, Cluster, KubeAuditEv
 log = logging.getLogger(__name__)
 
 
-def _refuse(cluster_name: str, status: int, reason: str, said: str) -> JsonResponse:
-    AuditWebhookRejection.objects.create(cluster_name=cluster_name[:63], reason=reason, status_code=status)
-    log.warning("audit webhook of %s: refused a batch (%s)", cluster_name[:63], reason)
+def _refuse(cluster: Cluster | None, status: int, reason: str, said: str) -> JsonResponse:
+    name = cluster.name if cluster is not None else ""
+    counted = AuditWebhookRejection.objects.filter(cluster_name=name, reason=reason).update(
+        count=F("count") + 1, last_at=timezone.now(), status_code=status
+    )
+    if not counted:
+        with transaction.atomic():
+            row, _ = AuditWebhookRejection.objects.select_for_update().get_or_create(
+                cluster_name=name, reason=reason, defaults={"status_code": status}
+            )
+            AuditWebhookRejection.objects.filter(pk=row.pk).update(count=F("count") + 1, last_at=timezone.now())
+    log.warning("audit webhook of %s: refused a batch (%s)", name or "an unknown cluster", reason)
     return JsonResponse({"error": said}, status=status)
 
 
@@ -48,33 +59,38 @@ def receive(request: HttpRequest, cluster: str) -> JsonResponse:
         or not hmac.compare_digest(audit_token_hash(token), found.audit_token_hash)
     ):
         # One answer for "no such cluster", "no token configured" and "wrong token": nothing to probe names with.
-        return _refuse(cluster, 401, "unauthenticated", "a valid bearer token for this cluster is required")
+        return _refuse(
+            found if found is not None and found.audit_token_hash else None,
+            401,
+            "unauthenticated",
+            "a valid bearer token for this cluster is required",
+        )
     limit = settings.DRIFTWATCH_AUDIT_MAX_BYTES
     try:
         declared = int(request.headers.get("Content-Length") or 0)
     except ValueError:
         declared = limit + 1
     if declared > limit:
-        return _refuse(found.name, 413, "oversized", f"a batch may hold at most {limit} bytes")
+        return _refuse(found, 413, "oversized", f"a batch may hold at most {limit} bytes")
     if request.content_type != "application/json":
-        return _refuse(found.name, 415, "not json", "send application/json")
+        return _refuse(found, 415, "not json", "send application/json")
     body = request.read(limit + 1)
     if len(body) > limit:
-        return _refuse(found.name, 413, "oversized", f"a batch may hold at most {limit} bytes")
+        return _refuse(found, 413, "oversized", f"a batch may hold at most {limit} bytes")
     try:
         events = read_event_list(json.loads(body))
     except (ValueError, MalformedEvent) as error:
         said = str(error) if isinstance(error, MalformedEvent) else "the body is not JSON"
-        return _refuse(found.name, 400, "malformed", said)
+        return _refuse(found, 400, "malformed", said)
     if len({event.audit_id for event in events}) != len(events):
-        return _refuse(found.name, 400, "malformed", "an auditID appears twice in the batch")
+        return _refuse(found, 400, "malformed", "an auditID appears twice in the batch")
     known = set(
         KubeAuditEvent.objects.filter(cluster=found, audit_id__in=[e.audit_id for e in events]).values_list(
             "audit_id", flat=True
         )
     )
     if events and len(known) == len(events):
-        return _refuse(found.name, 409, "replayed", "every event of this batch was received before")
+        return _refuse(found, 409, "replayed", "every event of this batch was received before")
     fresh = [event for event in events if event.audit_id not in known]
     with transaction.atomic():
         stored = KubeAuditEvent.objects.bulk_create([_row(found, event) for event in fresh], ignore_conflicts=True)
