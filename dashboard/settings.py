@@ -35,6 +35,9 @@ DRIFTWATCH_HASH_KEYS_PREVIOUS = env_list("DRIFTWATCH_HASH_KEYS_PREVIOUS", [])
 # Source versions older than this are pruned (drift.tasks.prune_versions), except each source's latest and
 # any a running container may still consume; the audit log is never pruned.
 DRIFTWATCH_VERSION_RETENTION_DAYS = env_int("DRIFTWATCH_VERSION_RETENTION_DAYS", 90, minimum=1)
+# The largest audit-event batch the webhook accepts (kube-apiserver sends at most 400 events per batch by default,
+# about 1.5 KB each at Metadata level).
+DRIFTWATCH_AUDIT_MAX_BYTES = env_int("DRIFTWATCH_AUDIT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path, register_converter
 
-from dashboard.views import audit, health, overview, pods, rollouts, sources, sso, workloads
+from dashboard.views import audit, health, kube_audit, overview, pods, rollouts, sources, sso, workloads
 from drift.vocabulary import SourceKind
 
 
@@ -53,5 +53,7 @@ urlpatterns = [
     path("sso/callback/", login_not_required(sso.SsoCallback.as_view()), name="sso-callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
+    # Without a trailing slash: the API server's webhook client drops it, and a redirect would turn its POST into a GET.
+    path("kubernetes-audit/<slug:cluster>", kube_audit.receive, name="kube-audit"),
     path("admin/", admin.site.urls),
 ]

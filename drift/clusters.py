@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from django.db import transaction
@@ -28,7 +29,12 @@ def connect(cluster: Cluster, timeout_seconds: float = kube.DEFAULT_TIMEOUT_SECO
 
 
 def register_cluster(
-    name: str, kubeconfig_path: str = "", context: str = "", in_cluster: bool = False, actor: str = "driftwatch"
+    name: str,
+    kubeconfig_path: str = "",
+    context: str = "",
+    in_cluster: bool = False,
+    actor: str = "driftwatch",
+    audit_token: str = "",
 ) -> tuple[Cluster, str]:
     """Check the credentials against the live API server, then save the cluster and audit it.
     Returns the cluster and the server's version. Raises ClusterRegistrationError with one line."""
@@ -39,6 +45,7 @@ def register_cluster(
             raise ClusterRegistrationError("give --kubeconfig PATH, or --in-cluster inside Kubernetes")
         kubeconfig_path = str(Path(kubeconfig_path).expanduser().resolve())
     candidate = Cluster(name=name, kubeconfig_path=kubeconfig_path, context=context, in_cluster=in_cluster)
+    candidate.audit_token_hash = audit_token_hash(audit_token) if audit_token else ""
     candidate.last_contact_at = timezone.now()
     try:
         candidate.full_clean()
@@ -59,6 +66,33 @@ def register_cluster(
             message=f"cluster {name} added ({candidate.credentials_label()}, Kubernetes {version})",
         )
     return candidate, version
+
+
+def audit_token_hash(token: str) -> str:
+    """What Cluster.audit_token_hash holds: the API server's webhook token itself is never stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def read_token_file(path: str) -> str:
+    try:
+        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ClusterRegistrationError(f"cannot read the token file {path}: {type(error).__name__}") from None
+    if len(token) < 16 or any(character.isspace() for character in token):
+        raise ClusterRegistrationError(f"the token in {path} must be one word of at least 16 characters")
+    return token
+
+
+def set_audit_token(name: str, token: str, actor: str = "driftwatch") -> None:
+    """Accept audit events for a registered cluster with this bearer token (an empty token: accept none)."""
+    with transaction.atomic():
+        updated = Cluster.objects.filter(name=name).update(audit_token_hash=audit_token_hash(token) if token else "")
+        if not updated:
+            raise ClusterRegistrationError(f"no cluster named {name!r}")
+        AuditEvent.objects.create(
+            actor=actor, action=AuditEvent.Action.CLUSTER_CHANGED, cluster_name=name,
+            message=f"cluster {name}: audit webhook token {'set' if token else 'removed'}",
+        )  # fmt: skip
 
 
 def remove_cluster(name: str, actor: str = "driftwatch") -> None:

@@ -83,6 +83,10 @@ class Cluster(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     server_version = models.CharField(max_length=64, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
+    # When `manage.py watch` last heard from this cluster's API server (an event, a bookmark, a (re)connect).
+    watch_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the bearer token the API server's audit webhook sends; the token itself is never stored.
+    audit_token_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -176,6 +180,12 @@ class SourceVersion(models.Model):
     size_bytes = models.PositiveIntegerField(default=0)
     # Which hash key made content_hash and key_hashes (drift.hashing): a key rotation re-keys in place.
     hash_key_id = models.CharField(max_length=16, blank=True)
+    # Who wrote it: the managedFields client (always, when the API says), and the person from the API server's
+    # audit events when one joins (drift.authorship), with how sure that join is.
+    client = models.CharField(max_length=128, blank=True)
+    changed_by = models.CharField(max_length=253, blank=True)
+    author_confidence = models.CharField(max_length=16, blank=True)
+    recorded_by = models.CharField(max_length=16, blank=True, help_text="watch or snapshot")
 
     objects = SourceVersionQuerySet.as_manager()
 
@@ -330,6 +340,10 @@ class AuditEvent(models.Model):
         CONFIG_CHANGED = "config.changed"
         CONFIG_CREATED = "config.created"
         CONFIG_DELETED = "config.deleted"
+        # The API server's audit events named who made a recorded change (actor: the Kubernetes user).
+        CONFIG_AUTHOR = "config.changed_by"
+        CONFIG_ATTEMPT = "config.attempt_refused"
+        AUDIT_BATCH_REFUSED = "audit_webhook.refused"
         ROLLOUT_REQUESTED = "rollout.requested"
         ROLLOUT_COMPLETED = "rollout.completed"
         ROLLOUT_FAILED = "rollout.failed"
@@ -377,6 +391,72 @@ class AuditEvent(models.Model):
         bound_fields(self, ["actor", "action", "cluster_name", "namespace", "object_kind", "object_name"])
         self.message = bounded(self.message, MESSAGE_MAX)
         self.detail = bounded_detail(self.detail)
+
+
+class KubeAuditEvent(models.Model):
+    """One write to a ConfigMap or Secret as the cluster's API server audited it (`Metadata` level: who,
+    from where, when, with what result; never a body). Stored once per auditID, joined to the version it
+    produced when one matches (drift.authorship.join). 403/409/422 are attempts: they produced nothing."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="kube_audit_events")
+    audit_id = models.CharField(max_length=64)
+    verb = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=choices(SourceKind))
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64, blank=True)
+    replaced_resource_version = models.CharField(max_length=32, blank=True)
+    username = models.CharField(max_length=253)
+    groups = models.JSONField(default=list, blank=True)
+    impersonated_user = models.CharField(max_length=253, blank=True)
+    impersonated_groups = models.JSONField(default=list, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    source_ips = models.JSONField(default=list, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    request_received_at = models.DateTimeField()
+    completed_at = models.DateTimeField()
+    field_manager = models.CharField(max_length=128, blank=True)
+    dry_run = models.BooleanField(default=False)
+    arrived_at = models.DateTimeField(default=timezone.now)
+    version = models.ForeignKey(
+        SourceVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    join_confidence = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["completed_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "audit_id"], name="kube_audit_unique_id")]
+        indexes = [models.Index(fields=["cluster", "kind", "namespace", "name", "completed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.kind} {self.namespace}/{self.name} by {self.author} ({self.status_code})"
+
+    @property
+    def author(self) -> str:
+        return self.impersonated_user or self.username
+
+    @property
+    def attempt(self) -> bool:
+        return self.status_code in (403, 409, 422)
+
+
+class AuditWebhookRejection(models.Model):
+    """Batches the audit webhook refused (unauthenticated, malformed, oversized, replayed), counted per cluster
+    and reason: nothing of a refused batch is stored, and one counter row per (cluster, reason) keeps an
+    unauthenticated flood from growing the table. Names that are no registered cluster count under ""."""
+
+    cluster_name = models.CharField(max_length=63, blank=True)
+    reason = models.CharField(max_length=32)
+    status_code = models.PositiveSmallIntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["cluster_name", "reason"]
+        constraints = [models.UniqueConstraint(fields=["cluster_name", "reason"], name="audit_rejection_unique_reason")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_name} {self.reason} ({self.status_code}): {self.count}"
 
 
 # An audit message says what happened in a sentence; anything past this is a client's doing.

@@ -30,6 +30,8 @@ class FaultProxy:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.stall_exec = False
+        # Hold WATCH requests open without ever answering: a watch that stalls without closing.
+        self.stall_watch = False
         # Pass the exec upgrade through, then close the connection before any output: a connection reset.
         self.cut_exec = False
         # Called with the request line of each exec before it is passed on (e.g. to delete the pod first).
@@ -39,6 +41,7 @@ class FaultProxy:
         self.lose: Callable[[str], str | None] | None = None
         self._stop = threading.Event()
         self._stalled: list[socket.socket] = []
+        self._open: list[socket.socket] = []
         self._kubectl: subprocess.Popen | None = None
         self._listener: socket.socket | None = None
         self.upstream_port = 0
@@ -79,6 +82,21 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
+
+    def drop_connections(self) -> None:
+        """Close every connection passing through, as an API server that restarts does."""
+        for sock in self._open + self._stalled:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._open.clear()
+        self._stalled.clear()
+
+    def come_back(self) -> None:
+        """Listen again on the same port, after go_away()."""
+        self._stop.clear()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def stop(self) -> None:
         self.go_away()
@@ -126,6 +144,9 @@ class FaultProxy:
                         sock.shutdown(socket.SHUT_RDWR)
                     sock.close()
             return
+        if self.stall_watch and "watch=true" in request_line:
+            self._stalled.append(client)  # held open, never answered
+            return
         if "/exec?" in request_line:
             if self.stall_exec:
                 self._stalled.append(client)  # held open, never answered
@@ -136,6 +157,7 @@ class FaultProxy:
                 self._cut_after_upgrade(client, head)
                 return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        self._open.extend((client, upstream))
         upstream.sendall(head)
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
         _pump(client, upstream)

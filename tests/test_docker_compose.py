@@ -37,10 +37,10 @@ def test_the_compose_file_is_valid(compose):
     assert result.returncode == 0, result.stderr
 
 
-def test_it_defines_the_five_services(compose):
+def test_it_defines_the_six_services(compose):
     result = run(compose, "config", "--services")
     assert result.returncode == 0, result.stderr
-    assert set(result.stdout.split()) == {"web", "worker", "beat", "postgres", "redis"}
+    assert set(result.stdout.split()) == {"web", "worker", "beat", "watch", "postgres", "redis"}
 
 
 def test_it_mounts_the_kubeconfig_read_only(compose):
@@ -58,11 +58,11 @@ def test_it_refuses_to_start_without_a_secret_key(compose):
     assert "SECRET_KEY" in result.stderr
 
 
-def test_web_is_healthy_when_readyz_answers_and_worker_and_beat_wait_for_it(compose):
+def test_web_is_healthy_when_readyz_answers_and_the_others_wait_for_it(compose):
     config = yaml.safe_load(run(compose, "config").stdout)
     services = config["services"]
     assert "http://127.0.0.1:8000/readyz" in " ".join(services["web"]["healthcheck"]["test"])
-    for name in ("worker", "beat"):
+    for name in ("worker", "beat", "watch"):
         assert services[name]["depends_on"] == {"web": {"condition": "service_healthy"}}
     for name in ("postgres", "redis"):
         assert services["web"]["depends_on"][name] == {"condition": "service_healthy"}
@@ -124,6 +124,6 @@ def test_compose_comes_up_and_serves_readyz(compose):
                 pytest.fail(f"/readyz never answered 200 within 300 s:\n{logs[-4000:]}", pytrace=False)
             time.sleep(2)
         running = run(compose, *up, "ps", "--services", "--filter", "status=running", DRIFTWATCH_WEB_PORT=str(port))
-        assert set(running.stdout.split()) >= {"web", "worker", "beat", "postgres", "redis"}
+        assert set(running.stdout.split()) >= {"web", "worker", "beat", "watch", "postgres", "redis"}
     finally:
         run(compose, *up, "down", "-v", "--remove-orphans", DRIFTWATCH_WEB_PORT=str(port))

@@ -125,3 +125,49 @@ def test_a_secret_canary_never_appears_in_the_database_redis_or_logs(
     worker_logs = [path.read_text(errors="replace") for path in ARTIFACTS.glob("celery-worker-*.log")]
     assert worker_logs
     assert all(canary not in text for text in worker_logs)
+
+
+def test_a_secret_canary_edited_through_the_audit_path_is_nowhere_either(kubeconfig, kube, caplog, plain_http):
+    """The watcher hashes each Secret as its event arrives, and the audit webhook keeps metadata only: after a
+    Secret is created and edited by a named person, its versions and author are recorded, its value nowhere."""
+    import threading
+
+    from drift.models import AuditEvent, KubeAuditEvent
+    from drift.vocabulary import SourceKind
+    from drift.watch import SourceWatch
+    from tests.audit_receiver import receiving, webhook
+    from tests.faultproxy import cached_kubectl
+
+    canary = f"canary-{uuid.uuid4().hex}"
+    encoded = base64.b64encode(canary.encode()).decode()
+    hook = webhook()
+    cluster, _ = register_cluster(hook.cluster_name, str(kubeconfig), audit_token=hook.token)
+    stop = threading.Event()
+    as_dave = [cached_kubectl(), "--kubeconfig", str(kubeconfig), "--as", "dave@example.com", "--as-group",
+               "system:masters", "-n", kube.namespace]  # fmt: skip
+    with caplog.at_level(logging.DEBUG, logger="drift"), receiving(hook.port):
+        watcher = SourceWatch(cluster.pk, SourceKind.SECRET, stop, stall_seconds=5)
+        threading.Thread(target=watcher.run, daemon=True).start()
+        try:
+            wait_until(lambda: watcher.counts.get("watches"), timeout=60, what="the watch")
+            subprocess.run([*as_dave, "create", "secret", "generic", "canary", f"--from-literal=token={canary}"],
+                           check=True, capture_output=True)  # fmt: skip
+            patch = f'{{"stringData":{{"token":"{canary}-rotated"}}}}'
+            subprocess.run([*as_dave, "patch", "secret", "canary", "-p", patch], check=True, capture_output=True)
+            wait_until(
+                lambda: list(
+                    SourceVersion.objects.filter(source__name="canary").order_by("first_seen").values_list(
+                        "changed_by", flat=True
+                    )
+                ) == ["dave@example.com", "dave@example.com"],
+                timeout=30, what="both versions with their author",
+            )  # fmt: skip
+        finally:
+            stop.set()
+    assert KubeAuditEvent.objects.filter(name="canary", kind="Secret").count() == 2
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CONFIG_AUTHOR, actor="dave@example.com").exists()
+    dump = database_dump()
+    assert "dave@example.com" in dump, "the dump covers the test database"
+    for needle in (canary, encoded):
+        assert needle not in dump
+        assert needle not in caplog.text

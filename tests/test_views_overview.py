@@ -204,3 +204,17 @@ def test_a_hostile_filter_is_left_out_and_said(viewer, demo, query, message):
 def test_an_over_long_query_parameter_is_400(viewer, demo):
     response = viewer.get(reverse("overview"), {"namespace": "n" * 5_000})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(("heard_seconds_ago", "down"), [(None, True), (600, True), (20, False)])
+def test_it_says_when_a_clusters_watcher_is_down(viewer, demo, facts, heard_seconds_ago, down):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from drift.models import Cluster
+
+    heard = None if heard_seconds_ago is None else timezone.now() - timedelta(seconds=heard_seconds_ago)
+    Cluster.objects.filter(pk=facts.cluster.pk).update(watch_heartbeat_at=heard)
+    page = viewer.get("/").content.decode()
+    assert ("Watcher down" in page) == down

@@ -116,3 +116,17 @@ def test_a_file_too_large_to_diff_is_summarised_with_a_link_to_the_downloads(cli
     assert "Too large to compare line by line here (12000 and 12000 lines" in files
     assert "listen 8080" not in response.content.decode()
     assert reverse("source", args=["local", "demo", "configmaps", "big-config"]) in response.content.decode()
+
+
+def test_it_says_which_version_each_container_started_with_and_who_wrote_it(pod, client):
+    from drift.models import SourceVersion
+
+    SourceVersion.objects.filter(source__name="env-config").update(
+        changed_by="alice@example.com", client="kubectl-patch", author_confidence="likely"
+    )
+    SourceVersion.objects.filter(source__name="app-config").update(client="helm")
+    page = re.sub(r"\s+", " ", client.get(reverse("pod", args=["local", "demo", "web-1"])).content.decode())
+    assert re.search(
+        r"started with ConfigMap env-config version #1, written by alice@example\.com via kubectl-patch at ", page
+    )
+    assert "started with ConfigMap app-config version #1, written by helm (client; no person known)" in page

@@ -231,3 +231,18 @@ def test_downloads_are_for_configmap_versions_of_that_page_only(client, facts):
     assert download("nginx-config", nginx.pk, "no-such-key") == 404
     client.logout()
     assert download("nginx-config", nginx.pk, "nginx.conf") == 302  # to the login page
+
+
+def test_the_timeline_says_who_wrote_each_version_and_with_which_client(client):
+    from drift.models import SourceVersion
+    from tests.facts import Facts, user
+
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("team-config", (30, {"a": "1"}), (20, {"a": "2"}), (10, {"a": "3"}))
+    _first, second, third = SourceVersion.objects.filter(source__name="team-config").order_by("first_seen")
+    SourceVersion.objects.filter(pk=second.pk).update(changed_by="alice@example.com", client="kubectl-patch")
+    SourceVersion.objects.filter(pk=third.pk).update(client="argocd-controller")
+    page = " ".join(client.get("/clusters/local/demo/configmaps/team-config/").content.decode().split())
+    assert 'by <strong class="author">alice@example.com</strong> via kubectl-patch' in page
+    assert 'by client argocd-controller <span class="muted">(no person known)</span>' in page

@@ -13,6 +13,7 @@ from drift import measured, refresh
 from drift.models import Cluster, Pod, SnapshotRun, Source
 from drift.verdicts import DriftRow, cluster_moment, drift_rows, pod_verdicts
 from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
+from drift.watch import WATCHER_DOWN_AFTER_SECONDS
 
 # The order of the overview's columns and filter choices.
 OVERVIEW_VERDICTS = [Verdict.STALE, Verdict.PROPAGATING, Verdict.FRESH, Verdict.UNKNOWN, Verdict.MISSING]
@@ -94,6 +95,12 @@ class ClusterOverview:
     totals: dict[str, int]
     chart: StaleSeries | None
     refresh_delays: refresh.RefreshDelays = field(default_factory=lambda: refresh.RefreshDelays(()))
+
+    @property
+    def watcher_down(self) -> bool:
+        """No `manage.py watch` has heard from this cluster lately: versions between snapshots are missed."""
+        heartbeat = self.cluster.watch_heartbeat_at
+        return heartbeat is None or timezone.now() - heartbeat > dt.timedelta(seconds=WATCHER_DOWN_AFTER_SECONDS)
 
     @property
     def measured_window(self) -> dt.timedelta | None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import Q
+from django.utils import timezone
 
 from dashboard.pages.judged import is_service_account_ca
+from drift.authorship import describe
 from drift.diffs import DiffRow, SizeSummary, side_by_side, too_large
+from drift.history import version_number
 from drift.models import Cluster, Consumption, Pod, SourceVersion
 from drift.verdicts import DriftRow, drift_rows, pod_verdicts
 from drift.vocabulary import Mode, SourceKind, Verdict
@@ -53,6 +56,8 @@ class PodDetail:
     verdict: str
     entries: list[EffectiveEntry]
     service_account_rows: list[DriftRow]
+    # "app started with ConfigMap env-config version #3, written by alice@example.com via kubectl-patch at ..."
+    started_with: list[str] = field(default_factory=list)
 
     @property
     def env(self) -> list[EffectiveEntry]:
@@ -85,6 +90,7 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
     versions = _versions_by_rv(pod.cluster, pod.namespace, rows)
     entries: list[EffectiveEntry] = []
     service_account: list[DriftRow] = []
+    started_with: dict[tuple[str, int], str] = {}
     for row in rows:
         if is_service_account_ca(row):
             service_account.append(row)
@@ -93,7 +99,19 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         running = known.get(row.running_version or "")
         current = known.get(row.current_version or "")
         entries.extend(_effective(consumptions[row.consumption_id], row, running, current))
-    return PodDetail(pod, verdict, entries, service_account)
+        container = consumptions[row.consumption_id].container.name
+        if running is not None and (container, running.pk) not in started_with:
+            started_with[(container, running.pk)] = _started_with(container, running)
+    return PodDetail(pod, verdict, entries, service_account, list(started_with.values()))
+
+
+def _started_with(container: str, version: SourceVersion) -> str:
+    written = version.modified_at or version.first_seen
+    return (
+        f"{container} started with {version.source.kind} {version.source.name} version #{version_number(version)}, "
+        f"written by {describe(version.changed_by, version.client, version.author_confidence)} "
+        f"at {timezone.localtime(written):%Y-%m-%d %H:%M:%S}"
+    )
 
 
 def _versions_by_rv(

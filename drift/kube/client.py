@@ -18,7 +18,15 @@ from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from drift.kube.errors import KubeConfigError, Unreachable, first_line, translate_api_exception
+from drift.kube.errors import (
+    ApiRefused,
+    Gone,
+    KubeConfigError,
+    Stalled,
+    Unreachable,
+    first_line,
+    translate_api_exception,
+)
 from drift.kube.exec import run_exec
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
@@ -175,6 +183,57 @@ class KubeClient:
             if not token:
                 return
 
+    def list_page(self, path: str, what: str, token: str = "", page_size: int = 500) -> dict[str, Any]:
+        """One page of a LIST with its metadata (resourceVersion, continue)."""
+        return self.request("GET", path, query={"limit": page_size, "continue": token}, what=what)
+
+    def watch(
+        self, path: str, resource_version: str, what: str, stall_seconds: float, timeout_seconds: int
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the events of one WATCH from `resource_version`, with bookmarks, until the API server ends it
+        (after `timeout_seconds`). Raises Gone on a 410 (as an answer or as an ERROR event), Stalled when
+        nothing arrives for `stall_seconds`, Unreachable when the connection breaks."""
+        self.limiter.wait()
+        with self._count_lock:
+            self.request_count += 1
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]  # fmt: skip
+        try:
+            response = self.api.call_api(
+                path, "GET", query_params=query, header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                # The read timeout is the stall limit: silence longer than that raises, and the caller restarts.
+                _request_timeout=(10, stall_seconds),
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status == 410:
+                raise Gone(f"{what}: resourceVersion {resource_version} is gone") from None
+            raise translate_api_exception(error, what) from None
+        except urllib3.exceptions.ReadTimeoutError:
+            raise Stalled(f"{what}: no answer for {stall_seconds:.0f} s") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
+        try:
+            for line in _lines(response):
+                try:
+                    event = json.loads(line)
+                    kind, obj = event["type"], event["object"]
+                except (ValueError, KeyError, TypeError):
+                    # Never the line itself: it may hold a Secret's values.
+                    raise ApiRefused(f"{what}: a line that is not a watch event", 200) from None
+                if kind == "ERROR":
+                    code = obj.get("code") if isinstance(obj, dict) else None
+                    if code == 410:
+                        raise Gone(f"{what}: resourceVersion {resource_version} is gone")
+                    raise ApiRefused(f"{what}: watch error {code}", code if isinstance(code, int) else 500)
+                yield event
+        except urllib3.exceptions.ReadTimeoutError:
+            raise Stalled(f"{what}: nothing for {stall_seconds:.0f} s") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unreachable(f"{what}: the connection broke ({type(error).__name__})") from None
+        finally:
+            response.release_conn()
+
     def get(self, path: str, what: str) -> dict[str, Any]:
         return self.request("GET", path, what=what)
 
@@ -198,3 +257,16 @@ class KubeClient:
         with self._count_lock:
             self.request_count += 1
         return run_exec(self.configuration, self.api, (namespace, pod, container), command, timeout_seconds)
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The newline-separated JSON events of a watch response, as the chunks arrive."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending

@@ -40,6 +40,14 @@ class ApiRefused(KubeError):
         self.status = status
 
 
+class Gone(KubeError):
+    """410: a watch's resourceVersion is no longer available (compacted); the caller relists."""
+
+
+class Stalled(KubeError):
+    """A watch stayed silent (no event, no bookmark) longer than its limit."""
+
+
 class InvalidName(KubeError, ValueError):
     """A name that Kubernetes itself would refuse: it never reaches a URL."""
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from drift import kube, podspec
+from drift.authorship import client_label, content_writer
 from drift.hashing import ValueHasher, content_hash, raw_values
 from drift.ignoring import is_ignored
 from drift.vocabulary import SourceKind, WorkloadKind
@@ -45,6 +48,8 @@ class ListedSource:
     binary_keys: list[str]
     data: dict[str, str]  # ConfigMaps only; always empty for Secrets
     size_bytes: int
+    # The field manager that wrote the content last (managedFields): a client, never a person.
+    client: str = ""
     # The content hash under each previous hash key still in use (drift.snapshot.rekeying), by key id.
     previous_content_hashes: dict[str, str] = field(default_factory=dict)
     # previous key id -> value hash under that key -> value hash under the current key.
@@ -73,6 +78,8 @@ class Listing:
     complete: dict[str, set[str] | None] = field(default_factory=dict)
     forbidden: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # namespace -> resources
     ignored_patterns: tuple[str, ...] = ()
+    # When reading began: a source recorded after it (by the watcher) is not gone for not being listed.
+    started_at: datetime | None = None
 
     def fully_read(self, resource: str, namespace: str) -> bool:
         scope = self.complete.get(resource)
@@ -83,7 +90,7 @@ class Listing:
 
 
 def read_cluster(client: kube.KubeClient, hashers: Hashers, ignored_patterns: Iterable[str] = ()) -> Listing:
-    listing = Listing(ignored_patterns=tuple(ignored_patterns))
+    listing = Listing(ignored_patterns=tuple(ignored_patterns), started_at=timezone.now())
     namespaces: list[str] | None = None
     for resource, path in LISTED_RESOURCES.items():
         try:
@@ -133,10 +140,10 @@ def _digest(resource: str, items: Iterable[dict[str, Any]], hashers: Hashers, li
         metadata = item.get("metadata") or {}
         if listing.ignores(kind, metadata.get("namespace", ""), metadata.get("name", "")):
             continue
-        yield _listed_source(kind, item, hashers)
+        yield listed_source(kind, item, hashers)
 
 
-def _listed_source(kind: SourceKind, item: dict[str, Any], hashers: Hashers) -> ListedSource:
+def listed_source(kind: SourceKind, item: dict[str, Any], hashers: Hashers) -> ListedSource:
     metadata = item.get("metadata") or {}
     key_hashes: dict[str, str] = {}
     previous: dict[str, dict[str, str]] = {hasher.key_id: {} for hasher in hashers.previous}
@@ -165,6 +172,7 @@ def _listed_source(kind: SourceKind, item: dict[str, Any], hashers: Hashers) -> 
         resource_version=metadata.get("resourceVersion", ""),
         immutable=bool(item.get("immutable")),
         modified_at=podspec.data_modified_at(metadata) or podspec.parse_time(metadata.get("creationTimestamp")),
+        client=client_label(content_writer(metadata)),
         key_hashes=key_hashes,
         binary_keys=binary_keys,
         data=data,

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from drift import podspec
+from drift.attribution import attribute_versions
 from drift.models import (
     AuditEvent,
     Cluster,
@@ -28,6 +29,10 @@ from drift.snapshot.listing import ListedSource, Listing
 from drift.vocabulary import SourceKind, WorkloadKind
 
 ACTOR = "driftwatch"
+RECORDED_BY_SNAPSHOT = "snapshot"
+RECORDED_BY_WATCH = "watch"
+# pg_advisory_xact_lock(namespace, cluster): the writers of a cluster's sources (drift.rollout has its own).
+_SOURCES_LOCK_NAMESPACE = 0x0D72
 
 
 @dataclass
@@ -44,19 +49,83 @@ def record(
         status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]
     ).exists()
     with transaction.atomic():
+        lock_sources(cluster)
         if previous_key_ids:
             recorded.rekeyed = rekeying.rekey(cluster, listing, hash_key_id, previous_key_ids)
-        _record_sources(cluster, listing, now, first_sighting, hash_key_id, recorded)
+        created = _record_sources(cluster, listing, now, first_sighting, hash_key_id, recorded, RECORDED_BY_SNAPSHOT)
         _record_pods(cluster, listing, now, recorded)
+    attribute_versions(cluster, created)
     return recorded
+
+
+def record_sources(cluster: Cluster, listing: Listing, now: datetime, hash_key_id: str) -> Recorded:
+    """The watcher's relist: the same comparison as a snapshot's, for ConfigMaps and Secrets only."""
+    recorded = Recorded()
+    with transaction.atomic():
+        lock_sources(cluster)
+        # Before anything was recorded of the cluster, what exists is not "created": no audit entry per source.
+        first_sighting = not Source.objects.filter(cluster=cluster).exists()
+        created = _record_sources(cluster, listing, now, first_sighting, hash_key_id, recorded, RECORDED_BY_WATCH)
+    attribute_versions(cluster, created)
+    return recorded
+
+
+def record_source_event(
+    cluster: Cluster, listed: ListedSource, now: datetime, hash_key_id: str, deleted: bool = False
+) -> Recorded:
+    """One watch event of a ConfigMap or Secret, recorded as a snapshot would record it: a new content is a
+    new version (with its audit entry), a deletion ends the lineage. Nothing is written when nothing changed."""
+    recorded = Recorded()
+    with transaction.atomic():
+        lock_sources(cluster)
+        source = Source.objects.filter(cluster=cluster, uid=listed.uid).first()
+        if deleted:
+            if source is not None and source.deleted_at is None:
+                Source.objects.filter(pk=source.pk).update(deleted_at=now)
+                recorded.rows += 1
+                AuditEvent.objects.create(**_deleted_audit(cluster, source))
+            return recorded
+        if source is not None and source.deleted_at is not None:
+            return recorded  # an event older than the deletion we already know of
+        latest = (
+            SourceVersion.objects.filter(source=source)
+            .only("id", "source_id", "content_hash", "key_hashes", "first_seen", "resource_version", "hash_key_id")
+            .latest_per_source()
+            .first()
+            if source is not None
+            else None
+        )
+        created = _compare_source(cluster, listed, source, latest, now, False, hash_key_id, recorded, RECORDED_BY_WATCH)
+    attribute_versions(cluster, created)
+    return recorded
+
+
+def lock_sources(cluster: Cluster) -> None:
+    """One writer of a cluster's sources at a time (the snapshot and the watcher), until the transaction ends:
+    both compare with the latest stored version, and two at once would record one content twice."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SOURCES_LOCK_NAMESPACE, cluster.pk])
+
+
+def _older(listed: str, stored: str) -> bool:
+    """Whether a listed resourceVersion predates the stored one: a listing read before a change the watcher
+    recorded meanwhile must not record the old content again. resourceVersions are opaque to clients; they are
+    compared only when both are plain numbers (etcd revisions), as every API server we know gives them."""
+    return listed.isdigit() and stored.isdigit() and int(listed) < int(stored)
 
 
 # -- sources ----------------------------------------------------------------------------------------------
 
 
 def _record_sources(
-    cluster: Cluster, listing: Listing, now: datetime, first_sighting: bool, hash_key_id: str, recorded: Recorded
-) -> None:
+    cluster: Cluster,
+    listing: Listing,
+    now: datetime,
+    first_sighting: bool,
+    hash_key_id: str,
+    recorded: Recorded,
+    recorded_by: str,
+) -> list[SourceVersion]:
     live = {
         source.uid: source
         for source in Source.objects.filter(cluster=cluster, deleted_at=None)
@@ -66,57 +135,98 @@ def _record_sources(
     latest = {
         version.source_id: version
         for version in SourceVersion.objects.filter(source__in=live.values())
-        .only("id", "source_id", "content_hash", "key_hashes", "first_seen")
+        .only("id", "source_id", "content_hash", "key_hashes", "first_seen", "resource_version", "hash_key_id")
         .latest_per_source()
     }
+    ended = set(
+        Source.objects.filter(cluster=cluster, uid__in=[listed.uid for listed in listing.sources])
+        .exclude(deleted_at=None)
+        .values_list("uid", flat=True)
+    )
     new_versions: list[SourceVersion] = []
     audits: list[AuditEvent] = []
     seen: set[str] = set()
     for listed in listing.sources:
         seen.add(listed.uid)
-        content_hash = listed.content_hash
+        if listed.uid in ended:
+            continue  # deleted (by the watcher) after this listing was read
         source = live.get(listed.uid)
-        if source is None:
-            source = Source.objects.create(
-                cluster=cluster, kind=listed.kind, namespace=listed.namespace, name=listed.name,
-                uid=listed.uid, immutable=listed.immutable, first_seen=now,
-            )  # fmt: skip
-            recorded.rows += 1
-            if not first_sighting:
-                audits.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CREATED, "created", {}))
-        elif latest.get(source.pk) and latest[source.pk].content_hash == content_hash:
-            continue
-        previous = latest.get(source.pk)
-        new_versions.append(
-            SourceVersion(
-                source=source, content_hash=content_hash, resource_version=listed.resource_version,
-                first_seen=now, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
-                data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
-                hash_key_id=hash_key_id,
-            )
+        created = _compare_source(
+            cluster, listed, source, latest.get(source.pk) if source else None, now, first_sighting, hash_key_id,
+            recorded, recorded_by, write=False, audits=audits,
         )  # fmt: skip
-        if previous is not None:
-            changes = _key_changes(previous.key_hashes, listed.key_hashes)
-            audits.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CHANGED, "changed", changes))
+        new_versions.extend(created)
     SourceVersion.objects.bulk_create(new_versions)
     recorded.rows += len(new_versions)
     gone = [
         source
         for uid, source in live.items()
-        if uid not in seen and listing.fully_read(SourceKind(source.kind).plural, source.namespace)
+        if uid not in seen
+        and listing.fully_read(SourceKind(source.kind).plural, source.namespace)
+        # recorded (by the watcher) after this listing was read: not gone, just newer than the listing
+        and (listing.started_at is None or source.first_seen < listing.started_at)
     ]
     if gone:
         Source.objects.filter(pk__in=[source.pk for source in gone]).update(deleted_at=now)
         recorded.rows += len(gone)
-        for source in gone:
-            audits.append(
-                AuditEvent(
-                    actor=ACTOR, action=AuditEvent.Action.CONFIG_DELETED, cluster_name=cluster.name,
-                    namespace=source.namespace, object_kind=source.kind, object_name=source.name,
-                    message=f"{source.kind} {source.namespace}/{source.name} deleted",
-                )
-            )  # fmt: skip
+        audits.extend(AuditEvent(**_deleted_audit(cluster, source)) for source in gone)
     AuditEvent.objects.bulk_create(audits)
+    return new_versions
+
+
+def _compare_source(
+    cluster: Cluster,
+    listed: ListedSource,
+    source: Source | None,
+    previous: SourceVersion | None,
+    now: datetime,
+    first_sighting: bool,
+    hash_key_id: str,
+    recorded: Recorded,
+    recorded_by: str,
+    write: bool = True,
+    audits: list[AuditEvent] | None = None,
+) -> list[SourceVersion]:
+    """The new version of one listed source, if its content differs from the latest stored one (created now
+    when `write`, else returned for a bulk insert by the caller), and its audit entry."""
+    pending: list[AuditEvent] = [] if audits is None else audits
+    if source is None:
+        source = Source.objects.create(
+            cluster=cluster, kind=listed.kind, namespace=listed.namespace, name=listed.name,
+            uid=listed.uid, immutable=listed.immutable, first_seen=now,
+        )  # fmt: skip
+        recorded.rows += 1
+        if not first_sighting:
+            pending.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CREATED, "created", {}))
+    elif previous is not None:
+        if previous.content_hash == listed.content_hash:
+            return []
+        if previous.hash_key_id and listed.previous_content_hashes.get(previous.hash_key_id) == previous.content_hash:
+            return []  # the same content under a previous hash key: the snapshot re-keys it
+        if _older(listed.resource_version, previous.resource_version):
+            return []
+    version = SourceVersion(
+        source=source, content_hash=listed.content_hash, resource_version=listed.resource_version,
+        first_seen=now, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
+        data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
+        hash_key_id=hash_key_id, client=listed.client[:128], recorded_by=recorded_by,
+    )  # fmt: skip
+    if previous is not None:
+        changes = _key_changes(previous.key_hashes, listed.key_hashes)
+        pending.append(_config_audit(cluster, listed, AuditEvent.Action.CONFIG_CHANGED, "changed", changes))
+    if write:
+        version.save()
+        recorded.rows += 1
+        AuditEvent.objects.bulk_create(pending)
+    return [version]
+
+
+def _deleted_audit(cluster: Cluster, source: Source) -> dict[str, str]:
+    return {
+        "actor": ACTOR, "action": AuditEvent.Action.CONFIG_DELETED, "cluster_name": cluster.name,
+        "namespace": source.namespace, "object_kind": source.kind, "object_name": source.name,
+        "message": f"{source.kind} {source.namespace}/{source.name} deleted",
+    }  # fmt: skip
 
 
 def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
@@ -132,11 +242,13 @@ def _config_audit(
     cluster: Cluster, listed: ListedSource, action: str, verb: str, changes: dict[str, list[str]]
 ) -> AuditEvent:
     summary = "; ".join(f"{what}: {', '.join(keys)}" for what, keys in changes.items() if keys)
+    client = f" by client {listed.client}" if listed.client else ""
     return AuditEvent(
         actor=ACTOR, action=action, cluster_name=cluster.name, namespace=listed.namespace,
         object_kind=listed.kind, object_name=listed.name,
-        message=f"{listed.kind} {listed.namespace}/{listed.name} {verb}" + (f" ({summary})" if summary else ""),
-        detail={"resource_version": listed.resource_version, **changes},
+        message=f"{listed.kind} {listed.namespace}/{listed.name} {verb}{client}"
+        + (f" ({summary})" if summary else ""),
+        detail={"resource_version": listed.resource_version, "client": listed.client, **changes},
     )  # fmt: skip
 
 

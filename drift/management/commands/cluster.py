@@ -2,7 +2,13 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drift.clusters import ClusterRegistrationError, register_cluster, remove_cluster
+from drift.clusters import (
+    ClusterRegistrationError,
+    read_token_file,
+    register_cluster,
+    remove_cluster,
+    set_audit_token,
+)
 from drift.models import Cluster
 
 
@@ -17,6 +23,16 @@ class Command(BaseCommand):
         add.add_argument("--context", default="", help="context in the kubeconfig (default: its current context)")
         add.add_argument("--in-cluster", action="store_true", help="use the service account of this pod")
         add.add_argument("--actor", default="driftwatch", help="who to record in the audit history")
+        add.add_argument(
+            "--audit-token-file",
+            default="",
+            help="accept the API server's audit events at /kubernetes-audit/NAME/ with the bearer token in this file",
+        )
+        token = actions.add_parser("set-audit-token", help="set (or with --none remove) the audit webhook token")
+        token.add_argument("name")
+        token.add_argument("--token-file", default="")
+        token.add_argument("--none", action="store_true", help="accept no audit events for this cluster")
+        token.add_argument("--actor", default="driftwatch")
         actions.add_parser("list", help="list registered clusters")
         remove = actions.add_parser("remove", help="forget a cluster and everything recorded about it")
         remove.add_argument("name")
@@ -31,8 +47,17 @@ class Command(BaseCommand):
                     context=str(options["context"]),
                     in_cluster=bool(options["in_cluster"]),
                     actor=str(options["actor"]),
+                    audit_token=read_token_file(str(options["audit_token_file"]))
+                    if options["audit_token_file"]
+                    else "",
                 )
                 self.stdout.write(f"added cluster {cluster.name} (Kubernetes {version})")
+            elif options["action"] == "set-audit-token":
+                if bool(options["none"]) == bool(options["token_file"]):
+                    raise CommandError("give --token-file PATH or --none")
+                token = "" if options["none"] else read_token_file(str(options["token_file"]))
+                set_audit_token(str(options["name"]), token, actor=str(options["actor"]))
+                self.stdout.write(f"cluster {options['name']}: audit webhook token {'set' if token else 'removed'}")
             elif options["action"] == "remove":
                 remove_cluster(str(options["name"]), actor=str(options["actor"]))
                 self.stdout.write(f"removed cluster {options['name']}")

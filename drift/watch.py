@@ -1,0 +1,209 @@
+"""Every version, within seconds: a long-running watch of each cluster's ConfigMaps and Secrets.
+
+Per (cluster, resource) one thread: LIST (paginated) and record what it holds through the snapshot's own
+recorder (drift.snapshot.recording), then WATCH from the LIST's resourceVersion with bookmarks, recording
+each event as it comes. A 410 Gone (the resourceVersion was compacted away) relists; a broken connection or
+an API server that is down reconnects with a capped, jittered backoff and resumes from the last
+resourceVersion seen; a watch that stays silent (no event, no bookmark) longer than `stall_seconds` is
+dropped and restarted. Secret values are hashed in drift.snapshot.listing.listed_source as each object is
+read and go no further. The periodic snapshot stays the reconciler: when this process is down, only the
+versions in between are missed, and the overview says so (Cluster.watch_heartbeat_at)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from drift import kube
+from drift.clusters import connect
+from drift.hashing import current_hasher, previous_hashers
+from drift.ignoring import is_ignored
+from drift.models import Cluster
+from drift.snapshot import rekeying
+from drift.snapshot.listing import Hashers, Listing, listed_source
+from drift.snapshot.recording import record_source_event, record_sources
+from drift.vocabulary import SourceKind
+
+log = logging.getLogger(__name__)
+
+WATCHED = {SourceKind.CONFIG_MAP: "/api/v1/configmaps", SourceKind.SECRET: "/api/v1/secrets"}
+DEFAULT_STALL_SECONDS = 90.0
+# The API server ends each watch after this long; the next one resumes where it stopped. Shorter than the
+# overview's "watcher down" threshold, so a quiet cluster still refreshes the heartbeat.
+WATCH_TIMEOUT_SECONDS = 60
+HEARTBEAT_EVERY_SECONDS = 10.0
+# The overview says a cluster's watcher is down when it has not heard from it for this long.
+WATCHER_DOWN_AFTER_SECONDS = 180
+BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
+
+
+@dataclass
+class Backoff:
+    """1, 2, 4 ... seconds, at most BACKOFF_CAP, with jitter so that many watchers do not retry in step."""
+
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2**self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not a secret
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class SourceWatch:
+    """The watch of one resource (ConfigMaps or Secrets) of one cluster. `run` returns when `stop` is set
+    or the cluster is no longer registered."""
+
+    cluster_id: int
+    kind: SourceKind
+    stop: threading.Event
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    # Where the first watch starts; None: from a fresh LIST (a test sets an old one to meet a real 410).
+    resume_from: str | None = None
+    # What happened, for logs and tests: relists, watches opened, events recorded, 410s, stalls, errors.
+    counts: dict[str, int] = field(default_factory=dict)
+    _last_heartbeat: float = 0.0
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def run(self) -> None:
+        backoff = Backoff()
+        resource_version = self.resume_from
+        try:
+            while not self.stop.is_set():
+                cluster = Cluster.objects.filter(pk=self.cluster_id).first()
+                if cluster is None:
+                    return
+                try:
+                    with connect(cluster) as client:
+                        if resource_version is None:
+                            resource_version = self.relist(cluster, client)
+                        resource_version = self.watch(cluster, client, resource_version)
+                    backoff.reset()
+                except kube.Gone:
+                    self.count("gone")
+                    log.info("watch of %s %s: 410 Gone, relisting", cluster.name, self.kind.plural)
+                    resource_version = None
+                except kube.Stalled:
+                    self.count("stalled")
+                    log.warning(
+                        "watch of %s %s stalled for %.0f s; restarting",
+                        cluster.name,
+                        self.kind.plural,
+                        self.stall_seconds,
+                    )
+                except kube.KubeError as error:
+                    self.count("errors")
+                    delay = backoff.next_delay()
+                    log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.kind.plural, error, delay)
+                    self.stop.wait(delay)
+        finally:
+            connection.close()  # this thread's own connection
+
+    # -- LIST ---------------------------------------------------------------------------------------------
+
+    def relist(self, cluster: Cluster, client: kube.KubeClient) -> str:
+        """Record the full list of the resource and return its resourceVersion."""
+        self.count("relists")
+        started = timezone.now()
+        hashers = self._hashers(cluster)
+        listing = Listing(ignored_patterns=tuple(cluster.ignored_config_maps), started_at=started)
+        # Only this resource was read: the other one's sources are neither seen nor gone.
+        listing.complete = {kind.plural: (None if kind == self.kind else set()) for kind in SourceKind}
+        token, resource_version = "", ""
+        while True:
+            page = client.list_page(WATCHED[self.kind], f"list {self.kind.plural}", token)
+            for item in page.get("items") or []:
+                if not self._ignored(cluster, item):
+                    listing.sources.append(listed_source(self.kind, item, hashers))
+            metadata = page.get("metadata") or {}
+            resource_version = metadata.get("resourceVersion") or resource_version
+            token = metadata.get("continue") or ""
+            if not token:
+                break
+        record_sources(cluster, listing, timezone.now(), hashers.current.key_id)
+        self.heartbeat(force=True)
+        return resource_version
+
+    # -- WATCH --------------------------------------------------------------------------------------------
+
+    def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str) -> str:
+        """Follow one watch until the API server ends it; returns the resourceVersion to resume from."""
+        self.count("watches")
+        hashers = self._hashers(cluster)
+        events = client.watch(
+            WATCHED[self.kind], resource_version, f"watch {self.kind.plural}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
+        )
+        self.heartbeat(force=True)
+        for event in events:
+            if self.stop.is_set():
+                break
+            resource_version = self.handle(cluster, event, hashers) or resource_version
+        return resource_version
+
+    def handle(self, cluster: Cluster, event: dict[str, Any], hashers: Hashers) -> str:
+        """One watch event: record it; returns the resourceVersion it carries."""
+        self.heartbeat()
+        kind, obj = event["type"], event["object"]
+        metadata = obj.get("metadata") or {}
+        if kind in ("ADDED", "MODIFIED", "DELETED") and not self._ignored(cluster, obj):
+            listed = listed_source(self.kind, obj, hashers)
+            record_source_event(cluster, listed, timezone.now(), hashers.current.key_id, deleted=kind == "DELETED")
+            self.count("events")
+        return str(metadata.get("resourceVersion") or "")
+
+    def heartbeat(self, force: bool = False) -> None:
+        now = timezone.now()
+        moment = now.timestamp()
+        if force or moment - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
+            self._last_heartbeat = moment
+            if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
+                self.stop.set()  # the cluster was removed
+
+    def _ignored(self, cluster: Cluster, item: dict[str, Any]) -> bool:
+        metadata = item.get("metadata") or {}
+        return self.kind == SourceKind.CONFIG_MAP and is_ignored(
+            cluster.ignored_config_maps, metadata.get("namespace", ""), metadata.get("name", "")
+        )
+
+    @staticmethod
+    def _hashers(cluster: Cluster) -> Hashers:
+        """As the snapshot hashes: the current key, plus previous keys still found in stored versions (so that a
+        rotation is not seen as every source changing; the snapshot re-keys what is stored)."""
+        current = current_hasher()
+        known = previous_hashers()
+        stored = rekeying.stored_key_ids(cluster, current.key_id)
+        return Hashers(current, tuple(known[key_id] for key_id in sorted(stored) if key_id in known))
+
+
+def watch_clusters(
+    stop: threading.Event, cluster_name: str = "", stall_seconds: float = DEFAULT_STALL_SECONDS, rescan: float = 30
+) -> None:
+    """Watch one cluster, or every registered cluster (picking up clusters added later), until `stop`."""
+    threads: dict[tuple[int, str], threading.Thread] = {}
+    while not stop.is_set():
+        clusters = Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all()
+        for cluster in clusters:
+            for kind in WATCHED:
+                key = (cluster.pk, kind.value)
+                if key in threads and threads[key].is_alive():
+                    continue
+                watcher = SourceWatch(cluster.pk, kind, stop, stall_seconds=stall_seconds)
+                thread = threading.Thread(target=watcher.run, name=f"watch-{cluster.name}-{kind.plural}", daemon=True)
+                thread.start()
+                threads[key] = thread
+                log.info("watching %s of cluster %s", kind.plural, cluster.name)
+        close_old_connections()
+        stop.wait(rescan)
+    for thread in threads.values():
+        thread.join(timeout=1)
