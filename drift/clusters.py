@@ -28,7 +28,13 @@ def connect(cluster: Cluster, timeout_seconds: float = kube.DEFAULT_TIMEOUT_SECO
 
 
 def register_cluster(
-    name: str, kubeconfig_path: str = "", context: str = "", in_cluster: bool = False, actor: str = "driftwatch"
+    name: str,
+    kubeconfig_path: str = "",
+    context: str = "",
+    in_cluster: bool = False,
+    actor: str = "driftwatch",
+    read_only: bool = False,
+    namespaces: list[str] | None = None,
 ) -> tuple[Cluster, str]:
     """Check the credentials against the live API server, then save the cluster and audit it.
     Returns the cluster and the server's version. Raises ClusterRegistrationError with one line."""
@@ -38,7 +44,14 @@ def register_cluster(
         if not kubeconfig_path:
             raise ClusterRegistrationError("give --kubeconfig PATH, or --in-cluster inside Kubernetes")
         kubeconfig_path = str(Path(kubeconfig_path).expanduser().resolve())
-    candidate = Cluster(name=name, kubeconfig_path=kubeconfig_path, context=context, in_cluster=in_cluster)
+    candidate = Cluster(
+        name=name,
+        kubeconfig_path=kubeconfig_path,
+        context=context,
+        in_cluster=in_cluster,
+        read_only=read_only,
+        namespaces=namespaces or [],
+    )
     candidate.last_contact_at = timezone.now()
     try:
         candidate.full_clean()
