@@ -7,6 +7,7 @@ another checkout's cluster."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -34,7 +35,8 @@ TOOLBOX = "driftwatch.local/toolbox:1"
 
 
 def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, input=input, capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, "KUBECONFIG": str(ROOT / ".cluster" / "kubeconfig")}
+    result = subprocess.run(args, input=input, capture_output=True, text=True, cwd=ROOT, env=env)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}", pytrace=False)
     return result
@@ -148,10 +150,10 @@ def test_the_in_cluster_worker_snapshots_with_only_the_charts_rbac(installed, ku
     assert runs and runs[0][0] == "succeeded", runs
     account = f"system:serviceaccount:{NAMESPACE}:driftwatch"
     for verb, resource, allowed in [
-        ("list", "secrets", "yes"), ("create", "pods/exec", "yes"), ("patch", "deployments.apps", "yes"),
+        ("list", "secrets", "yes"), ("create", "pods --subresource=exec", "yes"), ("patch", "deployments.apps", "yes"),
         ("delete", "pods", "no"), ("update", "configmaps", "no"), ("create", "deployments.apps", "no"),
     ]:  # fmt: skip
-        answer = kubectl("auth", "can-i", verb, resource, "--all-namespaces", "--as", account, check=False)
+        answer = kubectl("auth", "can-i", verb, *resource.split(), "--all-namespaces", "--as", account, check=False)
         assert answer.stdout.strip() == allowed, (verb, resource, answer.stdout, answer.stderr)
 
 
@@ -174,13 +176,11 @@ def test_a_rollout_from_the_in_cluster_driftwatch_patches_a_workload(installed, 
 @pytest.fixture
 def patch_removed(installed, kube_api) -> Iterator[None]:
     rbac = k8s.RbacAuthorizationV1Api(kube_api)
-    original = rbac.read_cluster_role(ROLE)
-    rules = [rule.to_dict() for rule in original.rules]
-    for rule in rules:
-        rule["verbs"] = [verb for verb in rule["verbs"] if verb != "patch"]
-    rbac.patch_cluster_role(ROLE, {"rules": [{k: v for k, v in r.items() if v is not None} for r in rules]})
+    original = kube_api.sanitize_for_serialization(rbac.read_cluster_role(ROLE).rules)
+    without_patch = [{**rule, "verbs": [verb for verb in rule["verbs"] if verb != "patch"]} for rule in original]
+    rbac.patch_cluster_role(ROLE, {"rules": without_patch})
     yield
-    rbac.patch_cluster_role(ROLE, {"rules": [rule.to_dict() for rule in original.rules]})
+    rbac.patch_cluster_role(ROLE, {"rules": original})
 
 
 def test_without_patch_in_the_cluster_role_the_ui_names_the_missing_permission(
