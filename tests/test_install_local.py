@@ -7,6 +7,7 @@ another checkout's cluster."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -160,6 +161,9 @@ def test_the_in_cluster_worker_snapshots_with_only_the_charts_rbac(installed, ku
 def test_a_rollout_from_the_in_cluster_driftwatch_patches_a_workload(installed, kube_api, real_node_app):
     namespace, name = real_node_app
     assert "succeeded" in snapshot_in_cluster()
+    report = json.loads(manage("driftreport", "--json", "--cluster", "in-cluster", "--namespace", namespace).stdout)
+    [row] = [r for r in report if r["source"]["name"] == "app-config"]
+    assert (row["verdict"], row["evidence"]) == ("fresh", "observed"), row["reason"]  # exec with the chart's RBAC
     k8s.CoreV1Api(kube_api).patch_namespaced_config_map("app-config", namespace, {"data": {"level": "DEBUG"}})
     assert "succeeded" in snapshot_in_cluster()
     output = manage("rollout", f"deployment/{name}", "-n", namespace, "--cluster", "in-cluster", "--actor", "test")

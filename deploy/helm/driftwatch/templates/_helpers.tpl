@@ -72,7 +72,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [jobs]
   verbs: [list]
 {{- if not .Values.rbac.readOnly }}
-# drift/snapshot/probing.py run_probes -> drift/kube/exec.py run_exec (the exec websocket)
+# drift/snapshot/probing.py run_probes -> drift/kube/exec.py run_exec: the exec websocket is a GET, which the
+# API server authorises as get (create alone is refused to it; kubectl's exec passes with create only)
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [create, get]
