@@ -51,10 +51,12 @@ cluster: venv
 	scripts/cluster up
 
 # Debian's Chromium for the Playwright browser tests (Playwright's own browser download is never used)
-# and docker-compose, which validates docker-compose.yml offline.
+# and docker-compose, which validates docker-compose.yml offline; Helm (scripts/helm).
 test-tools:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+	@# Helm for the chart tests, built once from the Go module proxy (before pytest's per-test timeout applies).
+	scripts/helm build
 
 lint: venv
 	$(VENV)/bin/ruff check .
