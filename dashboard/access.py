@@ -58,6 +58,9 @@ def require_rollout_permission(request: HttpRequest, obj: Any) -> None:
     """Raise PermissionDenied (403) unless the user may roll out `obj` (a Workload or Rollout row: its own
     cluster and namespace), and audit the attempt."""
     cluster = cluster_name(obj.cluster)
+    if getattr(obj.cluster, "read_only", False):
+        _deny(request, cluster, obj.namespace, obj.kind, obj.name, f"asked to roll out in read-only cluster {cluster}")
+        raise PermissionDenied(f"Cluster {cluster} is read-only: Driftwatch may not patch workloads there.")
     if may_roll_out(request.user, cluster, obj.namespace):
         return
     role = role_of(request.user)

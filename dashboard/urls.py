@@ -53,6 +53,7 @@ urlpatterns = [
     path("sso/callback/", login_not_required(sso.SsoCallback.as_view()), name="sso-callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     # Without a trailing slash: the API server's webhook client drops it, and a redirect would turn its POST into a GET.
     path("kubernetes-audit/<slug:cluster>", kube_audit.receive, name="kube-audit"),
     path("admin/", admin.site.urls),

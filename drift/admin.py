@@ -32,7 +32,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
 @admin.register(Cluster)
 class ClusterAdmin(AuditedAdmin):
-    list_display = ["name", "kubeconfig_path", "context", "in_cluster", "snapshot_interval_seconds"]
+    list_display = ["name", "kubeconfig_path", "context", "in_cluster", "read_only", "snapshot_interval_seconds"]
 
 
 @admin.register(SnapshotRun)

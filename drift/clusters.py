@@ -35,6 +35,8 @@ def register_cluster(
     in_cluster: bool = False,
     actor: str = "driftwatch",
     audit_token: str = "",
+    read_only: bool = False,
+    namespaces: list[str] | None = None,
 ) -> tuple[Cluster, str]:
     """Check the credentials against the live API server, then save the cluster and audit it.
     Returns the cluster and the server's version. Raises ClusterRegistrationError with one line."""
@@ -44,7 +46,14 @@ def register_cluster(
         if not kubeconfig_path:
             raise ClusterRegistrationError("give --kubeconfig PATH, or --in-cluster inside Kubernetes")
         kubeconfig_path = str(Path(kubeconfig_path).expanduser().resolve())
-    candidate = Cluster(name=name, kubeconfig_path=kubeconfig_path, context=context, in_cluster=in_cluster)
+    candidate = Cluster(
+        name=name,
+        kubeconfig_path=kubeconfig_path,
+        context=context,
+        in_cluster=in_cluster,
+        read_only=read_only,
+        namespaces=namespaces or [],
+    )
     candidate.audit_token_hash = audit_token_hash(audit_token) if audit_token else ""
     candidate.last_contact_at = timezone.now()
     try:

@@ -29,6 +29,17 @@ def between(low: int, high: int, unit: str, why: str = "") -> list:
     return [MinValueValidator(low, message), MaxValueValidator(high, message)]
 
 
+def validate_namespace_list(value: object) -> None:
+    """A JSON list of distinct namespace names (RFC 1123 labels)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError('A JSON list of namespace names, e.g. ["demo", "shop"].')
+    for item in value:
+        if len(item) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", item):
+            raise ValidationError(f"{item[:80]!r} is not a namespace name (RFC 1123 label).")
+    if len(set(value)) != len(value):
+        raise ValidationError("A namespace is listed twice.")
+
+
 class Cluster(models.Model):
     """A Kubernetes cluster Driftwatch reads; credentials stay in the kubeconfig file it points to."""
 
@@ -36,6 +47,18 @@ class Cluster(models.Model):
     kubeconfig_path = models.CharField(max_length=1024, blank=True)
     context = models.CharField(max_length=253, blank=True)
     in_cluster = models.BooleanField(default=False, help_text="Use the service account of the pod Driftwatch runs in.")
+    read_only = models.BooleanField(
+        default=False,
+        help_text="Driftwatch may not exec into pods or patch workloads here (the Helm chart's read-only mode): "
+        "verdicts are inferred from start and change times, and there is no Roll out.",
+    )
+    namespaces = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_namespace_list],
+        help_text="The only namespaces Driftwatch reads (the Helm chart's namespaced mode: a Role in each, no "
+        "cluster-wide list); empty: every namespace. A JSON list of names.",
+    )
     snapshot_interval_seconds = models.PositiveIntegerField(
         default=30, validators=between(5, 86_400, "seconds", "Snapshots more often than every 5 s only load the API.")
     )
@@ -101,10 +124,12 @@ class Cluster(models.Model):
         return self.name
 
     def credentials_label(self) -> str:
+        modes = ", read-only" if self.read_only else ""
+        modes += f", namespaces {','.join(self.namespaces)}" if self.namespaces else ""
         if self.in_cluster:
-            return "in-cluster service account"
+            return f"in-cluster service account{modes}"
         context = f" (context {self.context})" if self.context else ""
-        return f"{self.kubeconfig_path}{context}"
+        return f"{self.kubeconfig_path}{context}{modes}"
 
 
 class SnapshotRun(models.Model):

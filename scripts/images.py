@@ -1,10 +1,13 @@
 """Write the real node's local images as OCI archives, with no registry and no container engine.
 
-Test and demo harness only, never part of the product. Two images:
+Two test and demo images of the real node:
 
 - `pause`: the pod sandbox, Kubernetes' own `build/pause/linux/pause.c` compiled with `gcc -static`;
 - `toolbox`: busybox-static with its applet links (`sh`, `cat`, `env`, `sleep`, `httpd`, ...),
   `/etc/passwd`, `/etc/group` and a world-writable `/tmp`.
+
+And the pieces `scripts/image` builds Driftwatch's own image with: `layer` packs one folder (a Debian root,
+an overlay's upper folder) as a gzip layer, `assemble` writes the image from layers made that way.
 
 Each archive is an OCI image layout (`oci-layout`, `index.json`, blobs) with one gzip layer, which
 `ctr -n k8s.io images import` accepts under the name in its `io.containerd.image.name` annotation.
@@ -56,19 +59,61 @@ def write_oci_archive(root: Path, name: str, config: Mapping[str, object], outpu
     """Pack `root` as a one-layer image called `name`; returns the image config digest (its ID)."""
     layer = layer_from_tree(root)
     compressed = gzip.compress(layer, compresslevel=6, mtime=EPOCH)
+    return write_oci_image([(_digest(layer), compressed)], name, config, output)
+
+
+def write_layer_file(root: Path, output: Path) -> str:
+    """Pack `root` as a gzip layer file, keeping owners and modes (a Debian root has files of group shadow);
+    an overlayfs whiteout (a 0/0 character device) becomes an OCI whiteout `.wh.NAME`. Written through a
+    file, not memory (a virtualenv is hundreds of MB), compressed by pigz. Returns the layer's diff ID."""
+    plain = output.with_suffix(".plain")
+    with tarfile.open(plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            arcname = str(path.relative_to(root))
+            info = tar.gettarinfo(str(path), arcname=arcname)
+            info.mtime = EPOCH
+            info.uname = info.gname = ""
+            if info.ischr() and info.devmajor == 0 and info.devminor == 0:
+                info = tarfile.TarInfo(str(Path(arcname).parent / f".wh.{path.name}"))
+                info.mtime = EPOCH
+            if info.isreg():
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+    diff_id = _file_digest(plain)
+    with output.with_suffix(".tmp").open("wb") as compressed:
+        subprocess.run(["pigz", "-n", "-6", "-c", str(plain)], check=True, stdout=compressed)
+    plain.unlink()
+    output.with_suffix(".tmp").replace(output)
+    return diff_id
+
+
+def write_oci_image(
+    layers: list[tuple[str, bytes | Path]], name: str, config: Mapping[str, object], output: Path
+) -> str:
+    """Write an OCI archive of `layers` (diff ID, gzip blob or file holding it), base first; returns the image
+    config digest (its ID)."""
+    blobs: dict[str, bytes | Path] = {}
+    descriptors = []
+    for _, blob in layers:
+        digest = _digest(blob) if isinstance(blob, bytes) else _file_digest(blob)
+        size = len(blob) if isinstance(blob, bytes) else blob.stat().st_size
+        blobs[digest] = blob
+        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size})
     image_config = {
         "architecture": "amd64",
         "os": "linux",
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
-        "history": [{"created_by": "scripts/images.py"}],
+        "rootfs": {"type": "layers", "diff_ids": [diff_id for diff_id, _ in layers]},
+        "history": [{"created_by": "scripts/images.py"} for _ in layers],
     }
     config_blob = _json(image_config)
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": _descriptor("application/vnd.oci.image.config.v1+json", config_blob),
-        "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar+gzip", compressed)],
+        "layers": descriptors,
     }
     manifest_blob = _json(manifest)
     index = {
@@ -85,17 +130,24 @@ def write_oci_archive(root: Path, name: str, config: Mapping[str, object], outpu
             }
         ],
     }
-    files = {
+    files: dict[str, bytes | Path] = {
         "oci-layout": _json({"imageLayoutVersion": "1.0.0"}),
         "index.json": _json(index),
-        **{f"blobs/sha256/{_digest(blob)[7:]}": blob for blob in (compressed, config_blob, manifest_blob)},
+        **{f"blobs/sha256/{digest[7:]}": blob for digest, blob in blobs.items()},
+        **{f"blobs/sha256/{_digest(blob)[7:]}": blob for blob in (config_blob, manifest_blob)},
     }
     temporary = output.with_suffix(".tmp")
     with tarfile.open(temporary, mode="w") as tar:
         for path, blob in files.items():
             info = tarfile.TarInfo(path)
-            info.size, info.mtime, info.mode = len(blob), EPOCH, 0o644
-            tar.addfile(info, io.BytesIO(blob))
+            info.mtime, info.mode = EPOCH, 0o644
+            if isinstance(blob, bytes):
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+            else:
+                info.size = blob.stat().st_size
+                with blob.open("rb") as handle:
+                    tar.addfile(info, handle)
     temporary.replace(output)
     return _digest(config_blob)
 
@@ -146,6 +198,14 @@ def _digest(blob: bytes) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
 def _descriptor(media_type: str, blob: bytes) -> dict[str, object]:
     return {"mediaType": media_type, "digest": _digest(blob), "size": len(blob)}
 
@@ -160,8 +220,22 @@ def main() -> None:
     for command in (pause, toolbox):
         command.add_argument("--name", required=True, help="image reference, e.g. driftwatch.local/toolbox:1")
         command.add_argument("--output", type=Path, required=True, help="the OCI archive to write")
+    layer = sub.add_parser("layer", help="pack a folder as a gzip layer; prints its diff ID")
+    layer.add_argument("root", type=Path)
+    layer.add_argument("output", type=Path)
+    assemble = sub.add_parser("assemble", help="write an OCI archive from layers written by `layer`")
+    assemble.add_argument("--name", required=True)
+    assemble.add_argument("--config", required=True, help="the image's runtime config (JSON)")
+    assemble.add_argument("--output", type=Path, required=True)
+    assemble.add_argument("layers", nargs="+", help="DIFF_ID=LAYER_FILE, base first")
     args = parser.parse_args()
-    if args.image == "pause":
+    if args.image == "layer":
+        print(write_layer_file(args.root, args.output))
+        return
+    if args.image == "assemble":
+        pairs = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args.layers]
+        image_id = write_oci_image(list(pairs), args.name, json.loads(args.config), args.output)
+    elif args.image == "pause":
         image_id = build_pause(args.source, args.name, args.output)
     else:
         image_id = build_toolbox(args.busybox, args.name, args.output)

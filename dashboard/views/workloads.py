@@ -20,6 +20,7 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
         "workload": found,
         "rollable": found.kind in ROLLABLE_KINDS,
         "can_roll_out": found.kind in ROLLABLE_KINDS
+        and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
     }
     template = "dashboard/workload.html"

@@ -47,7 +47,9 @@ def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
             previous = tuple(known[key_id] for key_id in sorted(stored) if key_id in known)
             if stored - set(known):
                 log.warning("cluster %s: hashes under unknown key id(s) %s", cluster.name, sorted(stored - set(known)))
-            listing = read_cluster(client, Hashers(hasher, previous), cluster.ignored_config_maps)
+            listing = read_cluster(
+                client, Hashers(hasher, previous), cluster.ignored_config_maps, only_namespaces=cluster.namespaces
+            )
             enter("recording")
             moment = timezone.now()
             recorded = record(cluster, listing, moment, hasher.key_id, tuple(h.key_id for h in previous))

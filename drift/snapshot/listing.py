@@ -89,27 +89,35 @@ class Listing:
         return kind == SourceKind.CONFIG_MAP and is_ignored(self.ignored_patterns, namespace, name)
 
 
-def read_cluster(client: kube.KubeClient, hashers: Hashers, ignored_patterns: Iterable[str] = ()) -> Listing:
+def read_cluster(
+    client: kube.KubeClient, hashers: Hashers, ignored_patterns: Iterable[str] = (), only_namespaces: Sequence[str] = ()
+) -> Listing:
+    """Every namespace, or with `only_namespaces` (a cluster in namespaced mode: a Role in each, no cluster-wide
+    list) one LIST per listed namespace and nothing of the others."""
     listing = Listing(ignored_patterns=tuple(ignored_patterns), started_at=timezone.now())
-    namespaces: list[str] | None = None
+    namespaces: list[str] | None = list(only_namespaces) or None
     for resource, path in LISTED_RESOURCES.items():
-        try:
-            items = list(_digest(resource, client.list_paginated(path, what=f"list {resource}"), hashers, listing))
-            listing.complete[resource] = None
-        except kube.Forbidden:
-            if namespaces is None:
-                namespaces = _namespaces(client)
-            items = []
-            readable: set[str] = set()
-            listing.complete[resource] = readable
-            for namespace in namespaces:
-                namespaced = path.replace("/v1/", f"/v1/namespaces/{namespace}/", 1)
-                try:
-                    page = client.list_paginated(namespaced, what=f"list {resource} in {namespace}")
-                    items.extend(_digest(resource, page, hashers, listing))
-                    readable.add(namespace)
-                except kube.Forbidden:
-                    listing.forbidden[namespace].add(resource)
+        if not only_namespaces:
+            try:
+                items = list(_digest(resource, client.list_paginated(path, what=f"list {resource}"), hashers, listing))
+                listing.complete[resource] = None
+                _store(listing, resource, items)
+                continue
+            except kube.Forbidden:
+                pass  # read namespace by namespace, as far as RBAC allows
+        if namespaces is None:
+            namespaces = _namespaces(client)
+        items = []
+        readable: set[str] = set()
+        listing.complete[resource] = readable
+        for namespace in namespaces:
+            namespaced = path.replace("/v1/", f"/v1/namespaces/{namespace}/", 1)
+            try:
+                page = client.list_paginated(namespaced, what=f"list {resource} in {namespace}")
+                items.extend(_digest(resource, page, hashers, listing))
+                readable.add(namespace)
+            except kube.Forbidden:
+                listing.forbidden[namespace].add(resource)
         _store(listing, resource, items)
     try:
         for node in client.list_paginated("/api/v1/nodes", what="list nodes"):

@@ -92,6 +92,10 @@ _CANDIDATE_FIELDS = {
 }  # fmt: skip
 
 
+# A lasting reason (never retried): the cluster was registered read-only, so no exec is even tried.
+READ_ONLY = "read-only cluster: Driftwatch does not exec into its pods (verdict inferred from times)"
+
+
 def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list[ProbeTask], list[Observation]]:
     """Which containers to exec into, and the observations we can write without exec (simulated nodes).
 
@@ -149,7 +153,9 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         last = last_reads.get(candidate.pk)
         retry = last is not None and last.retry_due(now, retry_base)
         if candidate.mode in ENV_MODES:
-            if last is None or retry:
+            if (last is None or retry) and cluster.read_only:
+                immediate.append(Observation(consumption_id=candidate.pk, observed_at=now, ok=False, reason=READ_ONLY))
+            elif last is None or retry:
                 env_groups[candidate.container_pk].append(candidate)
             continue
         version = current.get((candidate.namespace, candidate.source_kind, candidate.source_name))
@@ -211,6 +217,8 @@ def _last_reads(consumption_ids: list[int]) -> dict[int, _LastRead]:
 
 
 def _file_probe_skipped(cluster: Cluster, node_name: str, listing: Listing) -> str:
+    if cluster.read_only:
+        return READ_ONLY
     if cluster.file_probes == Cluster.FileProbes.NEVER:
         return "file probes disabled for this cluster"
     if cluster.file_probes == Cluster.FileProbes.AUTO and node_name in listing.simulated_nodes:

@@ -22,6 +22,18 @@ class Command(BaseCommand):
         add.add_argument("--kubeconfig", default="", help="path of the kubeconfig file")
         add.add_argument("--context", default="", help="context in the kubeconfig (default: its current context)")
         add.add_argument("--in-cluster", action="store_true", help="use the service account of this pod")
+        add.add_argument(
+            "--read-only",
+            action="store_true",
+            help="no exec into pods, no rollouts (RBAC without pods/exec and patch): verdicts are inferred",
+        )
+        add.add_argument(
+            "--namespace",
+            action="append",
+            default=[],
+            dest="namespaces",
+            help="read only this namespace (repeatable; RBAC with a Role per namespace, no cluster-wide list)",
+        )
         add.add_argument("--actor", default="driftwatch", help="who to record in the audit history")
         add.add_argument(
             "--audit-token-file",
@@ -46,6 +58,8 @@ class Command(BaseCommand):
                     kubeconfig_path=str(options["kubeconfig"]),
                     context=str(options["context"]),
                     in_cluster=bool(options["in_cluster"]),
+                    read_only=bool(options["read_only"]),
+                    namespaces=[str(namespace) for namespace in options["namespaces"]],  # type: ignore[attr-defined]
                     actor=str(options["actor"]),
                     audit_token=read_token_file(str(options["audit_token_file"]))
                     if options["audit_token_file"]
