@@ -7,7 +7,7 @@ import drift.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0009_vocabulary"),
+        ("drift", "0011_watch"),
     ]
 
     operations = [
