@@ -52,7 +52,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The RBAC rules, each for the code that calls it (see the README's table). "watch" only for the watcher. */}}
+{{/* The RBAC rules, each for the code that calls it (see the README's table). "watch" on ConfigMaps and Secrets
+only for the watcher (drift/watch.py watches nothing else). */}}
 {{- define "driftwatch.namespacedRules" -}}
 {{- $read := list "list" -}}
 {{- if .Values.watcher.enabled }}{{ $read = list "list" "watch" }}{{ end -}}
@@ -63,7 +64,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 # drift/snapshot/listing.py read_cluster; drift/rollout/plan.py _pod_names (LIST with a label selector)
 - apiGroups: [""]
   resources: [pods]
-  verbs: {{ toJson $read }}
+  verbs: [list]
 # drift/snapshot/listing.py read_cluster: each pod's owner
 - apiGroups: [apps]
   resources: [replicasets]
