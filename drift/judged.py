@@ -382,6 +382,21 @@ def _judged_now(
     return [(row, expires) for row, expires in judged.rows if not namespace or row.namespace == namespace]
 
 
+def matching_workloads(cluster: Cluster, namespace: str | None, source: str = "", q: str = "") -> list[int]:
+    """Workloads with a live consumption whose source name contains ``source`` and whose workload, pod,
+    container, namespace or source name contains ``q`` (case-insensitive): one query."""
+    found = live_consumptions(cluster, namespace)
+    if source:
+        found = found.filter(source_name__icontains=source)
+    if q:
+        found = found.filter(
+            Q(container__pod__workload__name__icontains=q) | Q(container__pod__name__icontains=q)
+            | Q(container__name__icontains=q) | Q(container__pod__namespace__icontains=q)
+            | Q(source_name__icontains=q)
+        )  # fmt: skip
+    return list(found.order_by().values_list("container__pod__workload_id", flat=True).distinct())
+
+
 def cluster_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
     """Pods per worst verdict in the whole cluster, for the run record and the chart of stale pods."""
     counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)

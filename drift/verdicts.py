@@ -89,10 +89,12 @@ class ClusterMoment:
     forbidden_namespaces: frozenset[str]
 
 
-def cluster_moment(cluster: Cluster, now: datetime) -> ClusterMoment:
+def cluster_moment(cluster: Cluster, now: datetime, latest: SnapshotRun | bool | None = False) -> ClusterMoment:
     """While the latest snapshots fail, judge at the last good one: no verdict may turn fresh on a clock
-    alone when Driftwatch cannot see the cluster."""
-    latest = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+    alone when Driftwatch cannot see the cluster. ``latest``: the latest finished run, when the caller has it."""
+    if latest is False:
+        latest = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+    assert latest is not True
     if latest is None or latest.status != SnapshotRun.Status.FAILED:
         forbidden = frozenset(latest.forbidden_namespaces) if latest else frozenset()
         return ClusterMoment(now, None, "", forbidden)
