@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--pods", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--profile", action="store_true", help="print where the largest size's time goes")
+    parser.add_argument("--keepdb", action="store_true", help="keep the database (and its pods) for the next run")
     args = parser.parse_args()
 
     import django
@@ -51,45 +53,56 @@ def main() -> None:
 
     settings.DATABASES["default"]["NAME"] = "driftwatch_bench_overview"
     connection.settings_dict["NAME"] = "driftwatch_bench_overview"
-    test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=args.keepdb)
     try:
-        results = run(args.pods, args.repeat)
+        results = run(args.pods, args.repeat, args.profile)
     finally:
-        connection.creation.destroy_test_db(test_name, verbosity=0)
+        if not args.keepdb:
+            connection.creation.destroy_test_db(test_name, verbosity=0)
     if args.json:
         print(json.dumps(results))
     else:
         print_table(results)
 
 
-def run(sizes: list[int], repeat: int) -> dict:
+def run(sizes: list[int], repeat: int, profile: bool = False) -> dict:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
     from drift import judged
-    from drift.models import Cluster, Membership, SnapshotRun
+    from drift.models import Cluster, Membership, Pod, SnapshotRun
 
-    cluster = Cluster.objects.create(name="bench", kubeconfig_path="/nonexistent")
-    viewer = get_user_model().objects.create_user("viewer")
-    Membership.objects.create(user=viewer, role="viewer", namespaces=[])
+    cluster, _ = Cluster.objects.get_or_create(name="bench", defaults={"kubeconfig_path": "/nonexistent"})
+    viewer, created = get_user_model().objects.get_or_create(username="viewer")
+    if created:
+        Membership.objects.create(user=viewer, role="viewer", namespaces=[])
     client = Client()
     client.force_login(viewer)
     results: dict = {"sizes": {}}
-    made = 0
+    made = Pod.objects.filter(cluster=cluster).count()  # with --keepdb, what an earlier run made
     for pods in sorted(sizes):
-        made = grow(cluster, made, pods)
+        made = grow(cluster, made, pods) if pods > made else made
         SnapshotRun.objects.create(cluster=cluster, status="succeeded", finished_at=cluster.created_at)
         started = time.perf_counter()
         judged.facts_changed(cluster)
         judge_seconds = time.perf_counter() - started
         results["sizes"][pods] = {"judge_s": judge_seconds, **measure(client, repeat)}
         results["sizes"][pods]["driftreport_s"] = time_driftreport()
+    if profile:
+        import cProfile
+        import pstats
+
+        for what, call in (("overview", lambda: client.get("/")), ("judge", lambda: judged.facts_changed(cluster)),
+                           ("driftreport", time_driftreport)):  # fmt: skip
+            profiler = cProfile.Profile()
+            profiler.runcall(call)
+            print(f"--- {what}")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     return results
 
 
 def measure(client, repeat: int) -> dict:
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     client.get("/")  # warm-up: templates compiled, connections open
     times = []
@@ -98,7 +111,13 @@ def measure(client, repeat: int) -> dict:
         response = client.get("/")
         times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.status_code
-    with CaptureQueriesContext(connection) as queries:
+    queries: list[str] = []
+
+    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
         response = client.get("/")
     stamp = response.content.decode().split("stamp=", 1)[1].split('"', 1)[0]
     polled = []
