@@ -35,9 +35,14 @@ def main() -> None:
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
-    from bench.snapshot import ensure_database
+    import importlib.util
 
-    ensure_database()
+    # bench/ is no package: load the snapshot benchmark's database set-up from its file.
+    spec = importlib.util.spec_from_file_location("bench_snapshot", ROOT / "bench" / "snapshot.py")
+    assert spec is not None and spec.loader is not None
+    bench_snapshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_snapshot)
+    bench_snapshot.ensure_database()
     import django
 
     django.setup()
