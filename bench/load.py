@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import secrets
 import subprocess
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--out", type=Path, help="also write the totals as JSON to this file (for bench/table.py)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
@@ -65,7 +67,10 @@ def main() -> None:
                  "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
                 cwd=ROOT, env=env, check=False,
             )  # fmt: skip
-            report(Path(f"{prefix}_stats.csv"))
+            totals = report(Path(f"{prefix}_stats.csv"))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"users": args.users, "minutes": args.minutes, **totals}))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -97,13 +102,19 @@ def wait_for(url: str) -> None:
     raise SystemExit("gunicorn did not answer")
 
 
-def report(stats: Path) -> None:
+def report(stats: Path) -> dict:
     print(f"{'request':<32} {'count':>7} {'failures':>9} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")
+    totals: dict = {}
     with stats.open() as file:
         for row in csv.DictReader(file):
             slowest = float(row["Max Response Time"])
             print(f"{row['Name']:<32} {row['Request Count']:>7} {row['Failure Count']:>9} "
                   f"{row['Median Response Time']:>10} {row['95%']:>8} {slowest:>8.0f}")  # fmt: skip
+            if row["Name"] == "Aggregated":
+                totals = {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+                          "median_ms": float(row["Median Response Time"]), "p95_ms": float(row["95%"]),
+                          "max_ms": slowest}  # fmt: skip
+    return totals
 
 
 if __name__ == "__main__":

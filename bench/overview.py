@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON to this file (for bench/table.py)")
     parser.add_argument("--profile", action="store_true", help="print where the largest size's time goes")
     parser.add_argument("--keepdb", action="store_true", help="keep the database (and its pods) for bench/load.py")
     args = parser.parse_args()
@@ -60,10 +60,10 @@ def main() -> None:
     finally:
         if not args.keepdb:
             connection.creation.destroy_test_db(test_name, verbosity=0)
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print_table(results)
+    print_table(results)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results))
 
 
 def run(sizes: list[int], repeat: int, profile: bool = False) -> dict:

@@ -12,6 +12,7 @@ Run: .venv/bin/python bench/workers.py [--clusters 4] [--repeat 3]  (uses databa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -32,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clusters", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="also write the results as JSON to this file (for bench/table.py)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
@@ -71,6 +73,9 @@ def main() -> None:
               f"(min-max {min(values):.2f}-{max(values):.2f})")  # fmt: skip
     ratio = statistics.median(timings[2]) / statistics.median(timings[1])
     print(f"  two workers / one: {ratio:.2f} (goal about 0.5)")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"clusters": args.clusters, "timings": timings, "ratio": ratio}))
 
 
 def one_round(clusters: list, workers: int, queue: str) -> float:
