@@ -240,7 +240,8 @@ def _apply(model: Any, old: dict[int, Any], new: dict[int, Any], compared: tuple
 
 @dataclass(frozen=True)
 class _Plan:
-    """Per cluster read: None when the stored verdicts hold (bar expired workloads), else judge it all."""
+    """How to read one cluster: ``valid`` when its stored verdicts hold (bar expired workloads); otherwise
+    (never judged, settings saved since, a measured delay aged out) it is judged whole."""
 
     stored: ClusterVerdicts | None
     valid: bool
@@ -330,6 +331,7 @@ def rows_with_expiry(
     workload_ids: Collection[int] | None = None,
     now: datetime | None = None,
 ) -> list[tuple[DriftRow, datetime | None]]:
+    """``rows``, each with the moment its verdict expires (None: only new facts change it)."""
     now = now or timezone.now()
     plan = _plans([cluster], now)[cluster.pk]
     if not plan.valid:
