@@ -281,14 +281,17 @@ def workload_summaries(
     names = {c.pk: c.name for c in clusters}
     result: list[WorkloadSummary] = []
     expired: dict[int, list[int]] = defaultdict(list)
-    for record in stored.order_by("cluster_id", "namespace", "kind", "name"):
-        if record.expires_at is not None and record.expires_at <= now:
-            expired[record.cluster_id].append(record.workload_id)
+    # Plain values, not model instances: a cluster of thousands of workloads is read on every page view.
+    fields = ("workload_id", "cluster_id", "namespace", "kind", "name", "pods", "modes", "split", "stale_sources",
+              "stale_since", "expires_at")  # fmt: skip
+    for values in stored.order_by("cluster_id", "namespace", "kind", "name").values_list(*fields):
+        workload_id, cluster_id, ns, kind, name, pods, modes, split, stale_sources, stale_since, expires_at = values
+        if expires_at is not None and expires_at <= now:
+            expired[cluster_id].append(workload_id)
             continue
         summary = WorkloadSummary(
-            record.workload_id, names[record.cluster_id], record.namespace, record.kind, record.name,
-            {**dict.fromkeys(VERDICT_ORDER, 0), **record.pods}, record.modes, record.split,
-            list(record.stale_sources), record.stale_since, record.expires_at,
+            workload_id, names[cluster_id], ns, kind, name, {**dict.fromkeys(VERDICT_ORDER, 0), **pods}, modes, split,
+            stale_sources, stale_since, expires_at,
         )  # fmt: skip
         result.append(summary)
     for each in clusters:
