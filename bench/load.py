@@ -50,7 +50,7 @@ def main() -> None:
         "DRIFTWATCH_LOAD_PASSWORD": password,
         "DRIFTWATCH_LOAD_USERS": str(args.users),
     }
-    create_users(env, args.users, password)
+    env["DRIFTWATCH_LOAD_SESSIONS"] = create_users(env, args.users, password)
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "dashboard.wsgi", "--bind", f"127.0.0.1:{args.port}",
@@ -76,19 +76,29 @@ def main() -> None:
         server.wait(timeout=30)
 
 
-def create_users(env: dict[str, str], count: int, password: str) -> None:
-    """Viewers load-0 ... load-N with one password, hashed once."""
+def create_users(env: dict[str, str], count: int, password: str) -> str:
+    """Viewers load-0 ... load-N, and a logged-in session for each (comma-separated session keys): 50 logins at
+    once would measure the password hash (deliberately slow), not the pages."""
     script = (
         "import django, os; django.setup()\n"
-        "from django.contrib.auth import get_user_model\n"
+        "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model\n"
         "from django.contrib.auth.hashers import make_password\n"
+        "from django.contrib.sessions.backends.db import SessionStore\n"
         "from drift.models import Membership\n"
         "User = get_user_model(); hashed = make_password(os.environ['DRIFTWATCH_LOAD_PASSWORD'])\n"
+        "keys = []\n"
         f"for index in range({count}):\n"
         "    user, made = User.objects.update_or_create(username=f'load-{index}', defaults={'password': hashed})\n"
         "    Membership.objects.get_or_create(user=user, defaults={'role': 'viewer', 'namespaces': []})\n"
+        "    session = SessionStore()\n"
+        "    session[SESSION_KEY] = str(user.pk)\n"
+        "    session[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+        "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
+        "    session.create(); keys.append(session.session_key)\n"
+        "print(','.join(keys))\n"
     )
-    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[-1]
 
 
 def wait_for(url: str) -> None:

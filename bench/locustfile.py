@@ -3,7 +3,8 @@
 Each simulated user logs in, loads the overview, then every 10 s polls its body the way htmx does (with the
 stamp of what it shows: "204 nothing new" or a new body), and now and then opens one of the listed
 workloads. Run by bench/load.py (50 users, 5 minutes, against gunicorn on loopback); users `load-N` share
-the password in DRIFTWATCH_LOAD_PASSWORD."""
+the password in DRIFTWATCH_LOAD_PASSWORD; bench/load.py logs them in beforehand (DRIFTWATCH_LOAD_SESSIONS:
+their session keys), so that the run measures the pages, not 50 password hashes at once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from locust import HttpUser, constant, task
 
 PASSWORD = os.environ.get("DRIFTWATCH_LOAD_PASSWORD", "")
 USERS = int(os.environ.get("DRIFTWATCH_LOAD_USERS", "50"))
+SESSIONS = [key for key in os.environ.get("DRIFTWATCH_LOAD_SESSIONS", "").split(",") if key]
 HTMX = {"HX-Request": "true", "HX-Target": "overview-body"}
 _next_user = iter(range(1_000_000))
 
@@ -23,7 +25,16 @@ class Watcher(HttpUser):
     wait_time = constant(10)
 
     def on_start(self) -> None:
-        name = f"load-{next(_next_user) % USERS}"
+        number = next(_next_user) % USERS
+        if SESSIONS:
+            self.client.cookies.set("sessionid", SESSIONS[number % len(SESSIONS)])
+        else:
+            self.log_in(f"load-{number}")
+        self.stamp = ""
+        self.workloads: list[str] = []
+        self.read(self.client.get("/", name="/ (full)").text)
+
+    def log_in(self, name: str) -> None:
         login = self.client.get("/login/", name="/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
         assert token, "no CSRF token on the login page"
@@ -33,9 +44,6 @@ class Watcher(HttpUser):
             headers={"Referer": f"{self.host}/login/"},
             name="/login/ (post)",
         )
-        self.stamp = ""
-        self.workloads: list[str] = []
-        self.read(self.client.get("/", name="/ (full)").text)
 
     def read(self, body: str) -> None:
         found = re.search(r'id="overview-body" hx-get="[^"]*stamp=([^"&]+)"', body)
