@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench-snapshot bench-diff clean-cluster
+.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-diff clean-cluster
 
 demo: venv
 	scripts/demo
@@ -65,10 +65,34 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# kwok nodes hold 110 pods each: the 2,000-pod benchmark needs about 20 of them.
+# Every benchmark of issue 11, then its table of goals with this machine's numbers (bench/table.py). About
+# 30 minutes on 2 cores, most of it creating 5,000 simulated pods and the 5-minute load test.
+BENCH_OUT := artifacts/bench
+bench: venv services
+	rm -rf $(BENCH_OUT)
+	DRIFTWATCH_NODES=50 scripts/cluster up
+	$(VENV)/bin/python bench/snapshot.py --deployments 500 --replicas 10 --config-maps 500 --repeat 5 --keep --out $(BENCH_OUT)/snapshot.json
+	$(VENV)/bin/python bench/workers.py --clusters 4 --repeat 3 --out $(BENCH_OUT)/workers.json
+	scripts/cluster kubectl delete namespace $(addprefix bench-,0 1 2 3 4 5 6 7 8 9) --wait=false
+	$(VENV)/bin/python bench/overview.py --pods 500 5000 --repeat 20 --keepdb --out $(BENCH_OUT)/overview.json
+	$(VENV)/bin/python bench/load.py --users 50 --minutes 5 --out $(BENCH_OUT)/load.json
+	$(VENV)/bin/python bench/table.py
+
+# kwok nodes hold 110 pods each: the 2,000-pod benchmark needs about 20 of them, 5,000 pods about 50.
 bench-snapshot: venv services
 	DRIFTWATCH_NODES=25 scripts/cluster up
 	$(VENV)/bin/python bench/snapshot.py
+
+# The overview at 500 and 5,000 pods (facts written to a database of its own; no cluster needed).
+bench-overview: venv services
+	$(VENV)/bin/python bench/overview.py --pods 500 5000 --repeat 20
+
+bench-load: venv services
+	$(VENV)/bin/python bench/overview.py --pods 5000 --repeat 3 --keepdb
+	$(VENV)/bin/python bench/load.py
+
+bench-workers: venv services
+	$(VENV)/bin/python bench/workers.py
 
 # The side-by-side diff on nginx-style files of 500 to 4,000 lines; needs no services.
 bench-diff: venv

@@ -12,6 +12,7 @@ driftwatch_bench, and deletes its namespaces at the end unless --keep is given."
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the workloads for another run")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON to this file (for bench/table.py)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows as it happens, even into a file
 
@@ -65,7 +67,10 @@ def main() -> None:
         name="bench", kubeconfig_path=str(kubeconfig), api_requests_per_second=0, propagation_window_seconds=30
     )
     try:
-        measure(cluster, kubeconfig, args.repeat)
+        results = measure(cluster, kubeconfig, args.repeat)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"pods": pods_wanted, **results}))
     finally:
         if not args.keep:
             delete_workloads(api, args)
@@ -177,13 +182,14 @@ def table_rows() -> int:
     return sum(model._default_manager.count() for model in apps.get_app_config("drift").get_models())
 
 
-def measure(cluster, kubeconfig: Path, repeat: int) -> None:
+def measure(cluster, kubeconfig: Path, repeat: int) -> dict:
     from drift.models import Pod, SourceVersion
     from drift.snapshot import snapshot
     from drift.snapshot.probing import RECENT_CHANGE_MARGIN
 
     started = time.perf_counter()
     first = snapshot(cluster)
+    first_seconds = time.perf_counter() - started
     print(f"first cycle: {time.perf_counter() - started:.1f}s, {first.rows_written} rows, "
           f"{first.exec_probes} exec probes, {first.api_calls} API calls, status {first.status}")  # fmt: skip
     snapshot(cluster)  # settles anything that changed while the first cycle ran
@@ -191,7 +197,7 @@ def measure(cluster, kubeconfig: Path, repeat: int) -> None:
 
     # Right after sources appear or change, volume consumers stay candidates for a re-probe during the
     # propagation window plus a margin; after that an idle cycle has nothing left to plan.
-    report_cycles("idle, sources just recorded", cluster, kubeconfig, repeat)
+    after_changes = report_cycles("idle, sources just recorded", cluster, kubeconfig, repeat)
     newest = SourceVersion.objects.filter(source__cluster=cluster).latest("first_seen").first_seen
     from datetime import timedelta
 
@@ -202,10 +208,12 @@ def measure(cluster, kubeconfig: Path, repeat: int) -> None:
     if wait > 0:
         print(f"waiting {wait:.0f}s for the propagation window and margin to pass")
         time.sleep(wait)
-    report_cycles("idle, steady state", cluster, kubeconfig, repeat)
+    steady = report_cycles("idle, steady state", cluster, kubeconfig, repeat)
+    return {"first_cycle_s": first_seconds, "exec_probes": first.exec_probes, "after_changes": after_changes,
+            "steady": steady}  # fmt: skip
 
 
-def report_cycles(label: str, cluster, kubeconfig: Path, repeat: int) -> None:
+def report_cycles(label: str, cluster, kubeconfig: Path, repeat: int) -> dict:
     from drift.snapshot import snapshot
 
     lists, cycles, inserted = [], [], []
@@ -223,6 +231,10 @@ def report_cycles(label: str, cluster, kubeconfig: Path, repeat: int) -> None:
     print(f"  snapshot   median {statistics.median(cycles):.3f}s  min {min(cycles):.3f}s  max {max(cycles):.3f}s")
     print(f"  ratio      {ratio:.2f} (median snapshot / median raw LIST; target <= 1.5)")
     print(f"  rows inserted besides the run record: {inserted} (target: all 0)")
+    # Each cycle over the raw LIST taken just before it: the spread of the ratio within this run.
+    ratios = [cycle / listed for cycle, listed in zip(cycles, lists, strict=True)]
+    return {"ratio": ratio, "ratio_min": min(ratios), "ratio_max": max(ratios), "inserted": inserted,
+            "list_median_s": statistics.median(lists), "cycle_median_s": statistics.median(cycles)}  # fmt: skip
 
 
 def delete_workloads(api, args) -> None:

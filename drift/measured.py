@@ -19,6 +19,12 @@ SAMPLE_LIMIT = 100
 
 
 def refresh_delays(cluster: Cluster, now: datetime) -> refresh.RefreshDelays:
+    return _samples(cluster, now)[0]
+
+
+def _samples(cluster: Cluster, now: datetime) -> tuple[refresh.RefreshDelays, datetime | None]:
+    """The delays, and the moment the oldest write they were read from leaves the lookback (None: no write),
+    after which the same facts may give other delays."""
     since = now - LOOKBACK
     writes = list(
         Observation.objects.filter(
@@ -35,7 +41,8 @@ def refresh_delays(cluster: Cluster, now: datetime) -> refresh.RefreshDelays:
         .distinct()[: SAMPLE_LIMIT * 4]
     )  # fmt: skip
     if not writes:
-        return refresh.RefreshDelays(())
+        return refresh.RefreshDelays(()), None
+    ages_out = min(written for written, *_ in writes if written is not None) + LOOKBACK
     sources = {(namespace, kind, name) for _, _, namespace, kind, name, _ in writes}
     changes: dict[tuple[str, str, str], list[datetime]] = defaultdict(list)
     timelines: dict[tuple[str, str, str], list[SourceVersion]] = defaultdict(list)
@@ -68,10 +75,16 @@ def refresh_delays(cluster: Cluster, now: datetime) -> refresh.RefreshDelays:
             delays.append(delay)
             if len(delays) == SAMPLE_LIMIT:
                 break
-    return refresh.RefreshDelays(tuple(delays))
+    return refresh.RefreshDelays(tuple(delays)), ages_out
 
 
 def propagation_window(cluster: Cluster, now: datetime) -> timedelta:
     """The window volumes are judged against: narrowed by what this cluster's kubelets were seen to do."""
+    return propagation_window_until(cluster, now)[0]
+
+
+def propagation_window_until(cluster: Cluster, now: datetime) -> tuple[timedelta, datetime | None]:
+    """The window, and the moment it may change on the clock alone (a sample leaves the lookback; None: never)."""
     configured = timedelta(seconds=cluster.propagation_window_seconds)
-    return refresh.effective_window(refresh_delays(cluster, now).seconds, configured)
+    delays, ages_out = _samples(cluster, now)
+    return refresh.effective_window(delays.seconds, configured), ages_out

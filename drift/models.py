@@ -1,8 +1,9 @@
 """What Driftwatch knows: clusters, the versions of their ConfigMaps and Secrets, the pods and containers
 that consume them, what we observed inside those containers, and an append-only audit history.
 
-Facts are stored, verdicts are not: a verdict depends on the clock (a volume stops "propagating"
-after a window), so it is computed from these facts by drift.rules when asked."""
+Facts are the record; verdicts are derived from them by drift.rules. Pages read the verdicts stored by
+drift.judged (StoredVerdict, WorkloadVerdicts, ClusterVerdicts): judged when the facts change, each valid
+until the moment it would change on the clock alone (``expires_at``), re-judged when read after it."""
 
 from __future__ import annotations
 
@@ -345,6 +346,83 @@ class Observation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumption} {'ok' if self.ok else self.reason}"
+
+
+class ClusterVerdicts(models.Model):
+    """When a cluster's verdicts were last judged, on what basis, and until when they all hold.
+
+    ``basis`` names what the verdicts rest on besides the facts (the moment judged at while snapshots fail,
+    forbidden namespaces, the propagation window): a cycle whose basis differs re-judges the whole cluster.
+    ``expires_at`` is when the cluster-wide basis changes on the clock alone (a measured refresh delay leaves
+    its lookback); ``stamp`` grows whenever a stored verdict or summary of the cluster changes, so a page can
+    tell a poller "nothing new"."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, primary_key=True, related_name="judged")
+    judged_at = models.DateTimeField()
+    basis = models.CharField(max_length=1024, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    stamp = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.cluster} judged at {self.judged_at}"
+
+
+class StoredVerdict(models.Model):
+    """The verdict drift.rules gave one live consumption at ``judged_at``, true until ``expires_at`` (None:
+    until the facts change). The reason's "... ago" is as of ``judged_at``."""
+
+    consumption = models.OneToOneField(
+        Consumption, on_delete=models.CASCADE, primary_key=True, related_name="stored_verdict"
+    )
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
+    workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="+")
+    pod = models.ForeignKey(Pod, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(max_length=16)
+    evidence = models.CharField(max_length=16)
+    reason = models.TextField()
+    running_version = models.CharField(max_length=32, blank=True)  # "": not known
+    current_version = models.CharField(max_length=32, blank=True)  # "": the source does not exist
+    stale_since = models.DateTimeField(null=True, blank=True)
+    split = models.BooleanField(default=False)
+    observed_at = models.DateTimeField(null=True, blank=True)
+    judged_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["cluster", "workload"]), models.Index(fields=["cluster", "verdict"])]
+
+    def __str__(self) -> str:
+        return f"{self.consumption_id} {self.verdict}"
+
+
+class WorkloadVerdicts(models.Model):
+    """One workload's stored summary: pods per (worst) verdict, consumptions per mode and verdict, the stale
+    sources and since when. ``attention`` is True when any pod is not fresh or its pods are split: the
+    overview lists those first and counts the rest."""
+
+    workload = models.OneToOneField(Workload, on_delete=models.CASCADE, primary_key=True, related_name="verdicts")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
+    namespace = models.CharField(max_length=253)
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=253)
+    pods = models.JSONField(default=dict)
+    modes = models.JSONField(default=dict)
+    split = models.BooleanField(default=False)
+    attention = models.BooleanField(default=False)
+    stale_sources = models.JSONField(default=list)
+    stale_since = models.DateTimeField(null=True, blank=True)
+    judged_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "namespace", "kind", "name"]
+        indexes = [
+            models.Index(fields=["cluster", "attention", "namespace", "kind", "name"]),
+            models.Index(fields=["expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} -n {self.namespace}"
 
 
 class AuditEventQuerySet(models.QuerySet):

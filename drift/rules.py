@@ -122,7 +122,9 @@ class Judgement:
 
     ``running_version`` is the newest version whose content (for the consumed keys) the container runs, None
     when not known. ``stale_since`` is set only for STALE; the reason says "at the latest" when it is an upper
-    bound. ``optional`` echoes the consumer's flag.
+    bound. ``optional`` echoes the consumer's flag. ``changes_at`` is the moment the verdict would change on the
+    clock alone (a propagating volume's window ends), None when only new facts can change it: a stored verdict
+    is valid until then.
     """
 
     verdict: Verdict
@@ -132,6 +134,7 @@ class Judgement:
     current_version: str | None
     stale_since: datetime | None
     optional: bool = False
+    changes_at: datetime | None = None
 
 
 # --- projections --------------------------------------------------------------------------------------------
@@ -257,6 +260,7 @@ class _Case:
         reason: str,
         running: SourceVersion | None = None,
         stale_since: datetime | None = None,
+        changes_at: datetime | None = None,
     ) -> Judgement:
         exists = self.source.exists and bool(self.source.versions)
         return Judgement(
@@ -267,6 +271,7 @@ class _Case:
             current_version=self.current.resource_version if exists else None,
             stale_since=stale_since if verdict is Verdict.STALE else None,
             optional=self.consumer.optional,
+            changes_at=changes_at,
         )
 
 
@@ -416,7 +421,7 @@ def _infer_refreshed(case: _Case) -> Judgement:
         f"{case.label} {changed_text} at {_at(changed)}, {_span(age)} ago; the kubelet rewrites the {noun} "
         f"within {_span(case.window)}"
     )
-    return case.judgement(Verdict.PROPAGATING, Evidence.INFERRED, reason)
+    return case.judgement(Verdict.PROPAGATING, Evidence.INFERRED, reason, changes_at=changed + case.window)
 
 
 def _capture(case: _Case) -> tuple[datetime, datetime, str]:
@@ -569,7 +574,9 @@ def _behind(case: _Case, reason: str, running: SourceVersion | None, since: date
         return case.judgement(Verdict.STALE, Evidence.OBSERVED, reason, running=running, stale_since=since)
     if age < case.window:
         reason += f"; {_span(age)} ago, within the {window} propagation window"
-        return case.judgement(Verdict.PROPAGATING, Evidence.OBSERVED, reason, running=running)
+        return case.judgement(
+            Verdict.PROPAGATING, Evidence.OBSERVED, reason, running=running, changes_at=since + case.window
+        )
     reason += f"; {_span(age)} ago, beyond the {window} propagation window"
     return case.judgement(Verdict.STALE, Evidence.OBSERVED, reason, running=running, stale_since=since)
 

@@ -1,16 +1,17 @@
-"""Verdicts: facts -> rules -> typed rows. The stored facts of every live consumption, judged by drift.rules at
-a given moment, become one DriftRow each; pages, the driftreport command and the snapshot's verdict counts
-read these rows by attribute.
+"""Verdicts from facts: every live consumption, judged by drift.rules at a given moment, becomes one DriftRow;
+pages, the driftreport command and the snapshot's verdict counts read these rows by attribute.
 
-Verdicts are never stored; they are computed here from the stored facts, so a volume stops being
-"propagating" when its window ends without anyone writing anything."""
+This is the one place facts meet the rules. drift.judged stores what it computes, with the moment each
+verdict would change on the clock alone, so that pages read stored verdicts and only re-judge expired ones
+through here; nothing else decides a verdict.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -71,8 +72,11 @@ class DriftRow:
     pod_id: int
 
     def as_json(self) -> dict[str, Any]:
-        # asdict turns the refs into {"kind": ..., "name": ...} and the enums stay their string values.
-        data = asdict(self)
+        # Field by field (dataclasses.asdict deep-copies every value: a report of 15,000 rows took seconds); the
+        # refs become {"kind": ..., "name": ...} and the enums stay their string values.
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["workload"] = {"kind": self.workload.kind, "name": self.workload.name}
+        data["source"] = {"kind": self.source.kind, "name": self.source.name}
         for key in ("stale_since", "observed_at", "container_started_at"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
@@ -88,10 +92,12 @@ class ClusterMoment:
     forbidden_namespaces: frozenset[str]
 
 
-def cluster_moment(cluster: Cluster, now: datetime) -> ClusterMoment:
+def cluster_moment(cluster: Cluster, now: datetime, latest: SnapshotRun | bool | None = False) -> ClusterMoment:
     """While the latest snapshots fail, judge at the last good one: no verdict may turn fresh on a clock
-    alone when Driftwatch cannot see the cluster."""
-    latest = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+    alone when Driftwatch cannot see the cluster. ``latest``: the latest finished run, when the caller has it."""
+    if latest is False:
+        latest = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+    assert latest is not True
     if latest is None or latest.status != SnapshotRun.Status.FAILED:
         forbidden = frozenset(latest.forbidden_namespaces) if latest else frozenset()
         return ClusterMoment(now, None, "", forbidden)
@@ -106,7 +112,10 @@ def cluster_moment(cluster: Cluster, now: datetime) -> ClusterMoment:
 
 
 def live_consumptions(
-    cluster: Cluster | None = None, namespace: str | None = None, workload_id: int | None = None
+    cluster: Cluster | None = None,
+    namespace: str | None = None,
+    workload_id: int | None = None,
+    workload_ids: Collection[int] | None = None,
 ) -> QuerySet[Consumption]:
     queryset = Consumption.objects.filter(container__ended_at=None, container__pod__deleted_at=None).select_related(
         "container__pod__workload", "container__pod__cluster"
@@ -117,6 +126,8 @@ def live_consumptions(
         queryset = queryset.filter(container__pod__namespace=namespace)
     if workload_id is not None:
         queryset = queryset.filter(container__pod__workload_id=workload_id)
+    if workload_ids is not None:
+        queryset = queryset.filter(container__pod__workload_id__in=list(workload_ids))
     return queryset.order_by(
         "container__pod__namespace", "container__pod__name", "container__init", "container__name", "id"
     )
@@ -133,8 +144,25 @@ def drift_rows(
     clusters = [cluster] if cluster is not None else list(Cluster.objects.all())
     rows: list[DriftRow] = []
     for each in clusters:
-        rows.extend(_cluster_rows(each, namespace, workload_id, now))
+        judged = _cluster_rows(each, namespace, [workload_id] if workload_id is not None else None, now)
+        rows.extend(row for row, _ in judged.rows)
     return rows
+
+
+@dataclass(frozen=True)
+class ClusterJudgement:
+    """One cluster's rows with the moment each would change on the clock alone (None: only new facts change
+    it), and what they rest on besides the facts (see drift.models.ClusterVerdicts.basis)."""
+
+    rows: list[tuple[DriftRow, datetime | None]]
+    basis: str
+    basis_expires_at: datetime | None
+
+
+def judge_cluster(cluster: Cluster, now: datetime, workload_ids: Collection[int] | None = None) -> ClusterJudgement:
+    """Judge the live consumptions of a cluster (or of some of its workloads: a split is decided within one
+    workload, so a workload is the smallest unit that can be judged alone)."""
+    return _cluster_rows(cluster, None, workload_ids, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +201,9 @@ _FACT_FIELDS = {
 }  # fmt: skip
 
 
-def _facts(cluster: Cluster, namespace: str | None, workload_id: int | None) -> list[_Fact]:
+def _facts(cluster: Cluster, namespace: str | None, workload_ids: Collection[int] | None) -> list[_Fact]:
     facts = []
-    for row in live_consumptions(cluster, namespace, workload_id).values_list(*_FACT_FIELDS.values()):
+    for row in live_consumptions(cluster, namespace, workload_ids=workload_ids).values_list(*_FACT_FIELDS.values()):
         values = dict(zip(_FACT_FIELDS, row, strict=True))
         values["keys"] = tuple(values["keys"])
         facts.append(_Fact(**values))
@@ -190,14 +218,19 @@ class _Judged:
     running_projection: str | None
 
 
-def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | None, now: datetime) -> list[DriftRow]:
+def _cluster_rows(
+    cluster: Cluster, namespace: str | None, workload_ids: Collection[int] | None, now: datetime
+) -> ClusterJudgement:
     moment = cluster_moment(cluster, now)
-    facts = _facts(cluster, namespace, workload_id)
+    facts = _facts(cluster, namespace, workload_ids)
+    window, window_expires_at = measured.propagation_window_until(cluster, moment.now)
+    basis = _basis(moment, window)
+    if moment.failing_since is not None:
+        window_expires_at = None  # judged at the frozen moment of the last good snapshot: the clock stands still
     if not facts:
-        return []
+        return ClusterJudgement([], basis, window_expires_at)
     sources = _sources(cluster, {(fact.namespace, fact.source_kind, fact.source_name) for fact in facts})
     probes = _latest_probes([fact.consumption_id for fact in facts])
-    window = measured.propagation_window(cluster, moment.now)
     judged: list[_Judged] = []
     for fact in facts:
         source = sources.get((fact.namespace, fact.source_kind, fact.source_name)) or rules.Source(
@@ -216,7 +249,20 @@ def _cluster_rows(cluster: Cluster, namespace: str | None, workload_id: int | No
         judged.append(_Judged(fact, judgement, _running_projection(consumer, source, judgement)))
 
     split = _split_pairs(judged)
-    return [_row(cluster, each, split, probes) for each in judged]
+    return ClusterJudgement(
+        [(_row(cluster, each, split, probes), each.judgement.changes_at) for each in judged], basis, window_expires_at
+    )
+
+
+def _basis(moment: ClusterMoment, window: timedelta) -> str:
+    """What verdicts rest on besides the facts, as text: when it differs, every verdict is judged again."""
+    frozen = (
+        f"failing since {moment.failing_since.isoformat()}, judged at {moment.now.isoformat()}; "
+        if (moment.failing_since is not None)
+        else ""
+    )
+    forbidden = ",".join(sorted(moment.forbidden_namespaces))
+    return f"{frozen}window {window.total_seconds()}s; forbidden [{forbidden}]"[:1024]
 
 
 def _row(
@@ -261,6 +307,7 @@ def _qualified(judgement: rules.Judgement, moment: ClusterMoment, namespace: str
             current_version=judgement.current_version,
             stale_since=None,
             optional=judgement.optional,
+            changes_at=None,
         )
     if moment.failing_since is not None:
         since = timezone.localtime(moment.failing_since).strftime("%Y-%m-%d %H:%M:%S")
@@ -272,6 +319,7 @@ def _qualified(judgement: rules.Judgement, moment: ClusterMoment, namespace: str
             current_version=judgement.current_version,
             stale_since=judgement.stale_since,
             optional=judgement.optional,
+            changes_at=None,  # the moment judged at stays the last good snapshot's until one succeeds
         )
     return judgement
 

@@ -919,3 +919,27 @@ def test_split_sources_accepts_projection_ids():
     assert (
         split_sources([("p1", "ConfigMap", "app-config", ids[0]), ("p2", "ConfigMap", "app-config", ids[1])]) == set()
     )
+
+
+@pytest.mark.parametrize(("consumer", "container", "source", "probe", "now", "expected", "says"), CASES)
+def test_changes_at_is_the_only_moment_the_clock_changes_a_verdict(
+    consumer, container, source, probe, now, expected, says
+):
+    """A stored verdict is trusted until `changes_at`: up to that moment the clock alone must not change it,
+    and at that moment it must change (else storing would re-judge for nothing); None means never."""
+    result = judge(consumer, container, source, probe, at(now), WINDOW)
+    later = [at(now) + timedelta(seconds=s) for s in (1, 59, 61, 119, 121, 3600, 86400 * 365)]
+    if result.changes_at is None:
+        assert all(judge(consumer, container, source, probe, t, WINDOW).verdict is result.verdict for t in later)
+        return
+    assert result.verdict is PROPAGATING
+    before = result.changes_at - timedelta(microseconds=1)
+    assert judge(consumer, container, source, probe, before, WINDOW).verdict is PROPAGATING
+    assert all(
+        judge(consumer, container, source, probe, t, WINDOW).verdict is PROPAGATING
+        for t in later
+        if t < result.changes_at
+    )
+    turned = judge(consumer, container, source, probe, result.changes_at, WINDOW)
+    assert turned.verdict is not PROPAGATING
+    assert turned.changes_at is None

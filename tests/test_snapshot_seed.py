@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from django.core.management import call_command
+from django.utils import timezone
 
+from drift import judged
 from drift.clusters import register_cluster
 from drift.models import Cluster, SnapshotRun
+from drift.verdicts import drift_rows
 from tests.kube_helpers import wait_other_test_namespaces_gone, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
@@ -59,7 +62,20 @@ def seed(kube):
 def snapshot():
     out = io.StringIO()
     call_command("snapshot", "--cluster", "local", stdout=out)
+    assert_stored_equal_fresh()
     return out.getvalue()
+
+
+def assert_stored_equal_fresh():
+    """driftreport reads the stored verdicts: after every cycle they are what the rules say from the facts."""
+    cluster = Cluster.objects.get(name="local")
+    now = timezone.now()
+
+    def comparable(rows):
+        return sorted((r.consumption_id, r.verdict, r.evidence, r.running_version, r.current_version, r.stale_since,
+                       r.split) for r in rows)  # fmt: skip
+
+    assert comparable(judged.rows(cluster, now=now)) == comparable(drift_rows(cluster, now=now))
 
 
 def report(namespace):

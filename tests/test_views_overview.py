@@ -94,17 +94,36 @@ def test_it_shows_a_failing_snapshot_with_its_error_escaped(viewer, demo):
 
 
 def test_it_counts_pods_per_worst_verdict_for_each_workload(viewer, demo):
-    rows = workload_rows(viewer.get(reverse("overview")))
+    response = viewer.get(reverse("overview"))
+    rows = workload_rows(response)
     # columns: workload, kind, stale, propagating, fresh, unknown, missing, stale sources
     assert rows["env-demo"].startswith("env-demo Deployment 2 0 0 0 0 ConfigMap env-config since")
-    assert rows["nginx"].startswith("nginx Deployment 0 0 1 0 0")
-    assert rows["api"].startswith("api Deployment 0 0 1 0 0")
+    # Fresh workloads are counted and one click away, not listed.
+    assert set(rows) == {"env-demo"}
+    content = response.content.decode()
+    assert "2 fresh workloads not listed" in content
+    assert 'href="/?cluster=local&amp;verdict=fresh">show fresh workloads</a>' in content
+    fresh = workload_rows(viewer.get(reverse("overview"), {"cluster": "local", "verdict": "fresh"}))
+    assert fresh["nginx"].startswith("nginx Deployment 0 0 1 0 0")
+    assert fresh["api"].startswith("api Deployment 0 0 1 0 0")
+
+
+def test_it_counts_workloads_and_pods_per_namespace(viewer, demo):
+    content = viewer.get(reverse("overview")).content.decode()
+    counts = {
+        name: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cells)).strip()
+        for name, cells in re.findall(r'<tr class="ns-counts"><th scope="row"><a [^>]+>([\w-]+)</a></th>(.*?)</tr>',
+                                      content, re.S)
+    }  # fmt: skip
+    # namespace: need attention, fresh workloads, stale, propagating, unknown, missing pods
+    assert counts == {"demo": "1 1 2 0 0 0", "shop": "0 1 0 0 0 0"}
 
 
 @pytest.mark.parametrize(
     ("query", "shown"),
     [
-        ({"namespace": "shop"}, {"api"}),
+        ({"namespace": "shop"}, set()),  # its one workload is fresh: counted, not listed
+        ({"namespace": "shop", "verdict": "fresh"}, {"api"}),
         ({"verdict": "stale"}, {"env-demo"}),
         ({"verdict": "fresh"}, {"nginx", "api"}),
         ({"source": "nginx-config"}, {"nginx"}),
@@ -136,8 +155,9 @@ def test_split_workloads_stand_out(viewer, facts):
     facts.pod("steady", "steady-a", [{"source_name": "env-config"}], started_minutes_ago=5)
     facts.run()
     response = viewer.get(reverse("overview"))
-    assert "split" in workload_rows(response)["web"]
-    assert "split" not in workload_rows(response)["steady"]
+    assert "split" in workload_rows(response)["web"]  # all its pods fresh or stale: listed because split
+    assert "steady" not in workload_rows(response)
+    assert "split" not in workload_rows(viewer.get(reverse("overview"), {"verdict": "fresh"}))["steady"]
     assert set(workload_rows(viewer.get(reverse("overview"), {"verdict": "split"}))) == {"web"}
 
 
@@ -198,7 +218,7 @@ def test_a_hostile_filter_is_left_out_and_said(viewer, demo, query, message):
     assert response.status_code == 200
     content = html.unescape(response.content.decode())
     assert message in content
-    assert set(workload_rows(response)) == {"env-demo", "nginx", "api"}  # the bad filter filters nothing
+    assert set(workload_rows(response)) == {"env-demo"}  # the bad filter filters nothing: the default view
 
 
 def test_an_over_long_query_parameter_is_400(viewer, demo):
@@ -218,3 +238,71 @@ def test_it_says_when_a_clusters_watcher_is_down(viewer, demo, facts, heard_seco
     Cluster.objects.filter(pk=facts.cluster.pk).update(watch_heartbeat_at=heard)
     page = viewer.get("/").content.decode()
     assert ("Watcher down" in page) == down
+
+
+def many_stale_workloads(facts, count, pods=2):
+    facts.source("env-config", (90, {"log_level": "INFO"}), (10, {"log_level": "DEBUG"}))
+    for index in range(count):
+        for pod in range(pods):
+            facts.pod(f"app-{index:03}-{count}", f"app-{index:03}-{count}-{pod}", [{"source_name": "env-config"}])
+
+
+def stamp_of(response):
+    match = re.search(r'id="overview-body" hx-get="[^"]*stamp=([^"&]+)"', response.content.decode())
+    return match and html.unescape(match.group(1))
+
+
+HTMX = {"HX-Request": "true", "HX-Target": "overview-body"}
+
+
+def test_polling_answers_nothing_new_until_a_verdict_or_a_snapshot_changes(viewer, demo):
+    from drift import judged
+
+    judged.facts_changed(demo.cluster)
+    first = viewer.get(reverse("overview"), {"namespace": "demo"})
+    stamp = stamp_of(first)
+    assert stamp
+    again = viewer.get(reverse("overview"), {"namespace": "demo", "stamp": stamp}, headers=HTMX)
+    assert again.status_code == 204 and again.content == b""
+    # A full page load (no htmx) always answers in full.
+    assert viewer.get(reverse("overview"), {"namespace": "demo", "stamp": stamp}).status_code == 200
+
+    demo.run(minutes_ago=0)  # a snapshot finished: its time and the chart are news
+    changed = viewer.get(reverse("overview"), {"namespace": "demo", "stamp": stamp}, headers=HTMX)
+    assert changed.status_code == 200
+    assert stamp_of(changed) != stamp
+    assert "env-demo" in workload_rows(changed)
+
+
+def test_a_long_list_is_paged(viewer, facts):
+    many_stale_workloads(facts, 60, pods=1)
+    facts.run()
+    first = viewer.get(reverse("overview"))
+    assert len(workload_rows(first)) == 50
+    assert 'rel="next" href="/?page=2"' in first.content.decode()
+    second = viewer.get(reverse("overview"), {"page": 2})
+    assert len(workload_rows(second)) == 10
+    assert set(workload_rows(first)).isdisjoint(workload_rows(second))
+    assert 'rel="prev" href="/?page=1"' in second.content.decode()
+    assert len(workload_rows(viewer.get(reverse("overview"), {"page": "999999999"}))) == 50  # not a page: the first
+
+
+@pytest.mark.parametrize("is_operator", [False, True])
+def test_its_queries_do_not_grow_with_pods(client, facts, is_operator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from drift import judged
+
+    client.force_login(user("olga", "operator") if is_operator else user("vera", "viewer"))
+    counts = []
+    for count in (2, 40):
+        many_stale_workloads(facts, count - len(counts) * 2, pods=3)
+        facts.run(minutes_ago=0)
+        judged.facts_changed(facts.cluster)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("overview"))
+        assert len(workload_rows(response)) == count
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert counts[1] <= 15, "\n".join(q["sql"][:150] for q in queries.captured_queries)

@@ -1,4 +1,6 @@
-"""The overview page: per cluster, how its snapshots go, and per workload how many pods are in each verdict."""
+"""The overview page: per cluster, how its snapshots go, what needs attention, and counts of the rest.
+
+It reads the stored verdicts and summaries (drift.judged), so its queries do not grow with the pods."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from dashboard.pages.judged import SERVICE_ACCOUNT_CA
-from drift import measured, refresh
+from drift import judged, measured, refresh
+from drift.judged import WorkloadSummary
 from drift.models import Cluster, Pod, SnapshotRun, Source
-from drift.verdicts import DriftRow, cluster_moment, drift_rows, pod_verdicts
-from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
+from drift.verdicts import DriftRow, cluster_moment
+from drift.vocabulary import VERDICT_ORDER, Verdict
 from drift.watch import WATCHER_DOWN_AFTER_SECONDS
 
 # The order of the overview's columns and filter choices.
@@ -41,31 +44,6 @@ class OverviewFilters:
         return True
 
 
-@dataclass
-class WorkloadSummary:
-    workload_id: int
-    cluster: str
-    namespace: str
-    kind: str
-    name: str
-    pods: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICT_ORDER, 0))
-    split: bool = False
-    stale_sources: list[str] = field(default_factory=list)
-    stale_since: dt.datetime | None = None
-
-    @property
-    def rollable(self) -> bool:
-        return self.kind in ROLLABLE_KINDS
-
-    @property
-    def total(self) -> int:
-        return sum(self.pods.values())
-
-    @property
-    def worst(self) -> str:
-        return next((verdict for verdict in VERDICT_ORDER if self.pods[verdict]), Verdict.FRESH)
-
-
 @dataclass(frozen=True)
 class StaleSeries:
     """Stale pods per finished snapshot over a period, folded into `buckets` by their maximum (so a short spike
@@ -83,6 +61,20 @@ class StaleSeries:
         return max(value for _, value in self.values)
 
 
+# Workloads listed per cluster and page: the overview lists what needs attention, not every workload.
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class NamespaceCounts:
+    """One namespace of a cluster: workloads that need attention, fresh ones, and pods per verdict."""
+
+    namespace: str
+    attention: int
+    fresh: int
+    pods: dict[str, int]
+
+
 @dataclass
 class ClusterOverview:
     cluster: Cluster
@@ -91,8 +83,13 @@ class ClusterOverview:
     failing_since: dt.datetime | None
     error: str
     forbidden_namespaces: list[str]
-    workloads: list[WorkloadSummary]
+    workloads: list[WorkloadSummary]  # this page of the listed workloads
+    listed: int  # how many workloads the filters list, over every page
+    page: int
+    pages: int
+    quiet: int  # fresh workloads not listed (the default view lists only those needing attention)
     totals: dict[str, int]
+    namespace_counts: list[NamespaceCounts]
     chart: StaleSeries | None
     refresh_delays: refresh.RefreshDelays = field(default_factory=lambda: refresh.RefreshDelays(()))
 
@@ -116,17 +113,41 @@ class ClusterOverview:
             grouped[workload.namespace].append(workload)
         return sorted(grouped.items())
 
+    @property
+    def previous_page(self) -> int | None:
+        return self.page - 1 if self.page > 1 else None
 
-def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[ClusterOverview]:
-    """Per cluster: how its snapshots go, and per workload how many pods are in each (worst) verdict."""
-    now = now or timezone.now()
+    @property
+    def next_page(self) -> int | None:
+        return self.page + 1 if self.page < self.pages else None
+
+
+def clusters_shown(filters: OverviewFilters) -> list[Cluster]:
     clusters = Cluster.objects.all()
-    if filters.cluster:
-        clusters = clusters.filter(name=filters.cluster)
+    return list(clusters.filter(name=filters.cluster) if filters.cluster else clusters)
+
+
+def overview(
+    filters: OverviewFilters, now: dt.datetime | None = None, page: int = 1, clusters: list[Cluster] | None = None
+) -> list[ClusterOverview]:
+    """Per cluster: how its snapshots go, counts per verdict and namespace, and one page of the workloads that
+    need attention (stale, missing, unknown, propagating or split), worst first; with a verdict filter, the
+    workloads with a pod in that verdict; fresh workloads are counted, and listed when asked for."""
+    now = now or timezone.now()
+    clusters = clusters_shown(filters) if clusters is None else clusters
+    summaries: dict[str, list[WorkloadSummary]] = defaultdict(list)
+    if filters.source or filters.q:
+        for cluster in clusters:
+            summaries[cluster.name] = _matching(cluster, filters, now)
+    else:
+        for summary in judged.workload_summaries(
+            clusters[0] if len(clusters) == 1 else None, namespace=filters.namespace or None, now=now
+        ):
+            summaries[summary.cluster].append(summary)
     result = []
     for cluster in clusters:
         finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
-        moment = cluster_moment(cluster, now)
+        moment = cluster_moment(cluster, now, latest=finished)
         if finished is None:
             state = "pending"
         elif finished.status == SnapshotRun.Status.FAILED:
@@ -135,20 +156,22 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
             state = "partial"
         else:
             state = "ok"
-        rows = [
-            row
-            for row in drift_rows(cluster=cluster, namespace=filters.namespace or None, now=now)
-            if filters.keeps(row)
-        ]
-        workloads = _summaries(rows)
+        everything = summaries[cluster.name]
         if filters.verdict == "split":
-            workloads = [w for w in workloads if w.split]
+            listed = [w for w in everything if w.split]
         elif filters.verdict:
-            workloads = [w for w in workloads if w.pods[filters.verdict]]
+            listed = [w for w in everything if w.pods.get(filters.verdict)]
+        elif filters.source or filters.q:
+            listed = everything  # a search lists what it found, fresh or not
+        else:
+            listed = [w for w in everything if w.attention]
+        listed.sort(key=_attention_order if not filters.verdict else _name_order)
+        pages = max(1, -(-len(listed) // PAGE_SIZE))
+        current = min(max(page, 1), pages)
         totals: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-        for workload in workloads:
+        for workload in everything if not filters.verdict else listed:
             for verdict, count in workload.pods.items():
-                totals[verdict] += count
+                totals[verdict] = totals.get(verdict, 0) + count
         result.append(
             ClusterOverview(
                 cluster=cluster,
@@ -157,8 +180,15 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
                 failing_since=moment.failing_since,
                 error=finished.error if finished is not None and state == "failing" else "",
                 forbidden_namespaces=sorted(moment.forbidden_namespaces),
-                workloads=workloads,
+                workloads=listed[(current - 1) * PAGE_SIZE : current * PAGE_SIZE],
+                listed=len(listed),
+                page=current,
+                pages=pages,
+                quiet=sum(1 for w in everything if not w.attention)
+                if not (filters.verdict or filters.source or filters.q)
+                else 0,
                 totals=totals,
+                namespace_counts=_namespace_counts(everything),
                 chart=stale_series(cluster, now),
                 refresh_delays=measured.refresh_delays(cluster, now),
             )
@@ -166,22 +196,38 @@ def overview(filters: OverviewFilters, now: dt.datetime | None = None) -> list[C
     return result
 
 
-def _summaries(rows: list[DriftRow]) -> list[WorkloadSummary]:
-    by_workload: dict[int, list[DriftRow]] = defaultdict(list)
-    for row in rows:
-        by_workload[row.workload_id].append(row)
-    summaries = []
-    for workload_id, group in by_workload.items():
-        first = group[0]
-        summary = WorkloadSummary(workload_id, first.cluster, first.namespace, first.workload.kind, first.workload.name)
-        for verdict in pod_verdicts(group).values():
-            summary.pods[verdict] += 1
-        summary.split = any(row.split for row in group)
-        stale = [row for row in group if row.verdict == Verdict.STALE]
-        summary.stale_sources = sorted({str(row.source) for row in stale})
-        summary.stale_since = min((row.stale_since for row in stale if row.stale_since), default=None)
-        summaries.append(summary)
-    return sorted(summaries, key=lambda s: (s.namespace, s.kind, s.name))
+def _attention_order(summary: WorkloadSummary) -> tuple:
+    """Worst first (stale, missing, unknown, propagating, split), then by name."""
+    rank = VERDICT_ORDER.index(summary.worst) if summary.worst != Verdict.FRESH else len(VERDICT_ORDER)
+    return (rank, summary.namespace, summary.kind, summary.name)
+
+
+def _name_order(summary: WorkloadSummary) -> tuple:
+    return (summary.namespace, summary.kind, summary.name)
+
+
+def _namespace_counts(summaries: list[WorkloadSummary]) -> list[NamespaceCounts]:
+    attention: dict[str, int] = defaultdict(int)
+    fresh: dict[str, int] = defaultdict(int)
+    pods: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(VERDICT_ORDER, 0))
+    for summary in summaries:
+        if summary.attention:
+            attention[summary.namespace] += 1
+        else:
+            fresh[summary.namespace] += 1
+        for verdict, count in summary.pods.items():
+            pods[summary.namespace][verdict] = pods[summary.namespace].get(verdict, 0) + count
+    return [NamespaceCounts(ns, attention[ns], fresh[ns], pods[ns]) for ns in sorted(pods)]
+
+
+def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> list[WorkloadSummary]:
+    """A search counts only the rows it matches (a pod's name finds that pod): summarised from the stored rows
+    of the workloads the database says match."""
+    ids = judged.matching_workloads(cluster, filters.namespace or None, filters.source, filters.q)
+    if not ids:
+        return []
+    rows = [row for row in judged.rows(cluster, filters.namespace or None, ids, now) if filters.keeps(row)]
+    return judged.summarise(rows)
 
 
 def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: int = 200) -> StaleSeries | None:
@@ -217,6 +263,8 @@ def filter_options(cluster_name: str = "") -> dict[str, list[str]]:
         sources = sources.filter(cluster__name=cluster_name)
     return {
         "clusters": list(Cluster.objects.values_list("name", flat=True)),
-        "namespaces": sorted(set(pods.values_list("namespace", flat=True))),
-        "sources": sorted(set(sources.exclude(name=SERVICE_ACCOUNT_CA).values_list("name", flat=True))),
+        "namespaces": list(pods.order_by("namespace").values_list("namespace", flat=True).distinct()),
+        "sources": list(
+            sources.exclude(name=SERVICE_ACCOUNT_CA).order_by("name").values_list("name", flat=True).distinct()
+        ),
     }

@@ -6,25 +6,43 @@ from dashboard.access import role_of
 from dashboard.forms import OverviewFilterForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import overview as page
+from drift import judged
 from drift.models import Role
 
 
 @vary_on_headers("HX-Request")
 def overview(request: HtmxHttpRequest) -> HttpResponse:
-    """Per cluster, namespace and workload: pods per verdict. The body polls itself with the same query
-    string, so a refresh keeps the filters. A bad filter is left out and said."""
+    """Per cluster and namespace: what needs attention, and counts of the rest. The body polls itself with the
+    same query string, so a refresh keeps the filters, and with the stamp of what it shows: when nothing
+    changed since, the answer is 204 (htmx keeps the page as it is). A bad filter is left out and said."""
     form = OverviewFilterForm(request.GET)
     filters = form.filters()
+    polled = bool(request.htmx and request.htmx.target == "overview-body")
+    clusters = page.clusters_shown(filters)
+    stamp = judged.stamp(clusters)
+    if polled and stamp and request.GET.get("stamp") == stamp:
+        return HttpResponse(status=204)  # nothing new: htmx keeps what it shows
+    query = request.GET.copy()
+    query.pop("stamp", None)
+    pager = query.copy()
+    pager.pop("page", None)
     ctx = {
         "filters": filters,
         "filter_errors": form.messages(),
-        "clusters": page.overview(filters),
+        "clusters": page.overview(filters, page=_page_number(request.GET.get("page")), clusters=clusters),
         "options": page.filter_options(filters.cluster),
         "verdicts": page.OVERVIEW_VERDICTS,
-        "query": request.GET.urlencode(),
+        "query": query.urlencode(),
+        "pager_query": pager.urlencode(),
+        "stamp": stamp,
         "is_operator": role_of(request.user) == Role.OPERATOR,
     }
     template = "dashboard/overview.html"
-    if request.htmx and request.htmx.target == "overview-body":
+    if polled:
         template += "#overview-body"
     return render(request, template, ctx)
+
+
+def _page_number(value: str | None) -> int:
+    """A page number from the query string; anything else is the first page."""
+    return int(value) if value and value.isdigit() and len(value) < 7 else 1

@@ -17,12 +17,11 @@ from django.utils import timezone
 from drift import kube
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
-from drift.models import AuditEvent, Cluster, Observation, SnapshotRun
+from drift.models import AuditEvent, Cluster, ClusterVerdicts, Observation, SnapshotRun
 from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, SnapshotFailed, read_cluster
 from drift.snapshot.probing import observations_from, plan_probes, run_probes
 from drift.snapshot.recording import ACTOR, record
-from drift.vocabulary import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,6 @@ def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
         run.status = SnapshotRun.Status.PARTIAL if listing.forbidden else SnapshotRun.Status.SUCCEEDED
         Cluster.objects.filter(pk=cluster.pk).update(last_contact_at=timezone.now())
         run.finished_at = timezone.now()
-        enter("counting verdicts")
-        run.verdict_counts = _verdict_counts(cluster, run)
     except (kube.KubeError, SnapshotFailed) as error:
         _fail(cluster, run, str(error))
         log.warning("snapshot of %s failed: %s", cluster.name, run.error)
@@ -78,7 +75,23 @@ def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
             raise  # a worker shutdown or a hard interrupt: the run is recorded, the interrupt goes on
     finally:
         _finish(run)
+    _judge(cluster, run)
     return run
+
+
+def _judge(cluster: Cluster, run: SnapshotRun) -> None:
+    """Store the verdicts the facts now give (drift.judged), then the run's verdict counts from them. After
+    the run's end is saved: the verdicts rest on it (a failing cluster is judged as of its last good run)."""
+    from drift import judged  # late import: judging reads what this module writes
+
+    try:
+        judged.after_cycle(cluster, run)
+        if run.status != SnapshotRun.Status.FAILED:
+            run.verdict_counts = judged.cluster_counts(cluster)
+            SnapshotRun.objects.filter(pk=run.pk).update(verdict_counts=run.verdict_counts)
+    except Exception as error:  # the run's record stands; the next cycle judges again (it sees no judgement)
+        log.error("snapshot of %s: judging failed (%s)", cluster.name, type(error).__name__)
+        ClusterVerdicts.objects.filter(cluster=cluster).delete()
 
 
 def _fail(cluster: Cluster, run: SnapshotRun, reason: str) -> None:
@@ -120,26 +133,3 @@ def _audit_first_failure(cluster: Cluster, run: SnapshotRun) -> None:
             actor=ACTOR, action=AuditEvent.Action.SNAPSHOT_FAILED, cluster_name=cluster.name,
             message=f"snapshot of {cluster.name} failed: {run.error}",
         )  # fmt: skip
-
-
-def _verdict_counts(cluster: Cluster, run: SnapshotRun) -> dict[str, int]:
-    """Pods per worst verdict. When nothing was written and nothing was propagating, the verdicts are
-    those of the previous good run: only a propagation window can change a verdict on the clock alone."""
-    from drift.verdicts import verdict_counts  # late import: verdicts reads what this module writes
-
-    previous = (
-        cluster.runs.filter(status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL])
-        .exclude(pk=run.pk)
-        .first()
-    )
-    unchanged = (
-        previous is not None
-        and run.rows_written == 0
-        and previous.verdict_counts
-        and not previous.verdict_counts.get(Verdict.PROPAGATING)
-        and previous.status == run.status
-        and previous.forbidden_namespaces == run.forbidden_namespaces
-    )
-    if unchanged and previous is not None:
-        return previous.verdict_counts
-    return verdict_counts(cluster, now=run.finished_at)

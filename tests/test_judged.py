@@ -1,0 +1,210 @@
+"""Stored verdicts (drift.judged) say exactly what drift.verdicts judges from the same facts at the same moment,
+before and after a propagation window ends, for every kind of consumer; nothing stored shows fresh early; a
+cycle writes only what changed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from drift import judged
+from drift.models import ClusterVerdicts, Consumption, Observation, SnapshotRun, StoredVerdict, WorkloadVerdicts
+from drift.verdicts import drift_rows, pod_verdicts
+from drift.vocabulary import VERDICT_ORDER
+from tests.facts import Facts, value_hash
+
+pytestmark = pytest.mark.django_db
+
+WINDOW = timedelta(seconds=120)
+
+
+def volume(name: str, **extra: object) -> dict:
+    return {"source_name": name, "mode": "volume", "mount_path": "/etc/config", **extra}
+
+
+def observe(pod, source_name: str, at: datetime, ok: bool = True, **values: str | None) -> None:
+    consumption = Consumption.objects.get(container__pod=pod, source_name=source_name)
+    hashes = {key: None if value is None else value_hash(value) for key, value in values.items()}
+    Observation.objects.create(consumption=consumption, observed_at=at, ok=ok, key_hashes=hashes,
+                               reason="" if ok else "exec timed out")  # fmt: skip
+
+
+def scenario(facts: Facts) -> None:
+    """One of each: env stale (observed and inferred), env fresh, volume propagating (inferred and observed
+    behind), volume fresh, subPath stale, a missing source, a deleted one, content from before Driftwatch
+    watched, an init container, an optional reference, a split workload, a second namespace."""
+    facts.source("env-config", (90, {"level": "INFO"}), (10, {"level": "DEBUG"}))
+    facts.source("vol-config", (90, {"a": "1"}), (1, {"a": "2"}))  # changed a minute ago: inside the window
+    facts.source("vol-old", (90, {"a": "1"}), (30, {"a": "2"}))  # changed long ago: beyond it
+    facts.source("sub-config", (90, {"nginx.conf": "x"}), (20, {"nginx.conf": "y"}))
+    facts.source("gone", (90, {"k": "v"}), deleted_minutes_ago=5)
+    facts.source("late", (3, {"k": "v"}))  # first seen 3 minutes ago: what a pod of 30 minutes took is unknown
+    facts.source("token", (90, {"t": "1"}), kind="Secret", namespace="shop")
+
+    for name in ("env-a", "env-b"):
+        facts.pod("env-demo", name, [{"source_name": "env-config"}], started_minutes_ago=30)
+    env_c = facts.pod("env-demo", "env-c", [{"source_name": "env-config"}], started_minutes_ago=5)  # split
+    observe(env_c, "env-config", facts.at(4), level="DEBUG")
+    observed = facts.pod("env-seen", "env-seen-a", [{"source_name": "env-config"}], started_minutes_ago=30)
+    observe(observed, "env-config", facts.at(2), level="INFO")
+
+    facts.pod("vol-demo", "vol-a", [volume("vol-config")], started_minutes_ago=30)
+    behind = facts.pod("vol-demo", "vol-b", [volume("vol-config")], started_minutes_ago=30)
+    observe(behind, "vol-config", facts.at(0.2), a="1")  # read after the change, still the old content
+    facts.pod("vol-old", "vol-old-a", [volume("vol-old")], started_minutes_ago=60)
+    facts.pod("vol-fresh", "vol-fresh-a", [volume("vol-config")], started_minutes_ago=0.5)
+    facts.pod(
+        "sub", "sub-a",
+        [{"source_name": "sub-config", "mode": "subPath", "keys": ["nginx.conf"], "sub_path": "nginx.conf"}],
+    )  # fmt: skip
+    facts.pod("gone", "gone-a", [{"source_name": "gone"}, volume("gone", optional=True)])
+    facts.pod("late", "late-a", [{"source_name": "late"}])
+    facts.pod("init", "init-a", [{"source_name": "env-config"}], container="setup")
+    facts.pod("api", "api-a", [{"source_kind": "Secret", "source_name": "token"}], namespace="shop")
+    facts.run()
+
+
+def comparable(rows) -> list[tuple]:
+    return sorted(
+        (row.consumption_id, row.verdict, row.evidence, row.running_version, row.current_version, row.stale_since,
+         row.split, row.workload_id, row.pod_id, row.observed_at)
+        for row in rows
+    )  # fmt: skip
+
+
+def moments(now: datetime) -> list[datetime]:
+    """Now, and around the ends of the windows of the scenario's propagating volumes."""
+    changed = now - timedelta(minutes=1)
+    end = changed + WINDOW
+    return [now, now + timedelta(seconds=30), end - timedelta(microseconds=1), end, end + timedelta(seconds=1),
+            now + timedelta(hours=2)]  # fmt: skip
+
+
+@pytest.fixture
+def facts() -> Facts:
+    facts = Facts.for_cluster()
+    scenario(facts)
+    return facts
+
+
+def test_the_scenario_covers_every_verdict_and_a_window_that_ends(facts):
+    verdicts = {row.verdict for row in drift_rows(facts.cluster, now=facts.now)}
+    assert verdicts == set(VERDICT_ORDER)
+    later = {row.verdict for row in drift_rows(facts.cluster, now=facts.now + timedelta(hours=1))}
+    assert "propagating" not in later
+
+
+def test_stored_rows_equal_fresh_ones_at_every_moment(facts):
+    written = judged.facts_changed(facts.cluster, now=facts.now)
+    assert written == StoredVerdict.objects.count() + WorkloadVerdicts.objects.count()
+
+    at_judging = judged.rows(facts.cluster, now=facts.now)
+    assert [(r.consumption_id, r.reason) for r in at_judging] == [
+        (r.consumption_id, r.reason) for r in drift_rows(facts.cluster, now=facts.now)
+    ]
+    for moment in moments(facts.now):
+        assert comparable(judged.rows(facts.cluster, now=moment)) == comparable(
+            drift_rows(facts.cluster, now=moment)
+        ), moment
+
+
+def test_nothing_stored_turns_fresh_before_the_rules_say_so(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    stored = list(StoredVerdict.objects.all())
+    assert any(verdict.expires_at is not None for verdict in stored)
+    for moment in moments(facts.now):
+        fresh = {row.consumption_id: row.verdict for row in drift_rows(facts.cluster, now=moment)}
+        for verdict in stored:
+            if verdict.expires_at is None or verdict.expires_at > moment:  # a reader would trust it
+                assert verdict.verdict == fresh[verdict.consumption_id], (moment, verdict.consumption_id)
+
+
+def test_summaries_equal_what_the_rows_give(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    for moment in moments(facts.now):
+        rows = drift_rows(facts.cluster, now=moment)
+        expected = {}
+        for summary in judged.summarise(rows):
+            expected[summary.workload_id] = (summary.pods, summary.modes, summary.split, summary.stale_since)
+        got = {
+            s.workload_id: (s.pods, s.modes, s.split, s.stale_since)
+            for s in judged.workload_summaries(facts.cluster, now=moment)
+        }
+        assert got == expected, moment
+        pods = pod_verdicts(rows)
+        assert sum(sum(s.pods.values()) for s in judged.workload_summaries(now=moment)) == len(pods)
+
+
+def test_summaries_are_plain_data_with_counts_per_verdict_and_mode(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    summaries = {s.name: s for s in judged.workload_summaries("local", now=facts.now)}
+    vol = summaries["vol-demo"].as_dict()
+    assert vol["cluster"] == "local" and vol["namespace"] == "demo" and vol["kind"] == "Deployment"
+    assert vol["pods"]["propagating"] == 2
+    assert vol["modes"] == {"volume": {"propagating": 2}}
+    assert summaries["env-demo"].split and summaries["env-demo"].attention
+    assert summaries["env-demo"].stale_since == facts.at(10)
+    assert not summaries["vol-old"].attention
+    shop = judged.workload_summaries(facts.cluster, namespace="shop", now=facts.now)
+    assert [s.name for s in shop] == ["api"]
+    quiet = judged.workload_summaries(facts.cluster, attention=False, now=facts.now)
+    assert {s.name for s in quiet} == {"vol-old", "vol-fresh", "api"}
+
+
+def test_an_idle_cycle_writes_nothing_and_an_expired_window_rewrites_only_its_workload(facts):
+    run = SnapshotRun.objects.get()
+    judged.facts_changed(facts.cluster, now=facts.now)
+    stamp = ClusterVerdicts.objects.get().stamp
+    idle = facts.run(minutes_ago=-0.2)  # finished after the judgement, nothing written
+    assert judged.after_cycle(facts.cluster, idle, now=facts.now + timedelta(seconds=20)) == 0
+    assert ClusterVerdicts.objects.get().stamp == stamp
+
+    end = facts.now + timedelta(seconds=61)
+    before = {v.pk: v.verdict for v in StoredVerdict.objects.all()}
+    written = judged.after_cycle(facts.cluster, idle, now=end)
+    after = {v.pk: v.verdict for v in StoredVerdict.objects.all()}
+    changed = {pk for pk in before if before[pk] != after[pk]}
+    assert changed and written >= len(changed)
+    assert {StoredVerdict.objects.get(pk=pk).workload.name for pk in changed} == {"vol-demo"}
+    assert ClusterVerdicts.objects.get().stamp == stamp + 1
+    assert comparable(judged.rows(facts.cluster, now=end)) == comparable(drift_rows(facts.cluster, now=end))
+    assert run.pk
+
+
+def test_a_cycle_that_recorded_something_judges_the_whole_cluster(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    facts.source("env-config", (0.1, {"level": "WARN"}))  # a new lineage: every env-config reader changes
+    run = facts.run(minutes_ago=0)
+    SnapshotRun.objects.filter(pk=run.pk).update(rows_written=1)
+    run.refresh_from_db()
+    later = facts.now + timedelta(seconds=5)
+    assert judged.after_cycle(facts.cluster, run, now=later) > 0
+    assert comparable(judged.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
+
+
+def test_a_failing_cluster_is_judged_as_of_its_last_good_snapshot_and_never_expires(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    failed = facts.run(status="failed", minutes_ago=0, error="connection refused")
+    judged.after_cycle(facts.cluster, failed, now=facts.now + timedelta(seconds=3))
+    assert not StoredVerdict.objects.exclude(expires_at=None).exists()
+    far = facts.now + timedelta(hours=3)
+    assert comparable(judged.rows(facts.cluster, now=far)) == comparable(drift_rows(facts.cluster, now=far))
+    assert {"propagating"} <= {s.worst for s in judged.workload_summaries(now=far)}
+
+
+def test_a_source_changed_outside_a_cycle_rejudges_its_readers(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    facts.source("sub-config", (0.1, {"nginx.conf": "z"}))
+    later = facts.now + timedelta(seconds=5)
+    assert judged.source_changed(facts.cluster, "demo", "ConfigMap", "sub-config", now=later) > 0
+    assert comparable(judged.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
+
+
+def test_readers_judge_a_cluster_never_judged_or_whose_settings_changed(facts):
+    assert comparable(judged.rows(facts.cluster, now=facts.now)) == comparable(drift_rows(facts.cluster, now=facts.now))
+    judged.facts_changed(facts.cluster, now=facts.now)
+    facts.cluster.propagation_window_seconds = 30
+    facts.cluster.save()  # admin: the window changed, so what was stored no longer holds
+    assert not ClusterVerdicts.objects.exists()
+    assert comparable(judged.rows(facts.cluster, now=facts.now)) == comparable(drift_rows(facts.cluster, now=facts.now))
