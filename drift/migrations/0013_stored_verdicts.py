@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0009_vocabulary"),
+        ("drift", "0012_install"),
     ]
 
     operations = [
