@@ -35,6 +35,8 @@ DRIFTWATCH_HASH_KEYS_PREVIOUS = env_list("DRIFTWATCH_HASH_KEYS_PREVIOUS", [])
 # Source versions older than this are pruned (drift.tasks.prune_versions), except each source's latest and
 # any a running container may still consume; the audit log is never pruned.
 DRIFTWATCH_VERSION_RETENTION_DAYS = env_int("DRIFTWATCH_VERSION_RETENTION_DAYS", 90, minimum=1)
+# /metrics answers only a request carrying this bearer token; empty: it is open (pair it with a NetworkPolicy).
+DRIFTWATCH_METRICS_TOKEN = env_str("DRIFTWATCH_METRICS_TOKEN", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -132,6 +134,8 @@ HTTPS = env_bool("HTTPS", not DEBUG)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
+# Prometheus scrapes pods over plain HTTP inside the cluster: /metrics answers there instead of redirecting.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from dashboard.forms import LoginForm
-from dashboard.views import audit, health, overview, pods, rollouts, sources, workloads
+from dashboard.views import audit, health, metrics, overview, pods, rollouts, sources, workloads
 from drift.vocabulary import SourceKind
 
 
@@ -51,5 +51,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

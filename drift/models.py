@@ -80,6 +80,11 @@ class Cluster(models.Model):
         help_text="A rollout still in progress this long after its patch is marked stuck and stops blocking its "
         "batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.",
     )
+    metrics_per_workload = models.BooleanField(
+        default=True,
+        help_text="Export /metrics per workload (namespace, workload kind and name as labels). Off: per namespace "
+        "only, to bound the number of time series of a large cluster.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     server_version = models.CharField(max_length=64, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)

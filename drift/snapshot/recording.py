@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from drift import podspec
+from drift import metrics, podspec
 from drift.models import (
     AuditEvent,
     Cluster,
@@ -117,6 +117,14 @@ def _record_sources(
                 )
             )  # fmt: skip
     AuditEvent.objects.bulk_create(audits)
+    changed = [audit for audit in audits if audit.action == AuditEvent.Action.CONFIG_CHANGED]
+    if changed:
+        transaction.on_commit(lambda: _count_changes(cluster.name, changed))
+
+
+def _count_changes(cluster: str, changed: list[AuditEvent]) -> None:
+    for audit in changed:
+        metrics.CONFIG_CHANGES.labels(cluster, audit.namespace, audit.object_kind).inc()
 
 
 def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
