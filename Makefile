@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
 
-.PHONY: demo test test-teardown venv services cluster test-tools lint check bench-snapshot bench-diff clean-cluster
+.PHONY: demo test test-teardown venv services cluster test-tools lint check bench-snapshot bench-metrics bench-diff clean-cluster
 
 demo: venv
 	scripts/demo
@@ -50,6 +50,11 @@ lint: venv
 bench-snapshot: venv services
 	DRIFTWATCH_NODES=25 scripts/cluster up
 	$(VENV)/bin/python bench/snapshot.py
+
+# One /metrics scrape at 2,000 pods: its time and SQL queries.
+bench-metrics: venv services
+	DRIFTWATCH_NODES=25 scripts/cluster up
+	$(VENV)/bin/python bench/metrics.py
 
 # The side-by-side diff on nginx-style files of 500 to 4,000 lines; needs no services.
 bench-diff: venv
