@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from dashboard.forms import LoginForm
-from dashboard.views import audit, health, metrics, overview, pods, rollouts, sources, workloads
+from dashboard.views import audit, health, metrics, notifications, overview, pods, rollouts, sources, workloads
 from drift.vocabulary import SourceKind
 
 
@@ -49,6 +49,11 @@ urlpatterns = [
     path("rollouts/bulk/", rollouts.bulk_start, name="rollout-bulk-start"),
     path("rollouts/batches/<uuid:batch_id>/", rollouts.batch, name="rollout-batch"),
     path("rollouts/batches/<uuid:batch_id>/cancel/", rollouts.batch_cancel, name="rollout-batch-cancel"),
+    path("notifications/", notifications.notifications, name="notifications"),
+    path("notifications/channels/", notifications.add_channel, name="notification-channel-add"),
+    path("notifications/channels/<int:pk>/delete/", notifications.delete_channel, name="notification-channel-delete"),
+    path("notifications/rules/", notifications.add_rule, name="notification-rule-add"),
+    path("notifications/rules/<int:pk>/delete/", notifications.delete_rule, name="notification-rule-delete"),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
