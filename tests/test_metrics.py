@@ -23,7 +23,7 @@ def scrape(client: Client, **headers: str) -> dict[str, list]:
 
 
 def value(families: dict, name: str, **labels: str) -> float | None:
-    for sample in families.get(name.removesuffix("_total"), []):
+    for sample in (sample for samples in families.values() for sample in samples):
         if sample.name == name and all(sample.labels.get(key) == wanted for key, wanted in labels.items()):
             return sample.value
     return None
@@ -104,3 +104,18 @@ def test_every_exported_name_is_listed():
     families = scrape(Client())
     exported = set(GAUGE_NAMES) | set(PROCESS_NAMES)
     assert {name.removesuffix("_total") for name in exported} >= set(families) - {""}
+
+
+def test_counters_of_a_worker_process_reach_the_scrape(cluster, tmp_path, monkeypatch, request):  # noqa: F811
+    """With PROMETHEUS_MULTIPROC_DIR, the histogram a Celery worker process observes while snapshotting is in
+    the web process's answer (added up from the folder's files)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    request.getfixturevalue("celery_worker_process")  # started with the folder in its environment
+    from drift.tasks import snapshot_cluster
+
+    snapshot_cluster.delay(cluster.pk)
+    wait_until(lambda: cluster.runs.exclude(status="running").exists(), timeout=120, what="the worker's snapshot")
+    wait_until(lambda: list(tmp_path.iterdir()), what="the worker's metric files")
+    families = scrape(Client())
+    assert value(families, "driftwatch_snapshot_duration_seconds_count", cluster="local") == 1
+    assert value(families, "driftwatch_build_info") == 1
