@@ -10,7 +10,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from drift import audit
-from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, SnapshotRun
+from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, RolloutWindow, SnapshotRun
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -87,3 +87,8 @@ class NotificationRuleAdmin(AuditedAdmin):
 class NoticeAdmin(admin.ModelAdmin):
     list_display = ["opened_at", "rule", "key", "status", "sends", "attempts", "last_error", "closed_at"]
     list_filter = ["status", "rule"]
+
+
+@admin.register(RolloutWindow)
+class RolloutWindowAdmin(AuditedAdmin):
+    list_display = ["cluster", "namespace", "weekdays", "start", "end"]

@@ -634,3 +634,27 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} {self.key}"
+
+
+class RolloutWindow(models.Model):
+    """When rollouts may start in a cluster (or one of its namespaces). A cluster or namespace without windows may
+    roll out at any time; with some, only inside one of them: Roll out says when the next opens, and bulk rollouts
+    stay queued until then."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="rollout_windows")
+    namespace = models.CharField(max_length=253, blank=True, help_text="Blank: every namespace of the cluster.")
+    weekdays = models.CharField(
+        max_length=7, default="0123456", help_text="Days it opens: 0 is Monday ... 6 is Sunday, e.g. 01234."
+    )
+    start = models.TimeField(help_text="Opens at (TIME_ZONE).")
+    end = models.TimeField(help_text="Closes at; before `start` means the next day.")
+
+    class Meta:
+        ordering = ["cluster", "namespace", "start"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.namespace or '*'} {self.weekdays} {self.start:%H:%M}-{self.end:%H:%M}"
+
+    def clean(self) -> None:
+        if not self.weekdays or any(day not in "0123456" for day in self.weekdays):
+            raise ValidationError({"weekdays": "Give days as digits 0 (Monday) to 6 (Sunday), e.g. 01234."})
