@@ -84,9 +84,9 @@ def _open_or_remind(
     return current.pk
 
 
-def _close(rule: NotificationRule, keys: set[str] | None, now: datetime, cluster: Cluster) -> None:
-    """End the open episodes of `keys` (None: those of the cluster not in `keep`)."""
-    rule.notices.filter(closed_at=None, cluster=cluster.name, key__in=keys or ()).update(closed_at=now)
+def _close(rule: NotificationRule, keys: set[str], now: datetime, cluster: Cluster) -> None:
+    """End the rule's open episodes of `keys` in the cluster: the next time the condition holds is a new one."""
+    rule.notices.filter(closed_at=None, cluster=cluster.name, key__in=keys).update(closed_at=now)
 
 
 def _stale(rule: NotificationRule, cluster: Cluster, summaries: list[WorkloadSummary], now: datetime) -> list[int]:
