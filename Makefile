@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-diff clean-cluster
+.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff clean-cluster
 
 demo: venv
 	scripts/demo
@@ -59,6 +59,8 @@ test-tools:
 	scripts/helm build
 	@# Dex, the OpenID Connect provider of the single sign-on tests: built once, before pytest's per-test timeout.
 	scripts/dex build
+	@# promtool (Prometheus) for `promtool check rules` on deploy/monitoring, built once the same way.
+	scripts/promtool build
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -93,6 +95,11 @@ bench-load: venv services
 
 bench-workers: venv services
 	$(VENV)/bin/python bench/workers.py
+
+# One /metrics scrape at 2,000 pods: its time and SQL queries.
+bench-metrics: venv services
+	DRIFTWATCH_NODES=25 scripts/cluster up
+	$(VENV)/bin/python bench/metrics.py
 
 # The side-by-side diff on nginx-style files of 500 to 4,000 lines; needs no services.
 bench-diff: venv

@@ -38,6 +38,20 @@ DRIFTWATCH_VERSION_RETENTION_DAYS = env_int("DRIFTWATCH_VERSION_RETENTION_DAYS",
 # The largest audit-event batch the webhook accepts (kube-apiserver sends at most 400 events per batch by default,
 # about 1.5 KB each at Metadata level).
 DRIFTWATCH_AUDIT_MAX_BYTES = env_int("DRIFTWATCH_AUDIT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+# /metrics answers only a request carrying this bearer token; empty: it is open (pair it with a NetworkPolicy).
+DRIFTWATCH_METRICS_TOKEN = env_str("DRIFTWATCH_METRICS_TOKEN", "")
+# Links in notices point here (the address people open Driftwatch at).
+DRIFTWATCH_BASE_URL = env_str("DRIFTWATCH_BASE_URL", "http://localhost:8000")
+# A failed notice is tried again after this many seconds, then twice as long..., four times, then marked failed.
+DRIFTWATCH_NOTIFY_BACKOFF_SECONDS = env_int("DRIFTWATCH_NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
+# E-mail channels send through Django's mail settings.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "driftwatch@localhost")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -183,6 +197,8 @@ HTTPS = env_bool("HTTPS", not DEBUG)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
+# Prometheus scrapes pods over plain HTTP inside the cluster: /metrics answers there instead of redirecting.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS

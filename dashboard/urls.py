@@ -3,7 +3,19 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path, register_converter
 
-from dashboard.views import audit, health, kube_audit, overview, pods, rollouts, sources, sso, workloads
+from dashboard.views import (
+    audit,
+    health,
+    kube_audit,
+    metrics,
+    notifications,
+    overview,
+    pods,
+    rollouts,
+    sources,
+    sso,
+    workloads,
+)
 from drift.vocabulary import SourceKind
 
 
@@ -41,6 +53,7 @@ urlpatterns = [
     path("audit/", audit.audit_log, name="audit"),
     path("audit.csv", audit.audit_csv, name="audit-csv"),
     path("rollouts/plan/", rollouts.plan, name="rollout-plan"),
+    path("workloads/<int:pk>/confirm/", rollouts.confirm, name="workload-confirm"),
     path("rollouts/", rollouts.start, name="rollout-start"),
     path("rollouts/<int:pk>/", rollouts.progress, name="rollout"),
     path("rollouts/<int:pk>/cancel/", rollouts.cancel, name="rollout-cancel"),
@@ -48,6 +61,11 @@ urlpatterns = [
     path("rollouts/bulk/", rollouts.bulk_start, name="rollout-bulk-start"),
     path("rollouts/batches/<uuid:batch_id>/", rollouts.batch, name="rollout-batch"),
     path("rollouts/batches/<uuid:batch_id>/cancel/", rollouts.batch_cancel, name="rollout-batch-cancel"),
+    path("notifications/", notifications.notifications, name="notifications"),
+    path("notifications/channels/", notifications.add_channel, name="notification-channel-add"),
+    path("notifications/channels/<int:pk>/delete/", notifications.delete_channel, name="notification-channel-delete"),
+    path("notifications/rules/", notifications.add_rule, name="notification-rule-add"),
+    path("notifications/rules/<int:pk>/delete/", notifications.delete_rule, name="notification-rule-delete"),
     path("login/", sso.LoginView.as_view(), name="login"),
     path("sso/start/", login_not_required(sso.SsoStart.as_view()), name="sso-start"),
     path("sso/callback/", login_not_required(sso.SsoCallback.as_view()), name="sso-callback"),
@@ -56,5 +74,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     # Without a trailing slash: the API server's webhook client drops it, and a redirect would turn its POST into a GET.
     path("kubernetes-audit/<slug:cluster>", kube_audit.receive, name="kube-audit"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

@@ -10,7 +10,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from drift import audit
-from drift.models import AuditEvent, Cluster, Membership, SnapshotRun
+from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, RolloutWindow, SnapshotRun
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -69,3 +69,26 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: object, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Channel)
+class ChannelAdmin(AuditedAdmin):
+    list_display = ["name", "kind", "url", "email_to", "enabled", "last_error", "last_failure_at", "last_success_at"]
+    readonly_fields = ["last_error", "last_failure_at", "last_success_at"]
+
+
+@admin.register(NotificationRule)
+class NotificationRuleAdmin(AuditedAdmin):
+    list_display = ["name", "channel", "event", "for_minutes", "cluster", "namespace", "workload", "enabled"]
+    exclude = ["cursor"]
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = ["opened_at", "rule", "key", "status", "sends", "attempts", "last_error", "closed_at"]
+    list_filter = ["status", "rule"]
+
+
+@admin.register(RolloutWindow)
+class RolloutWindowAdmin(AuditedAdmin):
+    list_display = ["cluster", "namespace", "weekdays", "start", "end"]

@@ -10,12 +10,14 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.db import models
 
-from drift.models import AuditEvent, Cluster, Membership
+from drift.models import AuditEvent, Channel, Cluster, Membership, NotificationRule
 
 # What an admin change of each model is recorded as: (added, changed, deleted).
 ADMIN_ACTIONS: dict[type[models.Model], tuple[str, str, str]] = {
     Cluster: (AuditEvent.Action.CLUSTER_ADDED, AuditEvent.Action.CLUSTER_CHANGED, AuditEvent.Action.CLUSTER_REMOVED),
     Membership: (AuditEvent.Action.ROLE_CHANGED, AuditEvent.Action.ROLE_CHANGED, AuditEvent.Action.ROLE_CHANGED),
+    Channel: (AuditEvent.Action.CHANNEL_CHANGED,) * 3,
+    NotificationRule: (AuditEvent.Action.CHANNEL_CHANGED,) * 3,
 }
 VERBS = ("added", "changed", "deleted")
 

@@ -104,6 +104,11 @@ class Cluster(models.Model):
         help_text="A rollout still in progress this long after its patch is marked stuck and stops blocking its "
         "batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.",
     )
+    metrics_per_workload = models.BooleanField(
+        default=True,
+        help_text="Export /metrics per workload (namespace, workload kind and name as labels). Off: per namespace "
+        "only, to bound the number of time series of a large cluster.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     server_version = models.CharField(max_length=64, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
@@ -467,6 +472,9 @@ class AuditEvent(models.Model):
         CLUSTER_CHANGED = "cluster.changed"
         ACCESS_DENIED = "access.denied"
         CSRF_FAILED = "access.csrf_failed"
+        NOTIFICATION_SENT = "notification.sent"
+        NOTIFICATION_FAILED = "notification.failed"
+        CHANNEL_CHANGED = "notification.channel"
 
     at = models.DateTimeField(db_default=Now(), db_index=True)
     actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")
@@ -695,3 +703,157 @@ class Rollout(models.Model):
     @property
     def finished(self) -> bool:
         return self.status not in self.ACTIVE
+
+
+def validate_webhook_url(value: str) -> None:
+    """http or https with a host: nothing else (file:, gopher:, javascript:...) is ever requested."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Give an http:// or https:// URL with a host.")
+
+
+class Channel(models.Model):
+    """Where notices go: a Slack-compatible incoming webhook, a JSON webhook signed with HMAC-SHA256, or e-mail
+    through Django's mail settings. A failing channel keeps its last error (shown, audited); it never blocks a
+    snapshot, since notices are sent by their own Celery tasks."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack-compatible webhook"
+        JSON = "json", "JSON webhook (HMAC-SHA256 signed)"
+        EMAIL = "email", "e-mail"
+
+    name = models.SlugField(max_length=63, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SLACK)
+    url = models.CharField(max_length=2048, blank=True, validators=[validate_webhook_url], help_text="Webhooks only.")
+    email_to = models.CharField(max_length=1024, blank=True, help_text="E-mail only: comma-separated addresses.")
+    # The key a receiver verifies X-Driftwatch-Signature with (JSON webhooks); not a Kubernetes Secret value.
+    signing_key = models.CharField(max_length=128, blank=True)
+    enabled = models.BooleanField(default=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.EMAIL and not self.email_to:
+            raise ValidationError({"email_to": "An e-mail channel needs at least one address."})
+        if self.kind != self.Kind.EMAIL and not self.url:
+            raise ValidationError({"url": "A webhook channel needs its URL."})
+
+    @property
+    def failing(self) -> bool:
+        return self.last_failure_at is not None and (
+            self.last_success_at is None or self.last_failure_at > self.last_success_at
+        )
+
+
+class NotificationRule(models.Model):
+    """What to tell a channel: an event, for which clusters, namespaces and workloads (blank: any)."""
+
+    class Event(models.TextChoices):
+        STALE = "stale", "stale for more than N minutes"
+        CONFIG_CHANGED = "config_changed", "config changed"
+        ROLLOUT_FAILED = "rollout_failed", "rollout failed"
+        SNAPSHOTS_FAILING = "snapshots_failing", "snapshots failing for more than N minutes"
+
+    name = models.SlugField(max_length=63, unique=True)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="rules")
+    event = models.CharField(max_length=24, choices=Event.choices, default=Event.STALE)
+    for_minutes = models.PositiveIntegerField(default=10, validators=between(0, 10_080, "minutes"))
+    cluster = models.CharField(max_length=63, blank=True, help_text="Blank: every cluster.")
+    namespace = models.CharField(max_length=253, blank=True, help_text="Blank: every namespace.")
+    workload = models.CharField(max_length=253, blank=True, help_text="Blank: every workload (a name).")
+    reminder_minutes = models.PositiveIntegerField(
+        default=240,
+        validators=between(5, 10_080, "minutes"),
+        help_text="While an episode lasts, remind this often (the first notice is sent once per episode).",
+    )
+    quiet_start = models.TimeField(null=True, blank=True, help_text="Hold notices from this time (TIME_ZONE)...")
+    quiet_end = models.TimeField(null=True, blank=True, help_text="...until this time; they go out then.")
+    enabled = models.BooleanField(default=True)
+    # Events already looked at (config changes: the last audit id; failed rollouts: the last rollout id).
+    cursor = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def matches(self, cluster: str, namespace: str = "", workload: str = "") -> bool:
+        return (
+            self.cluster in ("", cluster)
+            and (not self.namespace or self.namespace == namespace)
+            and (not self.workload or self.workload == workload)
+        )
+
+
+class Notice(models.Model):
+    """One episode of one rule (a workload stale, a cluster unreadable, one change, one failed rollout): one notice
+    when it opens, reminders while it lasts, closed when it ends, so a new episode notifies again."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "held (quiet hours)"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    rule = models.ForeignKey(NotificationRule, on_delete=models.CASCADE, related_name="notices")
+    key = models.CharField(max_length=600, help_text="What the episode is about, e.g. CLUSTER/NAMESPACE/KIND/NAME.")
+    cluster = models.CharField(max_length=63, blank=True)
+    namespace = models.CharField(max_length=253, blank=True)
+    workload = models.ForeignKey(Workload, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    subject = models.CharField(max_length=255)
+    text = models.TextField()
+    # The link to the rollout confirmation and the fields a JSON webhook receives (names and times only).
+    detail = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.SENDING)
+    sends = models.PositiveIntegerField(default=0, help_text="Notices sent for this episode (first plus reminders).")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "key"], condition=models.Q(closed_at=None), name="one_open_episode")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.key}"
+
+
+class RolloutWindow(models.Model):
+    """When rollouts may start in a cluster (or one of its namespaces). A cluster or namespace without windows may
+    roll out at any time; with some, only inside one of them: Roll out says when the next opens, and bulk rollouts
+    stay queued until then."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="rollout_windows")
+    namespace = models.CharField(max_length=253, blank=True, help_text="Blank: every namespace of the cluster.")
+    weekdays = models.CharField(
+        max_length=7, default="0123456", help_text="Days it opens: 0 is Monday ... 6 is Sunday, e.g. 01234."
+    )
+    start = models.TimeField(help_text="Opens at (TIME_ZONE).")
+    end = models.TimeField(help_text="Closes at; before `start` means the next day.")
+
+    class Meta:
+        ordering = ["cluster", "namespace", "start"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.namespace or '*'} {self.weekdays} {self.start:%H:%M}-{self.end:%H:%M}"
+
+    def clean(self) -> None:
+        if not self.weekdays or any(day not in "0123456" for day in self.weekdays):
+            raise ValidationError({"weekdays": "Give days as digits 0 (Monday) to 6 (Sunday), e.g. 01234."})

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis
 from celery import shared_task
@@ -102,9 +103,19 @@ def snapshot_cluster(cluster_id: int, only_if_due: bool = False) -> str:
             return "skipped: not due"
         end_abandoned_runs(cluster)
         with kept_alive(lock):
-            return snapshot(cluster).status
+            status = snapshot(cluster).status
     finally:
         _release(lock)
+    _after_snapshot(cluster_id)
+    return status
+
+
+def _after_snapshot(cluster_id: int) -> None:
+    """Notifications are judged in a task of their own: nothing they do may delay or fail a snapshot."""
+    try:
+        evaluate_notifications.delay(cluster_id)
+    except Exception as error:  # the broker is down: the next snapshot asks again
+        log.warning("notifications of cluster %s not evaluated: %s", cluster_id, type(error).__name__)
 
 
 def end_abandoned_runs(cluster: Cluster) -> int:
@@ -151,3 +162,32 @@ def track_rollouts() -> dict[str, int]:
 def prune_versions() -> int:
     """Hourly: source versions older than DRIFTWATCH_VERSION_RETENTION_DAYS that nothing may still run."""
     return prune_old_versions(settings.DRIFTWATCH_VERSION_RETENTION_DAYS)
+
+
+@shared_task
+def evaluate_notifications(cluster_id: int) -> list[int]:
+    """After each snapshot: judge the notification rules of the cluster and send what is due, each notice in a
+    task of its own (a slow or failing webhook delays nobody else)."""
+    from drift.notify.evaluate import evaluate_cluster
+
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    if cluster is None:
+        return []
+    notices = evaluate_cluster(cluster)
+    for notice_id in notices:
+        send_notice.delay(notice_id)
+    return notices
+
+
+# A failed delivery is tried again after backoff, 2 x backoff, 4 x backoff ..., then marked failed.
+NOTIFY_MAX_RETRIES = 4
+
+
+@shared_task(bind=True, max_retries=NOTIFY_MAX_RETRIES)
+def send_notice(self: Any, notice_id: int) -> str:
+    from drift.notify.send import send
+
+    outcome = send(notice_id, final=self.request.retries >= NOTIFY_MAX_RETRIES)
+    if outcome == "retry":
+        raise self.retry(countdown=settings.DRIFTWATCH_NOTIFY_BACKOFF_SECONDS * 2**self.request.retries)
+    return outcome

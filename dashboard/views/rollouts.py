@@ -62,6 +62,20 @@ def plan(request: HtmxHttpRequest) -> HttpResponse:
     return _render(request, "rollout-plan", ctx)
 
 
+@require_GET
+def confirm(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The rollout confirmation a notice links to: the same panel as Roll out gives, for an operator allowed on
+    the workload's own cluster and namespace (403 otherwise). A GET only reads: the plan's dry run changes
+    nothing, and a refusal seen here is not recorded (the Confirm POST records what it does)."""
+    workload = Workload.objects.select_related("cluster").filter(pk=pk).first()
+    if workload is None:
+        refuse_unknown_workload(request, {"workload": str(pk)})
+    require_rollout_permission(request, workload)
+    found = plan_rollout(workload.cluster, Target.of(workload))
+    ctx = {"cluster": workload.cluster, "workload": workload, "plan": found, "rollout": None, "partial": "rollout-plan"}
+    return render(request, TEMPLATE, ctx)
+
+
 @require_POST
 @vary_on_headers("HX-Request")
 def start(request: HtmxHttpRequest) -> HttpResponse:

@@ -16,6 +16,7 @@ from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import refused
 from drift.rollout.record import audit, finish_without_patch, lock_cluster, new_rollout
+from drift.rollout.windows import closed_reason
 
 # Ends that stop the rest of their batch.
 _BROKEN = (Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
@@ -64,6 +65,13 @@ def _claim_next_group(batch: uuid.UUID, cluster_id: int) -> list[Rollout]:
                     ),
                 )
             return []
+        # Outside its namespace's rollout window a rollout stays queued, saying when the window opens.
+        waiting = {r.pk: closed_reason(r.cluster, r.namespace) for r in queued}
+        for rollout in queued:
+            if waiting[rollout.pk] and rollout.message != f"queued: {waiting[rollout.pk]}":
+                rollout.message = f"queued: {waiting[rollout.pk]}"
+                rollout.save(update_fields=["message"])
+        queued = [rollout for rollout in queued if not waiting[rollout.pk]]
         starting = queued[: max(1, group[0].cluster.rollout_batch_size)]
         now = timezone.now()
         for rollout in starting:

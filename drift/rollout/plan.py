@@ -22,6 +22,7 @@ from drift.rollout.template import (
     referenced_sources,
     selector_string,
 )
+from drift.rollout.windows import closed_reason
 from drift.vocabulary import SourceKind, WorkloadKind
 
 
@@ -109,6 +110,9 @@ def plan_rollout(
     the id of the batch row this plan is for (already `patching`), which must not count as busy."""
     if not target.rollable:
         return refused(target, not_rollable_reason(target))
+    closed = closed_reason(cluster, target.namespace)
+    if closed:
+        return refused(target, closed)
     try:
         with client_for(cluster, client) as api:
             return _plan(cluster, target, api, claimed)

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from drift import metrics
 from drift.models import AuditEvent, Cluster, Rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan
@@ -15,6 +16,16 @@ from drift.rollout.plan import Plan
 # pg_advisory_xact_lock(namespace, key): serialises rollout decisions per cluster, without locking the
 # cluster row itself (the snapshot updates that row).
 _ADVISORY_LOCK_NAMESPACE = 0x0D71
+# The audit entries that end a rollout; each counts once in driftwatch_rollouts_total, by the row's status.
+ENDING_ACTIONS = frozenset(
+    {
+        AuditEvent.Action.ROLLOUT_COMPLETED,
+        AuditEvent.Action.ROLLOUT_FAILED,
+        AuditEvent.Action.ROLLOUT_REFUSED,
+        AuditEvent.Action.ROLLOUT_NOOP,
+        AuditEvent.Action.ROLLOUT_CANCELLED,
+    }
+)
 
 
 def lock_cluster(cluster: Cluster | int) -> None:
@@ -36,6 +47,9 @@ def audit(rollout: Rollout, action: str, message: str, detail: dict[str, Any], a
         message=message,
         detail={"rollout": rollout.pk, "batch": str(rollout.batch) if rollout.batch else None, **detail},
     )
+    if action in ENDING_ACTIONS:
+        cluster, result = rollout.cluster.name, str(rollout.status)
+        transaction.on_commit(lambda: metrics.ROLLOUTS.labels(cluster, result).inc())
 
 
 def new_rollout(cluster: Cluster, target: Target, actor: str, status: str, **fields: Any) -> Rollout:

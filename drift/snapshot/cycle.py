@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db import close_old_connections
 from django.utils import timezone
 
-from drift import kube
+from drift import kube, metrics
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
 from drift.models import AuditEvent, Cluster, ClusterVerdicts, Observation, SnapshotRun
@@ -75,6 +75,8 @@ def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
             raise  # a worker shutdown or a hard interrupt: the run is recorded, the interrupt goes on
     finally:
         _finish(run)
+        elapsed = (run.finished_at or timezone.now()) - run.started_at
+        metrics.SNAPSHOT_DURATION.labels(cluster.name).observe(max(elapsed.total_seconds(), 0.0))
     _judge(cluster, run)
     return run
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from drift import podspec
+from drift import metrics, podspec
 from drift.attribution import attribute_versions
 from drift.models import (
     AuditEvent,
@@ -170,7 +170,7 @@ def _record_sources(
         Source.objects.filter(pk__in=[source.pk for source in gone]).update(deleted_at=now)
         recorded.rows += len(gone)
         audits.extend(AuditEvent(**_deleted_audit(cluster, source)) for source in gone)
-    AuditEvent.objects.bulk_create(audits)
+    _save_audits(cluster, audits)
     return new_versions
 
 
@@ -217,7 +217,7 @@ def _compare_source(
     if write:
         version.save()
         recorded.rows += 1
-        AuditEvent.objects.bulk_create(pending)
+        _save_audits(cluster, pending)
     return [version]
 
 
@@ -227,6 +227,20 @@ def _deleted_audit(cluster: Cluster, source: Source) -> dict[str, str]:
         "namespace": source.namespace, "object_kind": source.kind, "object_name": source.name,
         "message": f"{source.kind} {source.namespace}/{source.name} deleted",
     }  # fmt: skip
+
+
+def _save_audits(cluster: Cluster, audits: list[AuditEvent]) -> None:
+    """Writes the audit entries; the config-change counter moves once they are committed (a rolled-back
+    recording counted nothing)."""
+    AuditEvent.objects.bulk_create(audits)
+    changed = [audit for audit in audits if audit.action == AuditEvent.Action.CONFIG_CHANGED]
+    if changed:
+        transaction.on_commit(lambda: _count_changes(cluster.name, changed))
+
+
+def _count_changes(cluster: str, changed: list[AuditEvent]) -> None:
+    for audit in changed:
+        metrics.CONFIG_CHANGES.labels(cluster, audit.namespace, audit.object_kind).inc()
 
 
 def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:

@@ -1,0 +1,146 @@
+"""`/metrics`: the Prometheus text format, built at each scrape.
+
+Gauges come from the database through one collector (drift.summary, plus one query for the last good snapshot
+of each cluster), so every web process answers the same and a scrape costs a few queries, not a scan of the
+cluster. Counters and the snapshot histogram are those the processes incremented (drift.metrics), added up
+across processes when PROMETHEUS_MULTIPROC_DIR is set."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.db.models import Max
+from django.utils import timezone
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from drift import metrics
+from drift.models import Cluster, SnapshotRun
+from drift.summary import WorkloadSummary, workload_summaries
+from drift.vocabulary import VERDICT_ORDER
+
+VERSION = "0.10.0"
+# Every metric name this endpoint exports (deploy/monitoring is tested against it).
+GAUGE_NAMES = (
+    "driftwatch_stale_pods",
+    "driftwatch_stale_since_seconds",
+    "driftwatch_pods",
+    "driftwatch_snapshot_last_success_timestamp_seconds",
+    "driftwatch_build_info",
+)
+PROCESS_NAMES = (
+    "driftwatch_snapshot_duration_seconds",
+    "driftwatch_config_changes_total",
+    "driftwatch_rollouts_total",
+    "driftwatch_notifications_total",
+)
+
+
+class DatabaseCollector(Collector):
+    """The gauges, judged from what the snapshots stored, at scrape time."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.now or timezone.now()
+        clusters = list(Cluster.objects.all())
+        summaries = workload_summaries(clusters, now=now)
+        per_workload = {cluster.name for cluster in clusters if cluster.metrics_per_workload}
+        yield from _stale_families(summaries, per_workload, now)
+        yield _pods_family(clusters, summaries)
+        yield _last_success_family(clusters)
+        build = GaugeMetricFamily(
+            "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
+        )
+        build.add_metric([VERSION, platform.python_version()], 1)
+        yield build
+
+
+def _stale_families(summaries: list[WorkloadSummary], per_workload: set[str], now: datetime) -> Iterator[Metric]:
+    stale = GaugeMetricFamily(
+        "driftwatch_stale_pods",
+        "Pods running stale configuration, per consumption mode (a pod stale through env and a volume counts in "
+        "both). Workload labels are empty for clusters exporting per namespace only.",
+        labels=["cluster", "namespace", "workload_kind", "workload", "mode"],
+    )
+    since = GaugeMetricFamily(
+        "driftwatch_stale_since_seconds",
+        "Seconds since the oldest stale configuration of the workload (or namespace) became stale.",
+        labels=["cluster", "namespace", "workload_kind", "workload"],
+    )
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    oldest: dict[tuple[str, ...], datetime] = {}
+    for summary in summaries:
+        if summary.cluster in per_workload:
+            key = (summary.cluster, summary.namespace, summary.workload_kind, summary.workload)
+        else:
+            key = (summary.cluster, summary.namespace, "", "")
+        for mode, count in summary.stale_pods.items():
+            counts[(*key, mode)] += count
+        started = summary.oldest_stale_since
+        if started is not None and (key not in oldest or started < oldest[key]):
+            oldest[key] = started
+    for labels, count in sorted(counts.items()):
+        stale.add_metric(list(labels), count)
+    for labels, started in sorted(oldest.items()):
+        since.add_metric(list(labels), max((now - started).total_seconds(), 0.0))
+    yield stale
+    yield since
+
+
+def _pods_family(clusters: list[Cluster], summaries: list[WorkloadSummary]) -> Metric:
+    pods = GaugeMetricFamily(
+        "driftwatch_pods",
+        "Pods that read a ConfigMap or Secret, by their worst verdict.",
+        labels=["cluster", "verdict"],
+    )
+    counts: dict[str, dict[str, int]] = {cluster.name: dict.fromkeys(VERDICT_ORDER, 0) for cluster in clusters}
+    for summary in summaries:
+        for verdict, count in summary.pods.items():
+            counts[summary.cluster][verdict] += count
+    for cluster, by_verdict in counts.items():
+        for verdict, count in by_verdict.items():
+            pods.add_metric([cluster, str(verdict)], count)
+    return pods
+
+
+def _last_success_family(clusters: list[Cluster]) -> Metric:
+    family = GaugeMetricFamily(
+        "driftwatch_snapshot_last_success_timestamp_seconds",
+        "When the last snapshot that read the cluster (succeeded or partial) ended, in Unix seconds.",
+        labels=["cluster"],
+    )
+    good = (SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL)
+    ends = dict(
+        SnapshotRun.objects.filter(status__in=good)
+        .values("cluster__name")
+        .annotate(last=Max("finished_at"))
+        .values_list("cluster__name", "last")
+    )
+    for cluster in clusters:
+        if ends.get(cluster.name) is not None:
+            family.add_metric([cluster.name], ends[cluster.name].timestamp())
+    return family
+
+
+class _ProcessCollector(Collector):
+    """This process's own counters (no PROMETHEUS_MULTIPROC_DIR: a single process, or a test)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from metrics.PROCESS_REGISTRY.collect()
+
+
+def scrape(now: datetime | None = None) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ProcessCollector())
+    registry.register(DatabaseCollector(now))
+    return generate_latest(registry)

@@ -1,0 +1,148 @@
+"""Delivering notices for real: a webhook receiver on 127.0.0.1 run by the test, an SMTP server (aiosmtpd) started
+by the test; HMAC signatures, retries then failure (shown, audited), redirects to another host refused."""
+
+import hashlib
+import hmac
+import io
+import json
+import socket
+from datetime import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message as MessageHandler
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+
+from drift.models import AuditEvent, Channel, Notice, NotificationRule, validate_webhook_url
+from drift.notify.deliver import SIGNATURE_HEADER
+from drift.notify.evaluate import within
+from drift.tasks import NOTIFY_MAX_RETRIES, send_notice
+from tests.receiver import receiver
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "moment", "quiet"),
+    [
+        (time(22), time(7), time(23), True),
+        (time(22), time(7), time(6, 59), True),
+        (time(22), time(7), time(7), False),
+        (time(22), time(7), time(12), False),
+        (time(12), time(13), time(12, 30), True),
+        (time(12), time(13), time(13), False),
+    ],
+)
+def test_quiet_hours_may_cross_midnight(start: time, end: time, moment: time, quiet: bool) -> None:
+    assert within(start, end, moment) is quiet
+
+
+@pytest.mark.parametrize(
+    ("url", "valid"),
+    [("https://hooks.example.test/x", True), ("http://127.0.0.1:8080/hook", True), ("file:///etc/passwd", False),
+     ("gopher://example.test/", False), ("javascript:alert(1)", False), ("https:///nohost", False)],
+)  # fmt: skip
+def test_only_http_and_https_urls_are_accepted(url: str, valid: bool) -> None:
+    if valid:
+        validate_webhook_url(url)
+    else:
+        with pytest.raises(ValidationError):
+            validate_webhook_url(url)
+
+
+def notice_for(channel: Channel) -> Notice:
+    rule = NotificationRule.objects.create(name="r", channel=channel)
+    detail = {"event": "stale", "link": "http://driftwatch.test/workloads/1/confirm/", "stale_pods": 2}
+    return Notice.objects.create(rule=rule, key="local/demo/Deployment/env-demo", subject="env-demo stale",
+                                 text="2 pods stale", detail=detail, cluster="local", namespace="demo")  # fmt: skip
+
+
+def test_a_json_webhook_is_signed_with_hmac_sha256() -> None:
+    with receiver() as hook:
+        out = io.StringIO()
+        call_command("notify", "channel", "add", "team", "--webhook", hook.url, "--kind", "json", stdout=out)
+        channel = Channel.objects.get(name="team")
+        assert channel.signing_key in out.getvalue()
+        assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "sent"
+        [request] = hook.wait_for(1)
+    expected = "sha256=" + hmac.new(channel.signing_key.encode(), request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.headers[SIGNATURE_HEADER], expected)
+    assert json.loads(request.body)["link"] == "http://driftwatch.test/workloads/1/confirm/"
+    assert Notice.objects.get().status == Notice.Status.SENT
+
+
+def test_a_failing_webhook_is_retried_then_marked_failed_and_audited() -> None:
+    with receiver() as hook:
+        hook.status = 500
+        channel = Channel.objects.create(name="broken", kind="slack", url=hook.url)
+        assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "failed"
+        assert len(hook.requests) == NOTIFY_MAX_RETRIES + 1
+    channel.refresh_from_db()
+    assert channel.failing and "HTTP 500" in channel.last_error
+    assert Notice.objects.get().status == Notice.Status.FAILED
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.NOTIFICATION_FAILED)
+    assert "broken" in audit.message and "HTTP 500" in audit.message
+
+
+def test_a_redirect_to_another_host_is_never_followed() -> None:
+    with receiver() as hook, receiver() as elsewhere:
+        hook.status, hook.location = 302, elsewhere.url.replace("127.0.0.1", "localhost")
+        channel = Channel.objects.create(name="redirected", kind="slack", url=hook.url)
+        assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "failed"
+        assert elsewhere.requests == []
+    channel.refresh_from_db()
+    assert "refused a redirect" in channel.last_error
+
+
+def test_a_redirect_within_the_configured_host_is_followed() -> None:
+    with receiver() as hook:
+        channel = Channel.objects.create(name="moved", kind="slack", url=hook.url)
+        hook.status, hook.location = 307, "/hook-moved"
+        notice = notice_for(channel)
+        # The first answer redirects; the second request (to /hook-moved) gets the redirect too, ... until the
+        # limit: the receiver saw only its own host.
+        assert send_notice.apply(args=(notice.pk,)).get() == "failed"
+        assert {request.path for request in hook.requests} == {"/hook", "/hook-moved"}
+
+
+def test_email_goes_through_django_mail_settings(settings) -> None:
+    received: list = []
+
+    class Collect(MessageHandler):
+        def handle_message(self, message) -> None:
+            received.append(message)
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        call_command("notify", "channel", "add", "mail", "--kind", "email", "--email", "ops@example.test",
+                     stdout=io.StringIO())  # fmt: skip
+        channel = Channel.objects.get(name="mail")
+        assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "sent"
+    finally:
+        controller.stop()
+    [message] = received
+    assert message["To"] == "ops@example.test"
+    assert message["Subject"] == "env-demo stale"
+    assert "http://driftwatch.test/workloads/1/confirm/" in message.get_payload()
+
+
+def test_the_command_refuses_what_it_cannot_use() -> None:
+    with pytest.raises(CommandError, match="http"):
+        call_command("notify", "channel", "add", "bad", "--webhook", "file:///etc/passwd")
+    with pytest.raises(CommandError, match="no channel"):
+        call_command("notify", "rule", "add", "r", "--channel", "missing", "--when", "stale")
+    call_command("notify", "channel", "add", "ok", "--webhook", "http://127.0.0.1:9/x", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="duration"):
+        call_command("notify", "rule", "add", "r", "--channel", "ok", "--when", "stale", "--for", "ten")
+    out = io.StringIO()
+    call_command("notify", "rule", "add", "r", "--channel", "ok", "--when", "stale", "--for", "2h", stdout=out)
+    assert NotificationRule.objects.get(name="r").for_minutes == 120
+    with pytest.raises(CommandError, match="cannot connect"):
+        call_command("notify", "test", "ok")
