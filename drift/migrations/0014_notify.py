@@ -10,7 +10,7 @@ import drift.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0009_vocabulary"),
+        ("drift", "0013_stored_verdicts"),
     ]
 
     operations = [
