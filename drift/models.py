@@ -129,6 +129,14 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # A form's emptied JSON field comes back as None: for these lists that means "none" (every namespace,
+        # nothing ignored), not a NULL the database refuses with a 500.
+        if self.namespaces is None:
+            self.namespaces = []
+        if self.ignored_config_maps is None:
+            self.ignored_config_maps = []
+
     def credentials_label(self) -> str:
         modes = ", read-only" if self.read_only else ""
         modes += f", namespaces {','.join(self.namespaces)}" if self.namespaces else ""

@@ -12,7 +12,7 @@ from django.urls import reverse
 from kubernetes import client as k8s
 
 from drift.clusters import register_cluster
-from drift.models import AuditEvent, Pod, SnapshotRun
+from drift.models import AuditEvent, Cluster, Pod, SnapshotRun
 from drift.snapshot import snapshot
 from drift.snapshot.probing import READ_ONLY
 from drift.verdicts import drift_rows
@@ -83,3 +83,22 @@ def test_a_namespaced_cluster_reads_only_its_namespaces_and_says_others_are_not_
         assert f"Reads only namespace {kube.namespace}" in text(client.get(reverse("overview")))
     finally:
         core.delete_namespace(outside, propagation_policy="Background")
+
+
+@pytest.mark.django_db
+def test_an_emptied_namespace_list_in_admin_means_every_namespace(rf, admin_user):
+    from django.contrib import admin
+    from django.forms.models import model_to_dict
+
+    cluster = Cluster.objects.create(name="local", kubeconfig_path="/nonexistent", namespaces=["shop"])
+    request = rf.get("/admin/")
+    request.user = admin_user
+    form_class = admin.site._registry[Cluster].get_form(request, cluster)
+    data = {k: v for k, v in model_to_dict(cluster).items() if v is not None and k != "created_at"}
+    data |= {"created_at_0": f"{cluster.created_at:%Y-%m-%d}", "created_at_1": f"{cluster.created_at:%H:%M:%S}"}
+    data |= {"namespaces": "", "ignored_config_maps": "[]"}  # the textarea emptied, as a browser posts it
+    form = form_class(data=data, instance=cluster)
+    assert form.is_valid(), form.errors
+    form.save()
+    cluster.refresh_from_db()
+    assert cluster.namespaces == []
