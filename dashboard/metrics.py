@@ -1,9 +1,9 @@
 """`/metrics`: the Prometheus text format, built at each scrape.
 
-Gauges come from the database through one collector (drift.summary, plus one query for the last good snapshot
-of each cluster), so every web process answers the same and a scrape costs a few queries, not a scan of the
-cluster. Counters and the snapshot histogram are those the processes incremented (drift.metrics), added up
-across processes when PROMETHEUS_MULTIPROC_DIR is set."""
+Gauges come from the database through one collector (drift.judged's stored verdicts, plus one query for the
+last good snapshot of each cluster), so every web process answers the same and a scrape costs a few queries,
+not a scan of the cluster. Counters and the snapshot histogram are those the processes incremented
+(drift.metrics), added up across processes when PROMETHEUS_MULTIPROC_DIR is set."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from drift import metrics
+from drift.judged import WorkloadSummary, workload_summaries
 from drift.models import Cluster, SnapshotRun
-from drift.summary import WorkloadSummary, workload_summaries
 from drift.vocabulary import VERDICT_ORDER
 
 VERSION = "0.10.0"
@@ -50,7 +50,7 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self.now or timezone.now()
         clusters = list(Cluster.objects.all())
-        summaries = workload_summaries(clusters, now=now)
+        summaries = workload_summaries(now=now)
         per_workload = {cluster.name for cluster in clusters if cluster.metrics_per_workload}
         yield from _stale_families(summaries, per_workload, now)
         yield _pods_family(clusters, summaries)
@@ -78,12 +78,12 @@ def _stale_families(summaries: list[WorkloadSummary], per_workload: set[str], no
     oldest: dict[tuple[str, ...], datetime] = {}
     for summary in summaries:
         if summary.cluster in per_workload:
-            key = (summary.cluster, summary.namespace, summary.workload_kind, summary.workload)
+            key = (summary.cluster, summary.namespace, summary.kind, summary.name)
         else:
             key = (summary.cluster, summary.namespace, "", "")
-        for mode, count in summary.stale_pods.items():
+        for mode, count in summary.stale_pods_by_mode.items():
             counts[(*key, mode)] += count
-        started = summary.oldest_stale_since
+        started = summary.stale_since
         if started is not None and (key not in oldest or started < oldest[key]):
             oldest[key] = started
     for labels, count in sorted(counts.items()):

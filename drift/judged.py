@@ -46,8 +46,9 @@ from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Evidence, Mode, Verd
 
 @dataclass
 class WorkloadSummary:
-    """One workload: pods per (worst) verdict, consumptions per mode and verdict, whether its pods run
-    different contents of one source (split), its stale sources and the earliest moment they went stale."""
+    """One workload: pods per (worst) verdict, pods per mode and (worst) verdict through that mode, whether its
+    pods run different contents of one source (split), its stale sources and the earliest moment they went
+    stale."""
 
     workload_id: int
     cluster: str
@@ -65,6 +66,16 @@ class WorkloadSummary:
     def attention(self) -> bool:
         """Something to look at: a pod not fresh, or pods split between contents."""
         return self.split or any(count for verdict, count in self.pods.items() if verdict != Verdict.FRESH)
+
+    @property
+    def stale_pods_by_mode(self) -> dict[str, int]:
+        """Per consumption mode the workload reads through, its pods stale through that mode (a pod stale through
+        env and a volume counts in both; 0 for a mode with nothing stale, so a gauge drops to 0)."""
+        return {mode: by_verdict.get(Verdict.STALE, 0) for mode, by_verdict in self.modes.items()}
+
+    @property
+    def stale_pod_count(self) -> int:
+        return self.pods.get(Verdict.STALE, 0)
 
     @property
     def rollable(self) -> bool:
@@ -92,13 +103,17 @@ def summarise(rows: Iterable[DriftRow], expiries: dict[int, datetime | None] | N
         first = group[0]
         summary = WorkloadSummary(workload_id, first.cluster, first.namespace, first.workload.kind, first.workload.name)
         worst: dict[int, int] = {}
+        worst_per_mode: dict[tuple[str, int], int] = {}
         for row in group:
             rank = VERDICT_ORDER.index(row.verdict)
             worst[row.pod_id] = min(rank, worst.get(row.pod_id, rank))
-            per_mode = summary.modes.setdefault(str(row.mode), {})
-            per_mode[str(row.verdict)] = per_mode.get(str(row.verdict), 0) + 1
+            key = (str(row.mode), row.pod_id)
+            worst_per_mode[key] = min(rank, worst_per_mode.get(key, rank))
         for rank in worst.values():
             summary.pods[VERDICT_ORDER[rank]] += 1
+        for (mode, _), rank in worst_per_mode.items():
+            per_mode = summary.modes.setdefault(mode, {})
+            per_mode[VERDICT_ORDER[rank]] = per_mode.get(VERDICT_ORDER[rank], 0) + 1
         summary.split = any(row.split for row in group)
         stale = [row for row in group if row.verdict == Verdict.STALE]
         summary.stale_sources = sorted({str(row.source) for row in stale})

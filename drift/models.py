@@ -409,8 +409,8 @@ class StoredVerdict(models.Model):
 
 
 class WorkloadVerdicts(models.Model):
-    """One workload's stored summary: pods per (worst) verdict, consumptions per mode and verdict, the stale
-    sources and since when. ``attention`` is True when any pod is not fresh or its pods are split: the
+    """One workload's stored summary: pods per (worst) verdict, pods per mode and (worst) verdict through that
+    mode, the stale sources and since when. ``attention`` is True when any pod is not fresh or its pods are split: the
     overview lists those first and counts the rest."""
 
     workload = models.OneToOneField(Workload, on_delete=models.CASCADE, primary_key=True, related_name="verdicts")

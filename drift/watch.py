@@ -20,7 +20,7 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from drift import kube
+from drift import judged, kube
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
 from drift.ignoring import is_ignored
@@ -131,7 +131,8 @@ class SourceWatch:
             token = metadata.get("continue") or ""
             if not token:
                 break
-        record_sources(cluster, listing, timezone.now(), hashers.current.key_id)
+        if record_sources(cluster, listing, timezone.now(), hashers.current.key_id).rows:
+            judged.facts_changed(cluster)
         self.heartbeat(force=True)
         return resource_version
 
@@ -158,7 +159,12 @@ class SourceWatch:
         metadata = obj.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED", "DELETED") and not self._ignored(cluster, obj):
             listed = listed_source(self.kind, obj, hashers)
-            record_source_event(cluster, listed, timezone.now(), hashers.current.key_id, deleted=kind == "DELETED")
+            recorded = record_source_event(
+                cluster, listed, timezone.now(), hashers.current.key_id, deleted=kind == "DELETED"
+            )
+            if recorded.rows:
+                # The pods reading it may have turned stale (or missing) this moment: their stored verdicts too.
+                judged.source_changed(cluster, listed.namespace, listed.kind, listed.name)
             self.count("events")
         return str(metadata.get("resourceVersion") or "")
 

@@ -14,10 +14,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from drift.judged import workload_summaries
 from drift.models import Channel, Notice, NotificationRule, SnapshotRun
 from drift.notify.deliver import SIGNATURE_HEADER
 from drift.notify.evaluate import evaluate_cluster
-from drift.summary import workload_summaries
 from drift.tasks import send_notice, snapshot_cluster
 from tests.facts import user
 from tests.kube_helpers import wait_until
@@ -44,9 +44,9 @@ def test_one_notice_per_stale_episode(cluster, env_demo, celery_worker_process, 
         snapshot()
         env_demo.edit_config_map("env-config", {"log_level": "DEBUG"})
         snapshot()
-        [summary] = [each for each in workload_summaries([cluster]) if each.workload == "env-demo"]
+        [summary] = [each for each in workload_summaries(cluster) if each.name == "env-demo"]
         assert summary.stale_pod_count == 2
-        due = summary.oldest_stale_since + timedelta(minutes=1)
+        due = summary.stale_since + timedelta(minutes=1)
 
         # Snapshots every few seconds, as beat would run them, until the notice arrives.
         deadline = time.monotonic() + 240

@@ -13,9 +13,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from drift.judged import WorkloadSummary, workload_summaries
 from drift.models import AuditEvent, Cluster, Notice, NotificationRule, Rollout
 from drift.notify.deliver import absolute
-from drift.summary import WorkloadSummary, workload_summaries
 from drift.verdicts import cluster_moment
 
 Event = NotificationRule.Event
@@ -45,7 +45,7 @@ def evaluate_cluster(cluster: Cluster, now: datetime | None = None) -> list[int]
     for rule in rules:
         if rule.event == Event.STALE:
             if summaries is None:
-                summaries = workload_summaries([cluster], now=now)
+                summaries = workload_summaries(cluster, now=now)
             to_send += _stale(rule, cluster, summaries, now)
         elif rule.event == Event.SNAPSHOTS_FAILING:
             to_send += _snapshots_failing(rule, cluster, now)
@@ -93,10 +93,11 @@ def _stale(rule: NotificationRule, cluster: Cluster, summaries: list[WorkloadSum
     to_send, still_stale = [], set()
     threshold = timedelta(minutes=rule.for_minutes)
     for summary in summaries:
-        if not rule.matches(cluster.name, summary.namespace, summary.workload):
+        if not rule.matches(cluster.name, summary.namespace, summary.name):
             continue
-        key = f"{cluster.name}/{summary.namespace}/{summary.workload_kind}/{summary.workload}"
-        since = summary.oldest_stale_since
+        key = f"{cluster.name}/{summary.namespace}/{summary.kind}/{summary.name}"
+        since = summary.stale_since
+        reason = "stale: " + ", ".join(summary.stale_sources)  # names only, never a value
         if not summary.stale_pod_count or since is None:
             continue
         still_stale.add(key)
@@ -104,16 +105,16 @@ def _stale(rule: NotificationRule, cluster: Cluster, summaries: list[WorkloadSum
             continue
         minutes = int((now - since).total_seconds() // 60)
         link = absolute(reverse("workload-confirm", args=[summary.workload_id]))
-        subject = f"{summary.workload_kind} {summary.namespace}/{summary.workload} runs stale config ({cluster.name})"
+        subject = f"{summary.kind} {summary.namespace}/{summary.name} runs stale config ({cluster.name})"
         text = (
-            f"{summary.stale_pod_count} pod(s) of {summary.workload_kind} {summary.namespace}/{summary.workload} in "
+            f"{summary.stale_pod_count} pod(s) of {summary.kind} {summary.namespace}/{summary.name} in "
             f"cluster {cluster.name} have run stale configuration since {since.isoformat(timespec='seconds')} "
-            f"({minutes} min). Why: {summary.stale_reason}. Review and confirm the rollout: {link}"
+            f"({minutes} min). Why: {reason}. Review and confirm the rollout: {link}"
         )
         detail = {
             "event": rule.event, "rule": rule.name, "cluster": cluster.name, "namespace": summary.namespace,
-            "workload": {"kind": summary.workload_kind, "name": summary.workload},
-            "stale_pods": summary.stale_pod_count, "stale_since": since.isoformat(), "reason": summary.stale_reason,
+            "workload": {"kind": summary.kind, "name": summary.name},
+            "stale_pods": summary.stale_pod_count, "stale_since": since.isoformat(), "reason": reason,
             "link": link,
         }  # fmt: skip
         notice = _open_or_remind(
