@@ -31,6 +31,7 @@ GAUGE_NAMES = (
     "driftwatch_stale_since_seconds",
     "driftwatch_pods",
     "driftwatch_snapshot_last_success_timestamp_seconds",
+    "driftwatch_watcher_last_heartbeat_timestamp_seconds",
     "driftwatch_build_info",
 )
 PROCESS_NAMES = (
@@ -55,6 +56,7 @@ class DatabaseCollector(Collector):
         yield from _stale_families(summaries, per_workload, now)
         yield _pods_family(clusters, summaries)
         yield _last_success_family(clusters)
+        yield _watcher_family(clusters)
         build = GaugeMetricFamily(
             "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
         )
@@ -126,6 +128,18 @@ def _last_success_family(clusters: list[Cluster]) -> Metric:
     for cluster in clusters:
         if ends.get(cluster.name) is not None:
             family.add_metric([cluster.name], ends[cluster.name].timestamp())
+    return family
+
+
+def _watcher_family(clusters: list[Cluster]) -> Metric:
+    family = GaugeMetricFamily(
+        "driftwatch_watcher_last_heartbeat_timestamp_seconds",
+        "When the watcher (manage.py watch) last reported on the cluster, in Unix seconds; 0 when it never has.",
+        labels=["cluster"],
+    )
+    for cluster in clusters:
+        heard = cluster.watch_heartbeat_at
+        family.add_metric([cluster.name], heard.timestamp() if heard is not None else 0.0)
     return family
 
 

@@ -119,3 +119,16 @@ def test_counters_of_a_worker_process_reach_the_scrape(cluster, tmp_path, monkey
     families = scrape(Client())
     assert value(families, "driftwatch_snapshot_duration_seconds_count", cluster="local") == 1
     assert value(families, "driftwatch_build_info") == 1
+
+
+@pytest.mark.django_db
+def test_the_watchers_last_heartbeat_is_exported_per_cluster() -> None:
+    from datetime import UTC, datetime
+
+    heard = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    Cluster.objects.create(name="watched", kubeconfig_path="/nonexistent", watch_heartbeat_at=heard)
+    Cluster.objects.create(name="unwatched", kubeconfig_path="/nonexistent")
+    families = scrape(Client())
+    name = "driftwatch_watcher_last_heartbeat_timestamp_seconds"
+    assert value(families, name, cluster="watched") == heard.timestamp()
+    assert value(families, name, cluster="unwatched") == 0  # never heard of: the watcher-down rule fires
