@@ -39,7 +39,7 @@ def test_promtool_accepts_the_rules() -> None:
     result = subprocess.run([str(ROOT / "scripts" / "promtool"), "check", "rules", str(RULES)],
                             capture_output=True, text=True, timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 3 rules found" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout
 
 
 def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
