@@ -10,7 +10,6 @@ It uses the database of bench/snapshot.py and deletes its namespaces at the end 
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import statistics
 import sys
@@ -24,14 +23,7 @@ scenario: Any = importlib.import_module("snapshot")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deployments", type=int, default=200)
-    parser.add_argument("--replicas", type=int, default=10)
-    parser.add_argument("--config-maps", type=int, default=300)
-    parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--keep", action="store_true", help="keep the workloads for another run")
-    args = parser.parse_args()
+    args = scenario.scenario_parser(__doc__.splitlines()[0], repeat=10).parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
     scenario.ensure_database()

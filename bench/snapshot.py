@@ -31,14 +31,20 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 NAMESPACE_PREFIX = "bench-"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scenario_parser(description: str, repeat: int) -> argparse.ArgumentParser:
+    """The scenario's options, shared by the benchmarks that build on it (bench/metrics.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--replicas", type=int, default=10)
     parser.add_argument("--config-maps", type=int, default=300)
     parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--keep", action="store_true", help="keep the workloads for another run")
+    return parser
+
+
+def main() -> None:
+    parser = scenario_parser(__doc__.splitlines()[0], repeat=5)
     parser.add_argument("--out", type=Path, help="also write the results as JSON to this file (for bench/table.py)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows as it happens, even into a file
