@@ -52,6 +52,21 @@ def log_levels(namespace: str, name: str) -> list[str]:
     return [version.data.get("log_level", "") for version in versions(namespace, name)]
 
 
+def test_a_resource_version_the_api_server_forgot_is_a_410_then_a_relist_that_catches_up(kubeconfig, kube, namespace):
+    # The API server's watch cache keeps a window of recent changes; resourceVersion 1 fell out of it long ago,
+    # so the watch is answered with an ERROR event of code 410 (Expired), as after an etcd compaction.
+    cluster, _ = register_cluster("local", str(kubeconfig))
+    kube.config_map("written-while-away", {"log_level": "INFO"})
+    with watching(cluster, resume_from="1") as watcher:
+        wait_until(lambda: watcher.counts.get("gone"), timeout=60, what="the 410")
+        wait_until(lambda: log_levels(namespace, "written-while-away") == ["INFO"], timeout=30, what="the relist")
+        wait_until(lambda: watcher.counts.get("watches", 0) >= 2, timeout=30, what="the watch after the relist")
+        kubectl(kubeconfig, "-n", namespace, "patch", "configmap", "written-while-away", "--type", "merge",
+                "-p", '{"data":{"log_level":"DEBUG"}}')  # fmt: skip
+        wait_until(lambda: log_levels(namespace, "written-while-away") == ["INFO", "DEBUG"], timeout=30)
+    assert watcher.counts["gone"] == 1 and watcher.counts["relists"] == 1
+
+
 def test_two_edits_a_second_apart_are_two_versions_in_order_with_their_client(kubeconfig, kube, namespace):
     cluster, _ = register_cluster("local", str(kubeconfig))
     with watching(cluster) as watcher:
