@@ -4,6 +4,7 @@ caught up."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -48,13 +49,40 @@ def versions(namespace: str, name: str) -> list[SourceVersion]:
     )
 
 
+def forgotten(kubeconfig: Path, resource_version: str) -> bool:
+    """Whether the API server answers a watch of ConfigMaps from this resourceVersion with a 410."""
+    path = f"/api/v1/configmaps?watch=1&resourceVersion={resource_version}&timeoutSeconds=1"
+    result = subprocess.run(
+        [cached_kubectl(), "--kubeconfig", str(kubeconfig), "get", "--raw", path], capture_output=True, text=True
+    )
+    return '"code":410' in result.stdout
+
+
+def churn(kubeconfig: Path, namespace: str, count: int = 100) -> bool:
+    """Writes `count` ConfigMap events at once (new contents each time); returns False, to be called again."""
+    stamp = time.monotonic_ns()
+    items = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"churn-{index}"}, "data": {"at": str(stamp)}}
+        for index in range(count)
+    ]
+    subprocess.run(
+        [cached_kubectl(), "--kubeconfig", str(kubeconfig), "-n", namespace, "apply", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    return False
+
+
 def log_levels(namespace: str, name: str) -> list[str]:
     return [version.data.get("log_level", "") for version in versions(namespace, name)]
 
 
 def test_a_resource_version_the_api_server_forgot_is_a_410_then_a_relist_that_catches_up(kubeconfig, kube, namespace):
-    # The API server's watch cache keeps a window of recent changes; resourceVersion 1 fell out of it long ago,
-    # so the watch is answered with an ERROR event of code 410 (Expired), as after an etcd compaction.
+    # The API server's watch cache keeps a window of recent events (at least 75 s of them, growing before it
+    # drops fresher ones). Once resourceVersion 1 has left it, a watch from it is answered with an ERROR event
+    # of code 410 (Expired), as on any long-running cluster; churn makes that happen on a fresh one too.
+    wait_until(lambda: forgotten(kubeconfig, "1") or churn(kubeconfig, namespace), timeout=240, interval=1,
+               what="the API server to forget resourceVersion 1")  # fmt: skip
     cluster, _ = register_cluster("local", str(kubeconfig))
     kube.config_map("written-while-away", {"log_level": "INFO"})
     with watching(cluster, resume_from="1") as watcher:
