@@ -6,8 +6,8 @@ through envFrom, another as a volume, and kube-root-ca.crt (3 consumptions per p
 One Deployment in ten started before its ConfigMap changed (stale); the rest are fresh. The verdicts are
 stored (drift.judged, as a snapshot's end does), then the overview is requested through Django's handler
 (`--repeat` times, after one warm-up): server time median / p95 with min-max, queries, HTML bytes. It also
-times `driftreport --json` at the larger size. The machine's noise is large (2 shared cores): compare
-the ratio 5,000 / 500 taken in the same run.
+times a `/metrics` scrape (median, min-max, queries) and `driftreport --json` at each size. The machine's
+noise is large (2 shared cores): compare the ratio 5,000 / 500 taken in the same run.
 
 Run with `make bench-overview` or .venv/bin/python bench/overview.py [--pods 500 5000] [--repeat 20]."""
 
@@ -127,7 +127,26 @@ def measure(client, repeat: int) -> dict:
         answer = client.get("/", {"stamp": stamp}, headers={"HX-Request": "true", "HX-Target": "overview-body"})
         polled.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 204, answer.status_code
+    # One /metrics scrape, as Prometheus would take it (the gauges read the stored verdicts).
+    scrapes = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        scraped = client.get("/metrics")
+        scrapes.append((time.perf_counter() - started) * 1000)
+        assert scraped.status_code == 200, scraped.status_code
+    scrape_queries: list[str] = []
+
+    def count_scrape(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        scrape_queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count_scrape):
+        client.get("/metrics")
     return {
+        "metrics_median_ms": statistics.median(scrapes),
+        "metrics_min_ms": min(scrapes),
+        "metrics_max_ms": max(scrapes),
+        "metrics_queries": len(scrape_queries),
         "median_ms": statistics.median(times),
         "p95_ms": percentile(times, 95),
         "min_ms": min(times),
@@ -220,6 +239,10 @@ def print_table(results: dict) -> None:
               f"{r['judge_s']:>8.2f} {r['driftreport_s']:>14.2f}")  # fmt: skip
     ratio = sizes[large]["median_ms"] / sizes[small]["median_ms"]
     print(f"overview median at {large} pods / at {small} pods: {ratio:.2f}")
+    print(f"{'pods':>6} {'/metrics median ms':>19} {'min-max ms':>14} {'queries':>8}")
+    for pods, r in sorted(sizes.items()):
+        print(f"{pods:>6} {r['metrics_median_ms']:>19.1f} {r['metrics_min_ms']:>6.1f}-{r['metrics_max_ms']:<7.1f} "
+              f"{r['metrics_queries']:>8}")  # fmt: skip
 
 
 if __name__ == "__main__":
