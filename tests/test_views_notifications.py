@@ -57,3 +57,19 @@ def test_a_hostile_url_is_refused(operator, url):
     assert response.status_code == 400
     assert b"http:// or https://" in response.content
     assert not Channel.objects.exists()
+
+
+def test_an_operator_of_one_namespace_may_not_manage_rules_beyond_it(client):
+    client.force_login(user("nina", "operator", namespaces=["local/demo"]))
+    channel = Channel.objects.create(name="team", kind="slack", url="https://hooks.test/x")
+    everywhere = {"name": "all", "channel": channel.pk, "event": "stale", "for_minutes": 10, "reminder_minutes": 240}
+    assert client.post(reverse("notification-rule-add"), everywhere).status_code == 403
+    other = {**everywhere, "name": "shop", "cluster": "local", "namespace": "shop"}
+    assert client.post(reverse("notification-rule-add"), other).status_code == 403
+    assert not NotificationRule.objects.exists()
+    own = {**everywhere, "name": "demo", "cluster": "local", "namespace": "demo"}
+    assert client.post(reverse("notification-rule-add"), own).status_code == 302
+    foreign = NotificationRule.objects.create(name="wide", channel=channel, event="stale", for_minutes=5)
+    assert client.post(reverse("notification-rule-delete", args=[foreign.pk])).status_code == 403
+    assert NotificationRule.objects.filter(pk=foreign.pk).exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCESS_DENIED).count() == 3

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.access import role_of
+from dashboard.access import may_roll_out, role_of
 from drift.models import AuditEvent, Channel, Notice, NotificationRule, Role
 
 
@@ -33,6 +33,19 @@ def _require_operator(request: HttpRequest) -> None:
             message=f"{request.user.get_username()} may not manage notifications: {request.method} {request.path}",
         )  # fmt: skip
         raise PermissionDenied("Only operators manage notifications.")
+
+
+def _require_scope(request: HttpRequest, rule: NotificationRule) -> None:
+    """A rule acts on what its selectors cover (blank: every cluster or namespace): an operator may add or delete
+    it only within their scopes, as for a rollout (`local/demo` cannot touch a rule for every namespace)."""
+    if request.user.is_superuser or may_roll_out(request.user, rule.cluster, rule.namespace):
+        return
+    where = f"{rule.cluster or '*'}/{rule.namespace or '*'}"
+    AuditEvent.objects.create(
+        actor=request.user.get_username()[:150], action=AuditEvent.Action.ACCESS_DENIED,
+        message=f"{request.user.get_username()} may not manage notification rule {rule.name!r} on {where}",
+    )  # fmt: skip
+    raise PermissionDenied(f"Your scopes do not cover {where}.")
 
 
 def _audit(request: HttpRequest, what: str, name: str) -> None:
@@ -80,7 +93,9 @@ def add_rule(request: HttpRequest) -> HttpResponse:
     form = RuleForm(request.POST)
     if not form.is_valid():
         return _page(request, ChannelForm(), form, status=400)
-    rule = form.save()
+    rule = form.save(commit=False)
+    _require_scope(request, rule)
+    rule.save()
     _audit(request, "added rule", rule.name)
     return redirect("notifications")
 
@@ -98,6 +113,7 @@ def delete_channel(request: HttpRequest, pk: int) -> HttpResponse:
 def delete_rule(request: HttpRequest, pk: int) -> HttpResponse:
     _require_operator(request)
     rule = get_object_or_404(NotificationRule, pk=pk)
+    _require_scope(request, rule)
     _audit(request, "deleted rule", rule.name)
     rule.delete()
     return redirect("notifications")
