@@ -36,6 +36,7 @@ register_converter(SourceKinds, "sourcekinds")
 # A cluster's objects live under /clusters/CLUSTER/NAMESPACE/..., named as Kubernetes names them.
 urlpatterns = [
     path("", overview.overview, name="overview"),
+    path("source-names/", overview.source_names, name="source-names"),
     path(
         "clusters/<slug:cluster>/<str:namespace>/workloads/<str:kind>/<str:name>/", workloads.workload, name="workload"
     ),

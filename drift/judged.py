@@ -27,7 +27,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import Case, Count, F, IntegerField, Max, Q, Sum, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, Collate
 from django.utils import timezone
 
 from drift.models import Cluster, ClusterVerdicts, SnapshotRun, StoredVerdict, WorkloadVerdicts
@@ -296,29 +298,210 @@ def workload_summaries(
     names = {c.pk: c.name for c in clusters}
     result: list[WorkloadSummary] = []
     expired: dict[int, list[int]] = defaultdict(list)
-    # Plain values, not model instances: a cluster of thousands of workloads is read on every page view.
-    fields = ("workload_id", "cluster_id", "namespace", "kind", "name", "pods", "modes", "split", "stale_sources",
-              "stale_since", "expires_at")  # fmt: skip
-    for values in stored.order_by("cluster_id", "namespace", "kind", "name").values_list(*fields):
-        workload_id, cluster_id, ns, kind, name, pods, modes, split, stale_sources, stale_since, expires_at = values
-        if expires_at is not None and expires_at <= now:
-            expired[cluster_id].append(workload_id)
+    for values in stored.order_by("cluster_id", "namespace", "kind", "name").values_list(*_SUMMARY_FIELDS):
+        summary = _stored_summary(values, names)
+        if summary.expires_at is not None and summary.expires_at <= now:
+            expired[values[1]].append(summary.workload_id)
             continue
-        summary = WorkloadSummary(
-            workload_id, names[cluster_id], ns, kind, name, {**dict.fromkeys(VERDICT_ORDER, 0), **pods}, modes, split,
-            stale_sources, stale_since, expires_at,
-        )  # fmt: skip
         result.append(summary)
+    for summary in _judged_summaries(clusters, plans, expired, namespace, now):
+        if attention is None or summary.attention == attention:
+            result.append(summary)
+    return sorted(result, key=lambda s: (s.cluster, s.namespace, s.kind, s.name))
+
+
+# Plain values, not model instances: a cluster of thousands of workloads is read on every page view.
+_SUMMARY_FIELDS = (
+    "workload_id", "cluster_id", "namespace", "kind", "name", "pods", "modes", "split", "stale_sources", "stale_since",
+    "expires_at",
+)  # fmt: skip
+
+
+def _stored_summary(values: tuple, cluster_names: dict[int, str]) -> WorkloadSummary:
+    workload_id, cluster_id, ns, kind, name, pods, modes, split, stale_sources, stale_since, expires_at = values
+    return WorkloadSummary(
+        workload_id, cluster_names[cluster_id], ns, kind, name, {**dict.fromkeys(VERDICT_ORDER, 0), **pods}, modes,
+        split, stale_sources, stale_since, expires_at,
+    )  # fmt: skip
+
+
+def _judged_summaries(
+    clusters: Iterable[Cluster],
+    plans: dict[int, _Plan],
+    expired: dict[int, list[int]],
+    namespace: str | None,
+    now: datetime,
+) -> list[WorkloadSummary]:
+    """Judged now, in memory (a GET writes nothing): the expired workloads of clusters whose stored verdicts hold,
+    and the whole of those whose stored verdicts do not."""
+    result = []
     for each in clusters:
         if plans[each.pk].valid and not expired.get(each.pk):
             continue
         ids = None if not plans[each.pk].valid else expired[each.pk]
         judgement = judge_cluster(each, now, workload_ids=ids)
         rows = [(row, expires) for row, expires in judgement.rows if not namespace or row.namespace == namespace]
-        for summary in summarise((row for row, _ in rows), {row.consumption_id: e for row, e in rows}):
-            if attention is None or summary.attention == attention:
-                result.append(summary)
-    return sorted(result, key=lambda s: (s.cluster, s.namespace, s.kind, s.name))
+        result += summarise((row for row, _ in rows), {row.consumption_id: e for row, e in rows})
+    return result
+
+
+# --- the overview's reader: counts from the database, one page of workloads ------------------------------------
+
+ATTENTION = ""  # the default listing: workloads that need attention
+SPLIT = "split"
+
+
+@dataclass
+class Tally:
+    """Workloads that need attention, fresh ones, and pods per (worst) verdict."""
+
+    attention: int = 0
+    fresh: int = 0
+    pods: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICT_ORDER, 0))
+
+    def add(self, summary: WorkloadSummary) -> None:
+        if summary.attention:
+            self.attention += 1
+        else:
+            self.fresh += 1
+        for verdict, count in summary.pods.items():
+            self.pods[verdict] = self.pods.get(verdict, 0) + count
+
+
+@dataclass
+class WorkloadPage:
+    """One cluster's workloads as the overview shows them: counts per namespace, how many workloads the listing
+    lists (and their pods per verdict), and one page of them."""
+
+    namespaces: dict[str, Tally] = field(default_factory=dict)
+    every_namespace: set[str] = field(default_factory=set)  # with a workload, whatever the namespace filter
+    listed: Tally = field(default_factory=Tally)
+    workloads: list[WorkloadSummary] = field(default_factory=list)
+    page: int = 1
+    pages: int = 1
+
+    @property
+    def listed_count(self) -> int:
+        return self.listed.attention + self.listed.fresh
+
+
+def listed_by(listing: str, summary: WorkloadSummary) -> bool:
+    """Whether a listing lists this workload: ATTENTION (not fresh, or split), SPLIT, or a verdict (a pod in it)."""
+    if listing == ATTENTION:
+        return summary.attention
+    if listing == SPLIT:
+        return summary.split
+    return bool(summary.pods.get(listing))
+
+
+def listing_order(listing: str, summary: WorkloadSummary) -> tuple:
+    """The attention listing puts the worst first (in VERDICT_ORDER, split-only last), then by name; the others
+    go by name."""
+    names = (summary.namespace, summary.kind, summary.name)
+    if listing != ATTENTION:
+        return names
+    worst = summary.worst
+    return (VERDICT_ORDER.index(worst) if worst != Verdict.FRESH else len(VERDICT_ORDER), *names)
+
+
+def _listed_q(listing: str) -> Q:
+    """``listed_by`` as a database condition on WorkloadVerdicts."""
+    if listing not in (ATTENTION, SPLIT, *VERDICT_ORDER):
+        raise ValueError(f"no such listing: {listing!r}")  # it becomes part of a lookup's name
+    if listing == ATTENTION:
+        return Q(attention=True)
+    if listing == SPLIT:
+        return Q(split=True)
+    return Q(**{f"pods__{listing}__gt": 0})
+
+
+def _pods(verdict: str, condition: Q | None = None) -> Coalesce:
+    return Coalesce(Sum(Cast(KT(f"pods__{verdict}"), IntegerField()), filter=condition), 0)
+
+
+def workload_pages(
+    clusters: list[Cluster], namespace: str | None, listing: str, page: int, page_size: int, now: datetime | None = None
+) -> dict[int, WorkloadPage]:
+    """Per cluster (by id): what the overview shows, read without going through every workload in Python.
+
+    Counts come from one aggregate query over the stored summaries; the page from one ordered, limited query per
+    cluster (in C collation, so that it sorts as Python does and merges with what is judged in memory). Expired
+    workloads, and clusters whose stored verdicts do not hold, are judged in memory as ``workload_summaries`` does
+    and merged in. Queries do not grow with pods, and Python reads at most ``page * page_size`` summaries per
+    cluster from the database."""
+    now = now or timezone.now()
+    plans = _plans(clusters, now)
+    valid = [c.pk for c in clusters if plans[c.pk].valid]
+    result = {c.pk: WorkloadPage() for c in clusters}
+    # Counted over every namespace, so that the same query also says which namespaces there are (the filter's
+    # choices); only the chosen namespace's rows are added up.
+    every_namespace = Q(cluster__in=valid) & (Q(expires_at=None) | Q(expires_at__gt=now))
+    live = every_namespace & Q(namespace=namespace) if namespace else every_namespace
+    listed = _listed_q(listing)
+    counts = (
+        WorkloadVerdicts.objects.filter(every_namespace)
+        .values("cluster_id", "namespace")
+        .annotate(
+            attention_count=Count("pk", filter=Q(attention=True)),
+            fresh_count=Count("pk", filter=Q(attention=False)),
+            listed_attention_count=Count("pk", filter=listed & Q(attention=True)),
+            listed_fresh_count=Count("pk", filter=listed & Q(attention=False)),
+            **{f"pods_{v}": _pods(v) for v in VERDICT_ORDER},
+            **{f"listed_{v}": _pods(v, listed) for v in VERDICT_ORDER},
+        )
+        .order_by()
+    )
+    for counted in counts:
+        row: dict[str, Any] = dict(counted)  # keys made from the verdicts' names
+        each = result[row["cluster_id"]]
+        each.every_namespace.add(row["namespace"])
+        if namespace and row["namespace"] != namespace:
+            continue
+        tally = each.namespaces.setdefault(row["namespace"], Tally())
+        tally.attention += row["attention_count"]
+        tally.fresh += row["fresh_count"]
+        each.listed.attention += row["listed_attention_count"]
+        each.listed.fresh += row["listed_fresh_count"]
+        for verdict in VERDICT_ORDER:
+            tally.pods[verdict] += row[f"pods_{verdict}"]
+            each.listed.pods[verdict] += row[f"listed_{verdict}"]
+    expired: dict[int, list[int]] = defaultdict(list)
+    stale_rows = WorkloadVerdicts.objects.filter(cluster__in=valid, expires_at__lte=now)
+    for workload_id, cluster_id, its_namespace in stale_rows.values_list("workload_id", "cluster_id", "namespace"):
+        result[cluster_id].every_namespace.add(its_namespace)
+        if not namespace or its_namespace == namespace:
+            expired[cluster_id].append(workload_id)
+    in_memory: dict[int, list[WorkloadSummary]] = defaultdict(list)
+    ids = {c.name: c.pk for c in clusters}
+    # A cluster judged whole in memory is judged in every namespace: all of them are the filter's choices.
+    for summary in _judged_summaries(clusters, plans, expired, None, now):
+        each = result[ids[summary.cluster]]
+        each.every_namespace.add(summary.namespace)
+        if namespace and summary.namespace != namespace:
+            continue
+        each.namespaces.setdefault(summary.namespace, Tally()).add(summary)
+        if listed_by(listing, summary):
+            each.listed.add(summary)
+            in_memory[ids[summary.cluster]].append(summary)
+    rank = Case(
+        *(When(Q(**{f"pods__{v}__gt": 0}), then=Value(i)) for i, v in enumerate(VERDICT_ORDER) if v != Verdict.FRESH),
+        default=Value(len(VERDICT_ORDER)),
+    )
+    names = {c.pk: c.name for c in clusters}
+    by_name = [Collate("namespace", "C"), Collate("kind", "C"), Collate("name", "C")]
+    for cluster in clusters:
+        each = result[cluster.pk]
+        each.pages = max(1, -(-each.listed_count // page_size))
+        each.page = min(max(page, 1), each.pages)
+        stored: list[WorkloadSummary] = []
+        if cluster.pk in valid:
+            query = WorkloadVerdicts.objects.filter(live & listed, cluster=cluster.pk)
+            order = [rank, *by_name] if listing == ATTENTION else by_name
+            query = query.order_by(*order)[: each.page * page_size]
+            stored = [_stored_summary(values, names) for values in query.values_list(*_SUMMARY_FIELDS)]
+        merged = sorted(stored + in_memory[cluster.pk], key=lambda s: listing_order(listing, s))
+        each.workloads = merged[(each.page - 1) * page_size : each.page * page_size]
+    return result
 
 
 def rows(

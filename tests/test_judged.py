@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from drift import judged
 from drift.models import ClusterVerdicts, Consumption, Observation, SnapshotRun, StoredVerdict, WorkloadVerdicts
@@ -208,3 +209,73 @@ def test_readers_judge_a_cluster_never_judged_or_whose_settings_changed(facts):
     facts.cluster.save()  # admin: the window changed, so what was stored no longer holds
     assert not ClusterVerdicts.objects.exists()
     assert comparable(judged.rows(facts.cluster, now=facts.now)) == comparable(drift_rows(facts.cluster, now=facts.now))
+
+
+def expected_pages(summaries, listing, page_size) -> list[list[int]]:
+    """Every page of a listing, by workload id, as the summaries and the listing's own rules give it."""
+    listed = [s for s in summaries if judged.listed_by(listing, s)]
+    listed.sort(key=lambda s: judged.listing_order(listing, s))
+    ids = [s.workload_id for s in listed]
+    return [ids[start : start + page_size] for start in range(0, len(ids), page_size)] or [[]]
+
+
+@pytest.mark.parametrize("judge_first", [True, False], ids=["stored", "never-judged"])
+def test_pages_and_counts_equal_what_the_summaries_give(facts, judge_first):
+    """The overview's reader (counts in the database, one limited query per page) against the summaries and the
+    listing's rules in Python: at every moment (expired workloads judged in memory and merged in), for every
+    listing, namespace filter and page size, page by page."""
+    if judge_first:
+        judged.facts_changed(facts.cluster, now=facts.now)
+    listings = [judged.ATTENTION, judged.SPLIT, *VERDICT_ORDER]
+    for moment in moments(facts.now):
+        for namespace in (None, "demo", "shop"):
+            summaries = judged.workload_summaries(facts.cluster, namespace=namespace, now=moment)
+            for listing in listings:
+                for page_size in (2, 50):
+                    pages = expected_pages(summaries, listing, page_size)
+                    for number in range(1, len(pages) + 2):  # one past the last: the last again
+                        shown = judged.workload_pages([facts.cluster], namespace, listing, number, page_size, moment)
+                        got = shown[facts.cluster.pk]
+                        context = (moment, namespace, listing, page_size, number)
+                        assert got.pages == len(pages), context
+                        assert [s.workload_id for s in got.workloads] == pages[min(number, len(pages)) - 1], context
+                    listed = [s for s in summaries if judged.listed_by(listing, s)]
+                    assert got.listed_count == len(listed), context
+                    assert got.listed.pods == {v: sum(s.pods[v] for s in listed) for v in VERDICT_ORDER}, context
+            per_namespace: dict[str, judged.Tally] = {}
+            for summary in summaries:
+                per_namespace.setdefault(summary.namespace, judged.Tally()).add(summary)
+            assert got.namespaces == per_namespace, (moment, namespace)
+            assert got.every_namespace == {"demo", "shop"}, (moment, namespace)
+
+
+def test_a_listing_that_is_not_one_is_refused_before_it_reaches_a_query(facts):
+    judged.facts_changed(facts.cluster, now=facts.now)
+    with pytest.raises(ValueError, match="no such listing"):
+        judged.workload_pages([facts.cluster], None, "stale__gt", 1, 50, facts.now)
+
+
+def test_pages_sort_names_as_python_does_whatever_the_databases_collation():
+    """Names that a language collation orders apart from code points ("a-b", "a.c", "a0", "ab"): the database's
+    pages must follow the order the in-memory merge uses, or a page would repeat or skip a workload."""
+    # This machine's databases collate as C. Give the columns, in the test's transaction, a collation that skips
+    # punctuation as glibc's en_US.UTF-8 does, so that a page ordered by the database's collation would show here.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE COLLATION skip_punctuation (provider = icu, locale = 'und-u-ka-shifted')")
+        for column in ("namespace", "kind", "name"):
+            cursor.execute(
+                f"ALTER TABLE drift_workloadverdicts ALTER COLUMN {column} TYPE varchar COLLATE skip_punctuation"
+            )
+    facts = Facts.for_cluster()
+    facts.source("env-config", (90, {"level": "INFO"}), (10, {"level": "DEBUG"}))
+    names = ["ab", "a-b", "a0", "a.c", "a-c", "aa"]
+    for name in names:
+        facts.pod(name, f"{name}-pod", [{"source_name": "env-config"}], started_minutes_ago=30)
+    facts.run()
+    judged.facts_changed(facts.cluster, now=facts.now)
+    for listing in (judged.ATTENTION, "stale"):
+        shown = [
+            judged.workload_pages([facts.cluster], None, listing, number, 1, facts.now)[facts.cluster.pk].workloads
+            for number in range(1, len(names) + 1)
+        ]
+        assert [page[0].name for page in shown] == sorted(names), listing

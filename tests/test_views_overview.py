@@ -7,6 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from dashboard.pages.overview import PAGE_SIZE
 from tests.facts import Facts, user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
@@ -275,16 +276,17 @@ def test_polling_answers_nothing_new_until_a_verdict_or_a_snapshot_changes(viewe
 
 
 def test_a_long_list_is_paged(viewer, facts):
-    many_stale_workloads(facts, 60, pods=1)
+    many_stale_workloads(facts, PAGE_SIZE + 10, pods=1)
     facts.run()
     first = viewer.get(reverse("overview"))
-    assert len(workload_rows(first)) == 50
+    assert len(workload_rows(first)) == PAGE_SIZE
     assert 'rel="next" href="/?page=2"' in first.content.decode()
     second = viewer.get(reverse("overview"), {"page": 2})
     assert len(workload_rows(second)) == 10
     assert set(workload_rows(first)).isdisjoint(workload_rows(second))
     assert 'rel="prev" href="/?page=1"' in second.content.decode()
-    assert len(workload_rows(viewer.get(reverse("overview"), {"page": "999999999"}))) == 50  # not a page: the first
+    assert workload_rows(viewer.get(reverse("overview"), {"page": "999999999"})) == workload_rows(first)  # not a page
+    assert workload_rows(viewer.get(reverse("overview"), {"page": "99"})) == workload_rows(second)  # past the last
 
 
 @pytest.mark.parametrize("is_operator", [False, True])
@@ -302,7 +304,21 @@ def test_its_queries_do_not_grow_with_pods(client, facts, is_operator):
         judged.facts_changed(facts.cluster)
         with CaptureQueriesContext(connection) as queries:
             response = client.get(reverse("overview"))
-        assert len(workload_rows(response)) == count
+        assert len(workload_rows(response)) == min(count, PAGE_SIZE)
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert counts[1] <= 15, "\n".join(q["sql"][:150] for q in queries.captured_queries)
+
+
+def test_source_names_come_on_first_focus_not_with_every_page(viewer, demo, facts):
+    """The source filter's suggestions are not in the page (a cluster may have thousands); the field asks for
+    them once, for the chosen cluster; names are escaped."""
+    facts.source('x"><script>alert(1)</script>', (5, {"k": "v"}))
+    page = viewer.get(reverse("overview")).content.decode()
+    assert '<datalist id="source-names"></datalist>' in page
+    assert f'hx-get="{reverse("source-names")}" hx-trigger="focus once"' in page
+    names = viewer.get(reverse("source-names"), {"cluster": "local"}).content.decode()
+    assert '<option value="env-config">' in names and '<option value="db">' in names
+    assert "<script>" not in names and "&lt;script&gt;" in names
+    assert viewer.get(reverse("source-names"), {"cluster": "elsewhere"}).content.decode().strip() == ""
+    assert viewer.post(reverse("source-names")).status_code == 405

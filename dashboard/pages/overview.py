@@ -62,7 +62,7 @@ class StaleSeries:
 
 
 # Workloads listed per cluster and page: the overview lists what needs attention, not every workload.
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class ClusterOverview:
     namespace_counts: list[NamespaceCounts]
     chart: StaleSeries | None
     refresh_delays: refresh.RefreshDelays = field(default_factory=lambda: refresh.RefreshDelays(()))
+    namespace_choices: set[str] = field(default_factory=set)  # empty when not known without another query
 
     @property
     def watcher_down(self) -> bool:
@@ -135,15 +136,12 @@ def overview(
     workloads with a pod in that verdict; fresh workloads are counted, and listed when asked for."""
     now = now or timezone.now()
     clusters = clusters_shown(filters) if clusters is None else clusters
-    summaries: dict[str, list[WorkloadSummary]] = defaultdict(list)
-    if filters.source or filters.q:
-        for cluster in clusters:
-            summaries[cluster.name] = _matching(cluster, filters, now)
+    searching = bool(filters.source or filters.q)
+    if searching:
+        pages = {c.pk: _searched(c, filters, now, page) for c in clusters}
     else:
-        for summary in judged.workload_summaries(
-            clusters[0] if len(clusters) == 1 else None, namespace=filters.namespace or None, now=now
-        ):
-            summaries[summary.cluster].append(summary)
+        listing = filters.verdict or judged.ATTENTION
+        pages = judged.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
     result = []
     for cluster in clusters:
         finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
@@ -156,22 +154,15 @@ def overview(
             state = "partial"
         else:
             state = "ok"
-        everything = summaries[cluster.name]
-        if filters.verdict == "split":
-            listed = [w for w in everything if w.split]
-        elif filters.verdict:
-            listed = [w for w in everything if w.pods.get(filters.verdict)]
-        elif filters.source or filters.q:
-            listed = everything  # a search lists what it found, fresh or not
+        shown = pages[cluster.pk]
+        namespaces = sorted(shown.namespaces.items())
+        if filters.verdict:
+            totals = dict(shown.listed.pods)
         else:
-            listed = [w for w in everything if w.attention]
-        listed.sort(key=_attention_order if not filters.verdict else _name_order)
-        pages = max(1, -(-len(listed) // PAGE_SIZE))
-        current = min(max(page, 1), pages)
-        totals: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-        for workload in everything if not filters.verdict else listed:
-            for verdict, count in workload.pods.items():
-                totals[verdict] = totals.get(verdict, 0) + count
+            totals = dict.fromkeys(VERDICT_ORDER, 0)
+            for _, tally in namespaces:
+                for verdict, count in tally.pods.items():
+                    totals[verdict] += count
         result.append(
             ClusterOverview(
                 cluster=cluster,
@@ -180,44 +171,36 @@ def overview(
                 failing_since=moment.failing_since,
                 error=finished.error if finished is not None and state == "failing" else "",
                 forbidden_namespaces=sorted(moment.forbidden_namespaces),
-                workloads=listed[(current - 1) * PAGE_SIZE : current * PAGE_SIZE],
-                listed=len(listed),
-                page=current,
-                pages=pages,
-                quiet=sum(1 for w in everything if not w.attention)
-                if not (filters.verdict or filters.source or filters.q)
-                else 0,
+                workloads=shown.workloads,
+                listed=shown.listed_count,
+                page=shown.page,
+                pages=shown.pages,
+                quiet=0 if filters.verdict or searching else sum(tally.fresh for _, tally in namespaces),
                 totals=totals,
-                namespace_counts=_namespace_counts(everything),
+                namespace_counts=[NamespaceCounts(ns, t.attention, t.fresh, t.pods) for ns, t in namespaces],
                 chart=stale_series(cluster, now),
                 refresh_delays=measured.refresh_delays(cluster, now),
+                namespace_choices=shown.every_namespace,
             )
         )
     return result
 
 
-def _attention_order(summary: WorkloadSummary) -> tuple:
-    """Worst first (stale, missing, unknown, propagating, split), then by name."""
-    rank = VERDICT_ORDER.index(summary.worst) if summary.worst != Verdict.FRESH else len(VERDICT_ORDER)
-    return (rank, summary.namespace, summary.kind, summary.name)
-
-
-def _name_order(summary: WorkloadSummary) -> tuple:
-    return (summary.namespace, summary.kind, summary.name)
-
-
-def _namespace_counts(summaries: list[WorkloadSummary]) -> list[NamespaceCounts]:
-    attention: dict[str, int] = defaultdict(int)
-    fresh: dict[str, int] = defaultdict(int)
-    pods: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(VERDICT_ORDER, 0))
-    for summary in summaries:
-        if summary.attention:
-            attention[summary.namespace] += 1
-        else:
-            fresh[summary.namespace] += 1
-        for verdict, count in summary.pods.items():
-            pods[summary.namespace][verdict] = pods[summary.namespace].get(verdict, 0) + count
-    return [NamespaceCounts(ns, attention[ns], fresh[ns], pods[ns]) for ns in sorted(pods)]
+def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int) -> judged.WorkloadPage:
+    """A search lists what it found, fresh or not (with a verdict filter, what has a pod in that verdict), by
+    name; the counts are of what it found."""
+    found = _matching(cluster, filters, now)
+    listed = [w for w in found if judged.listed_by(filters.verdict, w)] if filters.verdict else found
+    listed.sort(key=lambda s: (s.namespace, s.kind, s.name))
+    shown = judged.WorkloadPage()
+    for summary in found:
+        shown.namespaces.setdefault(summary.namespace, judged.Tally()).add(summary)
+    for summary in listed:
+        shown.listed.add(summary)
+    shown.pages = max(1, -(-len(listed) // PAGE_SIZE))
+    shown.page = min(max(page, 1), shown.pages)
+    shown.workloads = listed[(shown.page - 1) * PAGE_SIZE : shown.page * PAGE_SIZE]
+    return shown
 
 
 def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> list[WorkloadSummary]:
@@ -254,17 +237,27 @@ def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: i
     return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), stale[-1])
 
 
-def filter_options(cluster_name: str = "") -> dict[str, list[str]]:
-    """What the overview's filter controls offer."""
-    pods = Pod.objects.filter(deleted_at=None)
-    sources = Source.objects.filter(deleted_at=None)
+def filter_options(filters: OverviewFilters, shown: list[ClusterOverview]) -> dict[str, list[str]]:
+    """What the overview's filter controls offer, reusing what the page read when it can: the clusters shown are
+    every cluster when none is chosen, and the stored counts name the namespaces with a workload (a search does
+    not read those, so it asks the pods). The names of ConfigMaps and Secrets come on demand: ``source_names``."""
+    if filters.cluster:
+        clusters = list(Cluster.objects.values_list("name", flat=True))
+    else:
+        clusters = sorted(item.cluster.name for item in shown)
+    namespaces = set().union(*(item.namespace_choices for item in shown))
+    if filters.source or filters.q or not namespaces:
+        pods = Pod.objects.filter(deleted_at=None)
+        if filters.cluster:
+            pods = pods.filter(cluster__name=filters.cluster)
+        namespaces = set(pods.order_by().values_list("namespace", flat=True).distinct())
+    return {"clusters": clusters, "namespaces": sorted(namespaces)}
+
+
+def source_names(cluster_name: str = "") -> list[str]:
+    """The names the source filter suggests: every live ConfigMap and Secret (of one cluster, when named), once
+    each. Asked for when the field is first focused, not with every page: a cluster may have thousands."""
+    sources = Source.objects.filter(deleted_at=None).exclude(name=SERVICE_ACCOUNT_CA)
     if cluster_name:
-        pods = pods.filter(cluster__name=cluster_name)
         sources = sources.filter(cluster__name=cluster_name)
-    return {
-        "clusters": list(Cluster.objects.values_list("name", flat=True)),
-        "namespaces": list(pods.order_by("namespace").values_list("namespace", flat=True).distinct()),
-        "sources": list(
-            sources.exclude(name=SERVICE_ACCOUNT_CA).order_by("name").values_list("name", flat=True).distinct()
-        ),
-    }
+    return list(sources.order_by("name").values_list("name", flat=True).distinct())

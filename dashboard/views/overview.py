@@ -1,5 +1,6 @@
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from dashboard.access import role_of
@@ -26,11 +27,12 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     query.pop("stamp", None)
     pager = query.copy()
     pager.pop("page", None)
+    shown = page.overview(filters, page=_page_number(request.GET.get("page")), clusters=clusters)
     ctx = {
         "filters": filters,
         "filter_errors": form.messages(),
-        "clusters": page.overview(filters, page=_page_number(request.GET.get("page")), clusters=clusters),
-        "options": page.filter_options(filters.cluster),
+        "clusters": shown,
+        "options": {} if polled else page.filter_options(filters, shown),  # the form is not in the polled part
         "verdicts": page.OVERVIEW_VERDICTS,
         "query": query.urlencode(),
         "pager_query": pager.urlencode(),
@@ -46,3 +48,11 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
 def _page_number(value: str | None) -> int:
     """A page number from the query string; anything else is the first page."""
     return int(value) if value and value.isdigit() and len(value) < 7 else 1
+
+
+@require_GET
+def source_names(request: HttpRequest) -> HttpResponse:
+    """The overview's suggestions for its ConfigMap / Secret field, as <option>s, fetched on first focus."""
+    form = OverviewFilterForm(request.GET)
+    names = page.source_names(form.filters().cluster)
+    return render(request, "dashboard/_source_names.html", {"names": names})
