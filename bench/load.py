@@ -92,9 +92,12 @@ def create_users(env: dict[str, str], count: int, password: str) -> str:
         "    Membership.objects.get_or_create(user=user, defaults={'role': 'viewer', 'namespaces': []})\n"
         "    session = SessionStore()\n"
         "    session[SESSION_KEY] = str(user.pk)\n"
-        "    session[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+        # The backend a password login records: a session naming a backend not configured is anonymous.
+        "    session[BACKEND_SESSION_KEY] = 'dashboard.auth.PasswordBackend'\n"
         "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
         "    session.create(); keys.append(session.session_key)\n"
+        "from django.conf import settings\n"
+        "assert 'dashboard.auth.PasswordBackend' in settings.AUTHENTICATION_BACKENDS\n"
         "print(','.join(keys))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True)

@@ -32,7 +32,12 @@ class Watcher(HttpUser):
             self.log_in(f"load-{number}")
         self.stamp = ""
         self.workloads: list[str] = []
-        self.read(self.client.get("/", name="/ (full)").text)
+        with self.client.get("/", name="/ (full)", catch_response=True) as response:
+            if 'id="overview-body"' in response.text:
+                self.read(response.text)
+                response.success()
+            else:  # e.g. the login page after a redirect: not what this measures
+                response.failure(f"not the overview (ended at {response.url})")
 
     def log_in(self, name: str) -> None:
         login = self.client.get("/login/", name="/login/")
@@ -56,7 +61,7 @@ class Watcher(HttpUser):
         with self.client.get("/", params=params, headers=HTMX, name="/ (poll)", catch_response=True) as response:
             if response.status_code == 204:
                 response.success()
-            elif response.status_code == 200:
+            elif response.status_code == 200 and 'id="overview-body"' in response.text:
                 self.read(response.text)
                 response.success()
             else:
@@ -64,5 +69,11 @@ class Watcher(HttpUser):
 
     @task(1)
     def open_workload(self) -> None:
-        if self.workloads:
-            self.client.get(random.choice(self.workloads), name="/clusters/.../workloads/...")
+        if not self.workloads:
+            return
+        page = random.choice(self.workloads)
+        with self.client.get(page, name="/clusters/.../workloads/...", catch_response=True) as response:
+            if response.status_code == 200 and "/login/" not in response.url:
+                response.success()
+            else:
+                response.failure(f"status {response.status_code} at {response.url}")
