@@ -32,6 +32,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, Collate
 from django.utils import timezone
 
+from drift.collector import collector_paused
 from drift.models import Cluster, ClusterVerdicts, SnapshotRun, StoredVerdict, WorkloadVerdicts
 from drift.verdicts import (
     ClusterJudgement,
@@ -156,9 +157,11 @@ def after_cycle(cluster: Cluster, run: SnapshotRun, now: datetime | None = None)
 
 
 def facts_changed(cluster: Cluster, now: datetime | None = None) -> int:
-    """Judge the whole cluster and store what differs from what is stored; returns rows written."""
+    """Judge the whole cluster and store what differs from what is stored; returns rows written. (Without the
+    cyclic collector: at 5,000 pods its full collections took 4.4 s of judging down to 2.7 s.)"""
     now = now or timezone.now()
-    return _store(cluster, judge_cluster(cluster, now), now, None)
+    with collector_paused():
+        return _store(cluster, judge_cluster(cluster, now), now, None)
 
 
 def source_changed(cluster: Cluster, namespace: str, kind: str, name: str, now: datetime | None = None) -> int:
@@ -245,10 +248,13 @@ def _apply(model: Any, old: dict[int, Any], new: dict[int, Any], compared: tuple
     gone = [pk for pk in old if pk not in new]
     if gone:
         model.objects.filter(pk__in=gone).delete()
-    if created:
-        model.objects.bulk_create(created, batch_size=2000)
-    if changed:
-        model.objects.bulk_update(changed, [*compared, "judged_at"], batch_size=2000)
+    if created or changed:
+        # One INSERT ... ON CONFLICT DO UPDATE per batch, for new and changed rows alike. (bulk_update builds a
+        # CASE WHEN per field and row: after a mass change of 15,000 rows it took minutes, mostly in Python.)
+        model.objects.bulk_create(
+            created + changed, batch_size=2000, update_conflicts=True, unique_fields=[model._meta.pk.name],
+            update_fields=[*compared, "judged_at"],
+        )  # fmt: skip
     return len(created) + len(changed) + len(gone)
 
 

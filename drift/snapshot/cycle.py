@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from drift import kube, metrics
 from drift.clusters import connect
+from drift.collector import collector_paused
 from drift.hashing import current_hasher, previous_hashers
 from drift.models import AuditEvent, Cluster, ClusterVerdicts, Observation, SnapshotRun
 from drift.snapshot import rekeying
@@ -30,6 +31,11 @@ def snapshot(cluster: Cluster, now: datetime | None = None) -> SnapshotRun:
     """Run one cycle and return its run record. Never raises for a cluster that cannot be read, nor for an
     error of its own: the run is recorded as failed with its reason, and everything recorded before stays as
     it was. (A worker's shutdown is recorded too, then goes on.)"""
+    with collector_paused():
+        return _snapshot(cluster, now)
+
+
+def _snapshot(cluster: Cluster, now: datetime | None) -> SnapshotRun:
     run = SnapshotRun.objects.create(cluster=cluster, started_at=now or timezone.now())
     phase = "starting"
 

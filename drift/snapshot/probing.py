@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from drift import kube, probes, refresh
 from drift.hashing import ValueHasher
@@ -120,15 +120,29 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         .distinct()
     )
     recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
-    # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here.
+    # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here. Of those, SQL keeps
+    # only a volume whose last read could still call for another (_volume_needs_probe decides the rest): none
+    # yet, one from before its source's newest version, or one that read content (it may still be behind). A
+    # failed read after the change settles it, as _volume_needs_probe says; one to retry comes via maybe_retry.
+    # Without this, right after many sources change every volume consumer was loaded with its last read.
+    last_read = Observation.objects.filter(consumption=OuterRef("pk")).order_by("-observed_at", "-id")
+    newest_version = SourceVersion.objects.filter(
+        source__cluster=cluster, source__deleted_at=None, source__namespace=OuterRef("container__pod__namespace"),
+        source__kind=OuterRef("source_kind"), source__name=OuterRef("source_name"),
+    ).order_by("-first_seen", "-id")  # fmt: skip
     changed_volumes = Q(
         mode__in=REFRESHED_MODES,
         source_name__in={name for _, _, name in recently_changed},
         container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
-    )
+    ) & (Q(last_read_at=None) | Q(last_read_ok=True) | Q(last_read_at__lt=F("source_changed_at")))
     candidates: list[_Candidate] = []
     rows = (
-        running.annotate(observed=observed)
+        running.annotate(
+            observed=observed,
+            last_read_at=Subquery(last_read.values("observed_at")[:1]),
+            last_read_ok=Subquery(last_read.values("ok")[:1]),
+            source_changed_at=Subquery(newest_version.values("first_seen")[:1]),
+        )
         .filter(Q(observed=False) | changed_volumes | Q(pk__in=maybe_retry))
         .order_by("container_id", "id")
         .values_list("observed", *_CANDIDATE_FIELDS.values())
