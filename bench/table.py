@@ -35,6 +35,9 @@ def main() -> None:
                      " / ".join(f"{sizes[p]['queries']} at {p} pods" for p in sorted(sizes))))  # fmt: skip
         rows.append(("overview HTML, default view", "≤ 60 KB", f"{big['html_bytes'] / 1024:.1f} KB"))
         rows.append(("overview poll, nothing new (204)", "—", f"{big['nothing_new_median_ms']:.0f} ms median"))
+        rows.append(("/metrics scrape", "≤ 200 ms",
+                     f"{big['metrics_median_ms']:.0f} ms median (min-max {big['metrics_min_ms']:.0f}-"
+                     f"{big['metrics_max_ms']:.0f} ms), {big['metrics_queries']} queries"))  # fmt: skip
         rows.append(("driftreport --json", "≤ 2 s", f"{big['driftreport_s']:.2f} s"))
     else:
         rows.append(("overview", "", missing))

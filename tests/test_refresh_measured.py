@@ -141,3 +141,30 @@ def test_a_failed_volume_probe_is_planned_again_but_not_on_a_simulated_node(fact
             ok=False, reason=reason,
         )  # fmt: skip
     assert planned(facts) == {"real-a"}
+
+
+@pytest.mark.parametrize(
+    ("last_read", "probed"),
+    [
+        (None, True),  # never read
+        (("before", True, "INFO"), True),  # read before the change: read again
+        (("after", True, "INFO"), True),  # read after it, still the old content: the kubelet may be behind
+        (("after", True, "DEBUG"), False),  # read after it, the new content: settled
+        (("after", False, "file probes disabled for this cluster"), False),  # a lasting failure after it: settled
+        (("before", False, "file probes disabled for this cluster"), True),  # one from before the change
+        (("after", False, "exec timed out after 10s"), True),  # a passing failure, due for its retry
+    ],
+)
+def test_right_after_a_change_a_volume_is_probed_only_while_its_last_read_leaves_it_open(facts, last_read, probed):
+    """Probe planning narrows the volumes of recently changed sources in SQL (drift.snapshot.probing): what it
+    leaves out must be what _volume_needs_probe would leave out."""
+    facts.source("cfg", (90, {"level": "INFO"}), (1, {"level": "DEBUG"}))  # changed a minute ago
+    pod = facts.pod("app", "app-a", [volume("cfg")], started_minutes_ago=30)
+    if last_read is not None:
+        when, ok, value = last_read
+        observed_at = facts.at(2 if when == "before" else 0.5)
+        Observation.objects.create(
+            consumption=Consumption.objects.get(container__pod=pod), observed_at=observed_at, ok=ok,
+            reason="" if ok else value, key_hashes={"level": value_hash(value)} if ok else {},
+        )  # fmt: skip
+    assert planned(facts) == ({"app-a"} if probed else set())
