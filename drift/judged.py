@@ -607,11 +607,12 @@ def matching_workloads(cluster: Cluster, namespace: str | None, source: str = ""
 
 
 def cluster_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
-    """Pods per worst verdict in the whole cluster, for the run record and the chart of stale pods."""
+    """Pods per worst verdict in the whole cluster, for the run record and the chart of stale pods: added up by
+    the database (``workload_pages``), with expired workloads judged again in memory."""
     counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-    for summary in workload_summaries(cluster, now=now):
-        for verdict, count in summary.pods.items():
-            counts[verdict] = counts.get(verdict, 0) + count
+    for tally in workload_pages([cluster], None, ATTENTION, 1, 1, now)[cluster.pk].namespaces.values():
+        for verdict, count in tally.pods.items():
+            counts[verdict] += count
     return counts
 
 

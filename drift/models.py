@@ -356,6 +356,9 @@ class Observation(models.Model):
     class Meta:
         ordering = ["consumption", "-observed_at"]
         get_latest_by = "observed_at"
+        # Each consumption's last read, in index order: for latest_per_consumption and for probe planning, which
+        # asks it of thousands of volumes right after their sources change.
+        indexes = [models.Index(fields=["consumption", "-observed_at", "-id"], name="observation_last_read")]
 
     def __str__(self) -> str:
         return f"{self.consumption} {'ok' if self.ok else self.reason}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from drift import kube, probes, refresh
 from drift.hashing import ValueHasher
@@ -122,31 +122,31 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     recently_changed = _recently_changed_sources(cluster, now - window - RECENT_CHANGE_MARGIN)
     # Narrowed by name and namespace in SQL, then exactly by (namespace, kind, name) here. Of those, SQL keeps
     # only a volume whose last read could still call for another (_volume_needs_probe decides the rest): none
-    # yet, one from before its source's newest version, or one that read content (it may still be behind). A
-    # failed read after the change settles it, as _volume_needs_probe says; one to retry comes via maybe_retry.
-    # Without this, right after many sources change every volume consumer was loaded with its last read.
+    # yet, one that read content (it may still be behind), or a failed one older than the latest of these
+    # changes (a bound on its own source's: it keeps more, never fewer). A failed read after the change settles
+    # it, as _volume_needs_probe says; one to retry comes via maybe_retry. Without this, right after many
+    # sources change every volume consumer was loaded with its last read.
     last_read = Observation.objects.filter(consumption=OuterRef("pk")).order_by("-observed_at", "-id")
-    newest_version = SourceVersion.objects.filter(
-        source__cluster=cluster, source__deleted_at=None, source__namespace=OuterRef("container__pod__namespace"),
-        source__kind=OuterRef("source_kind"), source__name=OuterRef("source_name"),
-    ).order_by("-first_seen", "-id")  # fmt: skip
     changed_volumes = Q(
         mode__in=REFRESHED_MODES,
         source_name__in={name for _, _, name in recently_changed},
         container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
-    ) & (Q(last_read_at=None) | Q(last_read_ok=True) | Q(last_read_at__lt=F("source_changed_at")))
-    candidates: list[_Candidate] = []
+    ) & (
+        Q(last_read_ok=True)
+        | Q(last_read_at=None)
+        | Q(last_read_at__lt=max(recently_changed.values(), default=now))
+    )
     rows = (
         running.annotate(
             observed=observed,
             last_read_at=Subquery(last_read.values("observed_at")[:1]),
             last_read_ok=Subquery(last_read.values("ok")[:1]),
-            source_changed_at=Subquery(newest_version.values("first_seen")[:1]),
         )
         .filter(Q(observed=False) | changed_volumes | Q(pk__in=maybe_retry))
         .order_by("container_id", "id")
         .values_list("observed", *_CANDIDATE_FIELDS.values())
     )
+    candidates: list[_Candidate] = []
     for was_observed, *values in rows:
         candidate = _Candidate(**dict(zip(_CANDIDATE_FIELDS, values, strict=True)))
         if (
@@ -240,12 +240,15 @@ def _file_probe_skipped(cluster: Cluster, node_name: str, listing: Listing) -> s
     return ""
 
 
-def _recently_changed_sources(cluster: Cluster, since: datetime) -> set[tuple[str, str, str]]:
-    return set(
-        SourceVersion.objects.filter(source__cluster=cluster, first_seen__gte=since).values_list(
-            "source__namespace", "source__kind", "source__name"
-        )
-    )
+def _recently_changed_sources(cluster: Cluster, since: datetime) -> dict[tuple[str, str, str], datetime]:
+    """(namespace, kind, name) of each source with a version first seen since then, and the latest such moment."""
+    changed: dict[tuple[str, str, str], datetime] = {}
+    for namespace, kind, name, first_seen in SourceVersion.objects.filter(
+        source__cluster=cluster, first_seen__gte=since
+    ).values_list("source__namespace", "source__kind", "source__name", "first_seen"):
+        key = (namespace, kind, name)
+        changed[key] = max(first_seen, changed.get(key, first_seen))
+    return changed
 
 
 def _current_versions(cluster: Cluster) -> dict[tuple[str, str, str], SourceVersion]:
