@@ -131,11 +131,7 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
         mode__in=REFRESHED_MODES,
         source_name__in={name for _, _, name in recently_changed},
         container__pod__namespace__in={namespace for namespace, _, _ in recently_changed},
-    ) & (
-        Q(last_read_ok=True)
-        | Q(last_read_at=None)
-        | Q(last_read_at__lt=max(recently_changed.values(), default=now))
-    )
+    ) & (Q(last_read_ok=True) | Q(last_read_at=None) | Q(last_read_at__lt=max(recently_changed.values(), default=now)))
     rows = (
         running.annotate(
             observed=observed,
