@@ -31,3 +31,16 @@ def test_it_leaves_a_collector_that_was_off_off():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.django_db
+def test_the_tables_a_cycle_writes_are_analyzed_in_one_statement():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from drift.snapshot.cycle import analyze_recorded_tables
+
+    with CaptureQueriesContext(connection) as queries:
+        analyze_recorded_tables()
+    [statement] = [q["sql"] for q in queries.captured_queries]
+    assert statement.startswith("ANALYZE ") and '"drift_observation"' in statement and '"drift_pod"' in statement

@@ -11,14 +11,27 @@ import logging
 import traceback
 from datetime import datetime
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from drift import kube, metrics
 from drift.clusters import connect
 from drift.collector import collector_paused
 from drift.hashing import current_hasher, previous_hashers
-from drift.models import AuditEvent, Cluster, ClusterVerdicts, Observation, SnapshotRun
+from drift.models import (
+    AuditEvent,
+    Cluster,
+    ClusterVerdicts,
+    Consumption,
+    ContainerInstance,
+    Observation,
+    Pod,
+    SnapshotRun,
+    Source,
+    SourceVersion,
+    StoredVerdict,
+    Workload,
+)  # fmt: skip
 from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, SnapshotFailed, read_cluster
 from drift.snapshot.probing import observations_from, plan_probes, run_probes
@@ -83,8 +96,23 @@ def _snapshot(cluster: Cluster, now: datetime | None) -> SnapshotRun:
         _finish(run)
         elapsed = (run.finished_at or timezone.now()) - run.started_at
         metrics.SNAPSHOT_DURATION.labels(cluster.name).observe(max(elapsed.total_seconds(), 0.0))
+    if run.rows_written >= ANALYZE_AFTER_ROWS:
+        analyze_recorded_tables()  # before judging, so that judging plans its queries on the new rows too
     _judge(cluster, run)
     return run
+
+
+# A cycle that wrote this many rows (a first snapshot of a large cluster, a mass change) refreshes the
+# planner's statistics at once: until autovacuum got to it, the next cycles' probe planning ran 4 times slower
+# (0.8 s against 0.2 s at 5,000 pods) on plans made for nearly empty tables.
+ANALYZE_AFTER_ROWS = 5_000
+
+
+def analyze_recorded_tables() -> None:
+    """ANALYZE the tables a cycle writes (half a second at 5,000 pods)."""
+    models = (Pod, ContainerInstance, Consumption, Observation, Source, SourceVersion, Workload, StoredVerdict)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models))
 
 
 def _judge(cluster: Cluster, run: SnapshotRun) -> None:
