@@ -390,6 +390,20 @@ class WorkloadPage:
     def listed_count(self) -> int:
         return self.listed.attention + self.listed.fresh
 
+    @property
+    def pods(self) -> dict[str, int]:
+        """Pods per (worst) verdict over every namespace counted."""
+        total: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
+        for tally in self.namespaces.values():
+            for verdict, count in tally.pods.items():
+                total[verdict] += count
+        return total
+
+    def turn_to(self, page: int, page_size: int) -> None:
+        """Set the number of pages for what is listed, and the page shown: the one asked for, within them."""
+        self.pages = max(1, -(-self.listed_count // page_size))
+        self.page = min(max(page, 1), self.pages)
+
 
 def listed_by(listing: str, summary: WorkloadSummary) -> bool:
     """Whether a listing lists this workload: ATTENTION (not fresh, or split), SPLIT, or a verdict (a pod in it)."""
@@ -497,8 +511,7 @@ def workload_pages(
     by_name = [Collate("namespace", "C"), Collate("kind", "C"), Collate("name", "C")]
     for cluster in clusters:
         each = result[cluster.pk]
-        each.pages = max(1, -(-each.listed_count // page_size))
-        each.page = min(max(page, 1), each.pages)
+        each.turn_to(page, page_size)
         stored: list[WorkloadSummary] = []
         if cluster.pk in valid:
             query = WorkloadVerdicts.objects.filter(live & listed, cluster=cluster.pk)
@@ -609,11 +622,7 @@ def matching_workloads(cluster: Cluster, namespace: str | None, source: str = ""
 def cluster_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
     """Pods per worst verdict in the whole cluster, for the run record and the chart of stale pods: added up by
     the database (``workload_pages``), with expired workloads judged again in memory."""
-    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-    for tally in workload_pages([cluster], None, ATTENTION, 1, 1, now)[cluster.pk].namespaces.values():
-        for verdict, count in tally.pods.items():
-            counts[verdict] += count
-    return counts
+    return workload_pages([cluster], None, ATTENTION, 1, 1, now)[cluster.pk].pods
 
 
 def stamp(clusters: Iterable[Cluster], now: datetime | None = None) -> str:

@@ -15,7 +15,7 @@ from drift import judged, measured, refresh
 from drift.judged import WorkloadSummary
 from drift.models import Cluster, Pod, SnapshotRun, Source
 from drift.verdicts import DriftRow, cluster_moment
-from drift.vocabulary import VERDICT_ORDER, Verdict
+from drift.vocabulary import Verdict
 from drift.watch import WATCHER_DOWN_AFTER_SECONDS
 
 # The order of the overview's columns and filter choices.
@@ -156,13 +156,7 @@ def overview(
             state = "ok"
         shown = pages[cluster.pk]
         namespaces = sorted(shown.namespaces.items())
-        if filters.verdict:
-            totals = dict(shown.listed.pods)
-        else:
-            totals = dict.fromkeys(VERDICT_ORDER, 0)
-            for _, tally in namespaces:
-                for verdict, count in tally.pods.items():
-                    totals[verdict] += count
+        totals = dict(shown.listed.pods) if filters.verdict else shown.pods
         result.append(
             ClusterOverview(
                 cluster=cluster,
@@ -197,8 +191,7 @@ def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page
         shown.namespaces.setdefault(summary.namespace, judged.Tally()).add(summary)
     for summary in listed:
         shown.listed.add(summary)
-    shown.pages = max(1, -(-len(listed) // PAGE_SIZE))
-    shown.page = min(max(page, 1), shown.pages)
+    shown.turn_to(page, PAGE_SIZE)
     shown.workloads = listed[(shown.page - 1) * PAGE_SIZE : shown.page * PAGE_SIZE]
     return shown
 
