@@ -4,7 +4,7 @@ Facts are written straight to a throwaway database (test_driftwatch_bench_overvi
 a snapshot records them: N pods in N/10 Deployments over 10 namespaces, each pod reading a ConfigMap
 through envFrom, another as a volume, and kube-root-ca.crt (3 consumptions per pod, as the issue's cluster).
 One Deployment in ten started before its ConfigMap changed (stale); the rest are fresh. The verdicts are
-stored (drift.judged, as a snapshot's end does), then the overview is requested through Django's handler
+stored (drift.verdicts.store, as a snapshot's end does), then the overview is requested through Django's handler
 (`--repeat` times, after one warm-up): server time median / p95 with min-max, queries, HTML bytes. It also
 times a `/metrics` scrape (median, min-max, queries) and `driftreport --json` at each size. The machine's
 noise is large (2 shared cores): compare the ratio 5,000 / 500 taken in the same run.
@@ -70,7 +70,7 @@ def run(sizes: list[int], repeat: int, profile: bool = False) -> dict:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from drift import judged
+    from drift import verdicts
     from drift.models import Cluster, Membership, SnapshotRun
 
     cluster, _ = Cluster.objects.get_or_create(name="bench", defaults={"kubeconfig_path": "/nonexistent"})
@@ -85,7 +85,7 @@ def run(sizes: list[int], repeat: int, profile: bool = False) -> dict:
         made = grow(cluster, made, pods)
         SnapshotRun.objects.create(cluster=cluster, status="succeeded", finished_at=cluster.created_at)
         started = time.perf_counter()
-        judged.facts_changed(cluster)
+        verdicts.facts_changed(cluster)
         judge_seconds = time.perf_counter() - started
         results["sizes"][pods] = {"judge_s": judge_seconds, **measure(client, repeat)}
         results["sizes"][pods]["driftreport_s"] = time_driftreport()
@@ -93,7 +93,7 @@ def run(sizes: list[int], repeat: int, profile: bool = False) -> dict:
         import cProfile
         import pstats
 
-        for what, call in (("overview", lambda: client.get("/")), ("judge", lambda: judged.facts_changed(cluster)),
+        for what, call in (("overview", lambda: client.get("/")), ("judge", lambda: verdicts.facts_changed(cluster)),
                            ("driftreport", time_driftreport)):  # fmt: skip
             profiler = cProfile.Profile()
             profiler.runcall(call)

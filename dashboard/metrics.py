@@ -1,6 +1,6 @@
 """`/metrics`: the Prometheus text format, built at each scrape.
 
-Gauges come from the database through one collector (drift.judged's stored verdicts, plus one query for the
+Gauges come from the database through one collector (drift.verdicts' stored verdicts, plus one query for the
 last good snapshot of each cluster), so every web process answers the same and a scrape costs a few queries,
 not a scan of the cluster. Counters and the snapshot histogram are those the processes incremented
 (drift.metrics), added up across processes when PROMETHEUS_MULTIPROC_DIR is set."""
@@ -20,8 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from drift import metrics
-from drift.judged import WorkloadSummary, workload_summaries
 from drift.models import Cluster, SnapshotRun
+from drift.verdicts import WorkloadSummary, workload_summaries
 from drift.vocabulary import VERDICT_ORDER
 
 VERSION = "0.10.0"

@@ -1,8 +1,8 @@
 """What Driftwatch knows: clusters, the versions of their ConfigMaps and Secrets, the pods and containers
 that consume them, what we observed inside those containers, and an append-only audit history.
 
-Facts are the record; verdicts are derived from them by drift.rules. Pages read the verdicts stored by
-drift.judged (StoredVerdict, WorkloadVerdicts, ClusterVerdicts): judged when the facts change, each valid
+Facts are the record; verdicts are derived from them by drift.verdicts.rules. Pages read the verdicts stored by
+drift.verdicts.store (StoredVerdict, WorkloadVerdicts, ClusterVerdicts): judged when the facts change, each valid
 until the moment it would change on the clock alone (``expires_at``), re-judged when read after it."""
 
 from __future__ import annotations
@@ -384,7 +384,7 @@ class ClusterVerdicts(models.Model):
 
 
 class StoredVerdict(models.Model):
-    """The verdict drift.rules gave one live consumption at ``judged_at``, true until ``expires_at`` (None:
+    """The verdict drift.verdicts.rules gave one live consumption at ``judged_at``, true until ``expires_at`` (None:
     until the facts change). The reason's "... ago" is as of ``judged_at``."""
 
     consumption = models.OneToOneField(

@@ -122,7 +122,7 @@ def test_the_watcher_adds_its_deployment_and_the_watch_verb_only_when_enabled() 
     granted = permissions(of_kind(documents, "ClusterRole")[0])
     for resource in ("configmaps", "secrets"):
         assert "watch" in granted[("", resource)]
-    assert granted[("", "pods")] == {"list"}  # drift/watch.py watches ConfigMaps and Secrets, not pods
+    assert granted[("", "pods")] == {"list"}  # drift/snapshot/watch.py watches ConfigMaps and Secrets, not pods
     assert pod_specs(documents)["dw-driftwatch-watcher"]["containers"][0]["command"] == ["python", "manage.py", "watch"]
 
 

@@ -1,4 +1,4 @@
-"""Stored verdicts (drift.judged) say exactly what drift.verdicts judges from the same facts at the same moment,
+"""Stored verdicts (drift.verdicts.store) say exactly what drift.verdicts judges from the same facts at the same moment,
 before and after a propagation window ends, for every kind of consumer; nothing stored shows fresh early; a
 cycle writes only what changed."""
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.db import connection
 
-from drift import judged
+from drift import verdicts
 from drift.models import ClusterVerdicts, Consumption, Observation, SnapshotRun, StoredVerdict, WorkloadVerdicts
 from drift.verdicts import drift_rows, pod_verdicts
 from drift.vocabulary import VERDICT_ORDER
@@ -97,21 +97,21 @@ def test_the_scenario_covers_every_verdict_and_a_window_that_ends(facts):
 
 
 def test_stored_rows_equal_fresh_ones_at_every_moment(facts):
-    written = judged.facts_changed(facts.cluster, now=facts.now)
+    written = verdicts.facts_changed(facts.cluster, now=facts.now)
     assert written == StoredVerdict.objects.count() + WorkloadVerdicts.objects.count()
 
-    at_judging = judged.rows(facts.cluster, now=facts.now)
+    at_judging = verdicts.rows(facts.cluster, now=facts.now)
     assert [(r.consumption_id, r.reason) for r in at_judging] == [
         (r.consumption_id, r.reason) for r in drift_rows(facts.cluster, now=facts.now)
     ]
     for moment in moments(facts.now):
-        assert comparable(judged.rows(facts.cluster, now=moment)) == comparable(
+        assert comparable(verdicts.rows(facts.cluster, now=moment)) == comparable(
             drift_rows(facts.cluster, now=moment)
         ), moment
 
 
 def test_nothing_stored_turns_fresh_before_the_rules_say_so(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     stored = list(StoredVerdict.objects.all())
     assert any(verdict.expires_at is not None for verdict in stored)
     for moment in moments(facts.now):
@@ -122,24 +122,24 @@ def test_nothing_stored_turns_fresh_before_the_rules_say_so(facts):
 
 
 def test_summaries_equal_what_the_rows_give(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     for moment in moments(facts.now):
         rows = drift_rows(facts.cluster, now=moment)
         expected = {}
-        for summary in judged.summarise(rows):
+        for summary in verdicts.summarise(rows):
             expected[summary.workload_id] = (summary.pods, summary.modes, summary.split, summary.stale_since)
         got = {
             s.workload_id: (s.pods, s.modes, s.split, s.stale_since)
-            for s in judged.workload_summaries(facts.cluster, now=moment)
+            for s in verdicts.workload_summaries(facts.cluster, now=moment)
         }
         assert got == expected, moment
         pods = pod_verdicts(rows)
-        assert sum(sum(s.pods.values()) for s in judged.workload_summaries(now=moment)) == len(pods)
+        assert sum(sum(s.pods.values()) for s in verdicts.workload_summaries(now=moment)) == len(pods)
 
 
 def test_summaries_are_plain_data_with_counts_per_verdict_and_mode(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
-    summaries = {s.name: s for s in judged.workload_summaries("local", now=facts.now)}
+    verdicts.facts_changed(facts.cluster, now=facts.now)
+    summaries = {s.name: s for s in verdicts.workload_summaries("local", now=facts.now)}
     vol = summaries["vol-demo"].as_dict()
     assert vol["cluster"] == "local" and vol["namespace"] == "demo" and vol["kind"] == "Deployment"
     assert vol["pods"]["propagating"] == 2
@@ -147,74 +147,78 @@ def test_summaries_are_plain_data_with_counts_per_verdict_and_mode(facts):
     assert summaries["env-demo"].split and summaries["env-demo"].attention
     assert summaries["env-demo"].stale_since == facts.at(10)
     assert not summaries["vol-old"].attention
-    shop = judged.workload_summaries(facts.cluster, namespace="shop", now=facts.now)
+    shop = verdicts.workload_summaries(facts.cluster, namespace="shop", now=facts.now)
     assert [s.name for s in shop] == ["api"]
-    quiet = judged.workload_summaries(facts.cluster, attention=False, now=facts.now)
+    quiet = verdicts.workload_summaries(facts.cluster, attention=False, now=facts.now)
     assert {s.name for s in quiet} == {"vol-old", "vol-fresh", "api"}
 
 
 def test_an_idle_cycle_writes_nothing_and_an_expired_window_rewrites_only_its_workload(facts):
     run = SnapshotRun.objects.get()
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     stamp = ClusterVerdicts.objects.get().stamp
     idle = facts.run(minutes_ago=-0.2)  # finished after the judgement, nothing written
-    assert judged.after_cycle(facts.cluster, idle, now=facts.now + timedelta(seconds=20)) == 0
+    assert verdicts.after_cycle(facts.cluster, idle, now=facts.now + timedelta(seconds=20)) == 0
     assert ClusterVerdicts.objects.get().stamp == stamp
 
     end = facts.now + timedelta(seconds=61)
     before = {v.pk: v.verdict for v in StoredVerdict.objects.all()}
-    written = judged.after_cycle(facts.cluster, idle, now=end)
+    written = verdicts.after_cycle(facts.cluster, idle, now=end)
     after = {v.pk: v.verdict for v in StoredVerdict.objects.all()}
     changed = {pk for pk in before if before[pk] != after[pk]}
     assert changed and written >= len(changed)
     assert {StoredVerdict.objects.get(pk=pk).workload.name for pk in changed} == {"vol-demo"}
     assert ClusterVerdicts.objects.get().stamp == stamp + 1
-    assert comparable(judged.rows(facts.cluster, now=end)) == comparable(drift_rows(facts.cluster, now=end))
+    assert comparable(verdicts.rows(facts.cluster, now=end)) == comparable(drift_rows(facts.cluster, now=end))
     assert run.pk
 
 
 def test_a_cycle_that_recorded_something_judges_the_whole_cluster(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     facts.source("env-config", (0.1, {"level": "WARN"}))  # a new lineage: every env-config reader changes
     run = facts.run(minutes_ago=0)
     SnapshotRun.objects.filter(pk=run.pk).update(rows_written=1)
     run.refresh_from_db()
     later = facts.now + timedelta(seconds=5)
-    assert judged.after_cycle(facts.cluster, run, now=later) > 0
-    assert comparable(judged.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
+    assert verdicts.after_cycle(facts.cluster, run, now=later) > 0
+    assert comparable(verdicts.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
 
 
 def test_a_failing_cluster_is_judged_as_of_its_last_good_snapshot_and_never_expires(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     failed = facts.run(status="failed", minutes_ago=0, error="connection refused")
-    judged.after_cycle(facts.cluster, failed, now=facts.now + timedelta(seconds=3))
+    verdicts.after_cycle(facts.cluster, failed, now=facts.now + timedelta(seconds=3))
     assert not StoredVerdict.objects.exclude(expires_at=None).exists()
     far = facts.now + timedelta(hours=3)
-    assert comparable(judged.rows(facts.cluster, now=far)) == comparable(drift_rows(facts.cluster, now=far))
-    assert {"propagating"} <= {s.worst for s in judged.workload_summaries(now=far)}
+    assert comparable(verdicts.rows(facts.cluster, now=far)) == comparable(drift_rows(facts.cluster, now=far))
+    assert {"propagating"} <= {s.worst for s in verdicts.workload_summaries(now=far)}
 
 
 def test_a_source_changed_outside_a_cycle_rejudges_its_readers(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     facts.source("sub-config", (0.1, {"nginx.conf": "z"}))
     later = facts.now + timedelta(seconds=5)
-    assert judged.source_changed(facts.cluster, "demo", "ConfigMap", "sub-config", now=later) > 0
-    assert comparable(judged.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
+    assert verdicts.source_changed(facts.cluster, "demo", "ConfigMap", "sub-config", now=later) > 0
+    assert comparable(verdicts.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
 
 
 def test_readers_judge_a_cluster_never_judged_or_whose_settings_changed(facts):
-    assert comparable(judged.rows(facts.cluster, now=facts.now)) == comparable(drift_rows(facts.cluster, now=facts.now))
-    judged.facts_changed(facts.cluster, now=facts.now)
+    assert comparable(verdicts.rows(facts.cluster, now=facts.now)) == comparable(
+        drift_rows(facts.cluster, now=facts.now)
+    )
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     facts.cluster.propagation_window_seconds = 30
     facts.cluster.save()  # admin: the window changed, so what was stored no longer holds
     assert not ClusterVerdicts.objects.exists()
-    assert comparable(judged.rows(facts.cluster, now=facts.now)) == comparable(drift_rows(facts.cluster, now=facts.now))
+    assert comparable(verdicts.rows(facts.cluster, now=facts.now)) == comparable(
+        drift_rows(facts.cluster, now=facts.now)
+    )
 
 
 def expected_pages(summaries, listing, page_size) -> list[list[int]]:
     """Every page of a listing, by workload id, as the summaries and the listing's own rules give it."""
-    listed = [s for s in summaries if judged.listed_by(listing, s)]
-    listed.sort(key=lambda s: judged.listing_order(listing, s))
+    listed = [s for s in summaries if verdicts.listed_by(listing, s)]
+    listed.sort(key=lambda s: verdicts.listing_order(listing, s))
     ids = [s.workload_id for s in listed]
     return [ids[start : start + page_size] for start in range(0, len(ids), page_size)] or [[]]
 
@@ -225,34 +229,34 @@ def test_pages_and_counts_equal_what_the_summaries_give(facts, judge_first):
     listing's rules in Python: at every moment (expired workloads judged in memory and merged in), for every
     listing, namespace filter and page size, page by page."""
     if judge_first:
-        judged.facts_changed(facts.cluster, now=facts.now)
-    listings = [judged.ATTENTION, judged.SPLIT, *VERDICT_ORDER]
+        verdicts.facts_changed(facts.cluster, now=facts.now)
+    listings = [verdicts.ATTENTION, verdicts.SPLIT, *VERDICT_ORDER]
     for moment in moments(facts.now):
         for namespace in (None, "demo", "shop"):
-            summaries = judged.workload_summaries(facts.cluster, namespace=namespace, now=moment)
+            summaries = verdicts.workload_summaries(facts.cluster, namespace=namespace, now=moment)
             for listing in listings:
                 for page_size in (2, 50):
                     pages = expected_pages(summaries, listing, page_size)
                     for number in range(1, len(pages) + 2):  # one past the last: the last again
-                        shown = judged.workload_pages([facts.cluster], namespace, listing, number, page_size, moment)
+                        shown = verdicts.workload_pages([facts.cluster], namespace, listing, number, page_size, moment)
                         got = shown[facts.cluster.pk]
                         context = (moment, namespace, listing, page_size, number)
                         assert got.pages == len(pages), context
                         assert [s.workload_id for s in got.workloads] == pages[min(number, len(pages)) - 1], context
-                    listed = [s for s in summaries if judged.listed_by(listing, s)]
+                    listed = [s for s in summaries if verdicts.listed_by(listing, s)]
                     assert got.listed_count == len(listed), context
                     assert got.listed.pods == {v: sum(s.pods[v] for s in listed) for v in VERDICT_ORDER}, context
-            per_namespace: dict[str, judged.Tally] = {}
+            per_namespace: dict[str, verdicts.Tally] = {}
             for summary in summaries:
-                per_namespace.setdefault(summary.namespace, judged.Tally()).add(summary)
+                per_namespace.setdefault(summary.namespace, verdicts.Tally()).add(summary)
             assert got.namespaces == per_namespace, (moment, namespace)
             assert got.every_namespace == {"demo", "shop"}, (moment, namespace)
 
 
 def test_a_listing_that_is_not_one_is_refused_before_it_reaches_a_query(facts):
-    judged.facts_changed(facts.cluster, now=facts.now)
+    verdicts.facts_changed(facts.cluster, now=facts.now)
     with pytest.raises(ValueError, match="no such listing"):
-        judged.workload_pages([facts.cluster], None, "stale__gt", 1, 50, facts.now)
+        verdicts.workload_pages([facts.cluster], None, "stale__gt", 1, 50, facts.now)
 
 
 def test_pages_sort_names_as_python_does_whatever_the_databases_collation():
@@ -272,10 +276,10 @@ def test_pages_sort_names_as_python_does_whatever_the_databases_collation():
     for name in names:
         facts.pod(name, f"{name}-pod", [{"source_name": "env-config"}], started_minutes_ago=30)
     facts.run()
-    judged.facts_changed(facts.cluster, now=facts.now)
-    for listing in (judged.ATTENTION, "stale"):
+    verdicts.facts_changed(facts.cluster, now=facts.now)
+    for listing in (verdicts.ATTENTION, "stale"):
         shown = [
-            judged.workload_pages([facts.cluster], None, listing, number, 1, facts.now)[facts.cluster.pk].workloads
+            verdicts.workload_pages([facts.cluster], None, listing, number, 1, facts.now)[facts.cluster.pk].workloads
             for number in range(1, len(names) + 1)
         ]
         assert [page[0].name for page in shown] == sorted(names), listing

@@ -16,8 +16,8 @@ from django.core.management import call_command
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, AuditWebhookRejection, Cluster, KubeAuditEvent, SourceVersion
+from drift.snapshot.watch import SourceWatch
 from drift.vocabulary import SourceKind
-from drift.watch import SourceWatch
 from tests.audit_receiver import receiving, webhook
 from tests.faultproxy import cached_kubectl
 from tests.kube_helpers import wait_until

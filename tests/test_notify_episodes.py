@@ -14,11 +14,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from drift.judged import workload_summaries
 from drift.models import Channel, Notice, NotificationRule, SnapshotRun
 from drift.notify.deliver import SIGNATURE_HEADER
 from drift.notify.evaluate import evaluate_cluster
 from drift.tasks import send_notice, snapshot_cluster
+from drift.verdicts import workload_summaries
 from tests.facts import user
 from tests.kube_helpers import wait_until
 from tests.receiver import receiver

@@ -13,8 +13,8 @@ import yaml
 from django.core.management import call_command
 from django.utils import timezone
 
-from drift import measured
 from drift.clusters import register_cluster
+from drift.verdicts import measured
 from tests.kube_helpers import wait_until
 from tests.test_real_node import VOLUME_REFRESH_LIMIT, find_real_node
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drift.refresh import (
+from drift.verdicts.refresh import (
     RETRY_CAP,
     RefreshDelays,
     effective_window,

@@ -6,11 +6,10 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from drift import measured
 from drift.models import Consumption, Observation
 from drift.snapshot.listing import Listing
 from drift.snapshot.probing import plan_probes
-from drift.verdicts import drift_rows
+from drift.verdicts import drift_rows, measured
 from tests.facts import Facts, user, value_hash
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]

@@ -1,4 +1,4 @@
-"""Table-driven tests for drift.rules: every case states the exact verdict, evidence, versions and stale_since.
+"""Table-driven tests for drift.verdicts.rules: every case states the exact verdict, evidence, versions and stale_since.
 
 Time is in minutes from T0. Unless a row says otherwise the ConfigMap changed `level` at minute 10, the
 container started at minute 0, "now" is minute 60 and the propagation window is 2 minutes.
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drift.rules import (
+from drift.verdicts.rules import (
     Consumer,
     Container,
     Evidence,

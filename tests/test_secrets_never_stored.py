@@ -133,8 +133,8 @@ def test_a_secret_canary_edited_through_the_audit_path_is_nowhere_either(kubecon
     import threading
 
     from drift.models import AuditEvent, KubeAuditEvent
+    from drift.snapshot.watch import SourceWatch
     from drift.vocabulary import SourceKind
-    from drift.watch import SourceWatch
     from tests.audit_receiver import receiving, webhook
     from tests.faultproxy import cached_kubectl
 

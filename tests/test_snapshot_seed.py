@@ -12,7 +12,7 @@ import yaml
 from django.core.management import call_command
 from django.utils import timezone
 
-from drift import judged
+from drift import verdicts
 from drift.clusters import register_cluster
 from drift.models import Cluster, SnapshotRun
 from drift.verdicts import drift_rows
@@ -75,7 +75,7 @@ def assert_stored_equal_fresh():
         return sorted((r.consumption_id, r.verdict, r.evidence, r.running_version, r.current_version, r.stale_since,
                        r.split) for r in rows)  # fmt: skip
 
-    assert comparable(judged.rows(cluster, now=now)) == comparable(drift_rows(cluster, now=now))
+    assert comparable(verdicts.rows(cluster, now=now)) == comparable(drift_rows(cluster, now=now))
 
 
 def report(namespace):
@@ -85,7 +85,7 @@ def report(namespace):
     return [row for row in rows if row["source"]["name"] != "kube-root-ca.crt"]
 
 
-def verdicts(rows, workload):
+def verdicts_of(rows, workload):
     return {(row["mode"], row["verdict"], row["evidence"]) for row in rows if row["workload"]["name"] == workload}
 
 
@@ -96,7 +96,7 @@ def test_the_seed_experiment_end_to_end(cluster, seed):
 
     rows = report(namespace)
     assert {row["verdict"] for row in rows} == {"fresh"}
-    assert verdicts(rows, "env-demo") == {("envFrom", "fresh", "observed")}
+    assert verdicts_of(rows, "env-demo") == {("envFrom", "fresh", "observed")}
     assert len([row for row in rows if row["workload"]["name"] == "env-demo"]) == 2
     required = {"cluster", "namespace", "pod", "container", "workload", "source", "mode", "verdict", "evidence",
                 "running_version", "current_version", "stale_since"}  # fmt: skip
@@ -107,9 +107,9 @@ def test_the_seed_experiment_end_to_end(cluster, seed):
     seed.edit_config_map("special-config", {"log_level": "DEBUG"})
     snapshot()
     rows = report(namespace)
-    assert verdicts(rows, "env-demo") == {("envFrom", "stale", "observed")}
-    assert verdicts(rows, "volume-demo") == {("volume", "propagating", "inferred")}
-    assert verdicts(rows, "subpath-demo") == {("subPath", "stale", "inferred")}
+    assert verdicts_of(rows, "env-demo") == {("envFrom", "stale", "observed")}
+    assert verdicts_of(rows, "volume-demo") == {("volume", "propagating", "inferred")}
+    assert verdicts_of(rows, "subpath-demo") == {("subPath", "stale", "inferred")}
     stale = [row for row in rows if row["verdict"] == "stale"]
     assert all(row["stale_since"] and row["running_version"] != row["current_version"] for row in stale)
     env_row = next(row for row in rows if row["workload"]["name"] == "env-demo")
@@ -118,9 +118,9 @@ def test_the_seed_experiment_end_to_end(cluster, seed):
     time.sleep(WINDOW_SECONDS + 1)
     snapshot()
     rows = report(namespace)
-    assert verdicts(rows, "volume-demo") == {("volume", "fresh", "inferred")}
-    assert verdicts(rows, "env-demo") == {("envFrom", "stale", "observed")}, "env never catches up by itself"
-    assert verdicts(rows, "subpath-demo") == {("subPath", "stale", "inferred")}, "subPath never catches up"
+    assert verdicts_of(rows, "volume-demo") == {("volume", "fresh", "inferred")}
+    assert verdicts_of(rows, "env-demo") == {("envFrom", "stale", "observed")}, "env never catches up by itself"
+    assert verdicts_of(rows, "subpath-demo") == {("subPath", "stale", "inferred")}, "subPath never catches up"
 
     old_pods = {row["pod"] for row in rows}
     for name in ("env-demo", "subpath-demo"):
@@ -134,8 +134,8 @@ def test_the_seed_experiment_end_to_end(cluster, seed):
 
     snapshot()
     rows = report(namespace)
-    assert verdicts(rows, "env-demo") == {("envFrom", "fresh", "observed")}
-    assert verdicts(rows, "subpath-demo") == {("subPath", "fresh", "inferred")}
+    assert verdicts_of(rows, "env-demo") == {("envFrom", "fresh", "observed")}
+    assert verdicts_of(rows, "subpath-demo") == {("subPath", "fresh", "inferred")}
     assert {row["pod"] for row in rows if row["workload"]["name"] == "env-demo"}.isdisjoint(old_pods)
 
 

@@ -257,9 +257,9 @@ HTMX = {"HX-Request": "true", "HX-Target": "overview-body"}
 
 
 def test_polling_answers_nothing_new_until_a_verdict_or_a_snapshot_changes(viewer, demo):
-    from drift import judged
+    from drift import verdicts
 
-    judged.facts_changed(demo.cluster)
+    verdicts.facts_changed(demo.cluster)
     first = viewer.get(reverse("overview"), {"namespace": "demo"})
     stamp = stamp_of(first)
     assert stamp
@@ -294,14 +294,14 @@ def test_its_queries_do_not_grow_with_pods(client, facts, is_operator):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from drift import judged
+    from drift import verdicts
 
     client.force_login(user("olga", "operator") if is_operator else user("vera", "viewer"))
     counts = []
     for count in (2, 40):
         many_stale_workloads(facts, count - len(counts) * 2, pods=3)
         facts.run(minutes_ago=0)
-        judged.facts_changed(facts.cluster)
+        verdicts.facts_changed(facts.cluster)
         with CaptureQueriesContext(connection) as queries:
             response = client.get(reverse("overview"))
         assert len(workload_rows(response)) == min(count, PAGE_SIZE)

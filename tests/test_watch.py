@@ -16,8 +16,8 @@ import pytest
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Cluster, Source, SourceVersion
+from drift.snapshot.watch import SourceWatch
 from drift.vocabulary import SourceKind
-from drift.watch import SourceWatch
 from tests.faultproxy import FaultProxy, cached_kubectl
 from tests.kube_helpers import wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from drift import judged
+from drift import verdicts
 from tests.kube_helpers import wait_until
 from tests.test_metrics import env_demo  # noqa: F401 (fixture)
 from tests.test_snapshot_seed import cluster, snapshot  # noqa: F401 (fixture)
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 def test_a_version_the_watcher_records_turns_the_stored_verdicts_stale_before_the_next_snapshot(cluster, env_demo):  # noqa: F811
     def env_demo_pods(verdict: str) -> int:
-        [summary] = [each for each in judged.workload_summaries(cluster) if each.name == "env-demo"]
+        [summary] = [each for each in verdicts.workload_summaries(cluster) if each.name == "env-demo"]
         return summary.pods[verdict]
 
     snapshot()

@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from dashboard.celery import app
-from drift import judged
+from drift import verdicts
 from drift.clusters import register_cluster
 from drift.models import SnapshotRun
 from drift.tasks import snapshot_cluster
@@ -92,6 +92,6 @@ def test_two_workers_racing_for_one_cluster_never_overlap(kubeconfig, kube, two_
     for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at <= later.started_at, "two cycles of one cluster overlapped"
     now = timezone.now()
-    stored = sorted((r.consumption_id, r.verdict, r.running_version) for r in judged.rows(cluster, now=now))
+    stored = sorted((r.consumption_id, r.verdict, r.running_version) for r in verdicts.rows(cluster, now=now))
     fresh = sorted((r.consumption_id, r.verdict, r.running_version) for r in drift_rows(cluster, now=now))
     assert stored == fresh and stored

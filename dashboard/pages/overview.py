@@ -1,6 +1,6 @@
 """The overview page: per cluster, how its snapshots go, what needs attention, and counts of the rest.
 
-It reads the stored verdicts and summaries (drift.judged), so its queries do not grow with the pods."""
+It reads the stored verdicts and summaries (drift.verdicts.store), so its queries do not grow with the pods."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from dashboard.pages.judged import SERVICE_ACCOUNT_CA
-from drift import judged, measured, refresh
-from drift.judged import WorkloadSummary
+from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
+from drift import verdicts
 from drift.models import Cluster, Pod, SnapshotRun, Source
-from drift.verdicts import DriftRow, cluster_moment
+from drift.snapshot.watch import WATCHER_DOWN_AFTER_SECONDS
+from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, refresh
 from drift.vocabulary import Verdict
-from drift.watch import WATCHER_DOWN_AFTER_SECONDS
 
 # The order of the overview's columns and filter choices.
 OVERVIEW_VERDICTS = [Verdict.STALE, Verdict.PROPAGATING, Verdict.FRESH, Verdict.UNKNOWN, Verdict.MISSING]
@@ -140,8 +139,8 @@ def overview(
     if searching:
         pages = {c.pk: _searched(c, filters, now, page) for c in clusters}
     else:
-        listing = filters.verdict or judged.ATTENTION
-        pages = judged.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+        listing = filters.verdict or verdicts.ATTENTION
+        pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
     result = []
     for cluster in clusters:
         finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
@@ -180,15 +179,15 @@ def overview(
     return result
 
 
-def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int) -> judged.WorkloadPage:
+def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int) -> verdicts.WorkloadPage:
     """A search lists what it found, fresh or not (with a verdict filter, what has a pod in that verdict), by
     name; the counts are of what it found."""
     found = _matching(cluster, filters, now)
-    listed = [w for w in found if judged.listed_by(filters.verdict, w)] if filters.verdict else found
+    listed = [w for w in found if verdicts.listed_by(filters.verdict, w)] if filters.verdict else found
     listed.sort(key=lambda s: (s.namespace, s.kind, s.name))
-    shown = judged.WorkloadPage()
+    shown = verdicts.WorkloadPage()
     for summary in found:
-        shown.namespaces.setdefault(summary.namespace, judged.Tally()).add(summary)
+        shown.namespaces.setdefault(summary.namespace, verdicts.Tally()).add(summary)
     for summary in listed:
         shown.listed.add(summary)
     shown.turn_to(page, PAGE_SIZE)
@@ -199,11 +198,11 @@ def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page
 def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> list[WorkloadSummary]:
     """A search counts only the rows it matches (a pod's name finds that pod): summarised from the stored rows
     of the workloads the database says match."""
-    ids = judged.matching_workloads(cluster, filters.namespace or None, filters.source, filters.q)
+    ids = verdicts.matching_workloads(cluster, filters.namespace or None, filters.source, filters.q)
     if not ids:
         return []
-    rows = [row for row in judged.rows(cluster, filters.namespace or None, ids, now) if filters.keeps(row)]
-    return judged.summarise(rows)
+    rows = [row for row in verdicts.rows(cluster, filters.namespace or None, ids, now) if filters.keeps(row)]
+    return verdicts.summarise(rows)
 
 
 def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: int = 200) -> StaleSeries | None:

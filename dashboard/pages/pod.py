@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
-from dashboard.pages.judged import is_service_account_ca
+from dashboard.pages.version_links import is_service_account_ca
+from drift import verdicts
 from drift.authorship import describe
 from drift.diffs import DiffRow, SizeSummary, side_by_side, too_large
 from drift.history import version_number
 from drift.models import Cluster, Consumption, Pod, SourceVersion
-from drift.verdicts import DriftRow, drift_rows, pod_verdicts
+from drift.verdicts import DriftRow, pod_verdicts
 from drift.vocabulary import Mode, SourceKind, Verdict
 
 
@@ -77,11 +78,7 @@ def find_pod(cluster_name: str, namespace: str, name: str) -> Pod | None:
 
 
 def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
-    rows = [
-        row
-        for row in drift_rows(cluster=pod.cluster, namespace=pod.namespace, workload_id=pod.workload_id, now=now)
-        if row.pod_id == pod.pk
-    ]
+    rows = [row for row in verdicts.rows(pod.cluster, pod.namespace, [pod.workload_id], now) if row.pod_id == pod.pk]
     verdict = pod_verdicts(rows).get((pod.cluster.name, pod.namespace, pod.name), Verdict.UNKNOWN)
     consumptions = {
         c.pk: c

@@ -7,10 +7,10 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dashboard.pages.judged import JudgedRow, judge_rows
+from dashboard.pages.version_links import LinkedRow, link_versions
+from drift import verdicts
 from drift.diffs import changed_keys
 from drift.models import Cluster, Source, SourceVersion
-from drift.verdicts import drift_rows
 
 
 @dataclass
@@ -66,10 +66,8 @@ def compared(old: VersionEntry, new: VersionEntry) -> tuple[dict[str, str], dict
 
 def source_consumers(
     cluster: Cluster, namespace: str, kind: str, name: str, now: dt.datetime | None = None
-) -> list[JudgedRow]:
+) -> list[LinkedRow]:
     rows = [
-        row
-        for row in drift_rows(cluster=cluster, namespace=namespace, now=now)
-        if row.source.kind == kind and row.source.name == name
+        row for row in verdicts.rows(cluster, namespace, now=now) if row.source.kind == kind and row.source.name == name
     ]
-    return judge_rows(cluster, namespace, rows)
+    return link_versions(cluster, namespace, rows)

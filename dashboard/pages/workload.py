@@ -6,9 +6,10 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dashboard.pages.judged import JudgedRow, is_service_account_ca, judge_rows
+from dashboard.pages.version_links import LinkedRow, is_service_account_ca, link_versions
+from drift import verdicts
 from drift.models import Rollout, Workload
-from drift.verdicts import drift_rows, pod_verdicts
+from drift.verdicts import pod_verdicts
 from drift.vocabulary import VERDICT_ORDER
 
 
@@ -17,14 +18,14 @@ class PodRows:
     pod_id: int
     name: str
     verdict: str
-    rows: list[JudgedRow]
+    rows: list[LinkedRow]
 
 
 @dataclass
 class WorkloadDetail:
     workload: Workload
     pods: list[PodRows]
-    service_account_rows: list[JudgedRow]
+    service_account_rows: list[LinkedRow]
     counts: dict[str, int]
     split_sources: list[str]
     rollouts: list[Rollout]
@@ -46,21 +47,21 @@ def find_workload(cluster_name: str, namespace: str, kind: str, name: str) -> Wo
 
 
 def workload_detail(workload: Workload, now: dt.datetime | None = None) -> WorkloadDetail:
-    rows = drift_rows(cluster=workload.cluster, namespace=workload.namespace, workload_id=workload.pk, now=now)
-    judged = judge_rows(workload.cluster, workload.namespace, rows)
-    verdicts = pod_verdicts(rows)
+    rows = verdicts.rows(workload.cluster, workload.namespace, [workload.pk], now)
+    linked = link_versions(workload.cluster, workload.namespace, rows)
+    worst = pod_verdicts(rows)
     pods: dict[int, PodRows] = {}
-    service_account: list[JudgedRow] = []
-    for item in judged:
+    service_account: list[LinkedRow] = []
+    for item in linked:
         row = item.row
         if row.pod_id not in pods:
-            pods[row.pod_id] = PodRows(row.pod_id, row.pod, verdicts[(row.cluster, row.namespace, row.pod)], [])
+            pods[row.pod_id] = PodRows(row.pod_id, row.pod, worst[(row.cluster, row.namespace, row.pod)], [])
         if is_service_account_ca(row):
             service_account.append(item)
         else:
             pods[row.pod_id].rows.append(item)
     counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-    for verdict in verdicts.values():
+    for verdict in worst.values():
         counts[verdict] += 1
     return WorkloadDetail(
         workload=workload,

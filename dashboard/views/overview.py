@@ -7,7 +7,7 @@ from dashboard.access import role_of
 from dashboard.forms import OverviewFilterForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import overview as page
-from drift import judged
+from drift import verdicts
 from drift.models import Role
 
 
@@ -20,7 +20,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     filters = form.filters()
     polled = bool(request.htmx and request.htmx.target == "overview-body")
     clusters = page.clusters_shown(filters)
-    stamp = judged.stamp(clusters)
+    stamp = verdicts.stamp(clusters)
     if polled and stamp and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204)  # nothing new: htmx keeps what it shows
     query = request.GET.copy()

@@ -13,10 +13,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from drift.judged import WorkloadSummary, workload_summaries
 from drift.models import AuditEvent, Cluster, Notice, NotificationRule, Rollout
 from drift.notify.deliver import absolute
-from drift.verdicts import cluster_moment
+from drift.verdicts import WorkloadSummary, cluster_moment, workload_summaries
 
 Event = NotificationRule.Event
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from drift import kube, metrics
+from drift import kube, metrics, verdicts
 from drift.clusters import connect
 from drift.collector import collector_paused
 from drift.hashing import current_hasher, previous_hashers
@@ -116,14 +116,12 @@ def analyze_recorded_tables() -> None:
 
 
 def _judge(cluster: Cluster, run: SnapshotRun) -> None:
-    """Store the verdicts the facts now give (drift.judged), then the run's verdict counts from them. After
+    """Store the verdicts the facts now give (drift.verdicts), then the run's verdict counts from them. After
     the run's end is saved: the verdicts rest on it (a failing cluster is judged as of its last good run)."""
-    from drift import judged  # late import: judging reads what this module writes
-
     try:
-        judged.after_cycle(cluster, run)
+        verdicts.after_cycle(cluster, run)
         if run.status != SnapshotRun.Status.FAILED:
-            run.verdict_counts = judged.cluster_counts(cluster)
+            run.verdict_counts = verdicts.cluster_counts(cluster)
             SnapshotRun.objects.filter(pk=run.pk).update(verdict_counts=run.verdict_counts)
     except Exception as error:  # the run's record stands; the next cycle judges again (it sees no judgement)
         log.error("snapshot of %s: judging failed (%s)", cluster.name, type(error).__name__)

@@ -13,10 +13,11 @@ from enum import StrEnum
 
 from django.db.models import Exists, OuterRef, Q, Subquery
 
-from drift import kube, probes, refresh
+from drift import kube, probes
 from drift.hashing import ValueHasher
 from drift.models import Cluster, Consumption, Observation, SourceVersion
 from drift.snapshot.listing import Listing
+from drift.verdicts import refresh
 from drift.vocabulary import ENV_MODES, REFRESHED_MODES, Mode
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list
     A container is probed when it has not been observed yet (a new run: env is fixed per run), and a
     volume consumer again when its source changed after the last observation, or its last read showed
     older content and the propagation window is not over yet. A read that failed for a passing reason
-    (timeout, broken connection) is tried again with backoff (drift.refresh.retry_due)."""
+    (timeout, broken connection) is tried again with backoff (drift.verdicts.refresh.retry_due)."""
     window = timedelta(seconds=cluster.propagation_window_seconds)
     running = Consumption.objects.filter(
         container__pod__cluster=cluster, container__pod__deleted_at=None, container__ended_at=None,
@@ -382,7 +383,7 @@ def _observation(
         )
         return Observation(consumption=consumption, observed_at=now, ok=True, key_hashes=hashes)
     read = probes.parse_files_output(outcome.output, outcome.boundary)
-    if read.swapped:  # a passing state: the next cycle reads one content (drift.refresh.TRANSIENT_REASON_PREFIXES)
+    if read.swapped:  # a passing state: the next cycle reads one content (refresh.TRANSIENT_REASON_PREFIXES)
         reason = "exec interrupted: the kubelet swapped the volume's files during the read"
         return Observation(consumption=consumption, observed_at=now, ok=False, reason=reason)
     if read.unreadable:

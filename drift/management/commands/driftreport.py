@@ -3,7 +3,7 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drift import judged
+from drift import verdicts
 from drift.models import Cluster
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         namespace = str(options["namespace"] or "") or None
         # The stored verdicts, those expired judged again: what the pages show, without judging every row.
         clusters = [cluster] if cluster is not None else list(Cluster.objects.all())
-        rows = [row for each in clusters for row in judged.rows(each, namespace)]
+        rows = [row for each in clusters for row in verdicts.rows(each, namespace)]
         # One JSON array, one row per line: compact rows go through the json module's C encoder (with indent it
         # falls back to pure Python, and printing 15,000 rows took longer than reading them).
         lines = ",\n".join(json.dumps(row.as_json()) for row in rows)

@@ -1,4 +1,4 @@
-"""`manage.py watch [--cluster NAME]`: the long-running watcher (drift.watch), beside the worker and beat."""
+"""`manage.py watch [--cluster NAME]`: the long-running watcher (drift.snapshot.watch), beside the worker and beat."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from drift.models import Cluster
-from drift.watch import DEFAULT_STALL_SECONDS, watch_clusters
+from drift.snapshot.watch import DEFAULT_STALL_SECONDS, watch_clusters
 
 
 class Command(BaseCommand):

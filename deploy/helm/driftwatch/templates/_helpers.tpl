@@ -53,7 +53,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* The RBAC rules, each for the code that calls it (see the README's table). "watch" on ConfigMaps and Secrets
-only for the watcher (drift/watch.py watches nothing else). */}}
+only for the watcher (drift/snapshot/watch.py watches nothing else). */}}
 {{- define "driftwatch.namespacedRules" -}}
 {{- $read := list "list" -}}
 {{- if .Values.watcher.enabled }}{{ $read = list "list" "watch" }}{{ end -}}

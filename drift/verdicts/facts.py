@@ -1,8 +1,7 @@
-"""Verdicts from facts: every live consumption, judged by drift.rules at a given moment, becomes one DriftRow;
-pages, the driftreport command and the snapshot's verdict counts read these rows by attribute.
+"""Verdicts from facts: every live consumption, judged by ``rules`` at a given moment, becomes one DriftRow.
 
-This is the one place facts meet the rules. drift.judged stores what it computes, with the moment each
-verdict would change on the clock alone, so that pages read stored verdicts and only re-judge expired ones
+This is the one place stored facts meet the rules. ``store`` keeps what it computes, with the moment each
+verdict would change on the clock alone, so that ``read`` serves stored verdicts and only re-judges expired ones
 through here; nothing else decides a verdict.
 """
 
@@ -17,9 +16,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from drift import measured, rules
 from drift.models import Cluster, Consumption, Observation, SnapshotRun, Source, SourceVersion
-from drift.vocabulary import VERDICT_ORDER, Evidence, Mode, Verdict
+from drift.verdicts import measured, rules
+from drift.vocabulary import Evidence, Mode, Verdict
 
 
 @dataclass(frozen=True)
@@ -399,21 +398,3 @@ def _latest_probes(consumption_ids: list[int]) -> dict[int, rules.Probe]:
         )
         for consumption_id, observed_at, ok, reason, key_hashes, written_at in latest
     }
-
-
-def pod_verdicts(rows: Iterable[DriftRow]) -> dict[tuple[str, str, str], Verdict]:
-    """(cluster, namespace, pod) -> its worst verdict."""
-    worst: dict[tuple[str, str, str], Verdict] = {}
-    for row in rows:
-        key = (row.cluster, row.namespace, row.pod)
-        if key not in worst or VERDICT_ORDER.index(row.verdict) < VERDICT_ORDER.index(worst[key]):
-            worst[key] = row.verdict
-    return worst
-
-
-def verdict_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
-    """Pods per worst verdict, for the run record and the chart of stale pods over time."""
-    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-    for verdict in pod_verdicts(drift_rows(cluster, now=now)).values():
-        counts[verdict] += 1
-    return counts

@@ -24,7 +24,7 @@ def is_service_account_ca(row: DriftRow) -> bool:
 
 
 @dataclass(frozen=True)
-class JudgedRow:
+class LinkedRow:
     """A drift row with the ids of the versions it names, so a page can link to their diff."""
 
     row: DriftRow
@@ -32,12 +32,12 @@ class JudgedRow:
     current_version_id: int | None
 
 
-def judge_rows(cluster: Cluster, namespace: str, rows: Iterable[DriftRow]) -> list[JudgedRow]:
+def link_versions(cluster: Cluster, namespace: str, rows: Iterable[DriftRow]) -> list[LinkedRow]:
     rows = list(rows)
     names = {(row.source.kind, row.source.name) for row in rows}
     ids = _version_ids(cluster, namespace, names)
     return [
-        JudgedRow(
+        LinkedRow(
             row,
             ids.get((row.source.kind, row.source.name, row.running_version or "")),
             ids.get((row.source.kind, row.source.name, row.current_version or "")),

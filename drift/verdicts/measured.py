@@ -10,8 +10,8 @@ import itertools
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from drift import refresh
 from drift.models import Cluster, Observation, SourceVersion
+from drift.verdicts import refresh
 from drift.vocabulary import REFRESHED_MODES
 
 LOOKBACK = timedelta(days=7)

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from drift import judged, kube
+from drift import kube, verdicts
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
 from drift.ignoring import is_ignored
@@ -132,7 +132,7 @@ class SourceWatch:
             if not token:
                 break
         if record_sources(cluster, listing, timezone.now(), hashers.current.key_id).rows:
-            judged.facts_changed(cluster)
+            verdicts.facts_changed(cluster)
         self.heartbeat(force=True)
         return resource_version
 
@@ -164,7 +164,7 @@ class SourceWatch:
             )
             if recorded.rows:
                 # The pods reading it may have turned stale (or missing) this moment: their stored verdicts too.
-                judged.source_changed(cluster, listed.namespace, listed.kind, listed.name)
+                verdicts.source_changed(cluster, listed.namespace, listed.kind, listed.name)
             self.count("events")
         return str(metadata.get("resourceVersion") or "")
 
