@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from drift.bounded import bound_fields, bounded, bounded_detail
 from drift.ignoring import default_ignored_config_maps, validate_patterns
-from drift.vocabulary import Mode, SourceKind, choices
+from drift.vocabulary import Mode, Reload, SourceKind, choices
 
 ROLLOUT_DEADLINE_MAX_SECONDS = 7 * 24 * 3600
 
@@ -103,6 +103,18 @@ class Cluster(models.Model):
         validators=between(1, ROLLOUT_DEADLINE_MAX_SECONDS, "seconds", "At most one week."),
         help_text="A rollout still in progress this long after its patch is marked stuck and stops blocking its "
         "batch (StatefulSets and DaemonSets have no progress deadline of their own). At most one week.",
+    )
+    reload_default = models.CharField(
+        max_length=8,
+        choices=[
+            (Reload.UNKNOWN.value, "not known (a new file is not taken as new config)"),
+            (Reload.HOT.value, "hot"),
+        ],
+        default=Reload.UNKNOWN.value,
+        help_text="What Driftwatch assumes of an app whose config file the kubelet rewrote, where nothing else says "
+        "whether it re-reads it (no file watch seen, no driftwatch.io/reload annotation, no setting on the workload, "
+        "no reloader sidecar, no restart tool). 'hot' calls such a pod fresh; 'not known' says the file is new on disk "
+        "only, and that a restart is the way to be sure.",
     )
     metrics_per_workload = models.BooleanField(
         default=True,
@@ -268,6 +280,27 @@ class Workload(models.Model):
         return f"{self.kind}/{self.name} -n {self.namespace}"
 
 
+class ReloadSetting(models.Model):
+    """An operator's word on whether a workload's app re-reads a rewritten config file: for every container
+    (``container`` blank) or one. It counts as declared, like the driftwatch.io/reload annotation, over which it
+    wins; who set it and when is shown with the verdicts it decides."""
+
+    workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="reload_settings")
+    container = models.CharField(max_length=253, blank=True)
+    reload = models.CharField(max_length=8, choices=[(Reload.HOT.value, "hot"), (Reload.RESTART.value, "restart")])
+    set_by = models.CharField(max_length=150)
+    set_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["workload", "container"]
+        constraints = [
+            models.UniqueConstraint(fields=["workload", "container"], name="reload_setting_unique_container")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workload}: {self.container or 'every container'} {self.reload}"
+
+
 class Pod(models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="pods")
     workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="pods")
@@ -299,6 +332,9 @@ class ContainerInstance(models.Model):
     running = models.BooleanField(default=False)
     first_seen = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # What the pod says of whether this container's processes re-read a rewritten file (drift.podspec.reload_hints):
+    # the driftwatch.io/reload annotation, a config-reloader sidecar, a restart tool (Reloader, Wave, Helm checksum).
+    reload_hints = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["pod", "init", "name", "-first_seen"]
@@ -349,6 +385,10 @@ class Observation(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     key_hashes = models.JSONField(default=dict, blank=True)
     volume_written_at = models.DateTimeField(null=True, blank=True)
+    # What a file probe saw of the container's processes: a process watches the volume with inotify (True), none
+    # of them does (False), or not every process could be read (None); and whether one holds an earlier file.
+    watching = models.BooleanField(null=True, blank=True)
+    holds_earlier_file = models.BooleanField(default=False)
     hash_key_id = models.CharField(max_length=16, blank=True)
 
     objects = ObservationQuerySet.as_manager()
@@ -486,6 +526,7 @@ class AuditEvent(models.Model):
         NOTIFICATION_SENT = "notification.sent"
         NOTIFICATION_FAILED = "notification.failed"
         CHANNEL_CHANGED = "notification.channel"
+        RELOAD_SET = "workload.reload_set"
 
     at = models.DateTimeField(db_default=Now(), db_index=True)
     actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")

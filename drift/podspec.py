@@ -3,11 +3,12 @@ way each container consumes a ConfigMap or Secret. Pure functions: no ORM, no HT
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from drift.vocabulary import Mode, SourceKind, WorkloadKind
+from drift.vocabulary import RELOAD_ANNOTATION, Mode, Reload, SourceKind, WorkloadKind
 
 CONFIG_MAP = SourceKind.CONFIG_MAP
 SECRET = SourceKind.SECRET
@@ -207,3 +208,76 @@ def data_modified_at(metadata: dict[str, Any]) -> datetime | None:
     ]
     known = [time for time in times if time is not None]
     return max(known) if known else None
+
+
+# Images of config-reloader sidecars: a container that watches the volume and signals the app to re-read it. Matched
+# on the last part of the image's repository (registry and tag do not matter).
+CONFIG_RELOADER_IMAGES = {
+    "configmap-reload": "configmap-reload",
+    "prometheus-config-reloader": "prometheus-config-reloader",
+    "k8s-sidecar": "k8s-sidecar",
+    "config-reloader": "config-reloader",
+}
+# Annotations by which an owner has a tool restart its pods when config changes (so the app needs a restart):
+# Reloader (auto, named lists, search/match), Wave, and Helm's checksum/* convention on the pod template.
+RESTART_TOOL_PREFIXES = (
+    ("reloader.stakater.com/", "Reloader"),
+    ("configmap.reloader.stakater.com/", "Reloader"),
+    ("secret.reloader.stakater.com/", "Reloader"),
+    ("wave.pusher.com/update-on-config-change", "Wave"),
+    ("checksum/", "Helm checksum"),
+)
+
+
+def restart_tool(annotations: Mapping[str, str]) -> str:
+    """The restart tool these annotations enlist, with the annotation that says so ("" for none)."""
+    for name in sorted(annotations):
+        for prefix, tool in RESTART_TOOL_PREFIXES:
+            if name.startswith(prefix) and str(annotations[name]).strip().lower() not in ("", "false"):
+                return f"{tool} ({name})"
+    return ""
+
+
+def restart_tool_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Only the annotations ``restart_tool`` reads: what a listing keeps of an owner (a ReplicaSet carries its
+    Deployment's annotations)."""
+    return {
+        name: str(value)[:253]
+        for name, value in annotations.items()
+        if any(name.startswith(prefix) for prefix, _ in RESTART_TOOL_PREFIXES)
+    }
+
+
+def _image_name(image: str) -> str:
+    repository = image.split("@", 1)[0]
+    last = repository.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
+def reload_hints(
+    pod: Mapping[str, Any], container_name: str, owner_annotations: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What the pod says of whether one container's processes re-read a rewritten config file, as plain strings
+    for drift.verdicts.rules.ReloadFacts: ``declared`` (hot|restart) with ``declared_by``, ``sidecar``,
+    ``restart_tool``. A value of the annotation other than hot or restart declares nothing."""
+    metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    hints: dict[str, str] = {}
+    for name in (f"{RELOAD_ANNOTATION}.{container_name}", RELOAD_ANNOTATION):
+        value = str(annotations.get(name, "")).strip().lower()
+        if value in (Reload.HOT, Reload.RESTART):
+            hints["declared"] = value
+            hints["declared_by"] = f"annotation {name}"[:300]
+            break
+    spec = pod.get("spec") or {}
+    for other in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        if other.get("name") == container_name:
+            continue
+        known = CONFIG_RELOADER_IMAGES.get(_image_name(str(other.get("image", ""))))
+        if known:
+            hints["sidecar"] = f"{known}, container {other.get('name', '')}"[:300]
+            break
+    tool = restart_tool(annotations) or restart_tool(owner_annotations or {})
+    if tool:
+        hints["restart_tool"] = tool[:300]
+    return hints

@@ -76,17 +76,45 @@ REFRESHED_MODES = (Mode.VOLUME, Mode.PROJECTED)
 
 
 class Verdict(StrEnum):
-    """PROPAGATING: behind, but within the window the kubelet needs to rewrite a volume; nothing to do yet."""
+    """PROPAGATING: behind, but within the window the kubelet needs to rewrite a volume; nothing to do yet.
+    UNRELOADED: the volume's file is new on disk, but the container's processes started before it and are not
+    known to re-read it (most applications read their config at start): a restart is the way to be sure."""
 
     FRESH = "fresh"
     PROPAGATING = "propagating"
+    UNRELOADED = "unreloaded"
     STALE = "stale"
     MISSING = "missing"
     UNKNOWN = "unknown"
 
 
 # Worst first: a pod's or a workload's verdict is the worst of its containers'.
-VERDICT_ORDER = (Verdict.STALE, Verdict.MISSING, Verdict.PROPAGATING, Verdict.UNKNOWN, Verdict.FRESH)
+VERDICT_ORDER = (
+    Verdict.STALE, Verdict.MISSING, Verdict.UNRELOADED, Verdict.PROPAGATING, Verdict.UNKNOWN, Verdict.FRESH,
+)  # fmt: skip
+
+# What a team lead reads for each verdict.
+VERDICT_LABELS = {
+    Verdict.FRESH: "fresh",
+    Verdict.PROPAGATING: "propagating",
+    Verdict.UNRELOADED: "new on disk only",
+    Verdict.STALE: "stale",
+    Verdict.MISSING: "missing",
+    Verdict.UNKNOWN: "unknown",
+}
+
+
+class Reload(StrEnum):
+    """Whether a container's processes take a rewritten config file without a restart."""
+
+    HOT = "hot"  # they re-read it (a file watch, a reloader sidecar, or someone said so)
+    RESTART = "restart"  # they keep what they read at start until restarted
+    UNKNOWN = "unknown"
+
+
+# The pod-template annotation that declares it: `driftwatch.io/reload: hot|restart` for every container, or
+# `driftwatch.io/reload.CONTAINER: hot|restart` for one (it wins over the pod-wide form).
+RELOAD_ANNOTATION = "driftwatch.io/reload"
 
 
 class Evidence(StrEnum):

@@ -146,11 +146,16 @@ def test_summaries_are_plain_data_with_counts_per_verdict_and_mode(facts):
     assert vol["modes"] == {"volume": {"propagating": 2}}
     assert summaries["env-demo"].split and summaries["env-demo"].attention
     assert summaries["env-demo"].stale_since == facts.at(10)
-    assert not summaries["vol-old"].attention
+    # Changed 30 minutes ago, after its pod started an hour ago: the file is new on disk, and nothing says the
+    # app re-reads it, so it needs attention (before the process verdict it was fresh).
+    assert summaries["vol-old"].attention
+    assert summaries["vol-old"].pods["unreloaded"] == 1
+    assert summaries["vol-old"].stale_sources == ["ConfigMap vol-old"]
+    assert summaries["vol-old"].stale_since == facts.at(30)
     shop = verdicts.workload_summaries(facts.cluster, namespace="shop", now=facts.now)
     assert [s.name for s in shop] == ["api"]
     quiet = verdicts.workload_summaries(facts.cluster, attention=False, now=facts.now)
-    assert {s.name for s in quiet} == {"vol-old", "vol-fresh", "api"}
+    assert {s.name for s in quiet} == {"vol-fresh", "api"}
 
 
 def test_an_idle_cycle_writes_nothing_and_an_expired_window_rewrites_only_its_workload(facts):

@@ -1,7 +1,9 @@
 """Probe commands and parsing: what an exec read becomes hashes, and nothing else."""
 
 import os
+import shutil
 import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -149,3 +151,124 @@ def test_a_volume_swapped_by_the_kubelet_during_the_read_is_flagged_in_a_real_sh
     assert read.contents == {"first": "old half\n", "log_level": "DEBUG\n"}  # a mix: the old read, the new one
     assert read.swapped
     assert read.data_dir_written_at == datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC)
+
+
+# A process that holds an inotify watch on a folder, as configmap-reload or inotifywait does.
+INOTIFY_WATCHER = (
+    "import ctypes, sys, time\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "fd = libc.inotify_init()\n"
+    "assert libc.inotify_add_watch(fd, sys.argv[1].encode(), 0x80 | 0x100) > 0\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+# A process that read its config at start and keeps the file open, as some apps keep a certificate.
+HOLDS_OPEN = "import sys, time\nf = open(sys.argv[1])\nprint('ready', flush=True)\ntime.sleep(60)\n"
+
+
+def kubelet_volume(root, generation="..2026_01_02_03_04_05.1", level="INFO\n"):
+    """A volume laid out as the kubelet's atomic writer lays it: a timestamped folder, ..data, key links."""
+    (root / generation).mkdir()
+    (root / generation / "log_level").write_text(level)
+    link = root / "..data.tmp"
+    link.symlink_to(generation)
+    os.rename(link, root / "..data")
+    if not (root / "log_level").is_symlink():
+        (root / "log_level").symlink_to("..data/log_level")
+
+
+def started(code, *arguments):
+    process = subprocess.Popen([sys.executable, "-c", code, *arguments], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def expected_without_watch(processes):
+    return False if processes.readable == processes.seen else None
+
+
+def probe_processes(root):
+    command = files_command(str(root), ["log_level"], "--boundary--")
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    return parse_files_output(output, "--boundary--")
+
+
+def test_a_process_watching_the_volume_is_seen_in_a_real_shell(tmp_path):
+    kubelet_volume(tmp_path)
+    before = probe_processes(tmp_path)
+    assert before.processes is not None
+    assert before.processes.seen >= 1
+    # None watches this folder; False only where every process was readable (a process of another user
+    # namespace, such as a sandbox's init, is not even to root).
+    assert before.processes.watching is expected_without_watch(before.processes)
+    watcher = started(INOTIFY_WATCHER, str(tmp_path))
+    try:
+        read = probe_processes(tmp_path)
+    finally:
+        watcher.kill()
+    assert read.contents == {"log_level": "INFO\n"}
+    assert read.processes is not None
+    assert read.processes.watching is True
+    assert not read.processes.holds_earlier_file
+
+
+def test_a_process_holding_a_file_the_kubelet_swapped_away_is_seen_in_a_real_shell(tmp_path):
+    kubelet_volume(tmp_path)
+    holder = started(HOLDS_OPEN, str(tmp_path / "log_level"))
+    try:
+        kubelet_volume(tmp_path, "..2026_01_02_03_05_00.2", "DEBUG\n")
+        shutil.rmtree(tmp_path / "..2026_01_02_03_04_05.1")  # the kubelet removes the earlier generation
+        read = probe_processes(tmp_path)
+    finally:
+        holder.kill()
+    assert read.contents == {"log_level": "DEBUG\n"}
+    assert read.processes is not None
+    assert read.processes.holds_earlier_file
+    assert read.processes.watching is expected_without_watch(read.processes)
+
+
+def test_a_process_holding_a_file_of_another_folder_is_not_this_volumes(tmp_path):
+    volume, elsewhere = tmp_path / "volume", tmp_path / "elsewhere"
+    volume.mkdir()
+    elsewhere.mkdir()
+    kubelet_volume(volume)
+    kubelet_volume(elsewhere)
+    holder = started(HOLDS_OPEN, str(elsewhere / "log_level"))
+    try:
+        kubelet_volume(elsewhere, "..2026_01_02_03_05_00.2", "DEBUG\n")
+        shutil.rmtree(elsewhere / "..2026_01_02_03_04_05.1")
+        read = probe_processes(volume)
+    finally:
+        holder.kill()
+    assert read.processes is not None
+    assert not read.processes.holds_earlier_file
+
+
+B = "--b--"
+FILES = f"{B}F log_level\nINFO\n{B}E ok\n{B}D ..2026_11_25_12_30_01.1\n"
+DEV = os.makedev(254, 0)  # what stat's %d prints for 254:0; fdinfo prints it as fe00000
+
+
+@pytest.mark.parametrize(
+    ("records", "watching", "holds"),
+    [
+        (f"{B}V {DEV} 1000\n{B}W 3e8 fe00000\n{B}P 2 2\n", True, False),
+        (f"{B}V {DEV} 1000\n{B}W 3e8 fe00001\n{B}P 2 2\n", False, False),  # same inode, another device
+        (f"{B}V - 1000\n{B}W 3e8 fe00001\n{B}P 2 2\n", True, False),  # `ls -i` gives no device: inode alone
+        (f"{B}V {DEV} 1000\n{B}P 2 2\n", False, False),
+        (f"{B}V {DEV} 1000\n{B}P 3 2\n", None, False),  # a process of another user could not be read
+        (f"{B}V {DEV} 1000\n{B}X\n{B}P 1 1\n", False, True),
+        (f"{B}V {DEV} 1000\n{B}W 3e8 fe00000\n", None, None),  # cut before the closing record: nothing known
+        (f"{B}V {DEV} 1000\n{B}W zz fe00000\n{B}P 2 2\n", False, False),  # an odd line counts for nothing
+        ("", None, None),  # an older probe printed nothing about processes
+    ],
+    ids=["watch", "other-device", "no-device", "none", "unreadable", "holds", "cut", "odd-line", "absent"],
+)
+def test_what_a_probe_says_of_the_processes(records, watching, holds):
+    processes = parse_files_output(FILES + records, B).processes
+    if holds is None:
+        assert processes is None
+        return
+    assert processes is not None
+    assert processes.watching is watching
+    assert processes.holds_earlier_file is holds

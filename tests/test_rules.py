@@ -15,6 +15,8 @@ from drift.verdicts.rules import (
     Judgement,
     Mode,
     Probe,
+    Reload,
+    ReloadFacts,
     Source,
     SourceVersion,
     Verdict,
@@ -28,12 +30,13 @@ from drift.verdicts.rules import (
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=2)
 
-FRESH, PROPAGATING, STALE, MISSING, UNKNOWN = (
+FRESH, PROPAGATING, STALE, MISSING, UNKNOWN, UNRELOADED = (
     Verdict.FRESH,
     Verdict.PROPAGATING,
     Verdict.STALE,
     Verdict.MISSING,
     Verdict.UNKNOWN,
+    Verdict.UNRELOADED,
 )
 OBS, INF = Evidence.OBSERVED, Evidence.INFERRED
 
@@ -54,17 +57,20 @@ def cm(*versions, exists=True, immutable=False, watched=-1000, kind="ConfigMap")
     return Source(kind, "app-config", exists, versions, immutable, at(watched))
 
 
-def started(minute, *, name="app", init=False, running=True, pod=None) -> Container:
-    return Container(name, init, running, at(minute), at(pod))
+def started(minute, *, name="app", init=False, running=True, pod=None, reload=None) -> Container:
+    return Container(name, init, running, at(minute), at(pod), reload or ReloadFacts())
 
 
 def use(mode, *keys, optional=False) -> Consumer:
     return Consumer(mode, keys, optional)
 
 
-def seen(minute, written=None, **hashes) -> Probe:
+def seen(minute, written=None, watching=None, holds_earlier_file=False, **hashes) -> Probe:
     """An exec that worked at `minute` and read these hashes (None: the key is absent in the container)."""
-    return Probe(at(minute), True, key_hashes=hashes, volume_written_at=at(written))
+    return Probe(
+        at(minute), True, key_hashes=hashes, volume_written_at=at(written), watching=watching,
+        holds_earlier_file=holds_earlier_file,
+    )  # fmt: skip
 
 
 def failed(minute, reason) -> Probe:
@@ -151,11 +157,11 @@ MODES_BEFORE_AFTER = [
         VOLUME,
         BEFORE,
         CHANGED,
-        expect(FRESH, INF, "200", "200"),
-        says=("beyond the 2m propagation window", "should have rewritten"),
+        expect(UNRELOADED, INF, None, "200", stale=10),
+        says=("beyond the 2m propagation window", "should have rewritten", "not known to reload", "restart"),
     ),
     row("volume/started-after-change", VOLUME, AFTER, CHANGED, expect(FRESH, INF, "200", "200"), says=("unchanged",)),
-    row("projected/started-before-change", PROJECTED, BEFORE, CHANGED, expect(FRESH, INF, "200", "200")),
+    row("projected/started-before-change", PROJECTED, BEFORE, CHANGED, expect(UNRELOADED, INF, None, "200", stale=10)),
     row("projected/started-after-change", PROJECTED, AFTER, CHANGED, expect(FRESH, INF, "200", "200")),
     row(
         "env/reason-names-start-and-change",
@@ -177,7 +183,7 @@ WINDOW_ROWS = [
     row(
         "volume/1s-before-window-ends", VOLUME, BEFORE, CHANGED, expect(PROPAGATING, INF, None, "200"), now=12 - 1 / 60
     ),
-    row("volume/exactly-at-window", VOLUME, BEFORE, CHANGED, expect(FRESH, INF, "200", "200"), now=12),
+    row("volume/exactly-at-window", VOLUME, BEFORE, CHANGED, expect(UNRELOADED, INF, None, "200", stale=10), now=12),
     row("projected/inside-window", PROJECTED, BEFORE, CHANGED, expect(PROPAGATING, INF, None, "200"), now=11.5),
     row("subPath/inside-window-is-stale", SUBPATH, BEFORE, CHANGED, expect(STALE, INF, "100", "200", stale=10), now=11),
     row("env/inside-window-is-stale", ENV, BEFORE, CHANGED, expect(STALE, INF, "100", "200", stale=10), now=11),
@@ -396,7 +402,7 @@ IMMUTABLE_ROWS = [
         IMM_RECREATED,
         expect(FRESH, INF, "200", "200"),
     ),
-    row("volume/mutable-recreated", VOLUME, BEFORE, RECREATED, expect(FRESH, INF, "200", "200")),
+    row("volume/mutable-recreated", VOLUME, BEFORE, RECREATED, expect(UNRELOADED, INF, None, "200", stale=10)),
     row(
         "volume/mutable-recreated-inside-window",
         VOLUME,
@@ -624,7 +630,7 @@ PROBE_ROWS = [
         VOLUME,
         BEFORE,
         CHANGED,
-        expect(FRESH, OBS, "200", "200"),
+        expect(UNRELOADED, OBS, None, "200", stale=10),
         probe=seen(11, level="debug", color="red"),
         now=11,
     ),
@@ -706,7 +712,7 @@ PROBE_ROWS = [
         VOLUME,
         BEFORE,
         CHANGED,
-        expect(FRESH, INF, "200", "200"),
+        expect(UNRELOADED, INF, None, "200", stale=10),
         probe=seen(5, level="info", color="red"),
         says=("predates the change",),
     ),
@@ -733,7 +739,7 @@ PROBE_ROWS = [
         VOLUME,
         BEFORE,
         CHANGED,
-        expect(FRESH, OBS, "200", "200"),
+        expect(UNRELOADED, OBS, None, "200", stale=10.5),
         probe=seen(11, written=10.5),
         now=11,
     ),
@@ -766,6 +772,199 @@ PROBE_ROWS = [
     ),
 ]
 
+
+# --- what the process runs: a volume's file is new on disk; do the container's processes run it? ---------------
+# The ConfigMap changed at minute 10; the kubelet wrote the new content at 11 (``written``) where a probe says so.
+DECLARED_HOT = ReloadFacts(declared=Reload.HOT, declared_by="annotation driftwatch.io/reload")
+DECLARED_RESTART = ReloadFacts(declared=Reload.RESTART, declared_by="annotation driftwatch.io/reload")
+SIDECAR = ReloadFacts(sidecar="configmap-reload")
+RELOADER = ReloadFacts(restart_tool="Reloader")
+DEFAULT_HOT = ReloadFacts(cluster_default=Reload.HOT)
+CURRENT_READ = {"level": "debug", "color": "red"}
+
+
+def process_row(id, expected, *, container=BEFORE, probe=None, now=60, says=(), consumer=VOLUME):
+    return row(id, consumer, container, CHANGED, expected, probe=probe, now=now, says=says)
+
+
+PROCESS_ROWS = [
+    # 1. the container started after the content was on disk
+    process_row(
+        "process/started-after-kubelet-wrote",
+        expect(FRESH, OBS, "200", "200"),
+        container=started(11.5),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("after the kubelet wrote that content",),
+    ),
+    process_row(
+        "process/restarted-inside-window-before-kubelet-wrote",
+        expect(UNRELOADED, OBS, None, "200", stale=11),
+        container=started(10.5, pod=0),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("file new on disk since 2025-03-01 12:11:00", "restart to be sure"),
+    ),
+    process_row(
+        "process/restarted-inside-window-no-probe",
+        expect(UNRELOADED, INF, None, "200", stale=10),
+        container=started(10.5, pod=0),
+        says=("at the latest (propagation window)",),
+    ),
+    process_row(
+        "process/restarted-beyond-window",
+        expect(FRESH, INF, "200", "200"),
+        container=started(13, pod=0),
+        says=("beyond the propagation window after the change",),
+    ),
+    process_row("process/pod-set-up-after-change", expect(FRESH, INF, "200", "200"), container=started(13, pod=12)),
+    process_row(
+        "process/kubelet-wrote-only-timestamp-after-start",
+        expect(FRESH, OBS, "200", "200"),
+        container=started(11.5, pod=0),
+        probe=seen(20, written=11),
+    ),
+    # 2. observed in the container
+    process_row(
+        "process/inotify-watch-observed",
+        expect(FRESH, OBS, "200", "200"),
+        probe=seen(20, written=11, watching=True, **CURRENT_READ),
+        says=("watches the volume (inotify)",),
+    ),
+    process_row(
+        "process/no-watch-among-readable-processes",
+        expect(UNRELOADED, OBS, None, "200", stale=11),
+        probe=seen(20, written=11, watching=False, **CURRENT_READ),
+        says=("no file watch seen",),
+    ),
+    process_row(
+        "process/holds-earlier-file-observed",
+        expect(STALE, OBS, None, "200", stale=11),
+        probe=seen(20, written=11, holds_earlier_file=True, **CURRENT_READ),
+        says=("holds the earlier file open",),
+    ),
+    process_row(
+        "process/holds-earlier-file-beats-declared-hot",
+        expect(STALE, OBS, None, "200", stale=11),
+        container=started(0, reload=DECLARED_HOT),
+        probe=seen(20, written=11, holds_earlier_file=True, **CURRENT_READ),
+    ),
+    process_row(
+        "process/watch-beats-declared-restart",
+        expect(FRESH, OBS, "200", "200"),
+        container=started(0, reload=DECLARED_RESTART),
+        probe=seen(20, written=11, watching=True, **CURRENT_READ),
+    ),
+    # 3. declared
+    process_row(
+        "process/declared-hot",
+        expect(FRESH, INF, "200", "200"),
+        container=started(0, reload=DECLARED_HOT),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("declared hot by annotation driftwatch.io/reload",),
+    ),
+    process_row(
+        "process/declared-hot-inferred-file",
+        expect(FRESH, INF, "200", "200"),
+        container=started(0, reload=DECLARED_HOT),
+    ),
+    process_row(
+        "process/declared-restart",
+        expect(STALE, INF, None, "200", stale=11),
+        container=started(0, reload=DECLARED_RESTART),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("declared restart", "restart needed"),
+    ),
+    process_row(
+        "process/declared-restart-no-probe",
+        expect(STALE, INF, None, "200", stale=10),
+        container=started(0, reload=DECLARED_RESTART),
+    ),
+    process_row(
+        "process/declared-beats-sidecar",
+        expect(STALE, INF, None, "200", stale=11),
+        container=started(0, reload=ReloadFacts(declared=Reload.RESTART, declared_by="alice", sidecar="k8s-sidecar")),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("declared restart by alice",),
+    ),
+    process_row(
+        "process/declared-hot-beats-restart-tool",
+        expect(FRESH, INF, "200", "200"),
+        container=started(0, reload=ReloadFacts(declared=Reload.HOT, declared_by="bob", restart_tool="Reloader")),
+    ),
+    # 4. inferred from the pod
+    process_row(
+        "process/reloader-sidecar",
+        expect(FRESH, INF, "200", "200"),
+        container=started(0, reload=SIDECAR),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("config-reloader sidecar (configmap-reload)",),
+    ),
+    process_row(
+        "process/restart-tool",
+        expect(STALE, INF, None, "200", stale=11),
+        container=started(0, reload=RELOADER),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("Reloader on the workload says the app needs a restart",),
+    ),
+    process_row(
+        "process/sidecar-beats-restart-tool",
+        expect(FRESH, INF, "200", "200"),
+        container=started(0, reload=ReloadFacts(sidecar="configmap-reload", restart_tool="Reloader")),
+    ),
+    # 5. the cluster's default
+    process_row(
+        "process/cluster-default-hot",
+        expect(FRESH, INF, "200", "200"),
+        container=started(0, reload=DEFAULT_HOT),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("cluster's default assumes",),
+    ),
+    process_row(
+        "process/restart-tool-beats-cluster-default-hot",
+        expect(STALE, INF, None, "200", stale=11),
+        container=started(0, reload=ReloadFacts(restart_tool="Helm checksum/config", cluster_default=Reload.HOT)),
+        probe=seen(20, written=11, **CURRENT_READ),
+    ),
+    process_row(
+        "process/cluster-default-unknown",
+        expect(UNRELOADED, OBS, None, "200", stale=11),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("not known to reload",),
+    ),
+    process_row("projected/process-unknown", expect(UNRELOADED, INF, None, "200", stale=10), consumer=PROJECTED),
+    # inside the window the file is not new yet: propagating, whatever the process does
+    process_row(
+        "process/declared-hot-inside-window",
+        expect(PROPAGATING, INF, None, "200"),
+        container=started(0, reload=DECLARED_HOT),
+        now=11,
+    ),
+    process_row(
+        "process/watching-but-file-old",
+        expect(PROPAGATING, OBS, "100", "200"),
+        now=11,
+        probe=seen(11, written=1, watching=True, level="info", color="red"),
+    ),
+    # env, subPath and init containers are not changed by what is said of reloading
+    process_row(
+        "process/env-declared-hot-still-stale",
+        expect(STALE, INF, "100", "200", stale=10),
+        consumer=ENV,
+        container=started(0, reload=DECLARED_HOT),
+    ),
+    process_row(
+        "process/subPath-sidecar-still-stale",
+        expect(STALE, INF, "100", "200", stale=10),
+        consumer=SUBPATH,
+        container=started(0, reload=SIDECAR),
+    ),
+    process_row(
+        "process/subPath-watching-still-stale",
+        expect(STALE, OBS, "100", "200", stale=10),
+        consumer=SUBPATH,
+        probe=seen(20, watching=True, level="info"),
+    ),
+]
+
 CASES = (
     MODES_BEFORE_AFTER
     + WINDOW_ROWS
@@ -777,6 +976,7 @@ CASES = (
     + RESTART_ROWS
     + GAP_ROWS
     + PROBE_ROWS
+    + PROCESS_ROWS
 )
 
 

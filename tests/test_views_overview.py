@@ -97,16 +97,16 @@ def test_it_shows_a_failing_snapshot_with_its_error_escaped(viewer, demo):
 def test_it_counts_pods_per_worst_verdict_for_each_workload(viewer, demo):
     response = viewer.get(reverse("overview"))
     rows = workload_rows(response)
-    # columns: workload, kind, stale, propagating, fresh, unknown, missing, stale sources
-    assert rows["env-demo"].startswith("env-demo Deployment 2 0 0 0 0 ConfigMap env-config since")
+    # columns: workload, kind, stale, new on disk only, propagating, fresh, unknown, missing, stale sources
+    assert rows["env-demo"].startswith("env-demo Deployment 2 0 0 0 0 0 ConfigMap env-config since")
     # Fresh workloads are counted and one click away, not listed.
     assert set(rows) == {"env-demo"}
     content = response.content.decode()
     assert "2 fresh workloads not listed" in content
     assert 'href="/?cluster=local&amp;verdict=fresh">show fresh workloads</a>' in content
     fresh = workload_rows(viewer.get(reverse("overview"), {"cluster": "local", "verdict": "fresh"}))
-    assert fresh["nginx"].startswith("nginx Deployment 0 0 1 0 0")
-    assert fresh["api"].startswith("api Deployment 0 0 1 0 0")
+    assert fresh["nginx"].startswith("nginx Deployment 0 0 0 1 0 0")
+    assert fresh["api"].startswith("api Deployment 0 0 0 1 0 0")
 
 
 def test_it_counts_workloads_and_pods_per_namespace(viewer, demo):
@@ -116,8 +116,8 @@ def test_it_counts_workloads_and_pods_per_namespace(viewer, demo):
         for name, cells in re.findall(r'<tr class="ns-counts"><th scope="row"><a [^>]+>([\w-]+)</a></th>(.*?)</tr>',
                                       content, re.S)
     }  # fmt: skip
-    # namespace: need attention, fresh workloads, stale, propagating, unknown, missing pods
-    assert counts == {"demo": "1 1 2 0 0 0", "shop": "0 1 0 0 0 0"}
+    # namespace: need attention, fresh workloads, stale, new on disk only, propagating, unknown, missing pods
+    assert counts == {"demo": "1 1 2 0 0 0 0", "shop": "0 1 0 0 0 0 0"}
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, 
 from drift.vocabulary import Verdict
 
 # The order of the overview's columns and filter choices.
-OVERVIEW_VERDICTS = [Verdict.STALE, Verdict.PROPAGATING, Verdict.FRESH, Verdict.UNKNOWN, Verdict.MISSING]
+OVERVIEW_VERDICTS = [
+    Verdict.STALE, Verdict.UNRELOADED, Verdict.PROPAGATING, Verdict.FRESH, Verdict.UNKNOWN, Verdict.MISSING,
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from dashboard import access
 from drift.models import Rollout
-from drift.vocabulary import SourceKind, WorkloadKind
+from drift.vocabulary import VERDICT_LABELS, SourceKind, Verdict, WorkloadKind
 
 register = template.Library()
 
@@ -55,3 +55,12 @@ def plural(kind: str) -> str:
 def bars(rollout: Rollout) -> list[tuple[str, int]]:
     """The progress bars of a rollout, against its desired pod count."""
     return [("Updated", rollout.updated), ("Ready", rollout.ready), ("Available", rollout.available)]
+
+
+@register.filter
+def verdict_label(verdict: str | None) -> str:
+    """A verdict as a team lead reads it ("new on disk only" for unreloaded)."""
+    try:
+        return VERDICT_LABELS[Verdict(verdict or "")]
+    except ValueError:
+        return str(verdict or "")

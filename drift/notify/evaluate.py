@@ -16,6 +16,7 @@ from django.utils import timezone
 from drift.models import AuditEvent, Cluster, Notice, NotificationRule, Rollout
 from drift.notify.deliver import absolute
 from drift.verdicts import WorkloadSummary, cluster_moment, workload_summaries
+from drift.vocabulary import Verdict
 
 Event = NotificationRule.Event
 
@@ -97,7 +98,8 @@ def _stale(rule: NotificationRule, cluster: Cluster, summaries: list[WorkloadSum
         key = f"{cluster.name}/{summary.namespace}/{summary.kind}/{summary.name}"
         since = summary.stale_since
         reason = "stale: " + ", ".join(summary.stale_sources)  # names only, never a value
-        if not summary.stale_pod_count or since is None:
+        behind = summary.restart_needed_pod_count  # stale, or new on disk only: a restart brings both up to date
+        if not behind or since is None:
             continue
         still_stale.add(key)
         if now - since < threshold:
@@ -105,15 +107,19 @@ def _stale(rule: NotificationRule, cluster: Cluster, summaries: list[WorkloadSum
         minutes = int((now - since).total_seconds() // 60)
         link = absolute(reverse("workload-confirm", args=[summary.workload_id]))
         subject = f"{summary.kind} {summary.namespace}/{summary.name} runs stale config ({cluster.name})"
+        on_disk = summary.pods.get(Verdict.UNRELOADED, 0)
+        new_file = f", {on_disk} of them with the new file on disk but not known to be re-read," if on_disk else ""
         text = (
-            f"{summary.stale_pod_count} pod(s) of {summary.kind} {summary.namespace}/{summary.name} in "
-            f"cluster {cluster.name} have run stale configuration since {since.isoformat(timespec='seconds')} "
-            f"({minutes} min). Why: {reason}. Review and confirm the rollout: {link}"
+            f"{behind} pod(s) of {summary.kind} {summary.namespace}/{summary.name} in "
+            f"cluster {cluster.name}{new_file} have run stale configuration since "
+            f"{since.isoformat(timespec='seconds')} ({minutes} min). Why: {reason}. "
+            f"Review and confirm the rollout: {link}"
         )
         detail = {
             "event": rule.event, "rule": rule.name, "cluster": cluster.name, "namespace": summary.namespace,
             "workload": {"kind": summary.kind, "name": summary.name},
-            "stale_pods": summary.stale_pod_count, "stale_since": since.isoformat(), "reason": reason,
+            "stale_pods": summary.stale_pod_count, "unreloaded_pods": on_disk, "stale_since": since.isoformat(),
+            "reason": reason,
             "link": link,
         }  # fmt: skip
         notice = _open_or_remind(

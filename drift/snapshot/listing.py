@@ -73,6 +73,8 @@ class Listing:
     sources: list[ListedSource] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
     owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # ReplicaSet/Job uid -> controller
+    # ReplicaSet/Job uid -> its restart-tool annotations (a Deployment's reach its ReplicaSets), when it has any.
+    owner_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     simulated_nodes: set[str] = field(default_factory=set)
     # resource -> namespaces read in full; None means every namespace was read.
     complete: dict[str, set[str] | None] = field(default_factory=dict)
@@ -200,3 +202,5 @@ def _store(listing: Listing, resource: str, items: list[Any]) -> None:
         for item in items:
             metadata = item.get("metadata") or {}
             listing.owners[metadata.get("uid", "")] = podspec.controller_of(metadata, kind)
+            if tools := podspec.restart_tool_annotations(metadata.get("annotations") or {}):
+                listing.owner_annotations[metadata.get("uid", "")] = tools

@@ -394,9 +394,12 @@ def _observation(
         path_to_key.get(path, path): (hasher.value(text) if text is not None else None)
         for path, text in read.contents.items()
     }
+    processes = read.processes
     return Observation(
-        consumption=consumption, observed_at=now, ok=True, key_hashes=hashes, volume_written_at=read.data_dir_written_at
-    )
+        consumption=consumption, observed_at=now, ok=True, key_hashes=hashes,
+        volume_written_at=read.data_dir_written_at, watching=processes.watching if processes else None,
+        holds_earlier_file=processes.holds_earlier_file if processes else False,
+    )  # fmt: skip
 
 
 def _known_keys(cluster: Cluster) -> dict[tuple[str, str, str], set[str]]:

@@ -398,6 +398,7 @@ def _compare_containers(
                     ContainerInstance(
                         pod_id=pod.pk, name=run.name, init=run.init, container_id=run.identity,
                         started_at=run.started_at, running=run.running, first_seen=now,
+                        reload_hints=podspec.reload_hints(item, run.name, _owner_annotations(item, listing)),
                     ),
                     consumed,
                 )
@@ -405,6 +406,13 @@ def _compare_containers(
         elif instance[1] and not run.running:
             changes.stopped.append(instance[0])
     changes.ended.extend(pk for key, (pk, _) in known.items() if key not in current_keys)
+
+
+def _owner_annotations(pod: dict[str, Any], listing: Listing) -> dict[str, str]:
+    for reference in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return listing.owner_annotations.get(reference.get("uid", ""), {})
+    return {}
 
 
 def _write_container_changes(changes: ContainerChanges, now: datetime, recorded: Recorded) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from drift.models import Cluster, Consumption, Observation, SnapshotRun, Source, SourceVersion
+from drift.models import Cluster, Consumption, Observation, ReloadSetting, SnapshotRun, Source, SourceVersion
 from drift.verdicts import measured, rules
-from drift.vocabulary import Evidence, Mode, Verdict
+from drift.vocabulary import REFRESHED_MODES, Evidence, Mode, Reload, Verdict
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,7 @@ class _Fact:
     workload_id: int
     workload_kind: str
     workload_name: str
+    reload_hints: dict[str, str]
 
 
 # _Fact's attribute -> the field it is read from.
@@ -197,6 +198,7 @@ _FACT_FIELDS = {
     "pod_id": "container__pod_id", "pod": "container__pod__name", "namespace": "container__pod__namespace",
     "pod_started_at": "container__pod__started_at", "workload_id": "container__pod__workload_id",
     "workload_kind": "container__pod__workload__kind", "workload_name": "container__pod__workload__name",
+    "reload_hints": "container__reload_hints",
 }  # fmt: skip
 
 
@@ -230,6 +232,7 @@ def _cluster_rows(
         return ClusterJudgement([], basis, window_expires_at)
     sources = _sources(cluster, {(fact.namespace, fact.source_kind, fact.source_name) for fact in facts})
     probes = _latest_probes([fact.consumption_id for fact in facts])
+    settings = _reload_settings({fact.workload_id for fact in facts if fact.mode in REFRESHED_MODES})
     judged: list[_Judged] = []
     for fact in facts:
         source = sources.get((fact.namespace, fact.source_kind, fact.source_name)) or rules.Source(
@@ -242,6 +245,7 @@ def _cluster_rows(
             running=fact.running,
             started_at=fact.started_at,
             pod_started_at=fact.pod_started_at,
+            reload=_reload_facts(cluster, fact, settings),
         )
         judgement = rules.judge(consumer, container, source, probes.get(fact.consumption_id), moment.now, window)
         judgement = _qualified(judgement, moment, fact.namespace)
@@ -250,6 +254,38 @@ def _cluster_rows(
     split = _split_pairs(judged)
     return ClusterJudgement(
         [(_row(cluster, each, split, probes), each.judgement.changes_at) for each in judged], basis, window_expires_at
+    )
+
+
+def _reload_settings(workload_ids: set[int]) -> dict[tuple[int, str], tuple[str, str, datetime]]:
+    """(workload id, container or "") -> (hot|restart, who set it, when), for the workloads with a volume."""
+    if not workload_ids:
+        return {}
+    rows = ReloadSetting.objects.filter(workload_id__in=workload_ids).values_list(
+        "workload_id", "container", "reload", "set_by", "set_at"
+    )
+    return {(workload_id, container): (how, by, at) for workload_id, container, how, by, at in rows}
+
+
+def _reload_facts(
+    cluster: Cluster, fact: _Fact, settings: dict[tuple[int, str], tuple[str, str, datetime]]
+) -> rules.ReloadFacts:
+    """What is said of this container's processes re-reading a file: an operator's setting on the workload (for
+    the container, then for every container) wins over the pod's annotation; then the pod's hints."""
+    hints = fact.reload_hints or {}
+    declared = Reload(hints["declared"]) if hints.get("declared") in (Reload.HOT, Reload.RESTART) else Reload.UNKNOWN
+    declared_by = hints.get("declared_by", "")
+    setting = settings.get((fact.workload_id, fact.container)) or settings.get((fact.workload_id, ""))
+    if setting is not None:
+        how, by, at = setting
+        declared = Reload(how)
+        declared_by = f"{by} on the workload page ({timezone.localtime(at):%Y-%m-%d %H:%M})"
+    return rules.ReloadFacts(
+        declared=declared,
+        declared_by=declared_by,
+        sidecar=hints.get("sidecar", ""),
+        restart_tool=hints.get("restart_tool", ""),
+        cluster_default=Reload(cluster.reload_default),
     )
 
 
@@ -390,11 +426,20 @@ def _latest_probes(consumption_ids: list[int]) -> dict[int, rules.Probe]:
     latest = (
         Observation.objects.filter(consumption_id__in=consumption_ids)
         .latest_per_consumption()
-        .values_list("consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at")
-    )
+        .values_list(
+            "consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at", "watching",
+            "holds_earlier_file",
+        )
+    )  # fmt: skip
     return {
         consumption_id: rules.Probe(
-            observed_at=observed_at, ok=ok, reason=reason, key_hashes=key_hashes, volume_written_at=written_at
+            observed_at=observed_at,
+            ok=ok,
+            reason=reason,
+            key_hashes=key_hashes,
+            volume_written_at=written_at,
+            watching=watching,
+            holds_earlier_file=holds,
         )
-        for consumption_id, observed_at, ok, reason, key_hashes, written_at in latest
+        for consumption_id, observed_at, ok, reason, key_hashes, written_at, watching, holds in latest
     }

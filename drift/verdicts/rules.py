@@ -10,6 +10,9 @@ The Kubernetes facts the rules rest on:
 * a ConfigMap/Secret volume (and a ``projected`` volume) is rewritten by the kubelet some time after the object
   changes (up to about two minutes, the caller's ``propagation_window``);
 * a ``subPath``/``subPathExpr`` mount is a bind mount of one file taken at container start: never refreshed;
+* a new file on disk is not new config in the process: most applications read their config at start and keep
+  it until restarted or signalled, so a rewritten volume is fresh only when the container started after the
+  content appeared, or when something says its processes re-read it (``ReloadFacts``, strongest first);
 * the kubelet stops watching an ``immutable`` object, so its volume keeps the content it was set up with, even
   when the object is deleted and recreated under the same name with other content.
 
@@ -26,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from drift.vocabulary import ENV_MODES, REFRESHED_MODES, Evidence, Mode, Verdict
+from drift.vocabulary import ENV_MODES, REFRESHED_MODES, Evidence, Mode, Reload, Verdict
 
 # A consumer's view of one content: sorted (key, hash) pairs, hash None when the key is absent.
 Projection = tuple[tuple[str, str | None], ...]
@@ -74,6 +77,24 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ReloadFacts:
+    """What the pod and Driftwatch's settings say about whether a container's processes re-read a rewritten file
+    (what the container itself was seen doing comes with the ``Probe``). Each is a sentence for the reason.
+
+    ``declared``: the ``driftwatch.io/reload`` annotation or an operator's setting, with ``declared_by`` saying
+    which. ``sidecar``: a known config-reloader container in the same pod (it signals the app). ``restart_tool``:
+    Reloader, Wave or a Helm ``checksum/*`` annotation: the owner has said the app needs a restart.
+    ``cluster_default``: what the cluster's settings assume for the rest.
+    """
+
+    declared: Reload = Reload.UNKNOWN
+    declared_by: str = ""
+    sidecar: str = ""
+    restart_tool: str = ""
+    cluster_default: Reload = Reload.UNKNOWN
+
+
+@dataclass(frozen=True)
 class Container:
     """One container of a pod.
 
@@ -87,6 +108,7 @@ class Container:
     running: bool
     started_at: datetime | None
     pod_started_at: datetime | None = None
+    reload: ReloadFacts = field(default_factory=ReloadFacts)
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,9 @@ class Probe:
 
     ``key_hashes`` maps a consumed key to the hash of what the container has (None: absent in the container).
     ``volume_written_at`` is the kubelet's ``..data`` timestamp of the volume, when it was read.
+    ``watching``: a process of the container holds an inotify watch on the volume (True), none of the processes
+    whose file descriptors the probe could read does (False), or they were not read (None). ``holds_earlier_file``:
+    a process keeps a file of an earlier generation of the volume open (deleted since the kubelet swapped it).
     """
 
     observed_at: datetime
@@ -111,6 +136,8 @@ class Probe:
     reason: str = ""
     key_hashes: Mapping[str, str | None] = field(default_factory=dict)
     volume_written_at: datetime | None = None
+    watching: bool | None = None
+    holds_earlier_file: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_hashes", _frozen_mapping(self.key_hashes))
@@ -121,7 +148,8 @@ class Judgement:
     """The verdict for one consumer, with the evidence kind and one human sentence saying why.
 
     ``running_version`` is the newest version whose content (for the consumed keys) the container runs, None
-    when not known. ``stale_since`` is set only for STALE; the reason says "at the latest" when it is an upper
+    when not known. ``stale_since`` is set only for STALE, and for UNRELOADED (since when the file is new on disk
+    while the process may run the old one); the reason says "at the latest" when it is an upper
     bound. ``optional`` echoes the consumer's flag. ``changes_at`` is the moment the verdict would change on the
     clock alone (a propagating volume's window ends), None when only new facts can change it: a stored verdict
     is valid until then.
@@ -269,7 +297,7 @@ class _Case:
             reason=reason,
             running_version=running.resource_version if running else None,
             current_version=self.current.resource_version if exists else None,
-            stale_since=stale_since if verdict is Verdict.STALE else None,
+            stale_since=stale_since if verdict in (Verdict.STALE, Verdict.UNRELOADED) else None,
             optional=self.consumer.optional,
             changes_at=changes_at,
         )
@@ -416,7 +444,7 @@ def _infer_refreshed(case: _Case) -> Judgement:
             f"{case.label} {changed_text} at {_at(changed)}, {_span(age)} ago, beyond the {_span(case.window)} "
             f"propagation window: the kubelet should have rewritten the {noun} by now"
         )
-        return case.judgement(Verdict.FRESH, Evidence.INFERRED, reason, running=case.current)
+        return _in_the_process(case, Evidence.INFERRED, reason, None, None)
     reason = (
         f"{case.label} {changed_text} at {_at(changed)}, {_span(age)} ago; the kubelet rewrites the {noun} "
         f"within {_span(case.window)}"
@@ -543,7 +571,9 @@ def _judge_probe(case: _Case, probe: Probe) -> Judgement:
         return _behind(case, reason, None, since)
     if case.proj(matched) == case.proj(case.current):
         reason = f"{read} the current content of {case.label} (resourceVersion {matched.resource_version})"
-        return case.judgement(Verdict.FRESH, Evidence.OBSERVED, reason, running=matched)
+        if not _is_refreshed(case):
+            return case.judgement(Verdict.FRESH, Evidence.OBSERVED, reason, running=matched)
+        return _in_the_process(case, Evidence.OBSERVED, reason, probe, matched)
     since = _stale_since(case, case.proj(matched), matched.changed_at)
     assert since is not None  # matched is the newest with its projection and differs from the current one
     reason = f"{read} resourceVersion {matched.resource_version} of {case.label}; it changed at {_at(since)}"
@@ -558,7 +588,7 @@ def _judge_written_at(case: _Case, probe: Probe) -> Judgement:
     noun = _noun(case.consumer.mode)
     if written >= changed:
         reason = f"the kubelet rewrote the {noun} at {_at(written)}, after {case.label} changed at {_at(changed)}"
-        return case.judgement(Verdict.FRESH, Evidence.OBSERVED, reason, running=case.current)
+        return _in_the_process(case, Evidence.OBSERVED, reason, probe, case.current)
     reason = (
         f"the kubelet last wrote the {noun} at {_at(written)}, before {case.label} changed at {_at(changed)}, "
         "so it holds content replaced at the latest then"
@@ -579,6 +609,80 @@ def _behind(case: _Case, reason: str, running: SourceVersion | None, since: date
         )
     reason += f"; {_span(age)} ago, beyond the {window} propagation window"
     return case.judgement(Verdict.STALE, Evidence.OBSERVED, reason, running=running, stale_since=since)
+
+
+# --- what the process runs ---
+
+
+def _in_the_process(
+    case: _Case, evidence: Evidence, reason: str, probe: Probe | None, running: SourceVersion | None
+) -> Judgement:
+    """A refreshed volume holds the current content (observed, or inferred beyond the window): whether the
+    container's processes run it too. Fresh when the container started after the content was on disk; otherwise
+    what the container was seen doing, then what was declared, then what the pod suggests, then the cluster's
+    default, strongest first; with none of them the file is new on disk only (UNRELOADED), never fresh."""
+    running = running or case.current
+    written = probe.volume_written_at if probe is not None else None
+    started = _started_with_it(case, written)
+    if started:
+        return case.judgement(Verdict.FRESH, evidence, f"{reason}; {started}", running=running)
+    if written is not None:
+        on_disk = f"file new on disk since {_at(written)} (kubelet)"
+    else:
+        on_disk = f"file new on disk by {_at(_current_since(case) + case.window)} at the latest (propagation window)"
+    new = f"{on_disk}, container {case.container.name} started {_at(case.started_at)}"
+    since = written or _current_since(case)
+    if probe is not None and probe.holds_earlier_file:
+        said = f"{reason}; {new}, and a process still holds the earlier file open: it runs the old config"
+        return case.judgement(Verdict.STALE, Evidence.OBSERVED, said, running=None, stale_since=since)
+    if probe is not None and probe.watching:
+        said = f"{reason}; a process in the container watches the volume (inotify): it picks changes up"
+        return case.judgement(Verdict.FRESH, evidence, said, running=running)
+    how, basis = process_reload(case.container.reload)
+    if how is Reload.HOT:
+        return case.judgement(Verdict.FRESH, Evidence.INFERRED, f"{reason}; {basis}", running=running)
+    if how is Reload.RESTART:
+        said = f"{reason}; {new}; {basis}: restart needed"
+        return case.judgement(Verdict.STALE, Evidence.INFERRED, said, running=None, stale_since=since)
+    said = f"{reason}; {new} and is not known to reload ({basis}): restart to be sure"
+    # What the processes run is not known (what they read at start, or the new file): no running version.
+    return case.judgement(Verdict.UNRELOADED, evidence, said, running=None, stale_since=since)
+
+
+def _started_with_it(case: _Case, written: datetime | None) -> str:
+    """Why the container's processes read the current content when they started, or "" when they may not have.
+
+    The kubelet writes a volume before it starts the containers that mount it; a container that restarted while
+    the volume was still old read the old file, so a change time alone proves nothing about a restart."""
+    changed = _current_since(case)
+    first = case.source.versions[0]
+    watched = case.source.watched_since
+    if changed == first.changed_at and (watched is None or changed <= watched):
+        # Its first version, with no change seen since: nothing says the file is newer than the container.
+        return f"{case.label} has had that content since Driftwatch first saw it, and no change is known since"
+    if written is not None and case.started_at >= written:
+        return f"container started at {_at(case.started_at)}, after the kubelet wrote that content at {_at(written)}"
+    pod_start = case.container.pod_started_at
+    if pod_start is not None and changed <= pod_start:
+        return f"the pod's volumes were set up at {_at(pod_start)}, with that content already there"
+    if changed + case.window <= case.started_at:
+        return f"container started at {_at(case.started_at)}, beyond the propagation window after the change"
+    return ""
+
+
+def process_reload(facts: ReloadFacts) -> tuple[Reload, str]:
+    """What is known, short of watching the container, of whether its processes re-read a rewritten file, and
+    why: declared (annotation or operator), a reloader sidecar, a restart tool on the owner, the cluster's
+    default; strongest first."""
+    if facts.declared is not Reload.UNKNOWN:
+        return facts.declared, f"declared {facts.declared} by {facts.declared_by or 'its owner'}"
+    if facts.sidecar:
+        return Reload.HOT, f"a config-reloader sidecar ({facts.sidecar}) signals the app"
+    if facts.restart_tool:
+        return Reload.RESTART, f"{facts.restart_tool} on the workload says the app needs a restart"
+    if facts.cluster_default is Reload.HOT:
+        return Reload.HOT, "the cluster's default assumes apps reload their files"
+    return Reload.UNKNOWN, "no file watch seen, nothing declared"
 
 
 # --- missing ---

@@ -47,6 +47,11 @@ class WorkloadSummary:
         return self.pods.get(Verdict.STALE, 0)
 
     @property
+    def restart_needed_pod_count(self) -> int:
+        """Pods a restart would bring up to date: stale, or whose file is new on disk only."""
+        return self.pods.get(Verdict.STALE, 0) + self.pods.get(Verdict.UNRELOADED, 0)
+
+    @property
     def rollable(self) -> bool:
         return self.kind in ROLLABLE_KINDS
 
@@ -84,7 +89,8 @@ def summarise(rows: Iterable[DriftRow], expiries: dict[int, datetime | None] | N
             per_mode = summary.modes.setdefault(mode, {})
             per_mode[VERDICT_ORDER[rank]] = per_mode.get(VERDICT_ORDER[rank], 0) + 1
         summary.split = any(row.split for row in group)
-        stale = [row for row in group if row.verdict == Verdict.STALE]
+        # Sources a restart would bring up to date: stale, or new on disk while the process may run the old one.
+        stale = [row for row in group if row.verdict in (Verdict.STALE, Verdict.UNRELOADED)]
         summary.stale_sources = sorted({str(row.source) for row in stale})
         summary.stale_since = min((row.stale_since for row in stale if row.stale_since), default=None)
         if expiries is not None:
