@@ -126,14 +126,28 @@ AUTHENTICATION_BACKENDS = [
     # OpenID Connect; does nothing unless DRIFTWATCH_OIDC_ISSUER is set.
     "dashboard.sso.DriftwatchOIDCBackend",
 ]
-# Login throttling (django-axes): a user name from one address is locked out after this many failures in a row.
-AXES_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# Login throttling (dashboard.auth, on django-axes): failures are counted per client address and per account name.
+# An address that fails DRIFTWATCH_LOGIN_ADDRESS_FAILURE_LIMIT times (whatever names it tries) is blocked for the
+# lockout minutes; an account name that fails DRIFTWATCH_LOGIN_FAILURE_LIMIT times (from wherever) only pauses for
+# DRIFTWATCH_LOGIN_PAUSE_SECONDS, never lengthened by the attempts it refuses: a flood from many addresses can slow
+# the break-glass admin down, never keep it out.
+DRIFTWATCH_LOGIN_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+DRIFTWATCH_LOGIN_PAUSE_SECONDS = env_int("DRIFTWATCH_LOGIN_PAUSE_SECONDS", 60, minimum=1)
+AXES_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("DRIFTWATCH_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
-# The pair, not the address alone: people behind one proxy do not lock each other out.
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# A refused attempt is not counted: a lock ends its time after the failure that set it, however much is tried.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# One row per counted failure, which the per-account count reads (axes keeps the latest 1,000 per name).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "dashboard.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "dashboard.auth.lockout_response"
 AXES_VERBOSE = False
+# How many reverse proxies of our own stand in front (each appends the address it was called from to
+# X-Forwarded-For). 0: the client is the socket's peer and X-Forwarded-For is ignored; N: the N-th address from the
+# end, the one our outermost proxy added. Anything a client writes ahead of it is never read.
+DRIFTWATCH_TRUSTED_PROXIES = env_int("DRIFTWATCH_TRUSTED_PROXIES", 0)
 
 # Single sign-on with OpenID Connect (dashboard.sso, mozilla-django-oidc's OIDC_* settings): on when
 # DRIFTWATCH_OIDC_ISSUER is set. The endpoints are those of the issuer's /.well-known/openid-configuration.
