@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Ends or renews a single sign-on session whose ID token's time is up, before any view (or the login check).
+    "dashboard.middleware.SsoSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After CSRF (its process_view runs later), so a forged POST is recorded as such before its size is judged.
@@ -161,7 +163,8 @@ OIDC_OP_JWKS_ENDPOINT = env_str("DRIFTWATCH_OIDC_JWKS_ENDPOINT", "")
 # Unused (the claims come from the verified ID token), but read by the library.
 OIDC_OP_USER_ENDPOINT = ""
 OIDC_RP_SIGN_ALGO = env_str("DRIFTWATCH_OIDC_SIGN_ALGO", "RS256")
-OIDC_RP_SCOPES = env_str("DRIFTWATCH_OIDC_SCOPES", "openid email profile groups")
+# offline_access: a refresh token, with which a session is renewed (and its groups read again) without a login.
+OIDC_RP_SCOPES = env_str("DRIFTWATCH_OIDC_SCOPES", "openid email profile groups offline_access")
 OIDC_USE_PKCE = True
 OIDC_TIMEOUT = 10
 OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
@@ -169,6 +172,11 @@ OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
 # {"platform-leads": {"role": "operator", "scopes": ["local/demo"]}, "developers": {"role": "viewer"}}.
 DRIFTWATCH_OIDC_GROUPS_CLAIM = env_str("DRIFTWATCH_OIDC_GROUPS_CLAIM", "groups")
 DRIFTWATCH_OIDC_GROUP_ROLES = env_str("DRIFTWATCH_OIDC_GROUP_ROLES", "")
+# A single sign-on session is trusted until its ID token expires or for this long, whichever is sooner; then it is
+# renewed with the refresh token (its groups applied again) or, without one, it ends (dashboard.middleware).
+DRIFTWATCH_OIDC_SESSION_SECONDS = env_int("DRIFTWATCH_OIDC_SESSION_SECONDS", 3600, minimum=1)
+# How far this server's clock and the provider's may disagree when an ID token's times (iat, exp) are checked.
+DRIFTWATCH_OIDC_CLOCK_SKEW_SECONDS = env_int("DRIFTWATCH_OIDC_CLOCK_SKEW_SECONDS", 30)
 if SSO_ENABLED:
     _missing = [
         name
