@@ -142,7 +142,9 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # One row per counted failure, which the per-account count reads (axes keeps the latest 1,000 per name).
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
-AXES_RESET_ON_SUCCESS = True
+# A success does not wipe its address's failures: whoever knows one password could otherwise log in between
+# guesses at other names and never be blocked. (A name's pause counts from its own last success.)
+AXES_RESET_ON_SUCCESS = False
 AXES_CLIENT_IP_CALLABLE = "dashboard.auth.client_address"
 AXES_LOCKOUT_CALLABLE = "dashboard.auth.lockout_response"
 AXES_VERBOSE = False

@@ -313,7 +313,7 @@ class DriftwatchOIDCBackend(OIDCAuthenticationBackend):
         """Apply refreshed claims to the account of this session (dashboard.middleware.SsoSessionMiddleware)."""
         identity = SsoIdentity.objects.filter(user=user).first()
         if identity is None or (identity.issuer, identity.subject) != (claims.get("iss"), str(claims.get("sub"))):
-            raise SsoRefused("the renewed ID token is of another identity")
+            raise SuspiciousOperation("the renewed ID token is of another identity")
         renewed: AbstractBaseUser = self._refused_is_audited(claims, partial(self.update_user, user, claims))
         return renewed
 

@@ -124,3 +124,15 @@ def test_an_address_that_fails_too_often_is_blocked_for_every_account_and_others
 
     elsewhere = log_in("olga", "another passphrase", address="203.0.113.9")
     assert elsewhere.status_code == 302
+
+
+def test_a_successful_login_does_not_wipe_its_address_failures(throttle):
+    # Whoever knows one password could otherwise guess at other names on and on, logging in between the guesses.
+    user("mallory", "viewer", password="mallory's own passphrase")
+    for name in ("ann", "ben", "cid"):
+        log_in(name, "guess", address="198.51.100.7")
+    assert log_in("mallory", "mallory's own passphrase", address="198.51.100.7").status_code == 302
+
+    log_in("dan", "guess", address="198.51.100.7")
+
+    assert log_in("mallory", "mallory's own passphrase", address="198.51.100.7").status_code == 429
