@@ -139,7 +139,11 @@ MOCK_CONNECTOR = {"connectors": [{"type": "mockCallback", "id": "mock", "name": 
 
 
 @pytest.mark.django_db
-def test_a_group_asserted_by_one_connector_never_maps_a_role_configured_for_another(provider: Dex, settings) -> None:
+# The connector read from Dex's subject, and with the federated:id scope from its federated_claims as well.
+@pytest.mark.parametrize("extra_scopes", ["", " federated:id"])
+def test_a_group_asserted_by_one_connector_never_maps_a_role_configured_for_another(
+    provider: Dex, settings, extra_scopes: str
+) -> None:
     # Dex's mock connector logs in Kilgore Trout in group "authors"; a password user is put in "authors" too.
     provider.options = MOCK_CONNECTOR
     provider.start([DexUser("mallory@example.com", ["authors"])])
@@ -151,6 +155,7 @@ def test_a_group_asserted_by_one_connector_never_maps_a_role_configured_for_anot
             "local": {"developers": {"role": "viewer"}},
         },
     )
+    settings.OIDC_RP_SCOPES += extra_scopes
 
     mallory = sso_login(Client(), provider, "mallory@example.com", connector="local")
     kilgore = sso_login(Client(), provider, "", connector="mock")
