@@ -1,10 +1,16 @@
-"""Bounds on what a request may carry, checked before any view reads it."""
+"""Bounds on what a request may carry, checked before any view reads it; how long a single sign-on session lasts."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib import messages
+from django.contrib.auth import BACKEND_SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+
+from dashboard.sso import renew_session
+
+SSO_BACKEND = "dashboard.sso.DriftwatchOIDCBackend"
 
 # No form field or query parameter of Driftwatch needs more; Django admin's longest text field is 1,024.
 MAX_FIELD_CHARS = 4_096
@@ -31,3 +37,20 @@ class BoundedInputMiddleware:
                         content_type="text/plain; charset=utf-8",
                     )
         return None
+
+
+class SsoSessionMiddleware:
+    """A session single sign-on opened lasts no longer than its evidence: when its ID token's time is up
+    (dashboard.sso.renew_session) it is renewed with the refresh token, its groups applied again, or it ends here,
+    before the login check, which then sends the browser to the login page with the reason."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.session.get(BACKEND_SESSION_KEY) == SSO_BACKEND and request.user.is_authenticated:
+            ended = renew_session(request)
+            if ended:
+                logout(request)
+                messages.info(request, f"Single sign-on: {ended}.")
+        return self.get_response(request)

@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Ends or renews a single sign-on session whose ID token's time is up, before any view (or the login check).
+    "dashboard.middleware.SsoSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After CSRF (its process_view runs later), so a forged POST is recorded as such before its size is judged.
@@ -126,14 +128,30 @@ AUTHENTICATION_BACKENDS = [
     # OpenID Connect; does nothing unless DRIFTWATCH_OIDC_ISSUER is set.
     "dashboard.sso.DriftwatchOIDCBackend",
 ]
-# Login throttling (django-axes): a user name from one address is locked out after this many failures in a row.
-AXES_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# Login throttling (dashboard.auth, on django-axes): failures are counted per client address and per account name.
+# An address that fails DRIFTWATCH_LOGIN_ADDRESS_FAILURE_LIMIT times (whatever names it tries) is blocked for the
+# lockout minutes; an account name that fails DRIFTWATCH_LOGIN_FAILURE_LIMIT times (from wherever) only pauses for
+# DRIFTWATCH_LOGIN_PAUSE_SECONDS, never lengthened by the attempts it refuses: a flood from many addresses can slow
+# the break-glass admin down, never keep it out.
+DRIFTWATCH_LOGIN_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+DRIFTWATCH_LOGIN_PAUSE_SECONDS = env_int("DRIFTWATCH_LOGIN_PAUSE_SECONDS", 60, minimum=1)
+AXES_FAILURE_LIMIT = env_int("DRIFTWATCH_LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("DRIFTWATCH_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
-# The pair, not the address alone: people behind one proxy do not lock each other out.
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# A refused attempt is not counted: a lock ends its time after the failure that set it, however much is tried.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# One row per counted failure, which the per-account count reads (axes keeps the latest 1,000 per name).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# A success does not wipe its address's failures: whoever knows one password could otherwise log in between
+# guesses at other names and never be blocked. (A name's pause counts from its own last success.)
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "dashboard.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "dashboard.auth.lockout_response"
 AXES_VERBOSE = False
+# How many reverse proxies of our own stand in front (each appends the address it was called from to
+# X-Forwarded-For). 0: the client is the socket's peer and X-Forwarded-For is ignored; N: the N-th address from the
+# end, the one our outermost proxy added. Anything a client writes ahead of it is never read.
+DRIFTWATCH_TRUSTED_PROXIES = env_int("DRIFTWATCH_TRUSTED_PROXIES", 0)
 
 # Single sign-on with OpenID Connect (dashboard.sso, mozilla-django-oidc's OIDC_* settings): on when
 # DRIFTWATCH_OIDC_ISSUER is set. The endpoints are those of the issuer's /.well-known/openid-configuration.
@@ -147,7 +165,8 @@ OIDC_OP_JWKS_ENDPOINT = env_str("DRIFTWATCH_OIDC_JWKS_ENDPOINT", "")
 # Unused (the claims come from the verified ID token), but read by the library.
 OIDC_OP_USER_ENDPOINT = ""
 OIDC_RP_SIGN_ALGO = env_str("DRIFTWATCH_OIDC_SIGN_ALGO", "RS256")
-OIDC_RP_SCOPES = env_str("DRIFTWATCH_OIDC_SCOPES", "openid email profile groups")
+# offline_access: a refresh token, with which a session is renewed (and its groups read again) without a login.
+OIDC_RP_SCOPES = env_str("DRIFTWATCH_OIDC_SCOPES", "openid email profile groups offline_access")
 OIDC_USE_PKCE = True
 OIDC_TIMEOUT = 10
 OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
@@ -155,6 +174,11 @@ OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
 # {"platform-leads": {"role": "operator", "scopes": ["local/demo"]}, "developers": {"role": "viewer"}}.
 DRIFTWATCH_OIDC_GROUPS_CLAIM = env_str("DRIFTWATCH_OIDC_GROUPS_CLAIM", "groups")
 DRIFTWATCH_OIDC_GROUP_ROLES = env_str("DRIFTWATCH_OIDC_GROUP_ROLES", "")
+# A single sign-on session is trusted until its ID token expires or for this long, whichever is sooner; then it is
+# renewed with the refresh token (its groups applied again) or, without one, it ends (dashboard.middleware).
+DRIFTWATCH_OIDC_SESSION_SECONDS = env_int("DRIFTWATCH_OIDC_SESSION_SECONDS", 3600, minimum=1)
+# How far this server's clock and the provider's may disagree when an ID token's times (iat, exp) are checked.
+DRIFTWATCH_OIDC_CLOCK_SKEW_SECONDS = env_int("DRIFTWATCH_OIDC_CLOCK_SKEW_SECONDS", 30)
 if SSO_ENABLED:
     _missing = [
         name

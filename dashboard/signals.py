@@ -39,10 +39,17 @@ def audit_failed_login(sender: object, credentials: dict, request: HttpRequest |
 def audit_lockout(
     sender: object, request: HttpRequest, username: str | None = None, ip_address: str | None = None, **kwargs: object
 ) -> None:
+    paused = getattr(request, "login_pause_seconds", 0)  # dashboard.auth: the account name paused, not the address
+    message = (
+        f"login refused: {username} paused for {paused} s after {settings.DRIFTWATCH_LOGIN_FAILURE_LIMIT} "
+        "failed logins from any address"
+        if paused
+        else f"login refused: locked out after {settings.AXES_FAILURE_LIMIT} failed logins "
+        f"from {ip_address or 'an unknown address'}"
+    )
     AuditEvent.objects.create(
         actor=str(username or ""),
         action=AuditEvent.Action.LOGIN_LOCKED_OUT,
-        message=f"login refused: locked out after {settings.AXES_FAILURE_LIMIT} failed logins "
-        f"from {ip_address or 'an unknown address'}",
+        message=message,
         detail={"ip_address": ip_address or ""},
     )

@@ -696,6 +696,9 @@ class SsoIdentity(models.Model):
     issuer = models.CharField(max_length=255)
     subject = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When single sign-on itself deactivated the account (no group maps to a role any more): only then may a
+    # later login bring it back. An account an administrator deactivated stays so, whatever the provider says.
+    access_withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_unique_subject")]

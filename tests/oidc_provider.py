@@ -25,9 +25,12 @@ CLIENT_SECRET = "driftwatch-test-client-secret"
 # Dex stores bcrypt hashes only; this one (cost 10) is of PASSWORD, as in Dex's own example configuration.
 PASSWORD = "password"
 PASSWORD_HASH = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
+# Qualified by connector: "local" is Dex's password database, where the static users below live.
 GROUP_ROLES = {
-    "platform-leads": {"role": "operator", "scopes": ["local/demo"]},
-    "developers": {"role": "viewer"},
+    "local": {
+        "platform-leads": {"role": "operator", "scopes": ["local/demo"]},
+        "developers": {"role": "viewer"},
+    }
 }
 
 
@@ -37,6 +40,8 @@ class DexUser:
     groups: list[str]
     # Dex's subject is derived from this and the connector: the same user across restarts of the provider.
     user_id: str = ""
+    # Dex vouches for a static user's e-mail unless told otherwise (its `emailVerified`, since v2.45).
+    email_verified: bool = True
 
     def entry(self) -> dict:
         return {
@@ -45,6 +50,7 @@ class DexUser:
             "username": self.email.partition("@")[0],
             "userID": self.user_id or f"id-{self.email}",
             "groups": self.groups,
+            "emailVerified": self.email_verified,
         }
 
 
@@ -57,6 +63,12 @@ class Dex:
     redirect_uris: list[str] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen | None = None
+    # Dex's settings beyond its password database: e.g. {"expiry": {"idTokens": "2s"}}, or "connectors" (its
+    # mock connector "mockCallback" logs in Kilgore Trout, group "authors", without a form).
+    options: dict = field(default_factory=dict)
+    # Dex's storage: memory (empty at each start), or a PostgreSQL database (see `keep_storage_in`), which keeps
+    # its refresh tokens and signing keys across restarts, so a restart can change a user's groups under them.
+    storage: dict = field(default_factory=lambda: {"type": "memory"})
 
     @property
     def issuer(self) -> str:
@@ -69,7 +81,7 @@ class Dex:
                 self.port = probe.getsockname()[1]
         config = {
             "issuer": self.issuer,
-            "storage": {"type": "memory"},
+            "storage": self.storage,
             "web": {"http": f"127.0.0.1:{self.port}"},
             "oauth2": {"skipApprovalScreen": True},
             "logger": {"level": "info"},
@@ -78,7 +90,7 @@ class Dex:
             ],
             "enablePasswordDB": True,
             "staticPasswords": [user.entry() for user in users],
-        }
+        } | self.options
         config_path = self.workdir / "dex.yaml"
         config_path.write_text(yaml.safe_dump(config))
         log = (self.workdir / "dex.log").open("ab")
@@ -120,26 +132,50 @@ class Dex:
             "DRIFTWATCH_OIDC_GROUP_ROLES": json.dumps(GROUP_ROLES),
         }
 
-    def log_in(self, authorization_url: str, email: str, callback_prefix: str, password: str = PASSWORD) -> str:
-        """What a browser does at the provider: open its login page, send the password form, follow the provider's
-        own redirects. Returns the URL the provider sends the browser back to (the callback, with code and state)."""
+    def keep_storage_in(self, database: dict[str, object]) -> None:
+        """Store Dex's state in this PostgreSQL database (a Django DATABASES entry's NAME, USER, ...)."""
+        self.storage = {
+            "type": "postgres",
+            "config": {
+                "host": str(database["HOST"]),
+                "port": int(str(database["PORT"])),
+                "database": str(database["NAME"]),
+                "user": str(database["USER"]),
+                "password": str(database["PASSWORD"]),
+                "ssl": {"mode": "disable"},
+            },
+        }
+
+    def log_in(
+        self,
+        authorization_url: str,
+        email: str,
+        callback_prefix: str,
+        password: str = PASSWORD,
+        connector: str = "",
+    ) -> str:
+        """What a browser does at the provider: open its login page (the `connector`'s, when Dex has several), send
+        the password form if it shows one, follow the provider's own redirects. Returns the URL the provider sends
+        the browser back to (the callback, with code and state); that URL itself is never fetched here."""
         browser = requests.Session()
-        page = browser.get(authorization_url, timeout=10)
-        page.raise_for_status()
-        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
-        assert action, f"no login form on the provider's page {page.url}"
-        answer = browser.post(
-            urljoin(page.url, html.unescape(action.group(1))),
-            data={"login": email, "password": password},
-            allow_redirects=False,
-            timeout=10,
-        )
-        for _ in range(10):
+        url = authorization_url + (f"&connector_id={connector}" if connector else "")
+        answer = browser.get(url, allow_redirects=False, timeout=10)
+        for _ in range(12):
             location = answer.headers.get("Location", "")
-            assert answer.status_code in (302, 303), f"provider answered {answer.status_code}: {answer.text[:500]}"
-            if location.startswith(callback_prefix):
+            if answer.status_code in (302, 303) and location.startswith(callback_prefix):
                 return location
-            answer = browser.get(urljoin(answer.url, location), allow_redirects=False, timeout=10)
+            if answer.status_code in (302, 303):
+                answer = browser.get(urljoin(answer.url, location), allow_redirects=False, timeout=10)
+                continue
+            assert answer.status_code == 200, f"provider answered {answer.status_code}: {answer.text[:500]}"
+            action = re.search(r'<form method="post" action="([^"]+)"', answer.text)
+            assert action, f"no login form on the provider's page {answer.url}"
+            answer = browser.post(
+                urljoin(answer.url, html.unescape(action.group(1))),
+                data={"login": email, "password": password},
+                allow_redirects=False,
+                timeout=10,
+            )
         raise AssertionError("the provider never sent the browser back")
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,12 +19,14 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from dashboard.sso import Grant, grant_for, parse_group_roles
+from dashboard.sso import Grant, SsoRefused, account_name, connector_of, grant_for, parse_group_roles
 from drift.models import AuditEvent, Membership, Role, SsoIdentity
 from tests.facts import PASSWORD, user
 from tests.oidc_provider import GROUP_ROLES, Dex, DexUser
 
-GRANTS = parse_group_roles(json.dumps(GROUP_ROLES | {"release-managers": {"role": "operator", "scopes": ["*/prod"]}}))
+GRANTS = parse_group_roles(
+    json.dumps({"release-managers": {"role": "operator", "scopes": ["*/prod"]}} | GROUP_ROLES["local"])
+).for_connector(None)
 CALLBACK = "http://testserver/sso/callback/"
 ALICE = "alice@example.com"
 
@@ -66,7 +70,106 @@ def test_a_bad_group_mapping_is_refused_with_what_to_fix(raw: str, message: str)
 
 
 def test_no_mapping_means_no_group_grants_anything() -> None:
-    assert parse_group_roles("") == {}
+    assert parse_group_roles("").for_connector(None) == {}
+
+
+# Dex's connectors: its password database ("local") and GitHub, each naming groups its own way.
+QUALIFIED = parse_group_roles(
+    json.dumps(
+        {
+            "local": {
+                "platform-leads": {"role": "operator", "scopes": ["local/demo"]},
+                "developers": {"role": "viewer"},
+            },
+            "github": {"acme:release": {"role": "operator", "scopes": ["*/prod"]}},
+        }
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("connector", "groups", "expected"),
+    [
+        ("local", ["platform-leads"], Grant(Role.OPERATOR, ("local/demo",))),
+        ("github", ["acme:release"], Grant(Role.OPERATOR, ("*/prod",))),
+        # The same group name asserted by another connector maps nothing: anyone can name a GitHub team so.
+        ("github", ["platform-leads", "developers"], None),
+        ("local", ["acme:release"], None),
+        # A connector the mapping does not name grants nothing.
+        ("ldap", ["platform-leads"], None),
+    ],
+)
+def test_a_group_counts_only_for_the_connector_configured_for_it(connector, groups, expected) -> None:
+    assert grant_for(groups, QUALIFIED.for_connector(connector)) == expected
+
+
+def test_the_unqualified_form_serves_a_provider_without_connectors_and_is_refused_for_one_with_them() -> None:
+    unqualified = parse_group_roles(json.dumps({"developers": {"role": "viewer"}}))
+
+    assert grant_for(["developers"], unqualified.for_connector(None)) == Grant(Role.VIEWER)
+    with pytest.raises(SsoRefused, match=r'connector \'local\'.*qualify them by connector, e.g. \{"local": \{"group"'):
+        unqualified.for_connector("local")
+    with pytest.raises(SsoRefused, match="did not say which connector"):
+        QUALIFIED.for_connector(None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"local": {"ops": {"role": "admin"}}}', "connector 'local': group 'ops' has role 'admin'"),
+        ('{"local": ["ops"]}', "connector 'local' must map groups to grants"),
+        ('{"local": {"ops": {"role": "viewer"}}, "devs": {"role": "viewer"}}', "mixes"),
+        ('{"local": {"ops": {"role": "operator"}}}', "needs scopes"),
+    ],
+)
+def test_a_bad_qualified_mapping_is_refused_with_what_to_fix(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_group_roles(raw)
+
+
+@pytest.mark.parametrize(
+    ("subject", "federated", "connector"),
+    [
+        # Dex's subject: its user ID and connector ID, as protobuf fields, base64url without padding.
+        ("CgcyMzQyNzQ5EgZnaXRodWI", None, "github"),
+        ("ChRpZC1hbGljZUBleGFtcGxlLmNvbRIFbG9jYWw", None, "local"),
+        ("CgcyMzQyNzQ5EgZnaXRodWI", {"connector_id": "github", "user_id": "2342749"}, "github"),
+        # Other providers' subjects name no connector.
+        ("f81d4fae-7dec-11d0-a765-00a0c91e6bf6", None, None),
+        ("248289761001", None, None),
+        ("alice", None, None),
+    ],
+)
+def test_the_connector_is_read_from_dex_federated_claims_or_its_subject(subject, federated, connector) -> None:
+    claims = {"sub": subject} | ({"federated_claims": federated} if federated else {})
+    assert connector_of(claims) == connector
+
+
+def test_a_federated_claim_that_contradicts_the_subject_is_refused() -> None:
+    with pytest.raises(SsoRefused, match="contradict"):
+        connector_of({"sub": "CgcyMzQyNzQ5EgZnaXRodWI", "federated_claims": {"connector_id": "local"}})
+
+
+@pytest.mark.parametrize(
+    ("claims", "name"),
+    [
+        ({"sub": "S1", "email": "Alice@Example.COM", "email_verified": True}, "alice@example.com"),
+        # Unverified, or verified in words only: never the e-mail (anyone could claim the admin's).
+        ({"sub": "S1", "email": "alice@example.com", "email_verified": False}, "sso:s1"),
+        ({"sub": "S1", "email": "alice@example.com"}, "sso:s1"),
+        ({"sub": "S1", "email": "alice@example.com", "email_verified": "true"}, "sso:s1"),
+        ({"sub": "S1", "preferred_username": "admin", "name": "admin"}, "sso:s1"),
+        # A verified address too long for an account name is not cut (two could then share one).
+        ({"sub": "S1", "email": "a" * 150 + "@example.com", "email_verified": True}, "sso:s1"),
+    ],
+)
+def test_an_account_is_named_after_a_verified_email_only(claims, name) -> None:
+    assert account_name(claims) == name
+
+
+def test_a_subject_too_long_for_an_account_name_is_refused_not_cut() -> None:
+    with pytest.raises(SsoRefused, match="too long"):
+        account_name({"sub": "s" * 147})
 
 
 @pytest.fixture
@@ -190,7 +293,7 @@ def test_single_sign_on_never_takes_over_a_local_account_of_the_same_name(sso: D
     response = sso_login(client, sso, ALICE)
 
     assert response["Location"] == reverse("login")
-    assert "a local account named 'alice@example.com' exists" in shown_messages(response)[0]
+    assert "an account named 'alice@example.com' exists and is not linked" in shown_messages(response)[0]
     local.refresh_from_db()
     assert local.is_active and local.membership.role == Role.VIEWER
     assert not SsoIdentity.objects.exists()
@@ -209,9 +312,9 @@ def test_a_callback_that_does_not_belong_to_the_session_is_refused_with_a_messag
 
 @pytest.mark.django_db
 def test_the_provider_refusing_is_said_on_the_login_page(sso: Dex, client: Client) -> None:
-    client.get(reverse("sso-start"))
+    state = parse_qs(urlsplit(client.get(reverse("sso-start"))["Location"]).query)["state"][0]
 
-    response = client.get(reverse("sso-callback") + "?error=access_denied&state=whatever")
+    response = client.get(reverse("sso-callback") + f"?error=access_denied&state={state}")
 
     assert response["Location"] == reverse("login")
     assert shown_messages(response) == ["Single sign-on failed: the identity provider answered 'access_denied'."]
@@ -336,3 +439,40 @@ def test_a_provider_gone_before_the_token_exchange_gives_a_message_not_an_error(
         "Single sign-on failed: the identity provider could not be asked (ConnectionError)."
     ]
     assert not get_user_model().objects.filter(username=ALICE).exists()
+
+
+@pytest.fixture
+def signing_key(settings):
+    """An RSA key of the test's own, standing in for the provider's: a token's times are then the test's to set."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    settings.OIDC_RP_SIGN_ALGO = "RS256"
+    settings.OIDC_OP_JWKS_ENDPOINT = "http://127.0.0.1:9/keys"  # never asked: the key is handed over
+    settings.DRIFTWATCH_OIDC_CLOCK_SKEW_SECONDS = 30
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize(
+    ("issued", "expires", "error"),
+    [
+        # The provider's clock 2 minutes ahead of ours: issued "in the future".
+        (120, 3600, "is not valid yet (iat/nbf)"),
+        (-3600, -120, "has expired (exp)"),
+        # Within the allowed skew: accepted.
+        (10, 3600, None),
+        (-3600, -10, None),
+    ],
+)
+def test_an_id_token_outside_its_times_is_told_apart_from_a_bad_signature(signing_key, issued, expires, error) -> None:
+    import jwt
+
+    from dashboard.sso import DriftwatchOIDCBackend, SsoTokenTime
+
+    now = int(time.time())
+    token = jwt.encode({"sub": "s", "iat": now + issued, "exp": now + expires}, signing_key, algorithm="RS256")
+    backend = DriftwatchOIDCBackend()
+    if error is None:
+        assert backend._verify_jws(token.encode(), signing_key.public_key())["sub"] == "s"
+    else:
+        with pytest.raises(SsoTokenTime, match=re.escape(error)):
+            backend._verify_jws(token.encode(), signing_key.public_key())

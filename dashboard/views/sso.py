@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from dashboard.forms import LoginForm
-from dashboard.sso import SsoRefused
+from dashboard.sso import SESSION_KEY, SsoRefused, SsoTokenTime
 from drift import audit
 from drift.models import AuditEvent
 
@@ -51,7 +51,9 @@ class SsoStart(OIDCAuthenticationRequestView):
 
 class SsoCallback(OIDCAuthenticationCallbackView):
     """Where the provider sends the browser back. Every failure ends on the login page with what went wrong;
-    the provider's own error text (which could echo anything) is shown cut short, never its token answers."""
+    the provider's own error text (which could echo anything) is shown cut short, never its token answers.
+    A callback that does not carry a state this session was given changes nothing: anyone can link to this URL,
+    and a link must not log the user out (the library's own view does, on any `error`)."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not settings.SSO_ENABLED:
@@ -62,10 +64,32 @@ class SsoCallback(OIDCAuthenticationCallbackView):
             # Audited by the backend, with the groups the provider sent.
             messages.error(request, f"Single sign-on refused: {refusal}.")
             return redirect("login")
+        except SsoTokenTime as error:
+            skew = settings.DRIFTWATCH_OIDC_CLOCK_SKEW_SECONDS
+            return self._failed(
+                f"{error}; check that this server's clock and the provider's agree (allowed skew: {skew} s)"
+            )
         except SuspiciousOperation:
             return self._failed("the login answer does not belong to this browser session or did not verify")
         except requests.RequestException as error:
             return self._failed(f"the identity provider could not be asked ({type(error).__name__})")
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if request.GET.get("error"):
+            states = request.session.get("oidc_states", {})
+            state = request.GET.get("state", "")
+            if state not in states:
+                return self._failed("the login answer does not belong to this browser session or did not verify")
+            # This session's login, refused by the provider: the state is spent; whoever is logged in stays so.
+            del states[state]
+            request.session["oidc_states"] = states
+            return self.login_failure()
+        return super().get(request)
+
+    def login_success(self) -> HttpResponse:
+        response = super().login_success()
+        self.request.session[SESSION_KEY] = self.user.sso_session
+        return response
 
     def login_failure(self) -> HttpResponse:
         error = self.request.GET.get("error")
