@@ -11,6 +11,7 @@ from dashboard.env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_redis_url,
     env_str,
     env_time_zone,
@@ -44,6 +45,11 @@ DRIFTWATCH_METRICS_TOKEN = env_str("DRIFTWATCH_METRICS_TOKEN", "")
 DRIFTWATCH_BASE_URL = env_str("DRIFTWATCH_BASE_URL", "http://localhost:8000")
 # A failed notice is tried again after this many seconds, then twice as long..., four times, then marked failed.
 DRIFTWATCH_NOTIFY_BACKOFF_SECONDS = env_int("DRIFTWATCH_NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
+# Webhooks never reach loopback, link-local (cloud metadata), private or other non-public addresses
+# (drift.notify.outbound) unless their range is allowed here, e.g. an in-house receiver's 10.20.0.0/16; the denied
+# ranges are refused even when allowed: the cluster's Service and pod ranges, when they are not private ones.
+DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS = env_networks("DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS", [])
+DRIFTWATCH_NOTIFY_DENIED_NETWORKS = env_networks("DRIFTWATCH_NOTIFY_DENIED_NETWORKS", [])
 # E-mail channels send through Django's mail settings.
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)

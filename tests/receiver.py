@@ -1,8 +1,9 @@
-"""A local HTTP receiver for webhook tests: it listens on 127.0.0.1, records every request, and answers what the
-test sets (a status, a redirect)."""
+"""A local HTTP receiver for webhook tests: it listens on loopback (127.0.0.1, or ::1), records every request, and
+answers what the test sets (a status, a redirect)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ class Receiver:
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
+def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -51,8 +52,12 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), Handler)
+    shown = f"[{host}]" if ":" in host else host
+    state.url = f"http://{shown}:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

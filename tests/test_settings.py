@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
         pytest.param(lambda: env.env_database("X", ""), "sqlite:///db.sqlite3", "PostgreSQL only", id="sqlite"),
         pytest.param(lambda: env.env_redis_url("X", ""), "http://localhost", "redis://", id="redis"),
         pytest.param(lambda: env.env_time_zone("X", "UTC"), "Mars/Olympus", "not a known time zone", id="tz"),
+        pytest.param(lambda: env.env_networks("X", []), "10.0.0.1/8", "not an address range", id="network-host-bits"),
+        pytest.param(lambda: env.env_networks("X", []), "intranet", "not an address range", id="network"),
     ],
 )
 def test_a_bad_value_raises_improperly_configured(monkeypatch, helper, value, message):
@@ -53,6 +55,23 @@ def manage(*args, **environment):
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **environment}, capture_output=True, text=True
     )
+
+
+def test_webhooks_may_reach_no_inward_range_unless_one_is_allowed():
+    """The suite allows loopback for its receivers (tests/settings.py); an installation starts with nothing."""
+    show = "from django.conf import settings as s; print(s.DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWATCH_NOTIFY_")}
+    clean["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
+    default = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.splitlines()[-1] == "[]"
+    allowed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, capture_output=True, text=True,
+        env={**clean, "DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS": "10.20.0.0/16, fd00:20::/64"},
+    )  # fmt: skip
+    assert allowed.stdout.splitlines()[-1] == "[IPv4Network('10.20.0.0/16'), IPv6Network('fd00:20::/64')]"
 
 
 def test_check_deploy_is_clean_with_production_settings():
