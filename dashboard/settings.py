@@ -4,6 +4,7 @@ reach the local services that `scripts/services up` starts, so `manage.py` works
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard.env import (
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "csp",
     "drift",
     "dashboard",
 ]
@@ -80,10 +82,14 @@ MIDDLEWARE = [
     "dashboard.views.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every page, error pages included (static files need none).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before any process_view (the CSRF check's reads the body): refuses anonymous or over-large multipart bodies.
+    "dashboard.middleware.MultipartGuardMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -93,6 +99,12 @@ MIDDLEWARE = [
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+# Nothing Driftwatch accepts is larger than this (the audit webhook reads its stream, bounded by
+# DRIFTWATCH_AUDIT_MAX_BYTES). A file part is kept in memory, never in a temporary file: a multipart body larger
+# than this is refused before it is read (dashboard.middleware.MultipartGuardMiddleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 # A failed CSRF check is audited, and its 403 page says so.
 CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"
 
@@ -186,6 +198,22 @@ if not DRIFTWATCH_PASSWORD_LOGIN and not SSO_ENABLED:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
+# Scripts and styles come from our static files only: no inline script or style, no eval (htmx is configured
+# without it, templates/base.html), no plugin, no framing, forms posting only here (and to the single sign-on
+# provider, whose logout or login a form may lead to).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, *([DRIFTWATCH_OIDC_ISSUER.rstrip("/")] if DRIFTWATCH_OIDC_ISSUER else [])],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")

@@ -1,6 +1,7 @@
 """Settings come from the environment, and a bad value says how to fix it."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
 
 from dashboard import env
+from tests.facts import user
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,3 +131,59 @@ def test_the_first_query_after_postgresql_dropped_the_connection_works():
         other.execute("SELECT pg_terminate_backend(%s)", [backend])
     request_started.send(sender=None)  # what Django does before each request
     assert get_user_model().objects.count() >= 0
+
+
+def policy(response) -> dict[str, list[str]]:
+    header = response.headers.get("Content-Security-Policy", "")
+    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("plain_http")
+def test_every_page_sends_a_content_security_policy_without_inline_script_or_eval(client):
+    pages = [client.get(reverse("login"))]
+    root = user("root")
+    root.is_staff = root.is_superuser = True
+    root.save()
+    client.force_login(root)
+    pages += [client.get(path) for path in (reverse("overview"), reverse("notifications"), reverse("audit"),
+                                            "/admin/", "/no-such-page/")]  # fmt: skip
+    for response in pages:
+        directives = policy(response)
+        assert directives, f"{response.request['PATH_INFO']} sends no Content-Security-Policy"
+        assert directives["default-src"] == ["'self'"]
+        assert directives["script-src"] == ["'self'"] and directives["style-src"] == ["'self'"]
+        assert directives["object-src"] == ["'none'"] and directives["frame-ancestors"] == ["'none'"]
+        assert directives["base-uri"] == ["'none'"] and "'self'" in directives["form-action"]
+        assert not any("unsafe" in value for values in directives.values() for value in values)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("plain_http")
+def test_htmx_needs_no_eval_nor_inline_style_and_keeps_no_page_history(client):
+    import json
+
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    meta = re.search(r'<meta name="htmx-config" content=\'([^\']*)\'>', content)
+    assert meta, "htmx is configured in the page head"
+    config = json.loads(meta.group(1))
+    assert config["allowEval"] is False and config["allowScriptTags"] is False
+    assert config["includeIndicatorStyles"] is False
+    # Nothing of a page stays in the browser's storage after logout; going back loads the page again.
+    assert config["historyCacheSize"] == 0 and config["refreshOnHistoryMiss"] is True
+    assert re.search(r'<body[^>]* hx-history="false"', content)
+
+
+TEMPLATE_COMMENT = re.compile(r"\{#.*?#\}|\{% comment %\}.*?\{% endcomment %\}", re.DOTALL)
+INLINE = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=|hx-on|javascript:", re.IGNORECASE)
+
+
+def test_templates_hold_no_inline_script_style_or_event_handler():
+    """What the Content-Security-Policy would block: scripts and styles live in static files."""
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in sorted((ROOT / "templates").rglob("*.html")) + sorted((ROOT / "dashboard").rglob("*.html"))
+        for match in INLINE.finditer(TEMPLATE_COMMENT.sub("", path.read_text()))
+    ]
+    assert found == []
