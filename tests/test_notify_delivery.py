@@ -13,8 +13,10 @@ import json
 import socket
 from datetime import time
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 from django.core.exceptions import ValidationError
@@ -135,6 +137,55 @@ def test_the_webhook_connects_to_the_address_it_checked(settings, monkeypatch) -
         assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "sent"
         [request] = hook.wait_for(1)
     assert lookups == ["hooks.rebinding.test"]
+    assert request.headers["Host"] == url.split("/")[2]
+
+
+def self_signed(name: str, directory: Path) -> tuple[Path, Path]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+def test_over_https_the_pinned_connection_names_the_host_in_sni_and_checks_its_certificate(monkeypatch, tmp_path):
+    """Connected to the checked address, TLS still speaks to the name: SNI carries it and the certificate is
+    verified against it (not against the address, which it does not name)."""
+    from drift.notify import outbound
+
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo",
+        lambda host, *args, **kwargs: resolve("127.0.0.1" if host == "hooks.pinned.test" else host, *args, **kwargs),
+    )  # fmt: skip
+    cert, key = self_signed("hooks.pinned.test", tmp_path)
+    with receiver(tls=(cert, key)) as hook:
+        url = hook.url.replace("127.0.0.1", "hooks.pinned.test")
+        with outbound.session() as pinned:
+            assert pinned.post(url, data=b"{}", verify=str(cert), timeout=10).status_code == 200
+            # The same certificate does not name the address: connecting to it by address is refused.
+            with pytest.raises(requests.exceptions.SSLError):
+                pinned.post(hook.url, data=b"{}", verify=str(cert), timeout=10)
+        [request] = hook.wait_for(1)
+    assert hook.server_names[0] == "hooks.pinned.test"
     assert request.headers["Host"] == url.split("/")[2]
 
 
