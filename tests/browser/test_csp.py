@@ -115,3 +115,19 @@ def test_the_overview_and_a_form_work_under_the_policy(page: Page, stale_workloa
     page.wait_for_timeout(200)
     assert page.evaluate("window.ranInline") is None
     assert violations and "Content Security Policy" in violations[0]
+
+
+def test_django_admin_works_under_the_policy(page: Page, transactional_db, violations):
+    root = user("root", password=PASSWORD)
+    root.is_staff = root.is_superuser = True
+    root.save()
+    log_in(page, "root")
+    page.goto("/admin/drift/channel/add/")
+    page.get_by_label("Name").fill("ops")
+    page.get_by_label("Url").fill("https://hooks.example.test/ops")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("was added successfully")).to_be_visible()
+    page.goto("/admin/drift/rolloutwindow/add/")  # a form with time widgets (the admin's own scripts)
+    expect(page.get_by_label("Start")).to_be_visible()
+    screenshot(page, "41-admin-under-csp")
+    assert violations == []
