@@ -1,5 +1,6 @@
 """Tiny helpers that read settings from the environment and fail loudly on a bad value."""
 
+import ipaddress
 import os
 import zoneinfo
 from typing import Any
@@ -77,3 +78,16 @@ def env_time_zone(name: str, default: str) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a known time zone such as UTC or Europe/Paris.") from None
     return raw
+
+
+def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated address ranges in CIDR notation, e.g. 10.20.0.0/16,fd00:20::/64."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address range such as 10.20.0.0/16 or 127.0.0.0/8 ({error})."
+            ) from None
+    return networks

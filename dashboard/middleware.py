@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import BACKEND_SESSION_KEY, logout
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 
 from dashboard.sso import renew_session
 
@@ -53,4 +54,42 @@ class SsoSessionMiddleware:
             if ended:
                 logout(request)
                 messages.info(request, f"Single sign-on: {ended}.")
+        return self.get_response(request)
+
+
+# No page of Driftwatch takes an upload from someone not logged in; a login form fits many times over (browsers
+# send it url-encoded, some clients, Django's test client among them, as multipart).
+ANONYMOUS_MULTIPART_MAX_BYTES = 16 * 1024
+
+
+class MultipartGuardMiddleware:
+    """Refuses a multipart body before anything reads it when it declares no length, more than
+    DATA_UPLOAD_MAX_MEMORY_SIZE bytes, or, from anyone not logged in, more than ANONYMOUS_MULTIPART_MAX_BYTES.
+    Django parses a multipart body as soon as a middleware touches `request.POST` (the CSRF check does) and, with
+    its default handlers, spools a large file to a temporary file: in the chart a 256 Mi emptyDir an anonymous
+    client could fill (the settings keep file parts in memory as well). Runs in `__call__`, before any
+    middleware's `process_view`; after authentication, which reads the session and not the body."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.content_type != "multipart/form-data":
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            length = -1
+        if not request.user.is_authenticated and not 0 <= length <= ANONYMOUS_MULTIPART_MAX_BYTES:
+            return HttpResponseForbidden(
+                f"A multipart body of more than {ANONYMOUS_MULTIPART_MAX_BYTES} bytes is accepted only from a "
+                "logged-in user.\n",
+                content_type="text/plain; charset=utf-8",
+            )
+        if not 0 <= length <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return HttpResponse(
+                f"A multipart body must declare its length, of at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.\n",
+                status=413,
+                content_type="text/plain; charset=utf-8",
+            )
         return self.get_response(request)

@@ -4,6 +4,7 @@ reach the local services that `scripts/services up` starts, so `manage.py` works
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard.env import (
@@ -11,6 +12,7 @@ from dashboard.env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_redis_url,
     env_str,
     env_time_zone,
@@ -44,6 +46,11 @@ DRIFTWATCH_METRICS_TOKEN = env_str("DRIFTWATCH_METRICS_TOKEN", "")
 DRIFTWATCH_BASE_URL = env_str("DRIFTWATCH_BASE_URL", "http://localhost:8000")
 # A failed notice is tried again after this many seconds, then twice as long..., four times, then marked failed.
 DRIFTWATCH_NOTIFY_BACKOFF_SECONDS = env_int("DRIFTWATCH_NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
+# Webhooks never reach loopback, link-local (cloud metadata), private or other non-public addresses
+# (drift.notify.outbound) unless their range is allowed here, e.g. an in-house receiver's 10.20.0.0/16; the denied
+# ranges are refused even when allowed: the cluster's Service and pod ranges, when they are not private ones.
+DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS = env_networks("DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS", [])
+DRIFTWATCH_NOTIFY_DENIED_NETWORKS = env_networks("DRIFTWATCH_NOTIFY_DENIED_NETWORKS", [])
 # E-mail channels send through Django's mail settings.
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
@@ -65,6 +72,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "csp",
     "drift",
     "dashboard",
 ]
@@ -74,10 +82,14 @@ MIDDLEWARE = [
     "dashboard.views.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every page, error pages included (static files need none).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before any process_view (the CSRF check's reads the body): refuses anonymous or over-large multipart bodies.
+    "dashboard.middleware.MultipartGuardMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Ends or renews a single sign-on session whose ID token's time is up, before any view (or the login check).
@@ -89,6 +101,12 @@ MIDDLEWARE = [
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+# Nothing Driftwatch accepts is larger than this (the audit webhook reads its stream, bounded by
+# DRIFTWATCH_AUDIT_MAX_BYTES). A file part is kept in memory, never in a temporary file: a multipart body larger
+# than this is refused before it is read (dashboard.middleware.MultipartGuardMiddleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 # A failed CSRF check is audited, and its 403 page says so.
 CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"
 
@@ -204,6 +222,22 @@ if not DRIFTWATCH_PASSWORD_LOGIN and not SSO_ENABLED:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
+# Scripts and styles come from our static files only: no inline script or style, no eval (htmx is configured
+# without it, templates/base.html), no plugin, no framing, forms posting only here (and to the single sign-on
+# provider, whose logout or login a form may lead to).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, *([DRIFTWATCH_OIDC_ISSUER.rstrip("/")] if DRIFTWATCH_OIDC_ISSUER else [])],
+    }
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")

@@ -1,5 +1,6 @@
-"""Django admin. Every add, change and delete of a user, a membership (role) or a cluster made here is written
-to the audit history too, with the admin user as actor (drift.audit)."""
+"""Django admin. Every add, change and delete of a user, a membership (role), a cluster, a rollout window, a
+notification channel, rule or notice made here is written to the audit history too, with the admin user as
+actor (drift.audit)."""
 
 from typing import Any
 
@@ -84,7 +85,7 @@ class NotificationRuleAdmin(AuditedAdmin):
 
 
 @admin.register(Notice)
-class NoticeAdmin(admin.ModelAdmin):
+class NoticeAdmin(AuditedAdmin):
     list_display = ["opened_at", "rule", "key", "status", "sends", "attempts", "last_error", "closed_at"]
     list_filter = ["status", "rule"]
 

@@ -1,4 +1,5 @@
-"""One way to write an audit entry, for the paths that change who may do what: Django admin, `adduser`, CSRF
+"""One way to write an audit entry, for the paths that change who may do what: Django admin (users, roles,
+clusters, rollout windows, notification channels, rules and notices), `adduser`, CSRF
 failures, login lockouts. The entry's time is the database's; every field is bounded by AuditEvent itself."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.db import models
 
-from drift.models import AuditEvent, Channel, Cluster, Membership, NotificationRule
+from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, RolloutWindow
 
 # What an admin change of each model is recorded as: (added, changed, deleted).
 ADMIN_ACTIONS: dict[type[models.Model], tuple[str, str, str]] = {
@@ -18,6 +19,9 @@ ADMIN_ACTIONS: dict[type[models.Model], tuple[str, str, str]] = {
     Membership: (AuditEvent.Action.ROLE_CHANGED, AuditEvent.Action.ROLE_CHANGED, AuditEvent.Action.ROLE_CHANGED),
     Channel: (AuditEvent.Action.CHANNEL_CHANGED,) * 3,
     NotificationRule: (AuditEvent.Action.CHANNEL_CHANGED,) * 3,
+    Notice: (AuditEvent.Action.CHANNEL_CHANGED,) * 3,
+    # When rollouts may start is a setting of the cluster.
+    RolloutWindow: (AuditEvent.Action.CLUSTER_CHANGED,) * 3,
 }
 VERBS = ("added", "changed", "deleted")
 
@@ -65,11 +69,22 @@ def record_admin_change(actor: str, obj: models.Model, verb: str, change_message
         actor,
         actions[VERBS.index(verb)],
         f"{actor} {verb} {kind.lower()} {name} in the admin" + (f": {said}" if said and verb == "changed" else ""),
-        cluster_name=obj.name if isinstance(obj, Cluster) else "",
+        cluster_name=_cluster_of(obj),
+        namespace=obj.namespace if isinstance(obj, RolloutWindow | Notice) else "",
         object_kind=kind,
         object_name=name,
         detail=detail,
     )
+
+
+def _cluster_of(obj: models.Model) -> str:
+    if isinstance(obj, Cluster):
+        return obj.name
+    if isinstance(obj, RolloutWindow):
+        return obj.cluster.name
+    if isinstance(obj, Notice):
+        return obj.cluster
+    return ""
 
 
 def _change_text(change_message: Any) -> str:
@@ -92,4 +107,8 @@ def _detail(obj: models.Model) -> dict[str, Any]:
             for field in ("snapshot_interval_seconds", "propagation_window_seconds", "exec_concurrency",
                           "exec_timeout_seconds", "api_requests_per_second", "rollout_batch_size", "file_probes")
         }  # fmt: skip
+    if isinstance(obj, RolloutWindow):
+        return {"weekdays": obj.weekdays, "start": f"{obj.start:%H:%M}", "end": f"{obj.end:%H:%M}"}
+    if isinstance(obj, Notice):
+        return {"rule": obj.rule.name, "key": obj.key, "status": obj.status, "closed_at": str(obj.closed_at or "")}
     return {}

@@ -761,12 +761,17 @@ class Rollout(models.Model):
 
 
 def validate_webhook_url(value: str) -> None:
-    """http or https with a host: nothing else (file:, gopher:, javascript:...) is ever requested."""
+    """http or https with a host: nothing else (file:, gopher:, javascript:...) is ever requested; a host written
+    as an inward address is refused at once (a name is judged by what it resolves to when a notice is sent)."""
     from urllib.parse import urlsplit
+
+    from drift.notify.outbound import literal_refusal
 
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("Give an http:// or https:// URL with a host.")
+    if refusal := literal_refusal(parts.hostname):
+        raise ValidationError(refusal[0].upper() + refusal[1:] + ".")
 
 
 class Channel(models.Model):
@@ -802,6 +807,16 @@ class Channel(models.Model):
             raise ValidationError({"email_to": "An e-mail channel needs at least one address."})
         if self.kind != self.Kind.EMAIL and not self.url:
             raise ValidationError({"url": "A webhook channel needs its URL."})
+
+    @property
+    def where(self) -> str:
+        """What a page or the audit log may show of the destination: a webhook's host (its path and query can be
+        a bearer secret, as Slack's are), or an e-mail channel's addresses."""
+        from urllib.parse import urlsplit
+
+        if self.kind == self.Kind.EMAIL:
+            return self.email_to
+        return urlsplit(self.url).hostname or ""
 
     @property
     def failing(self) -> bool:

@@ -1,14 +1,18 @@
-"""A local HTTP receiver for webhook tests: it listens on 127.0.0.1, records every request, and answers what the
-test sets (a status, a redirect)."""
+"""A local HTTP receiver for webhook tests: it listens on loopback (127.0.0.1, or ::1), records every request, and
+answers what the test sets (a status, a redirect); over HTTPS with a certificate the test gives, recording the
+name each client asked for in SNI."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     status: int = 200
     location: str = ""
+    server_names: list[str | None] = field(default_factory=list)
 
     def wait_for(self, count: int, timeout: float = 60) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -34,7 +39,8 @@ class Receiver:
 
 
 @contextmanager
-def receiver() -> Iterator[Receiver]:
+def receiver(host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> Iterator[Receiver]:
+    """Serve on HOST; with `tls` (certificate, key), over HTTPS."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -51,8 +57,21 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), Handler)
+    shown = f"[{host}]" if ":" in host else host
+    state.url = f"{'https' if tls else 'http'}://{shown}:{server.server_address[1]}/hook"
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+
+        def record_server_name(_socket: ssl.SSLSocket, name: str | None, _context: ssl.SSLContext) -> None:
+            state.server_names.append(name)
+
+        context.sni_callback = record_server_name
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

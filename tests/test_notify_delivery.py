@@ -1,5 +1,10 @@
-"""Delivering notices for real: a webhook receiver on 127.0.0.1 run by the test, an SMTP server (aiosmtpd) started
-by the test; HMAC signatures, retries then failure (shown, audited), redirects to another host refused."""
+"""Delivering notices for real: a webhook receiver on loopback run by the test, an SMTP server (aiosmtpd) started
+by the test; HMAC signatures, retries then failure (shown, audited), redirects to another host refused; webhooks
+never aimed inward (loopback, link-local, private ranges) unless the setting allows the range, and sent to the
+address that was checked.
+
+The suite allows loopback (tests/settings.py) as an admin would, since its receivers listen there; the tests of
+the default set the allowed ranges back to none."""
 
 import hashlib
 import hmac
@@ -7,8 +12,11 @@ import io
 import json
 import socket
 from datetime import time
+from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 from django.core.exceptions import ValidationError
@@ -51,6 +59,147 @@ def test_only_http_and_https_urls_are_accepted(url: str, valid: bool) -> None:
             validate_webhook_url(url)
 
 
+@pytest.fixture
+def default_networks(settings):
+    """What an installation allows with nothing set: no inward range at all."""
+    settings.DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS = []
+    settings.DRIFTWATCH_NOTIFY_DENIED_NETWORKS = []
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed", "denied", "refused_as"),
+    [
+        ("127.0.0.1", [], [], "loopback"),
+        ("127.255.0.9", [], [], "loopback"),
+        ("::1", [], [], "loopback"),
+        ("::ffff:127.0.0.1", [], [], "loopback"),
+        ("2002:7f00:1::", [], [], "loopback"),  # 6to4 around 127.0.0.1
+        ("169.254.169.254", [], [], "link-local"),  # cloud metadata
+        ("64:ff9b::a9fe:a9fe", [], [], "link-local"),  # NAT64 around 169.254.169.254
+        ("fe80::1", [], [], "link-local"),
+        ("10.96.0.1", [], [], "private"),  # a cluster's kubernetes Service
+        ("172.16.0.1", [], [], "private"),
+        ("192.168.1.1", [], [], "private"),
+        ("fd00::1", [], [], "private"),
+        ("0.0.0.0", [], [], "unspecified"),
+        ("100.64.0.1", [], [], "not public"),  # carrier-grade NAT, often pod networks
+        ("224.0.0.1", [], [], "not public"),
+        ("192.0.0.8", [], [], "not public"),
+        ("93.184.215.14", [], [], None),
+        ("2606:4700:4700::1111", [], [], None),
+        ("127.0.0.1", ["127.0.0.0/8"], [], None),
+        ("10.20.0.5", ["10.20.0.0/16"], [], None),
+        ("10.0.0.5", ["127.0.0.0/8", "10.20.0.0/16"], [], "private"),
+        ("93.184.215.14", [], ["93.184.215.0/24"], "denied"),
+        ("10.96.0.1", ["10.0.0.0/8"], ["10.96.0.0/12"], "denied"),  # a denied range wins over an allowed one
+    ],
+)
+def test_which_addresses_a_webhook_may_reach(address, allowed, denied, refused_as) -> None:
+    from drift.notify.outbound import why_refused
+
+    reason = why_refused(address, [ip_network(n) for n in allowed], [ip_network(n) for n in denied])
+    if refused_as is None:
+        assert reason is None
+    else:
+        assert reason is not None and refused_as in reason
+
+
+@pytest.mark.parametrize("where", ["127.0.0.1", "::1", "localhost"])
+def test_by_default_a_webhook_on_loopback_is_refused_before_it_connects(default_networks, where) -> None:
+    with receiver("::1" if where == "::1" else "127.0.0.1") as hook:
+        url = hook.url.replace("127.0.0.1", "localhost") if where == "localhost" else hook.url
+        channel = Channel.objects.create(name="inward", kind="slack", url=url)
+        assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "failed"
+        assert hook.requests == []
+    channel.refresh_from_db()
+    assert "loopback" in channel.last_error
+    # A refusal is final: not tried again four times.
+    assert Notice.objects.get().attempts == 1
+
+
+def test_the_webhook_connects_to_the_address_it_checked(settings, monkeypatch) -> None:
+    """DNS rebinding: a name that answers an allowed address when it is checked and an inward one afterwards.
+    The request goes to the checked address, with the name in its Host header, and the name is resolved once."""
+    settings.DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS = [ip_network("127.0.0.1/32")]
+    resolve = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding_dns(host, *args, **kwargs):
+        if host == "hooks.rebinding.test":
+            lookups.append(host)
+            host = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"  # 127.0.0.2: not allowed, nothing listens
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    with receiver() as hook:
+        url = hook.url.replace("127.0.0.1", "hooks.rebinding.test")
+        channel = Channel.objects.create(name="rebinding", kind="slack", url=url)
+        assert send_notice.apply(args=(notice_for(channel).pk,)).get() == "sent"
+        [request] = hook.wait_for(1)
+    assert lookups == ["hooks.rebinding.test"]
+    assert request.headers["Host"] == url.split("/")[2]
+
+
+def self_signed(name: str, directory: Path) -> tuple[Path, Path]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+def test_over_https_the_pinned_connection_names_the_host_in_sni_and_checks_its_certificate(monkeypatch, tmp_path):
+    """Connected to the checked address, TLS still speaks to the name: SNI carries it and the certificate is
+    verified against it (not against the address, which it does not name)."""
+    from drift.notify import outbound
+
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo",
+        lambda host, *args, **kwargs: resolve("127.0.0.1" if host == "hooks.pinned.test" else host, *args, **kwargs),
+    )  # fmt: skip
+    cert, key = self_signed("hooks.pinned.test", tmp_path)
+    with receiver(tls=(cert, key)) as hook:
+        url = hook.url.replace("127.0.0.1", "hooks.pinned.test")
+        with outbound.session() as pinned:
+            assert pinned.post(url, data=b"{}", verify=str(cert), timeout=10).status_code == 200
+            # The same certificate does not name the address: connecting to it by address is refused.
+            with pytest.raises(requests.exceptions.SSLError):
+                pinned.post(hook.url, data=b"{}", verify=str(cert), timeout=10)
+        [request] = hook.wait_for(1)
+    assert hook.server_names[0] == "hooks.pinned.test"
+    assert request.headers["Host"] == url.split("/")[2]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:8000/",
+     "http://2130706433/", "http://0x7f.1/", "http://[::ffff:169.254.169.254]/", "http://10.96.0.1:443/"],
+)  # fmt: skip
+def test_an_inward_address_is_refused_when_the_channel_is_added(default_networks, url) -> None:
+    with pytest.raises(CommandError, match="DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS"):
+        call_command("notify", "channel", "add", "inward", "--webhook", url, stdout=io.StringIO())
+    assert not Channel.objects.exists()
+
+
 def notice_for(channel: Channel) -> Notice:
     rule = NotificationRule.objects.create(name="r", channel=channel)
     detail = {"event": "stale", "link": "http://driftwatch.test/workloads/1/confirm/", "stale_pods": 2}
@@ -82,7 +231,9 @@ def test_a_failing_webhook_is_retried_then_marked_failed_and_audited() -> None:
     assert channel.failing and "HTTP 500" in channel.last_error
     assert Notice.objects.get().status == Notice.Status.FAILED
     audit = AuditEvent.objects.get(action=AuditEvent.Action.NOTIFICATION_FAILED)
-    assert "broken" in audit.message and "HTTP 500" in audit.message
+    assert "broken" in audit.message and "HTTP 500" in audit.detail["reason"]
+    # The audit log is read by viewers too: it names the host, never the URL nor what the host answered.
+    assert "127.0.0.1" in audit.message and hook.url not in audit.message and "500" not in audit.message
 
 
 def test_a_redirect_to_another_host_is_never_followed() -> None:

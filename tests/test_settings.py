@@ -1,6 +1,7 @@
 """Settings come from the environment, and a bad value says how to fix it."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
 
 from dashboard import env
+from tests.facts import user
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
         pytest.param(lambda: env.env_database("X", ""), "sqlite:///db.sqlite3", "PostgreSQL only", id="sqlite"),
         pytest.param(lambda: env.env_redis_url("X", ""), "http://localhost", "redis://", id="redis"),
         pytest.param(lambda: env.env_time_zone("X", "UTC"), "Mars/Olympus", "not a known time zone", id="tz"),
+        pytest.param(lambda: env.env_networks("X", []), "10.0.0.1/8", "not an address range", id="network-host-bits"),
+        pytest.param(lambda: env.env_networks("X", []), "intranet", "not an address range", id="network"),
     ],
 )
 def test_a_bad_value_raises_improperly_configured(monkeypatch, helper, value, message):
@@ -53,6 +58,23 @@ def manage(*args, **environment):
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **environment}, capture_output=True, text=True
     )
+
+
+def test_webhooks_may_reach_no_inward_range_unless_one_is_allowed():
+    """The suite allows loopback for its receivers (tests/settings.py); an installation starts with nothing."""
+    show = "from django.conf import settings as s; print(s.DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTWATCH_NOTIFY_")}
+    clean["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
+    default = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.splitlines()[-1] == "[]"
+    allowed = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, capture_output=True, text=True,
+        env={**clean, "DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS": "10.20.0.0/16, fd00:20::/64"},
+    )  # fmt: skip
+    assert allowed.stdout.splitlines()[-1] == "[IPv4Network('10.20.0.0/16'), IPv6Network('fd00:20::/64')]"
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -109,3 +131,59 @@ def test_the_first_query_after_postgresql_dropped_the_connection_works():
         other.execute("SELECT pg_terminate_backend(%s)", [backend])
     request_started.send(sender=None)  # what Django does before each request
     assert get_user_model().objects.count() >= 0
+
+
+def policy(response) -> dict[str, list[str]]:
+    header = response.headers.get("Content-Security-Policy", "")
+    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("plain_http")
+def test_every_page_sends_a_content_security_policy_without_inline_script_or_eval(client):
+    pages = [client.get(reverse("login"))]
+    root = user("root")
+    root.is_staff = root.is_superuser = True
+    root.save()
+    client.force_login(root)
+    pages += [client.get(path) for path in (reverse("overview"), reverse("notifications"), reverse("audit"),
+                                            "/admin/", "/no-such-page/")]  # fmt: skip
+    for response in pages:
+        directives = policy(response)
+        assert directives, f"{response.request['PATH_INFO']} sends no Content-Security-Policy"
+        assert directives["default-src"] == ["'self'"]
+        assert directives["script-src"] == ["'self'"] and directives["style-src"] == ["'self'"]
+        assert directives["object-src"] == ["'none'"] and directives["frame-ancestors"] == ["'none'"]
+        assert directives["base-uri"] == ["'none'"] and "'self'" in directives["form-action"]
+        assert not any("unsafe" in value for values in directives.values() for value in values)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("plain_http")
+def test_htmx_needs_no_eval_nor_inline_style_and_keeps_no_page_history(client):
+    import json
+
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    meta = re.search(r'<meta name="htmx-config" content=\'([^\']*)\'>', content)
+    assert meta, "htmx is configured in the page head"
+    config = json.loads(meta.group(1))
+    assert config["allowEval"] is False and config["allowScriptTags"] is False
+    assert config["includeIndicatorStyles"] is False
+    # Nothing of a page stays in the browser's storage after logout; going back loads the page again.
+    assert config["historyCacheSize"] == 0 and config["refreshOnHistoryMiss"] is True
+    assert re.search(r'<body[^>]* hx-history="false"', content)
+
+
+TEMPLATE_COMMENT = re.compile(r"\{#.*?#\}|\{% comment %\}.*?\{% endcomment %\}", re.DOTALL)
+INLINE = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=|hx-on|javascript:", re.IGNORECASE)
+
+
+def test_templates_hold_no_inline_script_style_or_event_handler():
+    """What the Content-Security-Policy would block: scripts and styles live in static files."""
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in sorted((ROOT / "templates").rglob("*.html")) + sorted((ROOT / "dashboard").rglob("*.html"))
+        for match in INLINE.finditer(TEMPLATE_COMMENT.sub("", path.read_text()))
+    ]
+    assert found == []

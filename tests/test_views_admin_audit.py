@@ -1,6 +1,8 @@
-"""Django admin and the doors around the login: every change of a user, a role (membership) or a cluster made
-in the admin is audited with the admin as actor; cluster settings refuse values with a surprising meaning; a
-failed CSRF check is audited and says so; repeated wrong passwords lock the login, audited."""
+"""Django admin and the doors around the login: every change of a user, a role (membership), a cluster, a rollout
+window or a notice made in the admin is audited with the admin as actor; cluster settings refuse values with a
+surprising meaning; a failed CSRF check is audited and says so; repeated wrong passwords lock the login, audited;
+logout is POST only; a multipart body is refused before it is read when it is too large (for anyone not logged
+in, larger than a login form)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from drift.models import AuditEvent, Cluster, Membership
+from dashboard.middleware import ANONYMOUS_MULTIPART_MAX_BYTES
+from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, RolloutWindow
+from tests import upload_spy
 from tests.facts import user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
@@ -199,3 +203,101 @@ def test_a_user_change_outside_the_admin_is_recorded_with_who_ran_it():
     [event] = audited("user.created")
     assert (event.actor, event.object_kind, event.object_name) == ("root (manage.py adduser)", "User", "carol")
     assert event.detail == {"role": "operator", "scope": ["local/demo"]}
+
+
+def test_rollout_window_changes_in_the_admin_are_audited(admin_client, cluster):
+    form = {"cluster": cluster.pk, "namespace": "shop", "weekdays": "01234", "start": "09:00", "end": "17:00"}
+    assert admin_client.post(reverse("admin:drift_rolloutwindow_add"), form).status_code == 302
+    window = RolloutWindow.objects.get()
+    changed = {**form, "end": "12:00"}
+    assert admin_client.post(reverse("admin:drift_rolloutwindow_change", args=[window.pk]), changed).status_code == 302
+    url = reverse("admin:drift_rolloutwindow_delete", args=[window.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    added, edited, deleted = audited("cluster.changed")
+    assert {added.actor, edited.actor, deleted.actor} == {"root"}
+    assert (added.object_kind, added.cluster_name, added.namespace) == ("RolloutWindow", "prod", "shop")
+    assert edited.detail["end"] == "12:00" and "End" in edited.message
+    assert "deleted rolloutwindow" in deleted.message
+
+
+def test_notice_changes_in_the_admin_are_audited(admin_client):
+    rule = NotificationRule.objects.create(
+        name="stale", channel=Channel.objects.create(name="team", url="https://a.test/")
+    )
+    notice = Notice.objects.create(rule=rule, key="local/demo/Deployment/web", subject="web stale", text="t",
+                                   cluster="local", namespace="demo", status=Notice.Status.FAILED)  # fmt: skip
+    url = reverse("admin:drift_notice_change", args=[notice.pk])
+    form = {"rule": rule.pk, "key": notice.key, "cluster": "local", "namespace": "demo", "subject": "web stale",
+            "text": "t", "detail": "{}", "opened_at_0": "2026-01-01", "opened_at_1": "00:00:00", "status": "sending",
+            "sends": 0, "attempts": 0}  # fmt: skip
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert admin_client.post(reverse("admin:drift_notice_delete", args=[notice.pk]), {"post": "yes"}).status_code == 302
+    changed, deleted = audited("notification.channel")
+    assert (changed.actor, changed.object_kind, changed.cluster_name, changed.namespace) == (
+        "root",
+        "Notice",
+        "local",
+        "demo",
+    )
+    assert changed.detail["status"] == "sending" and "Status" in changed.message
+    assert deleted.actor == "root" and "deleted notice" in deleted.message
+
+
+def test_logout_is_post_only(client):
+    client.force_login(user("vera", "viewer"))
+    # A cross-site link or image can only GET: that logs nobody out.
+    assert client.get(reverse("logout")).status_code == 405
+    assert client.get(reverse("overview")).status_code == 200
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("overview")).status_code == 302  # to the login page
+
+
+@pytest.fixture
+def upload_spy_on(settings):
+    settings.FILE_UPLOAD_HANDLERS = ["tests.upload_spy.RecordingUploadHandler"]
+    upload_spy.PARSED.clear()
+    yield upload_spy.PARSED
+    upload_spy.PARSED.clear()
+
+
+def multipart(size: int) -> tuple[bytes, str]:
+    boundary = "driftwatch-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + b"x" * size
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("path", ["/login/", "/notifications/channels/", "/kubernetes-audit/prod"])
+def test_an_anonymous_multipart_body_is_refused_before_it_is_read(path, upload_spy_on):
+    body, content_type = multipart(ANONYMOUS_MULTIPART_MAX_BYTES)
+    response = Client(enforce_csrf_checks=True).generic("POST", path, body, content_type=content_type)
+    assert response.status_code == 403
+    assert "multipart" in response.content.decode()
+    assert upload_spy_on == []
+
+
+def test_a_multipart_body_over_the_limit_is_refused_by_its_length_before_it_is_read(client, settings, upload_spy_on):
+    client.force_login(user("olga", "operator"))
+    body, content_type = multipart(10_000)
+    declared = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1
+    response = client.generic("POST", "/notifications/channels/", body, content_type=content_type,
+                              CONTENT_LENGTH=str(declared))  # fmt: skip
+    assert response.status_code == 413
+    assert upload_spy_on == []
+    # Within the limit it is parsed as before (in memory: nothing accepted is larger than the memory limit).
+    response = client.generic("POST", "/notifications/channels/", body, content_type=content_type)
+    assert response.status_code == 400 and upload_spy_on == ["/notifications/channels/"]
+
+
+def test_an_accepted_upload_never_spools_to_disk():
+    from django.conf import settings
+
+    assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE >= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert settings.FILE_UPLOAD_HANDLERS == ["django.core.files.uploadhandler.MemoryFileUploadHandler"]

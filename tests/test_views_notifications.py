@@ -1,11 +1,12 @@
-"""The notifications page: everyone reads it and sees a failing channel; operators add and delete channels and
-rules (audited); viewers get 403; a hostile URL is refused with the reason."""
+"""The notifications page: everyone reads it and sees a failing channel (viewers: that it fails and its host, never
+its URL nor the error's detail); operators add and delete channels and rules within their scopes (audited);
+viewers get 403; a hostile URL, or one aimed inward, is refused with the reason."""
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from drift.models import AuditEvent, Channel, NotificationRule
+from drift.models import AuditEvent, Channel, Notice, NotificationRule
 from tests.facts import user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
@@ -17,14 +18,41 @@ def operator(client):
     return client
 
 
+SLACK_URL = "https://hooks.slack.test/services/T0001/B0001/s3cr3tPathToken"
+
+
+def failing_channel() -> Channel:
+    channel = Channel.objects.create(name="team", url=SLACK_URL, last_error="cannot connect (ConnectionError)",
+                                     last_failure_at=timezone.now())  # fmt: skip
+    rule = NotificationRule.objects.create(name="stale", channel=channel)
+    Notice.objects.create(rule=rule, key="k", subject="env-demo stale", text="t", status=Notice.Status.FAILED,
+                          last_error="no answer within 10 s")  # fmt: skip
+    return channel
+
+
 def test_a_failing_channel_is_shown_to_everyone(client):
-    Channel.objects.create(name="team", url="http://127.0.0.1:9/x", last_error="the webhook answered HTTP 500",
-                           last_failure_at=timezone.now())  # fmt: skip
+    failing_channel()
     client.force_login(user("vera", "viewer"))
     page = client.get(reverse("notifications"))
     assert page.status_code == 200
-    assert b"failing since" in page.content and b"HTTP 500" in page.content
+    assert b"failing since" in page.content and b"hooks.slack.test" in page.content
     assert b"Add channel" not in page.content
+
+
+def test_a_viewer_sees_the_host_never_the_url_nor_the_error_detail(client):
+    failing_channel()
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("notifications")).content.decode()
+    assert "s3cr3tPathToken" not in content and "/services/" not in content
+    assert "ConnectionError" not in content and "no answer within" not in content
+    assert "delivery failed" in content
+
+
+def test_an_operator_sees_the_error_detail_but_not_the_secret_path(operator):
+    failing_channel()
+    content = operator.get(reverse("notifications")).content.decode()
+    assert "cannot connect (ConnectionError)" in content and "no answer within 10 s" in content
+    assert "s3cr3tPathToken" not in content
 
 
 def test_a_viewer_may_not_add_a_channel(client):
@@ -73,3 +101,38 @@ def test_an_operator_of_one_namespace_may_not_manage_rules_beyond_it(client):
     assert client.post(reverse("notification-rule-delete", args=[foreign.pk])).status_code == 403
     assert NotificationRule.objects.filter(pk=foreign.pk).exists()
     assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCESS_DENIED).count() == 3
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:8000/"]
+)
+def test_an_inward_url_is_refused_with_the_setting_that_allows_it(operator, settings, url):
+    settings.DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS = []
+    response = operator.post(reverse("notification-channel-add"), {"name": "x", "kind": "slack", "url": url})
+    assert response.status_code == 400
+    assert b"DRIFTWATCH_NOTIFY_ALLOWED_NETWORKS" in response.content
+    assert not Channel.objects.exists()
+
+
+def test_an_operator_of_one_namespace_may_not_delete_a_channel_carrying_another_namespaces_rule(client):
+    client.force_login(user("nina", "operator", namespaces=["local/demo"]))
+    channel = Channel.objects.create(name="team", kind="slack", url="https://hooks.test/x")
+    NotificationRule.objects.create(name="demo", channel=channel, cluster="local", namespace="demo")
+    NotificationRule.objects.create(name="shop", channel=channel, cluster="local", namespace="shop")
+    response = client.post(reverse("notification-channel-delete", args=[channel.pk]))
+    assert response.status_code == 403
+    assert Channel.objects.filter(pk=channel.pk).exists() and NotificationRule.objects.count() == 2
+    [denied] = AuditEvent.objects.filter(action=AuditEvent.Action.ACCESS_DENIED)
+    assert "shop" in denied.message
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CHANNEL_CHANGED).exists()
+
+
+def test_deleting_a_channel_is_audited_with_the_rules_it_removes(client):
+    client.force_login(user("nina", "operator", namespaces=["local/demo"]))
+    channel = Channel.objects.create(name="team", kind="slack", url="https://hooks.test/x")
+    NotificationRule.objects.create(name="demo-stale", channel=channel, cluster="local", namespace="demo")
+    assert client.post(reverse("notification-channel-delete", args=[channel.pk])).status_code == 302
+    assert not Channel.objects.exists() and not NotificationRule.objects.exists()
+    [deleted] = AuditEvent.objects.filter(action=AuditEvent.Action.CHANNEL_CHANGED)
+    assert deleted.actor == "nina" and deleted.object_name == "team"
+    assert deleted.detail["rules"] == ["demo-stale"] and "demo-stale" in deleted.message

@@ -1,15 +1,19 @@
-"""Notification channels and rules: everyone logged in sees them (a failing channel stands out, with its last
-error); operators add, enable/disable and delete them (POST, audited); viewers get 403."""
+"""Notification channels and rules: everyone logged in sees them (a failing channel stands out; a webhook shows its
+host only, since its path can be a bearer secret, and only operators read the last error, which would map what
+the host answers); operators add and delete them within their scopes (POST, audited); viewers get 403."""
 
 import secrets
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import may_roll_out, role_of
+from drift import audit
 from drift.models import AuditEvent, Channel, Notice, NotificationRule, Role
 
 
@@ -26,33 +30,46 @@ class RuleForm(ModelForm):
                   "quiet_start", "quiet_end"]  # fmt: skip
 
 
+def _may_manage(request: HttpRequest) -> bool:
+    return role_of(request.user) == Role.OPERATOR or request.user.is_superuser
+
+
 def _require_operator(request: HttpRequest) -> None:
-    if role_of(request.user) != Role.OPERATOR and not request.user.is_superuser:
-        AuditEvent.objects.create(
-            actor=request.user.get_username()[:150], action=AuditEvent.Action.ACCESS_DENIED,
-            message=f"{request.user.get_username()} may not manage notifications: {request.method} {request.path}",
+    if not _may_manage(request):
+        username = request.user.get_username()
+        audit.record(
+            username[:150], AuditEvent.Action.ACCESS_DENIED,
+            f"{username} may not manage notifications: {request.method} {request.path[:253]}",
         )  # fmt: skip
         raise PermissionDenied("Only operators manage notifications.")
+
+
+def _in_scope(request: HttpRequest, rule: NotificationRule) -> bool:
+    return request.user.is_superuser or may_roll_out(request.user, rule.cluster, rule.namespace)
+
+
+def _refuse_scope(request: HttpRequest, rule: NotificationRule, what: str = "") -> None:
+    where = f"{rule.cluster or '*'}/{rule.namespace or '*'}"
+    username = request.user.get_username()
+    audit.record(
+        username[:150], AuditEvent.Action.ACCESS_DENIED,
+        f"{username} may not manage notification rule {rule.name!r} on {where}{what}",
+    )  # fmt: skip
+    raise PermissionDenied(f"Your scopes do not cover {where}.")
 
 
 def _require_scope(request: HttpRequest, rule: NotificationRule) -> None:
     """A rule acts on what its selectors cover (blank: every cluster or namespace): an operator may add or delete
     it only within their scopes, as for a rollout (`local/demo` cannot touch a rule for every namespace)."""
-    if request.user.is_superuser or may_roll_out(request.user, rule.cluster, rule.namespace):
-        return
-    where = f"{rule.cluster or '*'}/{rule.namespace or '*'}"
-    AuditEvent.objects.create(
-        actor=request.user.get_username()[:150], action=AuditEvent.Action.ACCESS_DENIED,
-        message=f"{request.user.get_username()} may not manage notification rule {rule.name!r} on {where}",
-    )  # fmt: skip
-    raise PermissionDenied(f"Your scopes do not cover {where}.")
+    if not _in_scope(request, rule):
+        _refuse_scope(request, rule)
 
 
-def _audit(request: HttpRequest, what: str, name: str) -> None:
-    AuditEvent.objects.create(
-        actor=request.user.get_username()[:150], action=AuditEvent.Action.CHANNEL_CHANGED,
-        object_kind=what.split()[0].title(), object_name=name[:253],
-        message=f"{request.user.get_username()} {what} {name}",
+def _audit(request: HttpRequest, what: str, name: str, more: str = "", detail: dict[str, Any] | None = None) -> None:
+    username = request.user.get_username()
+    audit.record(
+        username[:150], AuditEvent.Action.CHANNEL_CHANGED, f"{username} {what} {name}{more}",
+        object_kind=what.split()[1].title(), object_name=name[:253], detail=detail,
     )  # fmt: skip
 
 
@@ -63,7 +80,7 @@ def _page(request: HttpRequest, channel_form: ChannelForm, rule_form: RuleForm, 
         "notices": Notice.objects.select_related("rule")[:50],
         "channel_form": channel_form,
         "rule_form": rule_form,
-        "may_manage": role_of(request.user) == Role.OPERATOR or request.user.is_superuser,
+        "may_manage": _may_manage(request),
     }
     return render(request, "dashboard/notifications.html", ctx, status=status)
 
@@ -102,10 +119,20 @@ def add_rule(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def delete_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deleting a channel deletes every rule on it: allowed only when the operator's scopes cover each of them.
+    The channel row stays locked until the delete, so no rule can be added to it in between."""
     _require_operator(request)
-    channel = get_object_or_404(Channel, pk=pk)
-    _audit(request, "deleted channel", channel.name)
-    channel.delete()
+    with transaction.atomic():
+        channel = get_object_or_404(Channel.objects.select_for_update(), pk=pk)
+        rules = list(channel.rules.order_by("name"))
+        beyond = [rule for rule in rules if not _in_scope(request, rule)]
+        if not beyond:
+            names = [rule.name for rule in rules]
+            removed = f" and its rules {', '.join(names)}" if names else ""
+            _audit(request, "deleted channel", channel.name, removed, detail={"rules": names})
+            channel.delete()
+    if beyond:  # audited outside the transaction above, which the refusal would roll back
+        _refuse_scope(request, beyond[0], f": channel {channel.name} carries it")
     return redirect("notifications")
 
 

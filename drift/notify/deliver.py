@@ -1,7 +1,8 @@
 """Delivering one notice to one channel: a Slack-compatible or JSON webhook (HMAC-SHA256 signed), or e-mail.
 
 A webhook request never follows a redirect to another host than the one configured (a redirect within it is
-followed, a few times at most), speaks only http/https, and times out. What a notice says is built from names,
+followed, a few times at most), speaks only http/https, times out, and never reaches an inward address
+(`drift.notify.outbound`: checked at each hop, and connected to as checked). What a notice says is built from names,
 times and verdict reasons: never a ConfigMap or Secret value."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from drift.models import Channel
+from drift.notify import outbound
 
 SIGNATURE_HEADER = "X-Driftwatch-Signature"
 TIMEOUT_SECONDS = 10
@@ -25,7 +27,12 @@ MAX_REDIRECTS = 3
 
 
 class DeliveryFailed(Exception):
-    """The reason is safe to show and store: a status code, a timeout, a refused redirect."""
+    """The reason is safe to store and to show operators: a status code, a timeout, a refused redirect. Viewers
+    are shown that delivery failed and the host, never the reason (it would map what the host answers)."""
+
+
+class AddressRefused(DeliveryFailed):
+    """The webhook's host is an inward address: final, trying again would change nothing."""
 
 
 @dataclass(frozen=True)
@@ -60,26 +67,36 @@ def deliver(channel: Channel, message: Message) -> None:
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> None:
-    """POST, following redirects only to the configured host (and scheme http/https)."""
+    """POST, following redirects only to the configured host (and scheme http/https), each hop to a checked
+    address."""
     allowed = urlsplit(url).hostname
     target = url
-    for _ in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or parts.hostname != allowed:
-            raise DeliveryFailed(f"refused a redirect to another host or scheme ({parts.scheme}://{parts.hostname})")
-        try:
-            response = requests.post(target, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False)
-        except requests.Timeout as error:
-            raise DeliveryFailed(f"no answer within {TIMEOUT_SECONDS} s") from error
-        except requests.RequestException as error:
-            raise DeliveryFailed(f"cannot connect ({type(error).__name__})") from error
-        if response.is_redirect and "location" in response.headers:
-            target = urljoin(target, response.headers["location"])
-            continue
-        if 200 <= response.status_code < 300:
-            return
-        raise DeliveryFailed(f"the webhook answered HTTP {response.status_code}")
+    with outbound.session() as pinned:
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(target)
+            if parts.scheme not in ("http", "https") or parts.hostname != allowed:
+                raise DeliveryFailed(
+                    f"refused a redirect to another host or scheme ({parts.scheme}://{parts.hostname})"
+                )
+            response = _post_once(pinned, target, body, headers)
+            if response.is_redirect and "location" in response.headers:
+                target = urljoin(target, response.headers["location"])
+                continue
+            if 200 <= response.status_code < 300:
+                return
+            raise DeliveryFailed(f"the webhook answered HTTP {response.status_code}")
     raise DeliveryFailed(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _post_once(pinned: requests.Session, url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    try:
+        return pinned.post(url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False)
+    except outbound.RefusedAddress as error:
+        raise AddressRefused(str(error)) from error
+    except requests.Timeout as error:
+        raise DeliveryFailed(f"no answer within {TIMEOUT_SECONDS} s") from error
+    except requests.RequestException as error:
+        raise DeliveryFailed(f"cannot connect ({type(error).__name__})") from error
 
 
 def absolute(path: str) -> str:

@@ -1,12 +1,13 @@
-"""Sending one notice: the attempt, its outcome recorded on the notice and its channel, failures audited."""
+"""Sending one notice: the attempt, its outcome recorded on the notice and its channel, failures audited (the
+entry names the channel's host; the reason, which would map what the host answers, is in its detail)."""
 
 from __future__ import annotations
 
 from django.utils import timezone
 
-from drift import metrics
+from drift import audit, metrics
 from drift.models import AuditEvent, Channel, Notice
-from drift.notify.deliver import DeliveryFailed, Message, deliver
+from drift.notify.deliver import AddressRefused, DeliveryFailed, Message, deliver
 
 
 def send(notice_id: int, final: bool) -> str:
@@ -24,16 +25,16 @@ def send(notice_id: int, final: bool) -> str:
         now = timezone.now()
         Notice.objects.filter(pk=notice.pk).update(last_error=reason)
         Channel.objects.filter(pk=channel.pk).update(last_error=reason, last_failure_at=now)
-        if not final:
+        if not final and not isinstance(error, AddressRefused):
             metrics.NOTIFICATIONS.labels(channel.name, "retried").inc()
             return "retry"
         Notice.objects.filter(pk=notice.pk).update(status=Notice.Status.FAILED)
         metrics.NOTIFICATIONS.labels(channel.name, "failed").inc()
-        AuditEvent.objects.create(
-            actor="driftwatch", action=AuditEvent.Action.NOTIFICATION_FAILED, cluster_name=notice.cluster,
-            namespace=notice.namespace, object_kind="Channel", object_name=channel.name,
-            message=f"notice '{notice.subject}' to channel {channel.name} failed: {reason}",
-            detail={"notice": notice.pk, "rule": notice.rule.name, "attempts": notice.attempts + 1},
+        audit.record(
+            "driftwatch", AuditEvent.Action.NOTIFICATION_FAILED,
+            f"notice '{notice.subject}' to channel {channel.name} ({channel.where}) failed",
+            cluster_name=notice.cluster, namespace=notice.namespace, object_kind="Channel", object_name=channel.name,
+            detail={"notice": notice.pk, "rule": notice.rule.name, "attempts": notice.attempts + 1, "reason": reason},
         )  # fmt: skip
         return "failed"
     now = timezone.now()

@@ -32,6 +32,23 @@
     requestError("Driftwatch did not answer; it will try again at the next refresh.");
   });
 
+  // A poll marked data-poll-held-by="FORM" skips its turn while a checkbox of that form is ticked (the overview,
+  // while workloads are chosen for a bulk rollout). Here rather than in a trigger filter, which htmx would have
+  // to evaluate: the Content-Security-Policy forbids eval.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt.getAttribute("data-poll-held-by");
+    if (form && document.querySelector('input[form="' + form + '"]:checked')) event.preventDefault();
+  });
+
+  // htmx keeps no page in the browser's storage (historyCacheSize 0), only the path it shows; logging out
+  // forgets that too, so nothing of the session is left in the tab.
+  document.addEventListener("submit", function (event) {
+    if (event.target.hasAttribute("data-logout")) {
+      window.sessionStorage.clear();
+      window.localStorage.clear();
+    }
+  });
+
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.successful) requestError("");
   });

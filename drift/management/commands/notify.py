@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from drift import audit
 from drift.models import AuditEvent, Channel, NotificationRule
 from drift.notify.deliver import DeliveryFailed, Message, deliver
 
@@ -62,9 +63,9 @@ class Command(BaseCommand):
         if kind == Channel.Kind.JSON:
             channel.signing_key = secrets.token_urlsafe(32)
         _save(channel)
-        AuditEvent.objects.create(actor="driftwatch", action=AuditEvent.Action.CHANNEL_CHANGED,
-                                  object_kind="Channel", object_name=channel.name,
-                                  message=f"notification channel {channel.name} ({kind}) added")  # fmt: skip
+        added = f"notification channel {channel.name} ({kind}) added"
+        audit.record("driftwatch", AuditEvent.Action.CHANNEL_CHANGED, added, object_kind="Channel",
+                     object_name=channel.name)  # fmt: skip
         self.stdout.write(f"added channel {channel.name} ({channel.get_kind_display()})")
         if channel.signing_key:
             self.stdout.write(f"signing key (verify X-Driftwatch-Signature with it): {channel.signing_key}")
@@ -90,6 +91,8 @@ class Command(BaseCommand):
             except ValueError as error:
                 raise CommandError("--quiet takes HH:MM-HH:MM, e.g. 22:00-07:00") from error
         _save(rule)
+        audit.record("driftwatch", AuditEvent.Action.CHANNEL_CHANGED, f"notification rule {rule.name} added",
+                     object_kind="Rule", object_name=rule.name, detail={"channel": channel.name})  # fmt: skip
         self.stdout.write(f"added rule {rule.name}: {rule.get_event_display()} ({rule.for_minutes} min) -> {channel}")
 
     def _rule_list(self, options: dict[str, Any]) -> None:
