@@ -32,8 +32,8 @@ def cluster(kubeconfig, kube_api):
 
 @pytest.fixture
 def seed(kube):
-    """The demo's env-demo, volume-demo and subpath-demo as shipped: on the real node."""
-    for file in ("10-env-demo.yaml", "20-volume-demo.yaml"):
+    """The demo's env-demo, volume-demo, subpath-demo and nginx as shipped: on the real node."""
+    for file in ("10-env-demo.yaml", "20-volume-demo.yaml", "30-nginx-config.yaml"):
         for manifest in yaml.safe_load_all((DEMO / file).read_text()):
             manifest["metadata"].pop("namespace", None)
             if manifest["kind"] == "ConfigMap":
@@ -41,7 +41,7 @@ def seed(kube):
             else:
                 assert manifest["spec"]["template"]["spec"]["nodeSelector"] == {"driftwatch.io/node": "real"}
                 kube.create_deployment(manifest)
-    for name in ("env-demo", "volume-demo", "subpath-demo"):
+    for name in ("env-demo", "volume-demo", "subpath-demo", "nginx"):
         kube.wait_deployment_ready(name)
     return kube
 
@@ -78,6 +78,9 @@ def test_the_seed_experiment_observed_on_the_real_node(cluster, seed):
         "env-demo": {("envFrom", "fresh", "observed")},
         "volume-demo": {("volume", "fresh", "observed")},
         "subpath-demo": {("subPath", "fresh", "observed")},
+        # Real nginx reading nginx-config as a whole volume at /etc/nginx (tests/test_real_node_process.py edits
+        # it: the file turns new while nginx keeps what it read; here it is never edited).
+        "nginx": {("volume", "fresh", "observed")},
     }
 
     seed.edit_config_map("env-config", {"log_level": "DEBUG"})
@@ -100,6 +103,7 @@ def test_the_seed_experiment_observed_on_the_real_node(cluster, seed):
     settled = verdicts(namespace)
     assert settled["env-demo"] == {("envFrom", "stale", "observed")}, "env never catches up by itself"
     assert settled["subpath-demo"] == {("subPath", "stale", "observed")}, "subPath never catches up"
+    assert settled["nginx"] == {("volume", "fresh", "observed")}, "nginx-config was not edited"
 
     for name in ("env-demo", "subpath-demo"):
         seed.patch_template_annotation(name, "driftwatch.io/config-hash", "after-edit")
