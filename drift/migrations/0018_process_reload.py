@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0016_observation_last_read"),
+        ("drift", "0017_sso"),
     ]
 
     operations = [
