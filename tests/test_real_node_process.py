@@ -7,6 +7,8 @@ watch on the mounted folder's inode); an annotation rollout makes nginx read the
 from __future__ import annotations
 
 import copy
+import io
+import json
 import os
 import re
 import time
@@ -16,9 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from django.core.management import call_command
 
 from tests.kube_helpers import Kube, wait_until
 from tests.test_real_node import VOLUME_REFRESH_LIMIT, find_real_node, kubectl
+from tests.test_real_node_seed import cluster  # noqa: F401 (a fixture, used by name)
 
 pytestmark = pytest.mark.cluster
 
@@ -252,3 +256,60 @@ def test_who_runs_what_and_whose_fds_an_exec_can_read(kube, nginx_pod):
 
     assert [p.uid for p in processes(kube, pod, "watcher", "inotifywait")] == [NOBODY]
     assert list(fds_readable(kube, pod, "watcher", "inotifywait").values()) == [(True, True)]
+
+
+def nginx_rows(namespace: str) -> dict[str, dict[str, Any]]:
+    """Container -> Driftwatch's row for its nginx-config volume, as `driftreport --json` prints it."""
+    out = io.StringIO()
+    call_command("driftreport", "--json", "--cluster", "local", "--namespace", namespace, stdout=out)
+    return {
+        row["container"]: row
+        for row in json.loads(out.getvalue())
+        if row["source"]["name"] == "nginx-config" and row["workload"]["name"] == "nginx"
+    }
+
+
+def snapshot() -> str:
+    out = io.StringIO()
+    call_command("snapshot", "--cluster", "local", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_driftwatch_never_calls_nginx_fresh_on_a_new_file_and_calls_the_watcher_fresh(kube, nginx_pod, cluster):  # noqa: F811
+    """The verdict knows whether the process re-read the file: nginx, which read its conf at start, is new on
+    disk only (never fresh) until the rollout; the watcher beside it, seen holding an inotify watch on the
+    volume, is fresh as soon as its file is new."""
+    pod, conf = nginx_pod
+    assert snapshot().startswith("local: succeeded")
+    before = nginx_rows(kube.namespace)
+    assert {name: (row["verdict"], row["evidence"]) for name, row in before.items()} == {
+        "nginx": ("fresh", "observed"),
+        "watcher": ("fresh", "observed"),
+    }
+
+    edit_and_wait_for_file(kube, pod, conf, "v2")
+    assert snapshot().startswith("local: succeeded")
+    assert nginx_answers(kube, pod) == "v1"
+    after = nginx_rows(kube.namespace)
+    assert (after["nginx"]["verdict"], after["nginx"]["evidence"]) == ("unreloaded", "observed"), after["nginx"]
+    assert "file new on disk since" in after["nginx"]["reason"]
+    assert "not known to reload" in after["nginx"]["reason"]
+    assert after["nginx"]["stale_since"] is not None
+    assert (after["watcher"]["verdict"], after["watcher"]["evidence"]) == ("fresh", "observed"), after["watcher"]
+    assert "watches the volume (inotify)" in after["watcher"]["reason"]
+
+    out = io.StringIO()
+    call_command(
+        "rollout", "deployment/nginx", "-n", kube.namespace, "--cluster", "local", "--actor", "test", "--wait",
+        "--timeout", "180", stdout=out,
+    )  # fmt: skip
+    rolled = ready_pod(kube, "nginx", not_named=pod)
+    assert nginx_answers(kube, rolled) == "v2", "the new pod's nginx read the conf as it is now"
+
+    def fresh_after_rollout() -> bool:
+        snapshot()
+        rows = nginx_rows(kube.namespace)
+        return bool(rows) and all(row["pod"] == rolled and row["verdict"] == "fresh" for row in rows.values())
+
+    wait_until(fresh_after_rollout, timeout=90, interval=3, what="Driftwatch to see the new pod fresh")
