@@ -68,6 +68,18 @@ def require_rollout_permission(request: HttpRequest, obj: Any) -> None:
     raise PermissionDenied(f"Your role ({role}) may not roll out in namespace {obj.namespace} of cluster {cluster}.")
 
 
+def require_operator_on(request: HttpRequest, obj: Any, what: str) -> None:
+    """Raise PermissionDenied (403) unless the user is an operator whose scope covers `obj`'s own cluster and
+    namespace (a Workload row looked up by id), and audit the attempt. For settings Driftwatch keeps itself,
+    which touch nothing in the cluster (so a read-only cluster allows them)."""
+    cluster = cluster_name(obj.cluster)
+    if may_roll_out(request.user, cluster, obj.namespace):
+        return
+    role = role_of(request.user)
+    _deny(request, cluster, obj.namespace, obj.kind, obj.name, f"may not {what} in {cluster}/{obj.namespace}")
+    raise PermissionDenied(f"Your role ({role}) may not {what} in namespace {obj.namespace} of cluster {cluster}.")
+
+
 def refuse_unknown_workload(request: HttpRequest, fields: dict[str, str]) -> NoReturn:
     """A rollout request that does not name a workload Driftwatch knows by its id: audited, then 404."""
     _deny(

@@ -4,6 +4,7 @@ shows the form's message and leaves that filter out (the CSV export, which canno
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -12,7 +13,8 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from dashboard.pages.audit import AuditFilters, action_families
 from dashboard.pages.overview import OverviewFilters
 from drift.models import AuditEvent
-from drift.vocabulary import VERDICT_ORDER
+from drift.reload_settings import CLEAR
+from drift.vocabulary import VERDICT_ORDER, Reload
 
 # Audit dates: wide enough for any real history, narrow enough that "the day after" is still a date.
 FIRST_DATE = dt.date(2000, 1, 1)
@@ -95,3 +97,23 @@ class LoginForm(AuthenticationForm):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         field = self.fields["username"]
         field.validators.append(MaxLengthValidator(field.max_length))  # type: ignore[attr-defined]
+
+
+class ReloadSettingForm(forms.Form):
+    """Whether a workload's app re-reads a rewritten config file, for every container or one of its own."""
+
+    container = forms.ChoiceField(label="Container", required=False)
+    reload = forms.ChoiceField(
+        label="The app",
+        choices=[
+            (Reload.HOT.value, "re-reads its files (hot)"),
+            (Reload.RESTART.value, "needs a restart to read them"),
+            (CLEAR, "not set (as the pod and the cluster say)"),
+        ],
+    )
+
+    def __init__(self, *args: Any, containers: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["container"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "every container"), *[(name, name) for name in containers]]

@@ -55,6 +55,7 @@ urlpatterns = [
     path("audit.csv", audit.audit_csv, name="audit-csv"),
     path("rollouts/plan/", rollouts.plan, name="rollout-plan"),
     path("workloads/<int:pk>/confirm/", rollouts.confirm, name="workload-confirm"),
+    path("workloads/<int:pk>/reload/", workloads.set_reload_setting, name="workload-reload"),
     path("rollouts/", rollouts.start, name="rollout-start"),
     path("rollouts/<int:pk>/", rollouts.progress, name="rollout"),
     path("rollouts/<int:pk>/cancel/", rollouts.cancel, name="rollout-cancel"),

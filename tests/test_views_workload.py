@@ -154,3 +154,104 @@ def test_htmx_refreshes_the_pods_and_the_history_as_partials(client, facts):
 
 def test_an_unknown_workload_is_404(client, facts):
     assert page(login(client, "viewer"), "nope").status_code == 404
+
+
+# --- what the app does with a rewritten config file -----------------------------------------------------------
+
+
+@pytest.fixture
+def volume_facts(facts):
+    """web reads web-config as a volume; the ConfigMap changed 20 minutes ago, after its pod started 30 ago."""
+    facts.source("web-config", (90, {"app.conf": "a"}), (20, {"app.conf": "b"}))
+    facts.pod("web", "web-a", [{"source_name": "web-config", "mode": "volume", "mount_path": "/etc/web"}])
+    from drift import verdicts
+
+    verdicts.facts_changed(facts.cluster)
+    return facts
+
+
+def web_rows():
+    from drift import verdicts
+    from drift.models import Cluster
+
+    return [row for row in verdicts.rows(Cluster.objects.get(name="local")) if row.source.name == "web-config"]
+
+
+def reload_url(name="web"):
+    from drift.models import Workload
+
+    return reverse("workload-reload", args=[Workload.objects.get(name=name).pk])
+
+
+def test_a_volume_changed_after_its_pod_started_is_new_on_disk_only_and_says_how_to_be_sure(client, volume_facts):
+    [row] = web_rows()
+    assert row.verdict == "unreloaded"
+    content = text(page(login(client, "viewer"), name="web"))
+    assert "1 new on disk only" in content
+    assert "not known to reload" in content and "restart to be sure" in content
+    assert "Save" not in content, "a viewer sees no form"
+
+
+def test_an_operator_declares_the_app_needs_a_restart_and_it_is_audited_and_judged_at_once(client, volume_facts):
+    response = login(client, "operator", ["local/demo"]).post(reload_url(), {"container": "", "reload": "restart"})
+    assert response.status_code == 302
+    [row] = web_rows()
+    assert row.verdict == "stale"
+    assert "declared restart by someone-operator on the workload page" in row.reason
+    [event] = AuditEvent.objects.filter(action=AuditEvent.Action.RELOAD_SET)
+    assert event.actor == "someone-operator" and event.object_name == "web" and event.namespace == "demo"
+    assert event.detail == {"container": "", "before": "", "after": "restart"}
+    content = text(page(client, name="web"))
+    assert "Every container: restart , set by someone-operator" in content
+
+    client.post(reload_url(), {"container": "app", "reload": "hot"})
+    [row] = web_rows()
+    assert row.verdict == "fresh", "the container's own setting wins over the one for every container"
+    client.post(reload_url(), {"container": "app", "reload": "clear"})
+    client.post(reload_url(), {"container": "", "reload": "clear"})
+    [row] = web_rows()
+    assert row.verdict == "unreloaded"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.RELOAD_SET).count() == 4
+
+
+@pytest.mark.parametrize(
+    ("role", "namespaces"), [("viewer", None), ("operator", ["local/other"]), ("operator", ["elsewhere/demo"])]
+)
+def test_only_an_operator_of_the_workloads_own_namespace_may_set_it(client, volume_facts, role, namespaces):
+    response = login(client, role, namespaces).post(reload_url(), {"container": "", "reload": "hot"})
+    assert response.status_code == 403
+    from drift.models import ReloadSetting
+
+    assert not ReloadSetting.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCESS_DENIED, object_name="web").exists()
+    [row] = web_rows()
+    assert row.verdict == "unreloaded"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"container": "../../etc", "reload": "hot"},  # not a container of the workload
+        {"container": "x" * 300, "reload": "hot"},
+        {"container": "", "reload": "always"},
+        {"container": "<script>", "reload": "hot"},
+    ],
+)
+def test_a_hostile_form_is_refused_with_a_message_and_changes_nothing(client, volume_facts, fields):
+    from drift.models import ReloadSetting
+
+    response = login(client, "operator").post(reload_url(), fields, follow=True)
+    assert response.status_code == 200
+    assert "Reload setting" in text(response)
+    assert (
+        "<script>" not in response.content.decode().split("</header>")[-1]
+        or "&lt;script&gt;" in response.content.decode()
+    )
+    assert not ReloadSetting.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.RELOAD_SET).exists()
+
+
+def test_the_setting_is_changed_by_post_only_and_names_a_workload_by_its_id(client, volume_facts):
+    operator = login(client, "operator")
+    assert operator.get(reload_url()).status_code == 405
+    assert operator.post(reverse("workload-reload", args=[999999]), {"reload": "hot"}).status_code == 404

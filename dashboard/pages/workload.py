@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dashboard.pages.version_links import LinkedRow, is_service_account_ca, link_versions
 from drift import verdicts
-from drift.models import Rollout, Workload
+from drift.models import ContainerInstance, ReloadSetting, Rollout, Workload
 from drift.verdicts import pod_verdicts
 from drift.vocabulary import VERDICT_ORDER
 
@@ -71,6 +71,28 @@ def workload_detail(workload: Workload, now: dt.datetime | None = None) -> Workl
         split_sources=sorted({str(r.source) for r in rows if r.split}),
         rollouts=rollout_history(workload),
     )
+
+
+@dataclass(frozen=True)
+class ReloadInfo:
+    """What is known of whether the workload's app re-reads a rewritten config file: the operators' settings
+    (who, when), and what its live pods say per container (the driftwatch.io/reload annotation, a reloader
+    sidecar, a restart tool such as Reloader)."""
+
+    settings: list[ReloadSetting]
+    hints: dict[str, dict[str, str]]  # container -> reload hints (see drift.podspec.reload_hints)
+    restart_tools: list[str]  # for the badge: "Reloader (reloader.stakater.com/auto)", ...
+
+
+def reload_info(workload: Workload) -> ReloadInfo:
+    hints: dict[str, dict[str, str]] = {}
+    for name, container_hints in ContainerInstance.objects.filter(
+        pod__workload=workload, pod__deleted_at=None, ended_at=None, init=False
+    ).values_list("name", "reload_hints"):
+        if container_hints:
+            hints.setdefault(name, container_hints)
+    tools = sorted({h["restart_tool"] for h in hints.values() if h.get("restart_tool")})
+    return ReloadInfo(list(workload.reload_settings.all()), dict(sorted(hints.items())), tools)
 
 
 def rollout_history(workload: Workload, limit: int = 20) -> list[Rollout]:

@@ -1,10 +1,15 @@
-from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.access import may_roll_out
+from dashboard.access import may_roll_out, require_operator_on
+from dashboard.forms import ReloadSettingForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import workload as page
+from drift.models import Workload
+from drift.reload_settings import container_names, set_reload
 from drift.vocabulary import ROLLABLE_KINDS
 
 PARTIALS = {"workload-pods", "rollout-history"}
@@ -22,8 +27,30 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
         "can_roll_out": found.kind in ROLLABLE_KINDS
         and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
+        "can_set_reload": may_roll_out(request.user, found.cluster.name, found.namespace),
+        "reload_form": ReloadSettingForm(containers=container_names(found)),
+        "reload": page.reload_info(found),
     }
     template = "dashboard/workload.html"
     if request.htmx and request.htmx.target in PARTIALS:
         template += f"#{request.htmx.target}"
     return render(request, template, ctx)
+
+
+@require_POST
+def set_reload_setting(request: HttpRequest, pk: int) -> HttpResponse:
+    """An operator says whether the workload's app re-reads a rewritten config file: authorised on the workload
+    found by its id, audited, its verdicts judged again; then back to the workload's page."""
+    workload = get_object_or_404(Workload.objects.select_related("cluster"), pk=pk)
+    require_operator_on(request, workload, "change the reload setting of a workload")
+    form = ReloadSettingForm(request.POST, containers=container_names(workload))
+    back = redirect("workload", workload.cluster.name, workload.namespace, workload.kind, workload.name)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"Reload setting, {field}: {' '.join(str(e) for e in errors)}")
+        return back
+    said = set_reload(
+        workload, form.cleaned_data["container"], form.cleaned_data["reload"], request.user.get_username()
+    )
+    messages.success(request, said)
+    return back

@@ -23,7 +23,7 @@ from drift.verdicts.facts import (
 )
 from drift.verdicts.paging import ATTENTION, SPLIT, Tally, WorkloadPage, listed_by, listing_order, workload_pages
 from drift.verdicts.read import cluster_counts, matching_workloads, rows, rows_with_expiry, stamp, workload_summaries
-from drift.verdicts.store import after_cycle, facts_changed, source_changed
+from drift.verdicts.store import after_cycle, facts_changed, source_changed, workloads_changed
 from drift.verdicts.summary import WorkloadSummary, pod_verdicts, summarise, worst
 
 __all__ = [
@@ -55,5 +55,6 @@ __all__ = [
     "summarise",
     "workload_pages",
     "workload_summaries",
+    "workloads_changed",
     "worst",
 ]

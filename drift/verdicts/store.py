@@ -8,6 +8,7 @@ only new facts can change it.
   when none expired. Only rows whose verdict changed are written.
 - ``source_changed(cluster, namespace, kind, name)``: after recording a new version outside a cycle (a
   watcher): re-judges the workloads that consume that source.
+- ``workloads_changed(cluster, workload_ids)``: something only these workloads' verdicts rest on (a setting).
 - ``facts_changed(cluster)``: anything else; the whole cluster.
 """
 
@@ -72,6 +73,15 @@ def source_changed(cluster: Cluster, namespace: str, kind: str, name: str, now: 
     if not workload_ids:
         return 0
     return _store(cluster, judge_cluster(cluster, now, workload_ids=workload_ids), now, workload_ids)
+
+
+def workloads_changed(cluster: Cluster, workload_ids: Collection[int], now: datetime | None = None) -> int:
+    """After something changed that only these workloads' verdicts rest on (an operator's reload setting)."""
+    now = now or timezone.now()
+    ids = sorted(set(workload_ids))
+    if not ids:
+        return 0
+    return _store(cluster, judge_cluster(cluster, now, workload_ids=ids), now, ids)
 
 
 # The stored fields compared to decide whether a row changed (judged_at and expires_at follow).
