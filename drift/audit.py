@@ -105,7 +105,8 @@ def _detail(obj: models.Model) -> dict[str, Any]:
         return {
             field: getattr(obj, field)
             for field in ("snapshot_interval_seconds", "propagation_window_seconds", "exec_concurrency",
-                          "exec_timeout_seconds", "api_requests_per_second", "rollout_batch_size", "file_probes")
+                          "exec_timeout_seconds", "api_requests_per_second", "rollout_batch_size", "file_probes",
+                          "reload_default")
         }  # fmt: skip
     if isinstance(obj, RolloutWindow):
         return {"weekdays": obj.weekdays, "start": f"{obj.start:%H:%M}", "end": f"{obj.end:%H:%M}"}

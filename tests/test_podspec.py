@@ -4,7 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drift.podspec import ConsumptionSpec, consumptions_of, container_runs, data_modified_at, top_owner
+from drift.podspec import (
+    ConsumptionSpec,
+    consumptions_of,
+    container_runs,
+    data_modified_at,
+    reload_hints,
+    restart_tool_annotations,
+    top_owner,
+)
 
 
 def spec_with(container, volumes=()):
@@ -157,3 +165,108 @@ def test_data_modified_at_takes_the_managers_of_data():
     }
     assert data_modified_at(metadata) == datetime(2026, 11, 25, 11, tzinfo=UTC)
     assert data_modified_at({}) is None
+
+
+def pod_with(annotations=None, containers=None):
+    return {
+        "metadata": {"annotations": annotations or {}},
+        "spec": {"containers": containers or [{"name": "app", "image": "nginx:1.27"}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("pod", "owner", "expected"),
+    [
+        (pod_with(), {}, {}),
+        (
+            pod_with({"driftwatch.io/reload": "hot"}),
+            {},
+            {"declared": "hot", "declared_by": "annotation driftwatch.io/reload"},
+        ),
+        (
+            pod_with({"driftwatch.io/reload": "Restart "}),
+            {},
+            {"declared": "restart", "declared_by": "annotation driftwatch.io/reload"},
+        ),
+        (pod_with({"driftwatch.io/reload": "sometimes"}), {}, {}),  # neither hot nor restart: declares nothing
+        (
+            pod_with({"driftwatch.io/reload": "hot", "driftwatch.io/reload.app": "restart"}),
+            {},
+            {"declared": "restart", "declared_by": "annotation driftwatch.io/reload.app"},
+        ),
+        (pod_with({"driftwatch.io/reload.other": "hot"}), {}, {}),  # another container's
+        (
+            pod_with(
+                containers=[
+                    {"name": "app", "image": "nginx"},
+                    {"name": "reload", "image": "ghcr.io/jimmidyson/configmap-reload:v0.14.0"},
+                ]
+            ),
+            {},
+            {"sidecar": "configmap-reload, container reload"},
+        ),
+        (
+            pod_with(
+                containers=[
+                    {"name": "app", "image": "x"},
+                    {"name": "r", "image": "quay.io/prometheus-operator/prometheus-config-reloader@sha256:abc"},
+                ]
+            ),
+            {},
+            {"sidecar": "prometheus-config-reloader, container r"},
+        ),
+        (pod_with(containers=[{"name": "app", "image": "quay.io/kiwigrid/k8s-sidecar:1.28"}]), {}, {}),  # itself
+        (pod_with({"checksum/config": "5d41402a"}), {}, {"restart_tool": "Helm checksum (checksum/config)"}),
+        (pod_with(), {"reloader.stakater.com/auto": "true"}, {"restart_tool": "Reloader (reloader.stakater.com/auto)"}),
+        (pod_with(), {"reloader.stakater.com/auto": "false"}, {}),
+        (
+            pod_with(),
+            {"configmap.reloader.stakater.com/reload": "web-config,other"},
+            {"restart_tool": "Reloader (configmap.reloader.stakater.com/reload)"},
+        ),
+        (
+            pod_with(),
+            {"secret.reloader.stakater.com/reload": "db"},
+            {"restart_tool": "Reloader (secret.reloader.stakater.com/reload)"},
+        ),
+        (
+            pod_with(),
+            {"reloader.stakater.com/search": "true"},
+            {"restart_tool": "Reloader (reloader.stakater.com/search)"},
+        ),
+        (
+            pod_with(),
+            {"wave.pusher.com/update-on-config-change": "true"},
+            {"restart_tool": "Wave (wave.pusher.com/update-on-config-change)"},
+        ),
+    ],
+    ids=[
+        "nothing",
+        "declared-hot",
+        "declared-restart-spelled-loosely",
+        "declared-nonsense",
+        "per-container-wins",
+        "other-container",
+        "configmap-reload-sidecar",
+        "prometheus-config-reloader-by-digest",
+        "a-sidecar-is-not-its-own",
+        "helm-checksum",
+        "reloader-auto",
+        "reloader-off",
+        "reloader-named-configmaps",
+        "reloader-named-secrets",
+        "reloader-search",
+        "wave",
+    ],
+)
+def test_what_a_pod_says_of_reloading(pod, owner, expected):
+    assert reload_hints(pod, "app", owner) == expected
+
+
+def test_a_listing_keeps_only_the_restart_tool_annotations_of_an_owner():
+    annotations = {
+        "deployment.kubernetes.io/revision": "3",
+        "reloader.stakater.com/auto": "true",
+        "checksum/x": "y" * 400,
+    }
+    assert restart_tool_annotations(annotations) == {"reloader.stakater.com/auto": "true", "checksum/x": "y" * 253}
