@@ -18,6 +18,7 @@ from drift.models import Cluster, Observation
 from drift.snapshot import snapshot
 from drift.verdicts import drift_rows
 from tests.kube_helpers import deployment
+from tests.test_probes import INOTIFY_WATCHER, started
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
 WINDOW_SECONDS = 6
@@ -81,8 +82,25 @@ def test_a_volume_is_observed_propagating_then_fresh_then_stale(cluster, kube, t
 
     kubelet_writes(mount, {"log_level": "DEBUG"})
     snapshot(cluster)
+    # The file is new on disk, but nothing says the app re-read it (nginx reads its files at start).
+    on_disk = row(cluster, kube.namespace, "volume")
+    assert (on_disk.verdict, on_disk.evidence) == ("unreloaded", "observed"), on_disk.reason
+    assert on_disk.running_version is None and on_disk.stale_since is not None
+    assert "not known to reload" in on_disk.reason
+
+    # With a process watching the folder (kwok runs exec on this host, so the probe reads this host's /proc),
+    # the next new file is fresh, observed.
+    kube.edit_config_map("special-config", {"log_level": "INFO"})
+    snapshot(cluster)
+    watcher = started(INOTIFY_WATCHER, str(mount))
+    try:
+        kubelet_writes(mount, {"log_level": "INFO"})
+        snapshot(cluster)
+    finally:
+        watcher.kill()
     caught_up = row(cluster, kube.namespace, "volume")
-    assert (caught_up.verdict, caught_up.evidence) == ("fresh", "observed")
+    assert (caught_up.verdict, caught_up.evidence) == ("fresh", "observed"), caught_up.reason
+    assert "watches the volume (inotify)" in caught_up.reason
     assert caught_up.running_version == caught_up.current_version
 
     kube.edit_config_map("special-config", {"log_level": "WARN"})
