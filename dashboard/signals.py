@@ -7,6 +7,7 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from drift import audit
 from drift.models import AuditEvent
 
 
@@ -14,35 +15,31 @@ from drift.models import AuditEvent
 def audit_login(sender: object, request: HttpRequest, user: AbstractBaseUser, **kwargs: object) -> None:
     sso_detail = getattr(user, "sso_detail", None)
     if sso_detail is not None:
-        AuditEvent.objects.create(
-            actor=user.get_username(),
-            action=AuditEvent.Action.LOGIN,
-            message=f"logged in with single sign-on as {sso_detail['grant']}",
+        audit.record(
+            user.get_username(),
+            AuditEvent.Action.LOGIN,
+            f"logged in with single sign-on as {sso_detail['grant']}",
             detail=sso_detail,
         )
         return
-    AuditEvent.objects.create(actor=user.get_username(), action=AuditEvent.Action.LOGIN, message="logged in")
+    audit.record(user.get_username(), AuditEvent.Action.LOGIN, "logged in")
 
 
 @receiver(user_login_failed)
 def audit_failed_login(sender: object, credentials: dict, request: HttpRequest | None = None, **kwargs: object) -> None:
     if "username" not in credentials:
         return  # a single sign-on callback: dashboard.views.sso audits it with its reason
-    AuditEvent.objects.create(
-        actor=str(credentials.get("username", "")),
-        action=AuditEvent.Action.LOGIN_FAILED,
-        message="login failed",
-    )
+    audit.record(str(credentials.get("username", "")), AuditEvent.Action.LOGIN_FAILED, "login failed")
 
 
 @receiver(user_locked_out)
 def audit_lockout(
     sender: object, request: HttpRequest, username: str | None = None, ip_address: str | None = None, **kwargs: object
 ) -> None:
-    AuditEvent.objects.create(
-        actor=str(username or ""),
-        action=AuditEvent.Action.LOGIN_LOCKED_OUT,
-        message=f"login refused: locked out after {settings.AXES_FAILURE_LIMIT} failed logins "
+    audit.record(
+        str(username or ""),
+        AuditEvent.Action.LOGIN_LOCKED_OUT,
+        f"login refused: locked out after {settings.AXES_FAILURE_LIMIT} failed logins "
         f"from {ip_address or 'an unknown address'}",
         detail={"ip_address": ip_address or ""},
     )

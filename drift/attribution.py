@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.db.models import Q
 
+from drift import audit
 from drift.authorship import Confidence, VersionFacts, WriteEvent, describe, join, window_around
 from drift.models import AuditEvent, Cluster, KubeAuditEvent, SourceVersion
 
@@ -85,15 +86,15 @@ def _attribute(cluster: Cluster, version_pk: int) -> bool:
         SourceVersion.objects.filter(pk=version.pk).update(changed_by=author, author_confidence=result.confidence)
         if changed:
             chosen = by_id[result.chosen.audit_id]
-            AuditEvent.objects.create(
-                actor=author,
-                action=AuditEvent.Action.CONFIG_AUTHOR,
+            audit.record(
+                author,
+                AuditEvent.Action.CONFIG_AUTHOR,
+                f"{source.kind} {source.namespace}/{source.name} changed by "
+                f"{describe(author, version.client or chosen.field_manager, result.confidence)}",
                 cluster_name=cluster.name,
                 namespace=source.namespace,
                 object_kind=source.kind,
                 object_name=source.name,
-                message=f"{source.kind} {source.namespace}/{source.name} changed by "
-                f"{describe(author, version.client or chosen.field_manager, result.confidence)}",
                 detail={
                     "resource_version": version.resource_version,
                     "client": version.client or chosen.field_manager,

@@ -1,9 +1,12 @@
-"""One way to write an audit entry, for the paths that change who may do what: Django admin, `adduser`, CSRF
-failures, login lockouts. The entry's time is the database's; every field is bounded by AuditEvent itself."""
+"""The one door to the audit log: every entry Driftwatch writes goes through `record` (one entry) or
+`record_many` (entries written together, as a snapshot writes them), never through AuditEvent itself
+(tests/test_audit_door.py holds every other module to that). Each field is bounded here, before it is written:
+text cut to its column and marked as cut, the JSON detail's strings cut. The entry's time is the database's."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.admin.models import LogEntry
@@ -22,6 +25,26 @@ ADMIN_ACTIONS: dict[type[models.Model], tuple[str, str, str]] = {
 VERBS = ("added", "changed", "deleted")
 
 
+def entry(
+    actor: str,
+    action: str,
+    message: str,
+    *,
+    cluster_name: str = "",
+    namespace: str = "",
+    object_kind: str = "",
+    object_name: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An entry not written yet, bounded, for `record_many`."""
+    event = AuditEvent(
+        actor=actor, action=action, message=message, cluster_name=cluster_name, namespace=namespace,
+        object_kind=object_kind, object_name=object_name, detail=detail or {},
+    )  # fmt: skip
+    event.bound()
+    return event
+
+
 def record(
     actor: str,
     action: str,
@@ -33,10 +56,21 @@ def record(
     object_name: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
-        actor=actor, action=action, message=message, cluster_name=cluster_name, namespace=namespace,
-        object_kind=object_kind, object_name=object_name, detail=detail or {},
+    """Write one entry to the audit log."""
+    event = entry(
+        actor, action, message, cluster_name=cluster_name, namespace=namespace, object_kind=object_kind,
+        object_name=object_name, detail=detail,
     )  # fmt: skip
+    event.save(force_insert=True)
+    return event
+
+
+def record_many(entries: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """Write entries made with `entry` in one statement."""
+    events = list(entries)
+    for event in events:
+        event.bound()
+    return AuditEvent.objects.bulk_create(events) if events else []
 
 
 def record_user_change(

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from drift import kube
+from drift import audit, kube
 from drift.models import AuditEvent, Cluster
 
 
@@ -68,11 +68,11 @@ def register_cluster(
     candidate.server_version = version
     with transaction.atomic():
         candidate.save()
-        AuditEvent.objects.create(
-            actor=actor,
-            action=AuditEvent.Action.CLUSTER_ADDED,
+        audit.record(
+            actor,
+            AuditEvent.Action.CLUSTER_ADDED,
+            f"cluster {name} added ({candidate.credentials_label()}, Kubernetes {version})",
             cluster_name=name,
-            message=f"cluster {name} added ({candidate.credentials_label()}, Kubernetes {version})",
         )
     return candidate, version
 
@@ -98,10 +98,12 @@ def set_audit_token(name: str, token: str, actor: str = "driftwatch") -> None:
         updated = Cluster.objects.filter(name=name).update(audit_token_hash=audit_token_hash(token) if token else "")
         if not updated:
             raise ClusterRegistrationError(f"no cluster named {name!r}")
-        AuditEvent.objects.create(
-            actor=actor, action=AuditEvent.Action.CLUSTER_CHANGED, cluster_name=name,
-            message=f"cluster {name}: audit webhook token {'set' if token else 'removed'}",
-        )  # fmt: skip
+        audit.record(
+            actor,
+            AuditEvent.Action.CLUSTER_CHANGED,
+            f"cluster {name}: audit webhook token {'set' if token else 'removed'}",
+            cluster_name=name,
+        )
 
 
 def remove_cluster(name: str, actor: str = "driftwatch") -> None:
@@ -109,9 +111,7 @@ def remove_cluster(name: str, actor: str = "driftwatch") -> None:
         deleted, _ = Cluster.objects.filter(name=name).delete()
         if not deleted:
             raise ClusterRegistrationError(f"no cluster named {name!r}")
-        AuditEvent.objects.create(
-            actor=actor, action=AuditEvent.Action.CLUSTER_REMOVED, cluster_name=name, message=f"cluster {name} removed"
-        )
+        audit.record(actor, AuditEvent.Action.CLUSTER_REMOVED, f"cluster {name} removed", cluster_name=name)
 
 
 def _messages(error: Exception) -> list[str]:

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import may_roll_out, role_of
+from drift import audit
 from drift.models import AuditEvent, Channel, Notice, NotificationRule, Role
 
 
@@ -28,9 +29,9 @@ class RuleForm(ModelForm):
 
 def _require_operator(request: HttpRequest) -> None:
     if role_of(request.user) != Role.OPERATOR and not request.user.is_superuser:
-        AuditEvent.objects.create(
-            actor=request.user.get_username()[:150], action=AuditEvent.Action.ACCESS_DENIED,
-            message=f"{request.user.get_username()} may not manage notifications: {request.method} {request.path}",
+        audit.record(
+            request.user.get_username(), AuditEvent.Action.ACCESS_DENIED,
+            f"{request.user.get_username()} may not manage notifications: {request.method} {request.path}",
         )  # fmt: skip
         raise PermissionDenied("Only operators manage notifications.")
 
@@ -41,18 +42,17 @@ def _require_scope(request: HttpRequest, rule: NotificationRule) -> None:
     if request.user.is_superuser or may_roll_out(request.user, rule.cluster, rule.namespace):
         return
     where = f"{rule.cluster or '*'}/{rule.namespace or '*'}"
-    AuditEvent.objects.create(
-        actor=request.user.get_username()[:150], action=AuditEvent.Action.ACCESS_DENIED,
-        message=f"{request.user.get_username()} may not manage notification rule {rule.name!r} on {where}",
+    audit.record(
+        request.user.get_username(), AuditEvent.Action.ACCESS_DENIED,
+        f"{request.user.get_username()} may not manage notification rule {rule.name!r} on {where}",
     )  # fmt: skip
     raise PermissionDenied(f"Your scopes do not cover {where}.")
 
 
 def _audit(request: HttpRequest, what: str, name: str) -> None:
-    AuditEvent.objects.create(
-        actor=request.user.get_username()[:150], action=AuditEvent.Action.CHANNEL_CHANGED,
-        object_kind=what.split()[0].title(), object_name=name[:253],
-        message=f"{request.user.get_username()} {what} {name}",
+    audit.record(
+        request.user.get_username(), AuditEvent.Action.CHANNEL_CHANGED, f"{request.user.get_username()} {what} {name}",
+        object_kind=what.split()[0].title(), object_name=name,
     )  # fmt: skip
 
 

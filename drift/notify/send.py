@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from drift import metrics
+from drift import audit, metrics
 from drift.models import AuditEvent, Channel, Notice
 from drift.notify.deliver import DeliveryFailed, Message, deliver
 
@@ -29,10 +29,10 @@ def send(notice_id: int, final: bool) -> str:
             return "retry"
         Notice.objects.filter(pk=notice.pk).update(status=Notice.Status.FAILED)
         metrics.NOTIFICATIONS.labels(channel.name, "failed").inc()
-        AuditEvent.objects.create(
-            actor="driftwatch", action=AuditEvent.Action.NOTIFICATION_FAILED, cluster_name=notice.cluster,
-            namespace=notice.namespace, object_kind="Channel", object_name=channel.name,
-            message=f"notice '{notice.subject}' to channel {channel.name} failed: {reason}",
+        audit.record(
+            "driftwatch", AuditEvent.Action.NOTIFICATION_FAILED,
+            f"notice '{notice.subject}' to channel {channel.name} failed: {reason}",
+            cluster_name=notice.cluster, namespace=notice.namespace, object_kind="Channel", object_name=channel.name,
             detail={"notice": notice.pk, "rule": notice.rule.name, "attempts": notice.attempts + 1},
         )  # fmt: skip
         return "failed"

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from drift import audit
 from drift.models import AuditEvent, Channel, NotificationRule
 from drift.notify.deliver import DeliveryFailed, Message, deliver
 
@@ -62,9 +63,9 @@ class Command(BaseCommand):
         if kind == Channel.Kind.JSON:
             channel.signing_key = secrets.token_urlsafe(32)
         _save(channel)
-        AuditEvent.objects.create(actor="driftwatch", action=AuditEvent.Action.CHANNEL_CHANGED,
-                                  object_kind="Channel", object_name=channel.name,
-                                  message=f"notification channel {channel.name} ({kind}) added")  # fmt: skip
+        audit.record("driftwatch", AuditEvent.Action.CHANNEL_CHANGED,
+                     f"notification channel {channel.name} ({kind}) added", object_kind="Channel",
+                     object_name=channel.name)  # fmt: skip
         self.stdout.write(f"added channel {channel.name} ({channel.get_kind_display()})")
         if channel.signing_key:
             self.stdout.write(f"signing key (verify X-Driftwatch-Signature with it): {channel.signing_key}")
