@@ -9,10 +9,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import connection, models
+from django.utils import timezone
 
+from drift.bounded import bounded
 from drift.models import AuditEvent, Channel, Cluster, Membership, NotificationRule
 
 # What an admin change of each model is recorded as: (added, changed, deleted).
@@ -71,6 +74,35 @@ def record_many(entries: Iterable[AuditEvent]) -> list[AuditEvent]:
     for event in events:
         event.bound()
     return AuditEvent.objects.bulk_create(events) if events else []
+
+
+def count_refusal(action: str, message: str, key: str = "") -> int:
+    """Count one refusal in its hour's RefusedAttempt row (one upsert, safe under concurrency); returns how
+    many of that action and key the hour holds now, this one included."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO drift_refusedattempt (action, key, hour, count, last_at, last_message) "
+            "VALUES (%s, %s, %s, 1, %s, %s) ON CONFLICT (action, key, hour) DO UPDATE SET "
+            "count = drift_refusedattempt.count + 1, last_at = EXCLUDED.last_at, last_message = EXCLUDED.last_message "
+            "RETURNING count",
+            [
+                bounded(action, 32), bounded(key, 253), now.replace(minute=0, second=0, microsecond=0), now,
+                bounded(message, 300),
+            ],
+        )  # fmt: skip
+        return int(cursor.fetchone()[0])
+
+
+def record_refusal(
+    actor: str, action: str, message: str, *, key: str = "", detail: dict[str, Any] | None = None
+) -> AuditEvent | None:
+    """A refusal anyone can cause at will (anonymous CSRF failures, single sign-on callback errors, failed logins
+    under unknown names): counted per hour, and written as an entry of its own only while the hour holds at most
+    DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR of them. A flood grows one counter row, never a row per request."""
+    if count_refusal(action, message, key) > settings.DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR:
+        return None
+    return record(actor, action, message, detail=detail)
 
 
 def record_user_change(

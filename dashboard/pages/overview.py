@@ -13,7 +13,7 @@ from django.utils import timezone
 from dashboard.pages.judged import SERVICE_ACCOUNT_CA
 from drift import judged, measured, refresh
 from drift.judged import WorkloadSummary
-from drift.models import Cluster, Pod, SnapshotRun, Source
+from drift.models import AuditWebhookRejection, Cluster, Pod, SnapshotRun, Source
 from drift.verdicts import DriftRow, cluster_moment
 from drift.vocabulary import Verdict
 from drift.watch import WATCHER_DOWN_AFTER_SECONDS
@@ -93,6 +93,24 @@ class ClusterOverview:
     chart: StaleSeries | None
     refresh_delays: refresh.RefreshDelays = field(default_factory=lambda: refresh.RefreshDelays(()))
     namespace_choices: set[str] = field(default_factory=set)  # empty when not known without another query
+    # What its audit webhook refused, (reason, count): single events ("event ...") and whole batches.
+    audit_refusals: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def refused_audit_events(self) -> list[tuple[str, int]]:
+        return [(reason, count) for reason, count in self.audit_refusals if reason.startswith("event ")]
+
+    @property
+    def refused_audit_batches(self) -> list[tuple[str, int]]:
+        return [(reason, count) for reason, count in self.audit_refusals if not reason.startswith("event ")]
+
+    @property
+    def refused_audit_event_count(self) -> int:
+        return sum(count for _, count in self.refused_audit_events)
+
+    @property
+    def refused_audit_batch_count(self) -> int:
+        return sum(count for _, count in self.refused_audit_batches)
 
     @property
     def watcher_down(self) -> bool:
@@ -142,6 +160,11 @@ def overview(
     else:
         listing = filters.verdict or judged.ATTENTION
         pages = judged.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+    refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for name, reason, count in AuditWebhookRejection.objects.filter(
+        cluster_name__in=[cluster.name for cluster in clusters]
+    ).values_list("cluster_name", "reason", "count"):
+        refusals[name].append((reason, count))
     result = []
     for cluster in clusters:
         finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
@@ -175,6 +198,7 @@ def overview(
                 chart=stale_series(cluster, now),
                 refresh_delays=measured.refresh_delays(cluster, now),
                 namespace_choices=shown.every_namespace,
+                audit_refusals=refusals[cluster.name],
             )
         )
     return result

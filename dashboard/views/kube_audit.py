@@ -2,14 +2,17 @@
 registered cluster, `POST /kubernetes-audit/CLUSTER/` with `Authorization: Bearer TOKEN`.
 
 This view authenticates, reads and answers; what is kept is drift.audit_webhook's decision. It answers fast, as
-the API server expects (it retries a batch on 5xx and drops it after ~90 s). A batch that is
-unauthenticated, too large, not an audit.k8s.io/v1 EventList, or entirely stored already gets a 4xx that says
-why; nothing of it is stored, and the refusal is counted (AuditWebhookRejection)."""
+the API server expects (it retries a batch on 5xx and drops it after ~90 s). Each event is judged on its own:
+one that cannot be read is refused and counted (reason "event ..."), the others are kept. A batch that is
+unauthenticated, too large, not an audit.k8s.io/v1 EventList (or nested too deeply to read), with no event that
+could be read, or entirely stored already gets a 4xx that says why; nothing of it is stored, and the refusal is
+counted (AuditWebhookRejection)."""
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections import Counter
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -18,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from drift.audit_webhook import count_refusal, store_events
-from drift.authorship import MalformedEvent, read_event_list
+from drift.authorship import MalformedEvent, read_batch
 from drift.clusters import audit_token_hash
 from drift.models import Cluster
 
@@ -61,13 +64,25 @@ def receive(request: HttpRequest, cluster: str) -> JsonResponse:
     if len(body) > limit:
         return _refuse(found, 413, "oversized", f"a batch may hold at most {limit} bytes")
     try:
-        events = read_event_list(json.loads(body))
-    except (ValueError, MalformedEvent) as error:
-        said = str(error) if isinstance(error, MalformedEvent) else "the body is not JSON"
-        return _refuse(found, 400, "malformed", said)
-    if len({event.audit_id for event in events}) != len(events):
-        return _refuse(found, 400, "malformed", "an auditID appears twice in the batch")
-    result = store_events(found, events)
-    if result.replayed:
+        document = json.loads(body)
+    except RecursionError:
+        return _refuse(found, 400, "malformed", "the body is nested too deeply")
+    except ValueError:
+        return _refuse(found, 400, "malformed", "the body is not JSON")
+    try:
+        batch = read_batch(document)
+    except MalformedEvent as error:
+        return _refuse(found, 400, "malformed", str(error))
+    for reason, refused in Counter(error.reason for error in batch.refused).items():
+        count_refusal(found, 400, reason, events=refused)
+    result = store_events(found, batch.events)
+    if batch.refused and not result.stored:
+        # Nothing of it could be kept: a 400 that says why (the API server does not retry a 4xx).
+        said = "; ".join(sorted({str(error) for error in batch.refused}))
+        return JsonResponse({"error": f"no event of this batch could be read: {said}"[:1000]}, status=400)
+    if result.replayed and not batch.refused:
         return _refuse(found, 409, "replayed", "every event of this batch was received before")
-    return JsonResponse({"stored": result.stored, "joined": result.joined})
+    answer = {"stored": result.stored, "joined": result.joined, "refused": len(batch.refused)}
+    if result.counted:
+        answer["counted"] = result.counted
+    return JsonResponse(answer)

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from drift import audit, metrics, podspec
 from drift.attribution import attribute_versions
+from drift.authorship import shown_client
 from drift.models import (
     AuditEvent,
     Cluster,
@@ -251,11 +252,16 @@ def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, lis
     }
 
 
+def _client_named(manager: str) -> str:
+    shown = shown_client(manager)
+    return f"client {shown}" if shown == manager else shown
+
+
 def _config_audit(
     cluster: Cluster, listed: ListedSource, action: str, verb: str, changes: dict[str, list[str]]
 ) -> AuditEvent:
     summary = "; ".join(f"{what}: {', '.join(keys)}" for what, keys in changes.items() if keys)
-    client = f" by client {listed.client}" if listed.client else ""
+    client = f" by {_client_named(listed.client)}" if listed.client else ""
     return audit.entry(
         ACTOR, action,
         f"{listed.kind} {listed.namespace}/{listed.name} {verb}{client}" + (f" ({summary})" if summary else ""),
