@@ -2,12 +2,14 @@
 
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from drift import audit
+from drift.bounded import bounded
 from drift.models import AuditEvent
 
 
@@ -29,7 +31,12 @@ def audit_login(sender: object, request: HttpRequest, user: AbstractBaseUser, **
 def audit_failed_login(sender: object, credentials: dict, request: HttpRequest | None = None, **kwargs: object) -> None:
     if "username" not in credentials:
         return  # a single sign-on callback: dashboard.views.sso audits it with its reason
-    audit.record(str(credentials.get("username", "")), AuditEvent.Action.LOGIN_FAILED, "login failed")
+    username = str(credentials.get("username", ""))
+    if get_user_model().objects.filter(username=username).exists():
+        audit.record(username, AuditEvent.Action.LOGIN_FAILED, "login failed")
+        return
+    # A name no account has: anyone can try a new one each time, so these are counted, listed only a few an hour.
+    audit.record_refusal(bounded(username, 150), AuditEvent.Action.LOGIN_FAILED, "login failed: no such user")
 
 
 @receiver(user_locked_out)

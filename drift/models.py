@@ -124,7 +124,11 @@ class Cluster(models.Model):
             models.CheckConstraint(
                 condition=models.Q(rollout_deadline_seconds__gte=1, rollout_deadline_seconds__lte=7 * 24 * 3600),
                 name="cluster_rollout_deadline_range",
-            )
+            ),
+            # A token two clusters share would let either send events in the other's name.
+            models.UniqueConstraint(
+                fields=["audit_token_hash"], condition=~models.Q(audit_token_hash=""), name="cluster_audit_token_unique"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,18 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
+def refuse_shared_tokens(apps: Any, schema_editor: Any) -> None:
+    Cluster = apps.get_model("drift", "Cluster")
+    seen: dict[str, str] = {}
+    for name, digest in Cluster.objects.exclude(audit_token_hash="").values_list("name", "audit_token_hash"):
+        if digest in seen:
+            raise RuntimeError(
+                f"clusters {seen[digest]} and {name} share one audit webhook token: give each its own "
+                "(manage.py cluster set-audit-token NAME --generate), then migrate again"
+            )
+        seen[digest] = name
+
+
 def digest_stored_events(apps: Any, schema_editor: Any) -> None:
     KubeAuditEvent = apps.get_model("drift", "KubeAuditEvent")
     for pk, audit_id in KubeAuditEvent.objects.values_list("pk", "audit_id").iterator():
@@ -21,6 +33,15 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(refuse_shared_tokens, migrations.RunPython.noop),
+        migrations.AddConstraint(
+            model_name="cluster",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("audit_token_hash", ""), _negated=True),
+                fields=("audit_token_hash",),
+                name="cluster_audit_token_unique",
+            ),
+        ),
         migrations.CreateModel(
             name="RefusedAttempt",
             fields=[

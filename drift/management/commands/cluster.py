@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from drift.clusters import (
     ClusterRegistrationError,
+    generate_audit_token,
     read_token_file,
     register_cluster,
     remove_cluster,
@@ -44,6 +45,9 @@ class Command(BaseCommand):
         token.add_argument("name")
         token.add_argument("--token-file", default="")
         token.add_argument("--none", action="store_true", help="accept no audit events for this cluster")
+        token.add_argument(
+            "--generate", action="store_true", help="generate a strong token, set it, and print it (only this once)"
+        )
         token.add_argument("--actor", default="driftwatch")
         actions.add_parser("list", help="list registered clusters")
         remove = actions.add_parser("remove", help="forget a cluster and everything recorded about it")
@@ -67,11 +71,19 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(f"added cluster {cluster.name} (Kubernetes {version})")
             elif options["action"] == "set-audit-token":
-                if bool(options["none"]) == bool(options["token_file"]):
-                    raise CommandError("give --token-file PATH or --none")
-                token = "" if options["none"] else read_token_file(str(options["token_file"]))
+                if sum(bool(options[given]) for given in ("none", "token_file", "generate")) != 1:
+                    raise CommandError("give one of --token-file PATH, --generate or --none")
+                if options["generate"]:
+                    token = generate_audit_token()
+                else:
+                    token = "" if options["none"] else read_token_file(str(options["token_file"]))
                 set_audit_token(str(options["name"]), token, actor=str(options["actor"]))
                 self.stdout.write(f"cluster {options['name']}: audit webhook token {'set' if token else 'removed'}")
+                if options["generate"]:
+                    self.stdout.write(
+                        "the token (put it in the API server's audit webhook file; it is not shown again):"
+                    )
+                    self.stdout.write(token)
             elif options["action"] == "remove":
                 remove_cluster(str(options["name"]), actor=str(options["actor"]))
                 self.stdout.write(f"removed cluster {options['name']}")
