@@ -143,5 +143,18 @@ def test_stored_audit_events_older_than_the_retention_are_pruned(local):
             namespace="demo", name="app", username="alice", status_code=200, request_received_at=when,
             completed_at=when, arrived_at=when,
         )  # fmt: skip
+    from drift.models import RefusedAttempt, Source, SourceVersion
+
+    source = Source.objects.create(cluster=local, kind="ConfigMap", namespace="demo", name="app", uid="u1",
+                                   first_seen=old)  # fmt: skip
+    version = SourceVersion.objects.create(source=source, resource_version="1", content_hash="h", first_seen=old)
+    KubeAuditEvent.objects.create(
+        cluster=local, audit_id="joined", digest="dj", verb="patch", kind="ConfigMap", namespace="demo", name="app",
+        username="alice", status_code=200, request_received_at=old, completed_at=old, arrived_at=old, version=version,
+    )  # fmt: skip
+    RefusedAttempt.objects.create(action="access.csrf_failed", hour=old, count=5)
+    RefusedAttempt.objects.create(action="access.csrf_failed", hour=timezone.now(), count=1)
     assert prune_kube_audit_events(90) == 1
-    assert list(KubeAuditEvent.objects.values_list("audit_id", flat=True)) == ["id1"]
+    # The new one stays, and the old one joined to a version still kept stays with it.
+    assert sorted(KubeAuditEvent.objects.values_list("audit_id", flat=True)) == ["id1", "joined"]
+    assert RefusedAttempt.objects.count() == 1

@@ -59,6 +59,10 @@ def test_anonymous_posts_without_a_csrf_cookie_are_counted_not_listed(settings):
     assert sum(counted.values_list("count", flat=True)) == 300
     first = AuditEvent.objects.filter(action=AuditEvent.Action.CSRF_FAILED).last()
     assert len(first.message) + len(json.dumps(first.detail)) < 2_000
+    viewer = Client()
+    viewer.force_login(user("vera", "viewer"))
+    counters = viewer.get(reverse("audit")).context["counted"]
+    assert sum(row.count for row in counters if row.action == AuditEvent.Action.CSRF_FAILED) == 300
 
 
 def test_a_logged_in_users_csrf_failure_is_still_an_entry_of_its_own():

@@ -41,6 +41,11 @@ class Command(BaseCommand):
             default="",
             help="accept the API server's audit events at /kubernetes-audit/NAME/ with the bearer token in this file",
         )
+        add.add_argument(
+            "--generate-audit-token",
+            action="store_true",
+            help="accept audit events with a strong token Driftwatch generates and prints (only this once)",
+        )
         token = actions.add_parser("set-audit-token", help="set (or with --none remove) the audit webhook token")
         token.add_argument("name")
         token.add_argument("--token-file", default="")
@@ -57,6 +62,13 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         try:
             if options["action"] == "add":
+                if options["audit_token_file"] and options["generate_audit_token"]:
+                    raise CommandError("give --audit-token-file PATH or --generate-audit-token, not both")
+                token = ""
+                if options["generate_audit_token"]:
+                    token = generate_audit_token()
+                elif options["audit_token_file"]:
+                    token = read_token_file(str(options["audit_token_file"]))
                 cluster, version = register_cluster(
                     str(options["name"]),
                     kubeconfig_path=str(options["kubeconfig"]),
@@ -65,11 +77,11 @@ class Command(BaseCommand):
                     read_only=bool(options["read_only"]),
                     namespaces=[str(namespace) for namespace in options["namespaces"]],  # type: ignore[attr-defined]
                     actor=str(options["actor"]),
-                    audit_token=read_token_file(str(options["audit_token_file"]))
-                    if options["audit_token_file"]
-                    else "",
+                    audit_token=token,
                 )
                 self.stdout.write(f"added cluster {cluster.name} (Kubernetes {version})")
+                if options["generate_audit_token"]:
+                    self._show_token(token)
             elif options["action"] == "set-audit-token":
                 if sum(bool(options[given]) for given in ("none", "token_file", "generate")) != 1:
                     raise CommandError("give one of --token-file PATH, --generate or --none")
@@ -80,10 +92,7 @@ class Command(BaseCommand):
                 set_audit_token(str(options["name"]), token, actor=str(options["actor"]))
                 self.stdout.write(f"cluster {options['name']}: audit webhook token {'set' if token else 'removed'}")
                 if options["generate"]:
-                    self.stdout.write(
-                        "the token (put it in the API server's audit webhook file; it is not shown again):"
-                    )
-                    self.stdout.write(token)
+                    self._show_token(token)
             elif options["action"] == "remove":
                 remove_cluster(str(options["name"]), actor=str(options["actor"]))
                 self.stdout.write(f"removed cluster {options['name']}")
@@ -92,3 +101,7 @@ class Command(BaseCommand):
                     self.stdout.write(f"{cluster.name}\t{cluster.credentials_label()}")
         except ClusterRegistrationError as error:
             raise CommandError(str(error)) from None
+
+    def _show_token(self, token: str) -> None:
+        self.stdout.write("the token (for the API server's audit webhook file; it is not shown again):")
+        self.stdout.write(token)
