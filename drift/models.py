@@ -608,7 +608,8 @@ class RefusedAttempt(models.Model):
     their own (drift.audit.record_refusal). Pruned after DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS."""
 
     action = models.CharField(max_length=32)
-    # What the counted refusals share: "" for anonymous ones, CLUSTER/USER for a cluster identity's writes.
+    # What the counted refusals share: "" for anonymous ones ("sso" for single sign-on callback errors),
+    # CLUSTER/USER for a cluster identity's refused writes.
     key = models.CharField(max_length=253, blank=True)
     hour = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)

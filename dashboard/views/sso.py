@@ -76,7 +76,7 @@ class SsoCallback(OIDCAuthenticationCallbackView):
     def _failed(self, reason: str) -> HttpResponseRedirect:
         # Anyone can send the browser here with an error: counted, listed only a few an hour.
         audit.record_refusal(
-            "", AuditEvent.Action.LOGIN_FAILED, f"single sign-on failed: {reason}", detail={"method": "sso"}
+            "", AuditEvent.Action.LOGIN_FAILED, f"single sign-on failed: {reason}", key="sso", detail={"method": "sso"}
         )
         messages.error(self.request, f"Single sign-on failed: {reason}.")
         return redirect("login")
