@@ -11,9 +11,10 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
+from drift import audit
 from drift.models import AuditEvent, Membership, Role
 
-# Request data copied into an audit entry is cut to the column's size, and to this at most.
+# The request's path, as an audit message quotes it, is cut to this (the door cuts every column to its size).
 _MAX_FIELD = 253
 
 
@@ -42,14 +43,14 @@ def may_roll_out(user: AbstractBaseUser | AnonymousUser, cluster: str, namespace
 def _deny(request: HttpRequest, cluster: str, namespace: str, kind: str, name: str, reason: str) -> None:
     username = request.user.get_username()
     role = role_of(request.user)
-    AuditEvent.objects.create(
-        actor=username[:150],
-        action=AuditEvent.Action.ACCESS_DENIED,
-        cluster_name=cluster[:63],
-        namespace=namespace[:_MAX_FIELD],
-        object_kind=kind[:32],
-        object_name=name[:_MAX_FIELD],
-        message=f"{username} ({role}) {reason}: {request.method} {request.path[:_MAX_FIELD]} refused",
+    audit.record(
+        username,
+        AuditEvent.Action.ACCESS_DENIED,
+        f"{username} ({role}) {reason}: {request.method} {request.path[:_MAX_FIELD]} refused",
+        cluster_name=cluster,
+        namespace=namespace,
+        object_kind=kind,
+        object_name=name,
         detail={"method": request.method, "path": request.path[:_MAX_FIELD], "role": role},
     )
 

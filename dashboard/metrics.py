@@ -16,11 +16,11 @@ from datetime import datetime
 from django.db.models import Max
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from drift import metrics
-from drift.models import Cluster, SnapshotRun
+from drift.models import AuditWebhookRejection, Cluster, SnapshotRun
 from drift.verdicts import WorkloadSummary, workload_summaries
 from drift.vocabulary import VERDICT_ORDER
 
@@ -33,6 +33,8 @@ GAUGE_NAMES = (
     "driftwatch_snapshot_last_success_timestamp_seconds",
     "driftwatch_watcher_last_heartbeat_timestamp_seconds",
     "driftwatch_build_info",
+    # A counter, kept in the database (AuditWebhookRejection) rather than in a process.
+    "driftwatch_audit_events_refused_total",
 )
 PROCESS_NAMES = (
     "driftwatch_snapshot_duration_seconds",
@@ -57,6 +59,7 @@ class DatabaseCollector(Collector):
         yield _pods_family(clusters, summaries)
         yield _last_success_family(clusters)
         yield _watcher_family(clusters)
+        yield _audit_refused_family()
         build = GaugeMetricFamily(
             "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
         )
@@ -140,6 +143,18 @@ def _watcher_family(clusters: list[Cluster]) -> Metric:
     for cluster in clusters:
         heard = cluster.watch_heartbeat_at
         family.add_metric([cluster.name], heard.timestamp() if heard is not None else 0.0)
+    return family
+
+
+def _audit_refused_family() -> Metric:
+    family = CounterMetricFamily(
+        "driftwatch_audit_events_refused",
+        "What the audit webhook refused, per cluster and reason: reasons starting with 'event' count single "
+        "events (the rest of their batch was kept), the others whole batches. Cluster '' is no registered one.",
+        labels=["cluster", "reason"],
+    )
+    for cluster, reason, count in AuditWebhookRejection.objects.values_list("cluster_name", "reason", "count"):
+        family.add_metric([cluster, reason], count)
     return family
 
 

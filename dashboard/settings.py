@@ -40,6 +40,16 @@ DRIFTWATCH_VERSION_RETENTION_DAYS = env_int("DRIFTWATCH_VERSION_RETENTION_DAYS",
 # The largest audit-event batch the webhook accepts (kube-apiserver sends at most 400 events per batch by default,
 # about 1.5 KB each at Metadata level).
 DRIFTWATCH_AUDIT_MAX_BYTES = env_int("DRIFTWATCH_AUDIT_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
+# Stored API-server audit events (not joined to a version still kept) and the counters of refusals are pruned
+# after this many days (drift.tasks.prune_audit_events); the audit log itself is never pruned.
+DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS = env_int(
+    "DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS", DRIFTWATCH_VERSION_RETENTION_DAYS, minimum=1
+)
+# Refusals anyone can cause at will are counted per hour (RefusedAttempt); only this many of each kind an hour
+# also get an audit entry of their own: anonymous ones (CSRF failures, single sign-on callback errors, failed
+# logins under unknown names), and a cluster identity's refused writes (403, 409, 422).
+DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR = env_int("DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR", 20, minimum=0)
+DRIFTWATCH_ATTEMPT_ENTRIES_PER_HOUR = env_int("DRIFTWATCH_ATTEMPT_ENTRIES_PER_HOUR", 60, minimum=0)
 # /metrics answers only a request carrying this bearer token; empty: it is open (pair it with a NetworkPolicy).
 DRIFTWATCH_METRICS_TOKEN = env_str("DRIFTWATCH_METRICS_TOKEN", "")
 # Links in notices point here (the address people open Driftwatch at).
@@ -296,6 +306,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(env_int("DRIFTWATCH_BEAT_TICK_SECONDS", 5, minimum=1))},
     },
     "prune-versions": {"task": "drift.tasks.prune_versions", "schedule": 3600.0, "options": {"expires": 3600.0}},
+    "prune-audit-events": {
+        "task": "drift.tasks.prune_audit_events",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
 
 LOGGING = {

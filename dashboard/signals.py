@@ -2,11 +2,14 @@
 
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from drift import audit
+from drift.bounded import bounded
 from drift.models import AuditEvent
 
 
@@ -14,25 +17,26 @@ from drift.models import AuditEvent
 def audit_login(sender: object, request: HttpRequest, user: AbstractBaseUser, **kwargs: object) -> None:
     sso_detail = getattr(user, "sso_detail", None)
     if sso_detail is not None:
-        AuditEvent.objects.create(
-            actor=user.get_username(),
-            action=AuditEvent.Action.LOGIN,
-            message=f"logged in with single sign-on as {sso_detail['grant']}",
+        audit.record(
+            user.get_username(),
+            AuditEvent.Action.LOGIN,
+            f"logged in with single sign-on as {sso_detail['grant']}",
             detail=sso_detail,
         )
         return
-    AuditEvent.objects.create(actor=user.get_username(), action=AuditEvent.Action.LOGIN, message="logged in")
+    audit.record(user.get_username(), AuditEvent.Action.LOGIN, "logged in")
 
 
 @receiver(user_login_failed)
 def audit_failed_login(sender: object, credentials: dict, request: HttpRequest | None = None, **kwargs: object) -> None:
     if "username" not in credentials:
         return  # a single sign-on callback: dashboard.views.sso audits it with its reason
-    AuditEvent.objects.create(
-        actor=str(credentials.get("username", "")),
-        action=AuditEvent.Action.LOGIN_FAILED,
-        message="login failed",
-    )
+    username = str(credentials.get("username", ""))
+    if get_user_model().objects.filter(username=username).exists():
+        audit.record(username, AuditEvent.Action.LOGIN_FAILED, "login failed")
+        return
+    # A name no account has: anyone can try a new one each time, so these are counted, listed only a few an hour.
+    audit.record_refusal(bounded(username, 150), AuditEvent.Action.LOGIN_FAILED, "login failed: no such user")
 
 
 @receiver(user_locked_out)
@@ -47,9 +51,9 @@ def audit_lockout(
         else f"login refused: locked out after {settings.AXES_FAILURE_LIMIT} failed logins "
         f"from {ip_address or 'an unknown address'}"
     )
-    AuditEvent.objects.create(
-        actor=str(username or ""),
-        action=AuditEvent.Action.LOGIN_LOCKED_OUT,
-        message=message,
+    audit.record(
+        str(username or ""),
+        AuditEvent.Action.LOGIN_LOCKED_OUT,
+        message,
         detail={"ip_address": ip_address or ""},
     )

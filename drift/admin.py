@@ -4,13 +4,15 @@ actor (drift.audit)."""
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from drift import audit
+from drift.clusters import ClusterRegistrationError, audit_token_hash, checked_audit_token_hash, generate_audit_token
 from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, RolloutWindow, SnapshotRun
 
 
@@ -31,9 +33,50 @@ class AuditedAdmin(admin.ModelAdmin):
         return super().log_deletions(request, queryset)
 
 
+class ClusterForm(forms.ModelForm):
+    """The cluster's fields, with its audit webhook token set here (checked like `cluster set-audit-token`:
+    strong, and no other cluster's) or generated; the stored hash is never shown or edited."""
+
+    new_audit_token = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="Set a new audit webhook token (at least 32 characters); empty: keep the current one.",
+    )  # fmt: skip
+    generate_audit_token = forms.BooleanField(
+        required=False, help_text="Generate a new token; it is shown once, after saving."
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        token = cleaned.get("new_audit_token") or ""
+        if token and cleaned.get("generate_audit_token"):
+            raise forms.ValidationError("Set a token or generate one, not both.")
+        if token:
+            try:
+                cleaned["audit_token_hash"] = checked_audit_token_hash(token, self.instance.name or "")
+            except ClusterRegistrationError as error:
+                self.add_error("new_audit_token", str(error))
+        return cleaned
+
+
 @admin.register(Cluster)
 class ClusterAdmin(AuditedAdmin):
+    form = ClusterForm
+    exclude = ["audit_token_hash"]
     list_display = ["name", "kubeconfig_path", "context", "in_cluster", "read_only", "snapshot_interval_seconds"]
+    readonly_fields = ["audit_token"]
+
+    @admin.display(description="audit webhook token")
+    def audit_token(self, obj: Cluster) -> str:
+        return "set (only its SHA-256 is stored)" if obj.audit_token_hash else "none: audit events are refused"
+
+    def save_model(self, request: HttpRequest, obj: Cluster, form: Any, change: bool) -> None:
+        if form.cleaned_data.get("generate_audit_token"):
+            token = generate_audit_token()
+            obj.audit_token_hash = audit_token_hash(token)
+            messages.warning(request, f"The audit webhook token of {obj.name}, shown only this once: {token}")
+        elif form.cleaned_data.get("audit_token_hash"):
+            obj.audit_token_hash = form.cleaned_data["audit_token_hash"]
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(SnapshotRun)

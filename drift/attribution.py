@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.db.models import Q
 
+from drift import audit
 from drift.authorship import Confidence, VersionFacts, WriteEvent, describe, join, window_around
 from drift.models import AuditEvent, Cluster, KubeAuditEvent, SourceVersion
 
@@ -21,7 +22,7 @@ def as_write_event(row: KubeAuditEvent) -> WriteEvent:
         impersonated_user=row.impersonated_user, impersonated_groups=tuple(row.impersonated_groups),
         user_agent=row.user_agent, source_ips=tuple(row.source_ips), status_code=row.status_code,
         received_at=row.request_received_at, completed_at=row.completed_at, field_manager=row.field_manager,
-        dry_run=row.dry_run,
+        dry_run=row.dry_run, digest=row.digest,
     )  # fmt: skip
 
 
@@ -75,25 +76,25 @@ def _attribute(cluster: Cluster, version_pk: int) -> bool:
         )
         if result.chosen is None:
             return False
-        by_id = {row.audit_id: row for row in rows}
+        by_digest = {row.digest: row for row in rows}  # auditIDs may repeat: the client chose them
         for candidate in result.candidates:
-            KubeAuditEvent.objects.filter(pk=by_id[candidate.audit_id].pk).update(
+            KubeAuditEvent.objects.filter(pk=by_digest[candidate.digest].pk).update(
                 version=version, join_confidence=result.confidence
             )
         author = result.chosen.author
         changed = version.changed_by != author or version.author_confidence != result.confidence
         SourceVersion.objects.filter(pk=version.pk).update(changed_by=author, author_confidence=result.confidence)
         if changed:
-            chosen = by_id[result.chosen.audit_id]
-            AuditEvent.objects.create(
-                actor=author,
-                action=AuditEvent.Action.CONFIG_AUTHOR,
+            chosen = by_digest[result.chosen.digest]
+            audit.record(
+                author,
+                AuditEvent.Action.CONFIG_AUTHOR,
+                f"{source.kind} {source.namespace}/{source.name} changed by "
+                f"{describe(author, version.client or chosen.field_manager, result.confidence)}",
                 cluster_name=cluster.name,
                 namespace=source.namespace,
                 object_kind=source.kind,
                 object_name=source.name,
-                message=f"{source.kind} {source.namespace}/{source.name} changed by "
-                f"{describe(author, version.client or chosen.field_manager, result.confidence)}",
                 detail={
                     "resource_version": version.resource_version,
                     "client": version.client or chosen.field_manager,

@@ -1,16 +1,23 @@
-"""One way to write an audit entry, for the paths that change who may do what: Django admin (users, roles,
-clusters, rollout windows, notification channels, rules and notices), `adduser`, CSRF
-failures, login lockouts. The entry's time is the database's; every field is bounded by AuditEvent itself."""
+"""The one door to the audit log: every entry Driftwatch writes goes through `record` (one entry) or
+`record_many` (entries written together, as a snapshot writes them), never through AuditEvent itself
+(tests/test_audit_door.py holds every other module to that). Each field is bounded here, before it is written:
+text cut to its column and marked as cut, the JSON detail's strings cut. The entry's time is the database's.
+Django admin's changes (users, roles, clusters, rollout windows, notification channels, rules and notices) come
+through `record_admin_change`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import connection, models
+from django.utils import timezone
 
+from drift.bounded import bounded
 from drift.models import AuditEvent, Channel, Cluster, Membership, Notice, NotificationRule, RolloutWindow
 
 # What an admin change of each model is recorded as: (added, changed, deleted).
@@ -26,6 +33,26 @@ ADMIN_ACTIONS: dict[type[models.Model], tuple[str, str, str]] = {
 VERBS = ("added", "changed", "deleted")
 
 
+def entry(
+    actor: str,
+    action: str,
+    message: str,
+    *,
+    cluster_name: str = "",
+    namespace: str = "",
+    object_kind: str = "",
+    object_name: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An entry not written yet, bounded, for `record_many`."""
+    event = AuditEvent(
+        actor=actor, action=action, message=message, cluster_name=cluster_name, namespace=namespace,
+        object_kind=object_kind, object_name=object_name, detail=detail or {},
+    )  # fmt: skip
+    event.bound()
+    return event
+
+
 def record(
     actor: str,
     action: str,
@@ -37,10 +64,50 @@ def record(
     object_name: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
-        actor=actor, action=action, message=message, cluster_name=cluster_name, namespace=namespace,
-        object_kind=object_kind, object_name=object_name, detail=detail or {},
+    """Write one entry to the audit log."""
+    event = entry(
+        actor, action, message, cluster_name=cluster_name, namespace=namespace, object_kind=object_kind,
+        object_name=object_name, detail=detail,
     )  # fmt: skip
+    event.save(force_insert=True)
+    return event
+
+
+def record_many(entries: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """Write entries made with `entry` in one statement."""
+    events = list(entries)
+    for event in events:
+        event.bound()
+    return AuditEvent.objects.bulk_create(events) if events else []
+
+
+def count_refusal(action: str, message: str, key: str = "") -> int:
+    """Count one refusal in its hour's RefusedAttempt row (one upsert, safe under concurrency); returns how
+    many of that action and key the hour holds now, this one included."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO drift_refusedattempt (action, key, hour, count, last_at, last_message) "
+            "VALUES (%s, %s, %s, 1, %s, %s) ON CONFLICT (action, key, hour) DO UPDATE SET "
+            "count = drift_refusedattempt.count + 1, last_at = EXCLUDED.last_at, last_message = EXCLUDED.last_message "
+            "RETURNING count",
+            [
+                bounded(action, 32), bounded(key, 253), now.replace(minute=0, second=0, microsecond=0), now,
+                bounded(message, 300),
+            ],
+        )  # fmt: skip
+        return int(cursor.fetchone()[0])
+
+
+def record_refusal(
+    actor: str, action: str, message: str, *, key: str = "", detail: dict[str, Any] | None = None
+) -> AuditEvent | None:
+    """A refusal anyone can cause at will (anonymous CSRF failures, single sign-on callback errors, failed logins
+    under unknown names): counted per hour, and written as an entry of its own only while the hour holds at most
+    DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR of them. A flood grows one counter row, never a row per request."""
+    if count_refusal(action, message, key) > settings.DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR:
+        return None
+    return record(actor, action, message, detail=detail)
 
 
 def record_user_change(

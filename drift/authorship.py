@@ -10,9 +10,11 @@ Two sources, of different worth:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +25,21 @@ WRITE_VERBS = ("create", "update", "patch", "delete")
 AUDITED_RESOURCES = {"configmaps": "ConfigMap", "secrets": "Secret"}
 # A refused write is kept as an attempt: it produced no version.
 ATTEMPT_CODES = (403, 409, 422)
+# The field managers Driftwatch knows as the controllers and tools they say they are. A field manager is whatever
+# the client sent (`kubectl --field-manager=anything`): one outside this list is shown as an unrecognised
+# client, in quotes, so that a name like "alice@example.com" is never read as a person.
+KNOWN_CLIENTS = frozenset(
+    {
+        "kubectl", "kubectl-annotate", "kubectl-client-side-apply", "kubectl-create", "kubectl-edit", "kubectl-label",
+        "kubectl-patch", "kubectl-replace", "kubectl-rollout", "kubectl-set", "helm", "argocd-controller",
+        "argocd-application-controller", "kustomize-controller", "helm-controller", "kube-controller-manager",
+        "kubelet", "OpenAPI-Generator", "Go-http-client", "driftwatch",
+    }
+)  # fmt: skip
+# The times an audit event may carry: anything outside is no API server's clock (and year 9999 overflows the
+# join's window arithmetic).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,11 @@ def content_writer(metadata: Mapping[str, Any]) -> ContentWriter | None:
     return latest
 
 
+def shown_client(manager: str) -> str:
+    """A field manager as pages show it: a known one by its name, any other quoted as an unrecognised client."""
+    return manager if manager in KNOWN_CLIENTS else f'unrecognised client "{manager}"'
+
+
 def client_label(writer: ContentWriter | None) -> str:
     """What a version says wrote it when no person is known: the client, never a person."""
     if writer is None or not writer.manager:
@@ -63,7 +85,11 @@ def client_label(writer: ContentWriter | None) -> str:
 
 
 class MalformedEvent(ValueError):
-    """An audit event we cannot read: the batch is refused."""
+    """An audit event we cannot read: that event is refused (counted under `reason`), the others are kept."""
+
+    def __init__(self, message: str, reason: str = "event malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,9 @@ class WriteEvent:
     completed_at: datetime  # stageTimestamp
     field_manager: str  # ?fieldManager= of the request
     dry_run: bool
+    # SHA-256 of the whole event (bodies left out): what tells two events apart. The auditID is the client's own
+    # Audit-ID header when it sent one, so two different writes may share it.
+    digest: str = ""
 
     @property
     def author(self) -> str:
@@ -128,8 +157,21 @@ def _time(value: Any, what: str) -> datetime:
     except ValueError:
         raise MalformedEvent(f"{what} is not a time") from None
     if parsed is None or parsed.tzinfo is None:
-        raise MalformedEvent(f"{what} is not a time")
+        raise MalformedEvent(f"{what} is not a time", "event time")
+    if not EARLIEST_TIME <= parsed < LATEST_TIME:
+        raise MalformedEvent(f"{what} is out of range: no API server time (years 2000 to 2199)", "event time")
     return parsed
+
+
+def event_digest(raw: Mapping[str, Any]) -> str:
+    """The whole event's SHA-256, its request and response bodies left out (never read, and a Secret's value
+    may be in them)."""
+    kept = {key: value for key, value in raw.items() if key not in ("requestObject", "responseObject")}
+    try:
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (RecursionError, ValueError):
+        raise MalformedEvent("the event is nested too deeply") from None
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def read_event(raw: Any) -> WriteEvent | None:
@@ -139,7 +181,7 @@ def read_event(raw: Any) -> WriteEvent | None:
         raise MalformedEvent("an event is not an object")
     audit_id = _text(raw.get("auditID"), "auditID")
     if not audit_id or len(audit_id) > 64:
-        raise MalformedEvent("auditID is missing or too long")
+        raise MalformedEvent("auditID is missing or too long", "event auditID")
     object_ref = raw.get("objectRef") or {}
     user = raw.get("user") or {}
     impersonated = raw.get("impersonatedUser") or {}
@@ -175,11 +217,30 @@ def read_event(raw: Any) -> WriteEvent | None:
         completed_at=_time(raw.get("stageTimestamp"), "stageTimestamp"),
         field_manager=(query.get("fieldManager") or [""])[0],
         dry_run=bool(query.get("dryRun")),
+        digest=event_digest(raw),
     )
 
 
+@dataclass(frozen=True)
+class EventBatch:
+    """An EventList judged event by event: the events kept (each once) and the reasons of those refused."""
+
+    events: list[WriteEvent]
+    refused: list[MalformedEvent]
+
+
 def read_event_list(document: Any) -> list[WriteEvent]:
-    """The kept events of an `audit.k8s.io/v1` EventList. Raises MalformedEvent for anything else."""
+    """The kept events of an `audit.k8s.io/v1` EventList. Raises MalformedEvent for anything else, and for
+    the first event it cannot read."""
+    batch = read_batch(document)
+    if batch.refused:
+        raise batch.refused[0]
+    return batch.events
+
+
+def read_batch(document: Any) -> EventBatch:
+    """The events of an `audit.k8s.io/v1` EventList, each judged on its own: one that cannot be read is refused
+    alone, the same event twice is kept once. Raises MalformedEvent for a document that is no EventList."""
     if not isinstance(document, Mapping):
         raise MalformedEvent("the body is not a JSON object")
     if document.get("kind") != "EventList" or document.get("apiVersion") != "audit.k8s.io/v1":
@@ -187,8 +248,17 @@ def read_event_list(document: Any) -> list[WriteEvent]:
     items = document.get("items")
     if not isinstance(items, list):
         raise MalformedEvent("items is not a list")
-    kept = [read_event(item) for item in items]
-    return [event for event in kept if event is not None]
+    events: dict[str, WriteEvent] = {}
+    refused = []
+    for item in items:
+        try:
+            kept = read_event(item)
+        except MalformedEvent as error:
+            refused.append(error)
+            continue
+        if kept is not None:
+            events.setdefault(kept.digest, kept)
+    return EventBatch(list(events.values()), refused)
 
 
 # -- joining an event to the version it produced ------------------------------------------------------------
@@ -265,5 +335,9 @@ def describe(author: str, client: str, confidence: str) -> str:
     """ "alice@example.com via kubectl-patch", "kubectl-patch (client; no person known)", for pages and logs."""
     if author:
         suffix = "" if confidence in (Confidence.CONFIRMED, Confidence.LIKELY, "") else f" ({confidence})"
-        return f"{author} via {client}{suffix}" if client else f"{author}{suffix}"
-    return f"{client} (client; no person known)" if client else "unknown"
+        return f"{author} via {shown_client(client)}{suffix}" if client else f"{author}{suffix}"
+    if not client:
+        return "unknown"
+    if client in KNOWN_CLIENTS:
+        return f"{client} (client; no person known)"
+    return f"{shown_client(client)} (no person known)"

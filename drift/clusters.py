@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
-from drift import kube
+from drift import audit, kube
 from drift.models import AuditEvent, Cluster
 
 
@@ -54,7 +55,7 @@ def register_cluster(
         read_only=read_only,
         namespaces=namespaces or [],
     )
-    candidate.audit_token_hash = audit_token_hash(audit_token) if audit_token else ""
+    candidate.audit_token_hash = checked_audit_token_hash(audit_token, name) if audit_token else ""
     candidate.last_contact_at = timezone.now()
     try:
         candidate.full_clean()
@@ -68,11 +69,11 @@ def register_cluster(
     candidate.server_version = version
     with transaction.atomic():
         candidate.save()
-        AuditEvent.objects.create(
-            actor=actor,
-            action=AuditEvent.Action.CLUSTER_ADDED,
+        audit.record(
+            actor,
+            AuditEvent.Action.CLUSTER_ADDED,
+            f"cluster {name} added ({candidate.credentials_label()}, Kubernetes {version})",
             cluster_name=name,
-            message=f"cluster {name} added ({candidate.credentials_label()}, Kubernetes {version})",
         )
     return candidate, version
 
@@ -82,26 +83,63 @@ def audit_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# What an audit webhook token must have: anyone who has it can write "who changed it" for the cluster.
+TOKEN_MIN_LENGTH = 32
+TOKEN_MIN_DISTINCT = 12
+
+
+def generate_audit_token() -> str:
+    """A new token: 32 random bytes, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def check_audit_token(token: str) -> None:
+    """Refuse a weak token with what a good one looks like. A rough test, not an entropy measure: long enough,
+    one word, and not a few characters repeated (a generated token has about 30 distinct characters)."""
+    if any(character.isspace() for character in token):
+        raise ClusterRegistrationError("the audit token must be one word (no whitespace)")
+    if len(token) < TOKEN_MIN_LENGTH or len(set(token)) < TOKEN_MIN_DISTINCT:
+        raise ClusterRegistrationError(
+            f"the audit token is weak: give at least {TOKEN_MIN_LENGTH} characters with at least {TOKEN_MIN_DISTINCT} "
+            "different ones, or let Driftwatch generate one (--generate)"
+        )
+
+
+def checked_audit_token_hash(token: str, cluster_name: str) -> str:
+    """The hash to store for a cluster's token, after the strength check and the check that no other cluster
+    has it (the database refuses a shared one too: its unique constraint)."""
+    check_audit_token(token)
+    digest = audit_token_hash(token)
+    if Cluster.objects.filter(audit_token_hash=digest).exclude(name=cluster_name).exists():
+        raise ClusterRegistrationError("that audit token is another cluster's: give each cluster its own")
+    return digest
+
+
 def read_token_file(path: str) -> str:
     try:
         token = Path(path).expanduser().read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
         raise ClusterRegistrationError(f"cannot read the token file {path}: {type(error).__name__}") from None
-    if len(token) < 16 or any(character.isspace() for character in token):
-        raise ClusterRegistrationError(f"the token in {path} must be one word of at least 16 characters")
+    try:
+        check_audit_token(token)
+    except ClusterRegistrationError as error:
+        raise ClusterRegistrationError(f"the token in {path}: {error}") from None
     return token
 
 
 def set_audit_token(name: str, token: str, actor: str = "driftwatch") -> None:
     """Accept audit events for a registered cluster with this bearer token (an empty token: accept none)."""
+    digest = checked_audit_token_hash(token, name) if token else ""
     with transaction.atomic():
-        updated = Cluster.objects.filter(name=name).update(audit_token_hash=audit_token_hash(token) if token else "")
+        updated = Cluster.objects.filter(name=name).update(audit_token_hash=digest)
         if not updated:
             raise ClusterRegistrationError(f"no cluster named {name!r}")
-        AuditEvent.objects.create(
-            actor=actor, action=AuditEvent.Action.CLUSTER_CHANGED, cluster_name=name,
-            message=f"cluster {name}: audit webhook token {'set' if token else 'removed'}",
-        )  # fmt: skip
+        audit.record(
+            actor,
+            AuditEvent.Action.CLUSTER_CHANGED,
+            f"cluster {name}: audit webhook token {'set' if token else 'removed'}",
+            cluster_name=name,
+        )
 
 
 def remove_cluster(name: str, actor: str = "driftwatch") -> None:
@@ -109,9 +147,7 @@ def remove_cluster(name: str, actor: str = "driftwatch") -> None:
         deleted, _ = Cluster.objects.filter(name=name).delete()
         if not deleted:
             raise ClusterRegistrationError(f"no cluster named {name!r}")
-        AuditEvent.objects.create(
-            actor=actor, action=AuditEvent.Action.CLUSTER_REMOVED, cluster_name=name, message=f"cluster {name} removed"
-        )
+        audit.record(actor, AuditEvent.Action.CLUSTER_REMOVED, f"cluster {name} removed", cluster_name=name)
 
 
 def _messages(error: Exception) -> list[str]:

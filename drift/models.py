@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from drift.authorship import shown_client
 from drift.bounded import bound_fields, bounded, bounded_detail
 from drift.ignoring import default_ignored_config_maps, validate_patterns
 from drift.vocabulary import Mode, Reload, SourceKind, choices
@@ -135,7 +136,11 @@ class Cluster(models.Model):
             models.CheckConstraint(
                 condition=models.Q(rollout_deadline_seconds__gte=1, rollout_deadline_seconds__lte=7 * 24 * 3600),
                 name="cluster_rollout_deadline_range",
-            )
+            ),
+            # A token two clusters share would let either send events in the other's name.
+            models.UniqueConstraint(
+                fields=["audit_token_hash"], condition=~models.Q(audit_token_hash=""), name="cluster_audit_token_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -246,6 +251,11 @@ class SourceVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} rv={self.resource_version}"
+
+    @property
+    def client_shown(self) -> str:
+        """The client as pages show it: a field manager Driftwatch does not know is quoted as unrecognised."""
+        return shown_client(self.client) if self.client else ""
 
     def appeared_at(self, previous_seen: datetime | None = None) -> datetime:
         """When this content appeared. managedFields tells when the data last changed, more precisely
@@ -558,11 +568,14 @@ class AuditEvent(models.Model):
 
 class KubeAuditEvent(models.Model):
     """One write to a ConfigMap or Secret as the cluster's API server audited it (`Metadata` level: who,
-    from where, when, with what result; never a body). Stored once per auditID, joined to the version it
-    produced when one matches (drift.authorship.join). 403/409/422 are attempts: they produced nothing."""
+    from where, when, with what result; never a body). Stored once per digest of the whole event (the auditID
+    is the client's to choose), joined to the version it produced when one matches (drift.authorship.join).
+    403/409/422 are attempts: they produced nothing. Pruned after DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS unless
+    joined to a version still kept (drift.audit_webhook.prune_kube_audit_events)."""
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="kube_audit_events")
     audit_id = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64)
     verb = models.CharField(max_length=16)
     kind = models.CharField(max_length=16, choices=choices(SourceKind))
     namespace = models.CharField(max_length=253)
@@ -574,7 +587,10 @@ class KubeAuditEvent(models.Model):
     impersonated_user = models.CharField(max_length=253, blank=True)
     impersonated_groups = models.JSONField(default=list, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    # The last addresses of the event's sourceIPs (the connection's own, and the proxies nearest the API server);
+    # the ones before them came from the client's X-Forwarded-For and are only counted, as claimed.
     source_ips = models.JSONField(default=list, blank=True)
+    claimed_source_ips_count = models.PositiveIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField()
     request_received_at = models.DateTimeField()
     completed_at = models.DateTimeField()
@@ -588,8 +604,12 @@ class KubeAuditEvent(models.Model):
 
     class Meta:
         ordering = ["completed_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["cluster", "audit_id"], name="kube_audit_unique_id")]
-        indexes = [models.Index(fields=["cluster", "kind", "namespace", "name", "completed_at"])]
+        constraints = [models.UniqueConstraint(fields=["cluster", "digest"], name="kube_audit_unique_digest")]
+        indexes = [
+            models.Index(fields=["cluster", "kind", "namespace", "name", "completed_at"]),
+            models.Index(fields=["cluster", "audit_id"]),
+            models.Index(fields=["arrived_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.verb} {self.kind} {self.namespace}/{self.name} by {self.author} ({self.status_code})"
@@ -620,6 +640,30 @@ class AuditWebhookRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_name} {self.reason} ({self.status_code}): {self.count}"
+
+
+class RefusedAttempt(models.Model):
+    """Refusals anyone can cause at will, counted instead of listed: anonymous ones (CSRF failures, single
+    sign-on callback errors, failed logins under unknown names) and a cluster identity's refused writes. One row
+    per action, key and hour, however many came; only the first few of each hour also get an audit entry of
+    their own (drift.audit.record_refusal). Pruned after DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS."""
+
+    action = models.CharField(max_length=32)
+    # What the counted refusals share: "" for anonymous ones ("sso" for single sign-on callback errors),
+    # CLUSTER/USER for a cluster identity's refused writes.
+    key = models.CharField(max_length=253, blank=True)
+    hour = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+    last_at = models.DateTimeField(default=timezone.now)
+    last_message = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-hour", "action", "key"]
+        constraints = [models.UniqueConstraint(fields=["action", "key", "hour"], name="refused_attempt_unique_hour")]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.key or 'anonymous'} {self.hour:%Y-%m-%d %H}h: {self.count}"
 
 
 # An audit message says what happened in a sentence; anything past this is a client's doing.

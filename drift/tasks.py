@@ -22,6 +22,7 @@ from django.utils import timezone
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from drift.audit_webhook import prune_kube_audit_events
 from drift.clusters import check_cluster
 from drift.models import Cluster, SnapshotRun
 from drift.rollout import follow_rollouts
@@ -191,3 +192,10 @@ def send_notice(self: Any, notice_id: int) -> str:
     if outcome == "retry":
         raise self.retry(countdown=settings.DRIFTWATCH_NOTIFY_BACKOFF_SECONDS * 2**self.request.retries)
     return outcome
+
+
+@shared_task
+def prune_audit_events() -> int:
+    """Hourly: stored API-server audit events and refusal counters older than DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS
+    (an event joined to a version still kept stays with it)."""
+    return prune_kube_audit_events(settings.DRIFTWATCH_AUDIT_EVENT_RETENTION_DAYS)

@@ -237,3 +237,18 @@ def test_join(version, events, confidence, chosen):
 )
 def test_describe(author, client, confidence, said):
     assert describe(author, client, confidence) == said
+
+
+@pytest.mark.parametrize(
+    ("author", "client", "said"),
+    [
+        # Any client may name itself anything (kubectl --field-manager): one Driftwatch does not know is
+        # labelled as a client it does not recognise, never read as a person or as a known controller.
+        ("", "alice@example.com", 'unrecognised client "alice@example.com" (no person known)'),
+        ("bob@example.com", "alice@example.com", 'bob@example.com via unrecognised client "alice@example.com"'),
+        ("", "argocd-controller", "argocd-controller (client; no person known)"),
+        ("", "kubectl-edit", "kubectl-edit (client; no person known)"),
+    ],
+)
+def test_a_field_manager_driftwatch_does_not_know_is_shown_as_an_unrecognised_client(author, client, said):
+    assert describe(author, client, Confidence.LIKELY if author else Confidence.UNKNOWN) == said

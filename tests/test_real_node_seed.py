@@ -52,11 +52,15 @@ def snapshot() -> str:
     return out.getvalue()
 
 
-def verdicts(namespace: str) -> dict[str, set[tuple[str, str, str]]]:
+def report(namespace: str) -> list[dict]:
     out = io.StringIO()
     call_command("driftreport", "--json", "--cluster", "local", "--namespace", namespace, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def verdicts(namespace: str) -> dict[str, set[tuple[str, str, str]]]:
     found: dict[str, set[tuple[str, str, str]]] = {}
-    for row in json.loads(out.getvalue()):
+    for row in report(namespace):
         if row["source"]["name"] != "kube-root-ca.crt":
             found.setdefault(row["workload"]["name"], set()).add((row["mode"], row["verdict"], row["evidence"]))
     return found
@@ -89,14 +93,21 @@ def test_the_seed_experiment_observed_on_the_real_node(cluster, seed):
     after_edit = verdicts(namespace)
     assert after_edit["env-demo"] == {("envFrom", "stale", "observed")}
     assert after_edit["subpath-demo"] == {("subPath", "stale", "observed")}
-    # The kubelet may already have rewritten one pod's volume: each pod is propagating or fresh, observed.
-    assert after_edit["volume-demo"] <= {("volume", "propagating", "observed"), ("volume", "fresh", "observed")}
+    # The kubelet may already have rewritten one pod's volume: each pod is propagating, observed, or fresh. Fresh
+    # is inferred: the file is observed new, and that its app takes it rests on the template's declaration
+    # (driftwatch.io/reload: hot), since no process of it watches the folder.
+    assert after_edit["volume-demo"] <= {("volume", "propagating", "observed"), ("volume", "fresh", "inferred")}
 
     def volume_fresh() -> bool:
         snapshot()
-        return verdicts(namespace)["volume-demo"] == {("volume", "fresh", "observed")}
+        return verdicts(namespace)["volume-demo"] == {("volume", "fresh", "inferred")}
 
-    wait_until(volume_fresh, timeout=VOLUME_REFRESH_LIMIT, interval=5, what="volume-demo fresh, observed")
+    wait_until(volume_fresh, timeout=VOLUME_REFRESH_LIMIT, interval=5, what="volume-demo fresh (declared hot)")
+    assert all(
+        "declared hot by annotation driftwatch.io/reload" in row["reason"]
+        for row in report(namespace)
+        if row["workload"]["name"] == "volume-demo" and row["source"]["name"] == "special-config"
+    )
     # The refresh the probe saw is measured: from the edit to the kubelet's new ..data folder.
     delays = measured.refresh_delays(cluster, timezone.now())
     assert 1 <= delays.count <= 2 and 0 <= delays.shortest <= delays.longest <= VOLUME_REFRESH_LIMIT, delays

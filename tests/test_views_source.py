@@ -246,3 +246,23 @@ def test_the_timeline_says_who_wrote_each_version_and_with_which_client(client):
     page = " ".join(client.get("/clusters/local/demo/configmaps/team-config/").content.decode().split())
     assert 'by <strong class="author">alice@example.com</strong> via kubectl-patch' in page
     assert 'by client argocd-controller <span class="muted">(no person known)</span>' in page
+
+
+def test_a_field_manager_that_looks_like_a_person_is_shown_as_an_unrecognised_client(client):
+    from drift.models import SourceVersion
+    from tests.facts import Facts, user
+
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("team-config", (30, {"a": "1"}), (20, {"a": "2"}), (10, {"a": "3"}))
+    _first, second, third = SourceVersion.objects.filter(source__name="team-config").order_by("first_seen")
+    # `kubectl --field-manager=bob@example.com`: any client may name itself so.
+    SourceVersion.objects.filter(pk=second.pk).update(client="bob@example.com")
+    SourceVersion.objects.filter(pk=third.pk).update(changed_by="alice@example.com", client="bob@example.com")
+    page = " ".join(client.get("/clusters/local/demo/configmaps/team-config/").content.decode().split())
+    assert 'by unrecognised client &quot;bob@example.com&quot; <span class="muted">(no person known)</span>' in page
+    assert (
+        'by <strong class="author">alice@example.com</strong> via unrecognised client &quot;bob@example.com&quot;'
+        in page
+    )
+    assert "by client bob@example.com" not in page

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from drift.models import AuditEvent
+from drift.models import AuditEvent, RefusedAttempt
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,10 @@ def audit_events(filters: AuditFilters) -> QuerySet[AuditEvent]:
             at__lt=dt.datetime.combine(filters.until + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
         )
     return events
+
+
+def counted_refusals(now: dt.datetime, hours: int = 24, limit: int = 50) -> list[RefusedAttempt]:
+    """The hourly counters of refusals anyone can cause at will, newest hour first: at most a few rows an hour."""
+    return list(
+        RefusedAttempt.objects.filter(hour__gte=now - dt.timedelta(hours=hours)).order_by("-hour", "-count")[:limit]
+    )

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
 from drift import verdicts
-from drift.models import Cluster, Pod, SnapshotRun, Source
+from drift.models import AuditWebhookRejection, Cluster, Pod, SnapshotRun, Source
 from drift.snapshot.watch import WATCHER_DOWN_AFTER_SECONDS
 from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, refresh
 from drift.vocabulary import Verdict
@@ -94,6 +94,24 @@ class ClusterOverview:
     chart: StaleSeries | None
     refresh_delays: refresh.RefreshDelays = field(default_factory=lambda: refresh.RefreshDelays(()))
     namespace_choices: set[str] = field(default_factory=set)  # empty when not known without another query
+    # What its audit webhook refused, (reason, count): single events ("event ...") and whole batches.
+    audit_refusals: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def refused_audit_events(self) -> list[tuple[str, int]]:
+        return [(reason, count) for reason, count in self.audit_refusals if reason.startswith("event ")]
+
+    @property
+    def refused_audit_batches(self) -> list[tuple[str, int]]:
+        return [(reason, count) for reason, count in self.audit_refusals if not reason.startswith("event ")]
+
+    @property
+    def refused_audit_event_count(self) -> int:
+        return sum(count for _, count in self.refused_audit_events)
+
+    @property
+    def refused_audit_batch_count(self) -> int:
+        return sum(count for _, count in self.refused_audit_batches)
 
     @property
     def watcher_down(self) -> bool:
@@ -143,6 +161,11 @@ def overview(
     else:
         listing = filters.verdict or verdicts.ATTENTION
         pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+    refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for name, reason, count in AuditWebhookRejection.objects.filter(
+        cluster_name__in=[cluster.name for cluster in clusters]
+    ).values_list("cluster_name", "reason", "count"):
+        refusals[name].append((reason, count))
     result = []
     for cluster in clusters:
         finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
@@ -176,6 +199,7 @@ def overview(
                 chart=stale_series(cluster, now),
                 refresh_delays=measured.refresh_delays(cluster, now),
                 namespace_choices=shown.every_namespace,
+                audit_refusals=refusals[cluster.name],
             )
         )
     return result

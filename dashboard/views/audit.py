@@ -1,6 +1,7 @@
 import csv
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
@@ -31,6 +32,9 @@ def audit_log(request: HtmxHttpRequest) -> HttpResponse:
         "families": page.action_families(),
         "clusters": Cluster.objects.values_list("name", flat=True),
         "query": request.GET.urlencode(),
+        "counted": page.counted_refusals(timezone.now()),
+        "entries_per_hour": settings.DRIFTWATCH_REFUSAL_ENTRIES_PER_HOUR,
+        "attempts_per_hour": settings.DRIFTWATCH_ATTEMPT_ENTRIES_PER_HOUR,
     }
     template = "dashboard/audit.html"
     if request.htmx and request.htmx.target == "audit-results":

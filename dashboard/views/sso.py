@@ -98,6 +98,9 @@ class SsoCallback(OIDCAuthenticationCallbackView):
         return self._failed("the login did not complete; try again")
 
     def _failed(self, reason: str) -> HttpResponseRedirect:
-        audit.record("", AuditEvent.Action.LOGIN_FAILED, f"single sign-on failed: {reason}", detail={"method": "sso"})
+        # Anyone can send the browser here with an error: counted, listed only a few an hour.
+        audit.record_refusal(
+            "", AuditEvent.Action.LOGIN_FAILED, f"single sign-on failed: {reason}", key="sso", detail={"method": "sso"}
+        )
         messages.error(self.request, f"Single sign-on failed: {reason}.")
         return redirect("login")

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from drift import audit as audit_log
 from drift import metrics
 from drift.models import AuditEvent, Cluster, Rollout
 from drift.rollout.kinds import Target
@@ -37,14 +38,14 @@ def lock_cluster(cluster: Cluster | int) -> None:
 
 
 def audit(rollout: Rollout, action: str, message: str, detail: dict[str, Any], actor: str) -> None:
-    AuditEvent.objects.create(
-        actor=actor,
-        action=action,
+    audit_log.record(
+        actor,
+        action,
+        message,
         cluster_name=rollout.cluster.name,
         namespace=rollout.namespace,
         object_kind=rollout.kind,
         object_name=rollout.name,
-        message=message,
         detail={"rollout": rollout.pk, "batch": str(rollout.batch) if rollout.batch else None, **detail},
     )
     if action in ENDING_ACTIONS:

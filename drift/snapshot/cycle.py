@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from drift import kube, metrics, verdicts
+from drift import audit, kube, metrics, verdicts
 from drift.clusters import connect
 from drift.collector import collector_paused
 from drift.hashing import current_hasher, previous_hashers
@@ -163,7 +163,7 @@ def _audit_first_failure(cluster: Cluster, run: SnapshotRun) -> None:
     """One audit entry when a cluster stops answering, not one per cycle while it stays down."""
     previous = cluster.runs.exclude(pk=run.pk).exclude(status=SnapshotRun.Status.RUNNING).first()
     if previous is None or previous.status != SnapshotRun.Status.FAILED:
-        AuditEvent.objects.create(
-            actor=ACTOR, action=AuditEvent.Action.SNAPSHOT_FAILED, cluster_name=cluster.name,
-            message=f"snapshot of {cluster.name} failed: {run.error}",
+        audit.record(
+            ACTOR, AuditEvent.Action.SNAPSHOT_FAILED, f"snapshot of {cluster.name} failed: {run.error}",
+            cluster_name=cluster.name,
         )  # fmt: skip

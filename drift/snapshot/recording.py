@@ -11,8 +11,9 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from drift import metrics, podspec
+from drift import audit, metrics, podspec
 from drift.attribution import attribute_versions
+from drift.authorship import shown_client
 from drift.models import (
     AuditEvent,
     Cluster,
@@ -83,7 +84,7 @@ def record_source_event(
             if source is not None and source.deleted_at is None:
                 Source.objects.filter(pk=source.pk).update(deleted_at=now)
                 recorded.rows += 1
-                AuditEvent.objects.create(**_deleted_audit(cluster, source))
+                audit.record_many([_deleted_audit(cluster, source)])
             return recorded
         if source is not None and source.deleted_at is not None:
             return recorded  # an event older than the deletion we already know of
@@ -169,7 +170,7 @@ def _record_sources(
     if gone:
         Source.objects.filter(pk__in=[source.pk for source in gone]).update(deleted_at=now)
         recorded.rows += len(gone)
-        audits.extend(AuditEvent(**_deleted_audit(cluster, source)) for source in gone)
+        audits.extend(_deleted_audit(cluster, source) for source in gone)
     _save_audits(cluster, audits)
     return new_versions
 
@@ -221,26 +222,25 @@ def _compare_source(
     return [version]
 
 
-def _deleted_audit(cluster: Cluster, source: Source) -> dict[str, str]:
-    return {
-        "actor": ACTOR, "action": AuditEvent.Action.CONFIG_DELETED, "cluster_name": cluster.name,
-        "namespace": source.namespace, "object_kind": source.kind, "object_name": source.name,
-        "message": f"{source.kind} {source.namespace}/{source.name} deleted",
-    }  # fmt: skip
+def _deleted_audit(cluster: Cluster, source: Source) -> AuditEvent:
+    return audit.entry(
+        ACTOR, AuditEvent.Action.CONFIG_DELETED, f"{source.kind} {source.namespace}/{source.name} deleted",
+        cluster_name=cluster.name, namespace=source.namespace, object_kind=source.kind, object_name=source.name,
+    )  # fmt: skip
 
 
 def _save_audits(cluster: Cluster, audits: list[AuditEvent]) -> None:
     """Writes the audit entries; the config-change counter moves once they are committed (a rolled-back
     recording counted nothing)."""
-    AuditEvent.objects.bulk_create(audits)
+    audit.record_many(audits)
     changed = [audit for audit in audits if audit.action == AuditEvent.Action.CONFIG_CHANGED]
     if changed:
         transaction.on_commit(lambda: _count_changes(cluster.name, changed))
 
 
 def _count_changes(cluster: str, changed: list[AuditEvent]) -> None:
-    for audit in changed:
-        metrics.CONFIG_CHANGES.labels(cluster, audit.namespace, audit.object_kind).inc()
+    for entry in changed:
+        metrics.CONFIG_CHANGES.labels(cluster, entry.namespace, entry.object_kind).inc()
 
 
 def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
@@ -252,16 +252,20 @@ def _key_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, lis
     }
 
 
+def _client_named(manager: str) -> str:
+    shown = shown_client(manager)
+    return f"client {shown}" if shown == manager else shown
+
+
 def _config_audit(
     cluster: Cluster, listed: ListedSource, action: str, verb: str, changes: dict[str, list[str]]
 ) -> AuditEvent:
     summary = "; ".join(f"{what}: {', '.join(keys)}" for what, keys in changes.items() if keys)
-    client = f" by client {listed.client}" if listed.client else ""
-    return AuditEvent(
-        actor=ACTOR, action=action, cluster_name=cluster.name, namespace=listed.namespace,
-        object_kind=listed.kind, object_name=listed.name,
-        message=f"{listed.kind} {listed.namespace}/{listed.name} {verb}{client}"
-        + (f" ({summary})" if summary else ""),
+    client = f" by {_client_named(listed.client)}" if listed.client else ""
+    return audit.entry(
+        ACTOR, action,
+        f"{listed.kind} {listed.namespace}/{listed.name} {verb}{client}" + (f" ({summary})" if summary else ""),
+        cluster_name=cluster.name, namespace=listed.namespace, object_kind=listed.kind, object_name=listed.name,
         detail={"resource_version": listed.resource_version, "client": listed.client, **changes},
     )  # fmt: skip
 
