@@ -77,3 +77,17 @@ def env_time_zone(name: str, default: str) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ImproperlyConfigured(f"{name}={raw!r} is not a known time zone such as UTC or Europe/Paris.") from None
     return raw
+
+
+# DRIFTWATCH_URLS: the URL sets a process may serve, each a URLconf module.
+URL_SETS = {"all": "dashboard.urls", "dashboard": "dashboard.urls_dashboard", "audit": "dashboard.urls_audit"}
+
+
+def env_urlconf(name: str, default: str = "all") -> str:
+    raw = os.environ.get(name, default)
+    try:
+        return URL_SETS[raw.strip().lower()]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a set of URLs: use all, dashboard or audit (the audit receiver only)."
+        ) from None

@@ -129,3 +129,9 @@ def _attempt_entry(cluster: Cluster, event: WriteEvent) -> AuditEvent:
             "source_ips": list(event.source_ips), "audit_id": event.audit_id,
         },
     )  # fmt: skip
+
+
+def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
+    """The 404 of the audit receiver's own process (dashboard.urls_audit): it has no pages, and so no page layout
+    (whose links name views it does not serve)."""
+    return JsonResponse({"error": "not found: this address serves the audit receiver only"}, status=404)
