@@ -108,15 +108,30 @@ def account(process: str, namespace: str = "driftwatch") -> dict[str, str]:
     return {"kind": "ServiceAccount", "name": f"dw-driftwatch-{process}", "namespace": namespace}
 
 
+def runs_as(documents: list[dict], process: str) -> dict[str, str] | None:
+    """The account whose token the process's pods hold: the serviceAccountName of its Deployment or Job (the
+    namespace's `default` when none is named), None when they mount no token; a process the values leave out: the
+    account named after it."""
+    spec = pod_specs(documents).get(f"dw-driftwatch-{process}")
+    if spec is None:
+        return account(process)
+    if spec.get("automountServiceAccountToken") is False:
+        return None
+    return {"kind": "ServiceAccount", "name": spec.get("serviceAccountName", "default"), "namespace": "driftwatch"}
+
+
 def granted_to(documents: list[dict], process: str, namespace: str | None = None) -> dict[tuple[str, str], set[str]]:
-    """What the RBAC objects rendered give one process's service account: cluster-wide (the ClusterRoles its
-    ClusterRoleBindings name), or in `namespace` (its RoleBindings there, plus the cluster-wide grants), as the API
-    server's authoriser adds them up."""
+    """What the RBAC objects rendered let one process do, with the token its pods mount: cluster-wide (the
+    ClusterRoles its account's ClusterRoleBindings name), or in `namespace` (its RoleBindings there, plus the
+    cluster-wide grants), as the API server's authoriser adds them up."""
+    subject = runs_as(documents, process)
+    if subject is None:
+        return {}
     roles = {(doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]): doc for doc in documents
              if doc["kind"] in {"Role", "ClusterRole"}}  # fmt: skip
     grants: list[dict] = []
     for binding in of_kind(documents, "ClusterRoleBinding") + of_kind(documents, "RoleBinding"):
-        if account(process) not in binding["subjects"]:
+        if subject not in binding["subjects"]:
             continue
         where = binding["metadata"].get("namespace")
         if binding["kind"] == "RoleBinding" and where != namespace:
