@@ -16,6 +16,7 @@ from dashboard.env import (
     env_redis_url,
     env_str,
     env_time_zone,
+    env_urlconf,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -120,7 +121,9 @@ FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler
 # A failed CSRF check is audited, and its 403 page says so.
 CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"
 
-ROOT_URLCONF = "dashboard.urls"
+# all (default), dashboard (all but the audit receiver) or audit (the receiver and the probes): the Helm chart runs
+# the audit receiver apart from the web pods, on its own Service and port.
+ROOT_URLCONF = env_urlconf("DRIFTWATCH_URLS")
 WSGI_APPLICATION = "dashboard.wsgi.application"
 
 TEMPLATES = [

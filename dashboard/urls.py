@@ -33,8 +33,21 @@ class SourceKinds:
 
 register_converter(SourceKinds, "sourcekinds")
 
+# The probes, served by every process that serves HTTP.
+health_urls = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]
+
+# Where a cluster's API server sends its audit events: the Helm chart serves it from a Deployment, Service and port
+# of its own (dashboard.urls_audit), never through the public ingress.
+audit_receiver_urls = [
+    # Without a trailing slash: the API server's webhook client drops it, and a redirect would turn its POST into a GET.
+    path("kubernetes-audit/<slug:cluster>", kube_audit.receive, name="kube-audit"),
+]
+
 # A cluster's objects live under /clusters/CLUSTER/NAMESPACE/..., named as Kubernetes names them.
-urlpatterns = [
+dashboard_urls = [
     path("", overview.overview, name="overview"),
     path("source-names/", overview.source_names, name="source-names"),
     path(
@@ -72,10 +85,11 @@ urlpatterns = [
     path("sso/start/", login_not_required(sso.SsoStart.as_view()), name="sso-start"),
     path("sso/callback/", login_not_required(sso.SsoCallback.as_view()), name="sso-callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    # Without a trailing slash: the API server's webhook client drops it, and a redirect would turn its POST into a GET.
-    path("kubernetes-audit/<slug:cluster>", kube_audit.receive, name="kube-audit"),
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    *health_urls,
 ]
+
+# Everything, in one process (`make demo`, docker compose, the tests); DRIFTWATCH_URLS picks a part
+# (dashboard.urls_dashboard, dashboard.urls_audit).
+urlpatterns = [*dashboard_urls, *audit_receiver_urls]

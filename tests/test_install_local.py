@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "driftwatch"
 RELEASE = "driftwatch"
 WEB = "http://127.0.0.1:18000"  # deploy/helm/local-values.yaml: web.port, on the host's network
-ROLE = "driftwatch"  # the ClusterRole and Role names: the release's full name
+AUDIT_RECEIVER = "http://127.0.0.1:18443"  # auditReceiver.port there
+WEB_ROLE = "driftwatch-web"  # the web process's ClusterRole: the release's full name and the process
 TOOLBOX = "driftwatch.local/toolbox:1"
 
 
@@ -47,9 +48,12 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> subproc
     return run(str(ROOT / "scripts" / "cluster"), "kubectl", *args, input=input, check=check)
 
 
-def manage(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """`manage.py ARGS` inside the in-cluster web pod: Driftwatch as installed, with its service account."""
-    return kubectl("-n", NAMESPACE, "exec", "-i", "deploy/driftwatch-web", "--", "python", "manage.py", *args,
+def manage(
+    *args: str, input: str | None = None, check: bool = True, process: str = "worker"
+) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` inside an in-cluster pod of `process`: Driftwatch as installed, with that process's own
+    service account (a snapshot needs the worker's: the web's may neither list nor exec)."""
+    return kubectl("-n", NAMESPACE, "exec", "-i", f"deploy/driftwatch-{process}", "--", "python", "manage.py", *args,
                    input=input, check=check)  # fmt: skip
 
 
@@ -128,7 +132,9 @@ def web_session() -> requests.Session:
 def test_the_pods_become_ready_on_the_real_node(installed, kube_api):
     apps = k8s.AppsV1Api(kube_api)
     deployments = apps.list_namespaced_deployment(NAMESPACE).items
-    assert {d.metadata.name for d in deployments} == {"driftwatch-web", "driftwatch-worker", "driftwatch-beat"}
+    assert {d.metadata.name for d in deployments} == {
+        f"driftwatch-{process}" for process in ("web", "worker", "beat", "watcher", "audit")
+    }
     for item in deployments:
         assert item.status.ready_replicas == item.spec.replicas, item.metadata.name
     node = run("hostname").stdout.strip()
@@ -149,13 +155,75 @@ def test_the_in_cluster_worker_snapshots_with_only_the_charts_rbac(installed, ku
         "WHERE c.name = 'in-cluster' AND r.status <> 'running' ORDER BY r.id DESC LIMIT 1"
     )
     assert runs and runs[0][0] == "succeeded", runs
-    account = f"system:serviceaccount:{NAMESPACE}:driftwatch"
-    for verb, resource, allowed in [
-        ("list", "secrets", "yes"), ("create", "pods --subresource=exec", "yes"), ("patch", "deployments.apps", "yes"),
+
+
+# What each process's account may do, asked of the API server itself (`kubectl auth can-i --as`), in every namespace.
+ACCOUNT_CAN = {
+    "web": [
+        ("get", "secrets", "yes"), ("list", "pods", "yes"), ("patch", "deployments.apps", "yes"),
+        ("patch", "daemonsets.apps", "yes"), ("get", "statefulsets.apps", "yes"),
+        ("list", "secrets", "no"), ("list", "configmaps", "no"), ("create", "pods --subresource=exec", "no"),
+        ("get", "pods --subresource=exec", "no"), ("watch", "secrets", "no"), ("list", "nodes", "no"),
         ("delete", "pods", "no"), ("update", "configmaps", "no"), ("create", "deployments.apps", "no"),
-    ]:  # fmt: skip
-        answer = kubectl("auth", "can-i", verb, *resource.split(), "--all-namespaces", "--as", account, check=False)
-        assert answer.stdout.strip() == allowed, (verb, resource, answer.stdout, answer.stderr)
+    ],
+    "worker": [
+        ("list", "secrets", "yes"), ("list", "replicasets.apps", "yes"), ("list", "jobs.batch", "yes"),
+        ("list", "nodes", "yes"), ("create", "pods --subresource=exec", "yes"), ("get", "pods --subresource=exec", "yes"),
+        ("patch", "deployments.apps", "yes"),
+        ("watch", "secrets", "no"), ("delete", "pods", "no"), ("update", "configmaps", "no"),
+        ("create", "deployments.apps", "no"),
+    ],
+    "watcher": [
+        ("list", "configmaps", "yes"), ("watch", "configmaps", "yes"), ("list", "secrets", "yes"),
+        ("watch", "secrets", "yes"),
+        ("get", "secrets", "no"), ("list", "pods", "no"), ("create", "pods --subresource=exec", "no"),
+        ("patch", "deployments.apps", "no"),
+    ],
+    "register": [("list", "pods", "no"), ("get", "secrets", "no"), ("create", "pods --subresource=exec", "no")],
+    # Beat and the audit receiver have no account of their own and mount no token: the namespace's default account
+    # is what a pod without one would run as, and it may do nothing.
+    "default": [("list", "secrets", "no"), ("create", "pods --subresource=exec", "no"), ("get", "secrets", "no")],
+}  # fmt: skip
+
+
+def test_each_process_account_may_do_what_its_process_calls_and_nothing_more(installed):
+    refused = []
+    for process, checks in ACCOUNT_CAN.items():
+        name = process if process == "default" else f"driftwatch-{process}"
+        for verb, resource, allowed in checks:
+            answer = kubectl("auth", "can-i", verb, *resource.split(), "--all-namespaces",
+                             "--as", f"system:serviceaccount:{NAMESPACE}:{name}", check=False)  # fmt: skip
+            if answer.stdout.strip() != allowed:
+                refused.append((process, verb, resource, answer.stdout.strip(), allowed))
+    assert refused == [], refused
+
+
+def test_only_the_processes_that_call_the_api_mount_a_token(installed, kube_api):
+    pods = k8s.CoreV1Api(kube_api).list_namespaced_pod(NAMESPACE).items
+    mounted = {}
+    for pod in pods:
+        if pod.status.phase != "Running":
+            continue
+        component = pod.metadata.labels["app.kubernetes.io/component"]
+        volumes = [volume.name for volume in pod.spec.volumes or []]
+        mounted[component] = (pod.spec.service_account_name, any(v.startswith("kube-api-access") for v in volumes))
+    assert mounted == {
+        "web": ("driftwatch-web", True),
+        "worker": ("driftwatch-worker", True),
+        "watcher": ("driftwatch-watcher", True),
+        "beat": ("default", False),
+        "audit": ("default", False),
+    }
+
+
+def test_the_audit_receiver_answers_on_its_own_port_and_the_web_port_does_not_serve_it(installed):
+    assert requests.get(f"{AUDIT_RECEIVER}/healthz", timeout=10).status_code == 200
+    unauthenticated = requests.post(f"{AUDIT_RECEIVER}/kubernetes-audit/in-cluster", json={}, timeout=10)
+    assert unauthenticated.status_code == 401, unauthenticated.text
+    for path in ("/", "/login/", "/admin/", "/metrics"):
+        answer = requests.get(f"{AUDIT_RECEIVER}{path}", timeout=10, allow_redirects=False)
+        assert answer.status_code == 404, (path, answer.status_code)
+    assert requests.post(f"{WEB}/kubernetes-audit/in-cluster", json={}, timeout=10).status_code == 404
 
 
 def test_a_rollout_from_the_in_cluster_driftwatch_patches_a_workload(installed, kube_api, real_node_app):
@@ -166,7 +234,10 @@ def test_a_rollout_from_the_in_cluster_driftwatch_patches_a_workload(installed, 
     assert (row["verdict"], row["evidence"]) == ("fresh", "observed"), row["reason"]  # exec with the chart's RBAC
     k8s.CoreV1Api(kube_api).patch_namespaced_config_map("app-config", namespace, {"data": {"level": "DEBUG"}})
     assert "succeeded" in snapshot_in_cluster()
-    output = manage("rollout", f"deployment/{name}", "-n", namespace, "--cluster", "in-cluster", "--actor", "test")
+    # The rollout path runs in the web process (the confirmation panel, Confirm rollout): with the web's account.
+    output = manage(
+        "rollout", f"deployment/{name}", "-n", namespace, "--cluster", "in-cluster", "--actor", "test", process="web"
+    )
     annotations = (
         k8s.AppsV1Api(kube_api).read_namespaced_deployment(name, namespace).spec.template.metadata.annotations or {}
     )
@@ -180,11 +251,11 @@ def test_a_rollout_from_the_in_cluster_driftwatch_patches_a_workload(installed, 
 @pytest.fixture
 def patch_removed(installed, kube_api) -> Iterator[None]:
     rbac = k8s.RbacAuthorizationV1Api(kube_api)
-    original = kube_api.sanitize_for_serialization(rbac.read_cluster_role(ROLE).rules)
+    original = kube_api.sanitize_for_serialization(rbac.read_cluster_role(WEB_ROLE).rules)
     without_patch = [{**rule, "verbs": [verb for verb in rule["verbs"] if verb != "patch"]} for rule in original]
-    rbac.patch_cluster_role(ROLE, {"rules": without_patch})
+    rbac.patch_cluster_role(WEB_ROLE, {"rules": without_patch})
     yield
-    rbac.patch_cluster_role(ROLE, {"rules": original})
+    rbac.patch_cluster_role(WEB_ROLE, {"rules": original})
 
 
 def test_without_patch_in_the_cluster_role_the_ui_names_the_missing_permission(

@@ -86,3 +86,9 @@ def receive(request: HttpRequest, cluster: str) -> JsonResponse:
     if result.counted:
         answer["counted"] = result.counted
     return JsonResponse(answer)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
+    """The 404 of the audit receiver's own process (dashboard.urls_audit): it has no pages, and so no page layout
+    (whose links name views it does not serve)."""
+    return JsonResponse({"error": "not found: this address serves the audit receiver only"}, status=404)

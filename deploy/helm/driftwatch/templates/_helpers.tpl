@@ -24,11 +24,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/* The service account of one process (`dict "root" . "process" "web"`): NAME-web, NAME-worker, NAME-watcher,
+NAME-register, where NAME is serviceAccount.name or the release's full name. */}}
 {{- define "driftwatch.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- default (include "driftwatch.fullname" .) .Values.serviceAccount.name -}}
+{{- $root := .root -}}
+{{- if $root.Values.serviceAccount.create -}}
+{{- printf "%s-%s" (default (include "driftwatch.fullname" $root) $root.Values.serviceAccount.name) .process -}}
 {{- else -}}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- printf "%s-%s" (required "serviceAccount.name is required when serviceAccount.create is false" $root.Values.serviceAccount.name) .process -}}
 {{- end -}}
 {{- end -}}
 
@@ -52,20 +55,49 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The RBAC rules, each for the code that calls it (see the README's table). "watch" on ConfigMaps and Secrets
-only for the watcher (drift/snapshot/watch.py watches nothing else). */}}
-{{- define "driftwatch.namespacedRules" -}}
-{{- $read := list "list" -}}
-{{- if .Values.watcher.enabled }}{{ $read = list "list" "watch" }}{{ end -}}
-# drift/snapshot/listing.py read_cluster (LIST); drift/rollout/plan.py _source_state (GET, for the config hash)
+{{/* The processes that call the Kubernetes API, each with an account of its own; a token is mounted only where a
+process has rules (the register Job asks for /version only, which every authenticated account may read). */}}
+{{- define "driftwatch.accounts" -}}
+{{- $accounts := list "web" "worker" "register" -}}
+{{- if .Values.watcher.enabled }}{{ $accounts = append $accounts "watcher" }}{{ end -}}
+{{- toJson $accounts -}}
+{{- end -}}
+
+{{/* The RBAC rules of each process, one define per account, each rule naming the code that calls it (the README's
+table). A process's namespaced rules become a Role in each of rbac.namespaces or, cluster-wide, part of its
+ClusterRole; "driftwatch.clusterRules.PROCESS" adds what exists cluster-wide only. A new call is one rule here. */}}
+
+{{/* What a rollout calls. The web process runs it inside the request (dashboard/views/rollouts.py); the worker
+runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follows them. */}}
+{{- define "driftwatch.rules.rollout" -}}
+{{- if not .Values.rbac.readOnly }}
+# drift/rollout/plan.py _source_state: GET each ConfigMap and Secret the pod template reads, for the config hash
 - apiGroups: [""]
   resources: [configmaps, secrets]
-  verbs: {{ if .Values.rbac.readOnly }}{{ toJson $read }}{{ else }}{{ toJson (concat (list "get") $read) }}{{ end }}
-# drift/snapshot/listing.py read_cluster; drift/rollout/plan.py _pod_names (LIST with a label selector)
+  verbs: [get]
+# drift/rollout/plan.py _pod_names: LIST with the workload's label selector
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
-# drift/snapshot/listing.py read_cluster: each pod's owner
+# drift/rollout/plan.py plan (GET, dry-run PATCH), execute.py execute (PATCH, GET), follow.py (GET)
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, patch]
+{{- end }}
+{{- end -}}
+
+{{/* The web process (gunicorn): rollouts only. Read-only: nothing, and no token. */}}
+{{- define "driftwatch.rules.web" -}}
+{{ include "driftwatch.rules.rollout" . }}
+{{- end -}}
+{{- define "driftwatch.clusterRules.web" -}}{{- end -}}
+
+{{/* The Celery worker: the snapshot, its exec probes, and rollouts. */}}
+{{- define "driftwatch.rules.worker" -}}
+# drift/snapshot/listing.py read_cluster: paginated LIST; each pod's owner (ReplicaSets, Jobs)
+- apiGroups: [""]
+  resources: [configmaps, secrets, pods]
+  verbs: [list]
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list]
@@ -78,41 +110,62 @@ only for the watcher (drift/snapshot/watch.py watches nothing else). */}}
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [create, get]
-# drift/rollout/plan.py plan (GET, dry-run PATCH), execute.py execute (PATCH, GET), follow.py (GET)
-- apiGroups: [apps]
-  resources: [deployments, statefulsets, daemonsets]
-  verbs: [get, patch]
 {{- end }}
+{{- include "driftwatch.rules.rollout" . }}
+{{- end -}}
+{{- define "driftwatch.clusterRules.worker" -}}
+# drift/snapshot/listing.py: simulated (kwok) nodes, and the per-namespace fallback when a LIST is forbidden
+- apiGroups: [""]
+  resources: [nodes, namespaces]
+  verbs: [list]
 {{- end -}}
 
+{{/* The watcher (drift/snapshot/watch.py, `manage.py watch`): LIST, then WATCH from its resourceVersion. */}}
+{{- define "driftwatch.rules.watcher" -}}
+- apiGroups: [""]
+  resources: [configmaps, secrets]
+  verbs: [list, watch]
+{{- end -}}
+{{- define "driftwatch.clusterRules.watcher" -}}{{- end -}}
+
+{{/* The register Job: /version only (open to every authenticated account). */}}
+{{- define "driftwatch.rules.register" -}}{{- end -}}
+{{- define "driftwatch.clusterRules.register" -}}{{- end -}}
+
+{{/* Whether a process has any rule in the chart's mode: its pods mount a token only then. */}}
+{{- define "driftwatch.callsTheApi" -}}
+{{- $rules := include (printf "driftwatch.rules.%s" .process) .root | fromYamlArray -}}
+{{- $cluster := list -}}
+{{- if eq .root.Values.rbac.mode "cluster" }}{{ $cluster = include (printf "driftwatch.clusterRules.%s" .process) .root | fromYamlArray }}{{ end -}}
+{{- if or $rules $cluster (eq .process "register") }}true{{ end -}}
+{{- end -}}
+
+{{/* serviceAccountName and automountServiceAccountToken of one process's pods (`dict "root" . "process" "web"`). */}}
+{{- define "driftwatch.podAccount" -}}
+serviceAccountName: {{ include "driftwatch.serviceAccountName" . }}
+automountServiceAccountToken: {{ include "driftwatch.callsTheApi" . | eq "true" }}
+{{- end -}}
+
+{{/* The environment of every container (`dict "root" . "set" (dict NAME VALUE)`: plain settings of its own, which
+replace the chart-wide ones of the same name). */}}
 {{- define "driftwatch.env" -}}
+{{- $root := .root -}}
+{{- $plain := dict "ALLOWED_HOSTS" $root.Values.settings.allowedHosts "HTTPS" (toString $root.Values.settings.https) "BEHIND_PROXY" (toString $root.Values.settings.behindProxy) "TIME_ZONE" $root.Values.settings.timeZone -}}
+{{- with $root.Values.settings.celeryQueue }}{{ $_ := set $plain "DRIFTWATCH_CELERY_QUEUE" . }}{{ end -}}
+{{- with $root.Values.kubernetesApi.host }}{{ $_ := set $plain "KUBERNETES_SERVICE_HOST" (toString .) }}{{ end -}}
+{{- with $root.Values.kubernetesApi.port }}{{ $_ := set $plain "KUBERNETES_SERVICE_PORT" (toString .) }}{{ end -}}
+{{- $plain = merge (deepCopy (.set | default dict)) $plain -}}
 - name: SECRET_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "driftwatch.secretName" . }}, key: SECRET_KEY}}
+  valueFrom: {secretKeyRef: {name: {{ include "driftwatch.secretName" $root }}, key: SECRET_KEY}}
 - name: DATABASE_URL
-  valueFrom: {secretKeyRef: {name: {{ include "driftwatch.secretName" . }}, key: DATABASE_URL}}
+  valueFrom: {secretKeyRef: {name: {{ include "driftwatch.secretName" $root }}, key: DATABASE_URL}}
 - name: REDIS_URL
-  valueFrom: {secretKeyRef: {name: {{ include "driftwatch.secretName" . }}, key: REDIS_URL}}
-- name: ALLOWED_HOSTS
-  value: {{ .Values.settings.allowedHosts | quote }}
-- name: HTTPS
-  value: {{ .Values.settings.https | quote }}
-- name: BEHIND_PROXY
-  value: {{ .Values.settings.behindProxy | quote }}
-- name: TIME_ZONE
-  value: {{ .Values.settings.timeZone | quote }}
-{{- with .Values.settings.celeryQueue }}
-- name: DRIFTWATCH_CELERY_QUEUE
-  value: {{ . | quote }}
+  valueFrom: {secretKeyRef: {name: {{ include "driftwatch.secretName" $root }}, key: REDIS_URL}}
+{{- range $name, $value := $plain }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
 {{- end }}
-{{- with .Values.kubernetesApi.host }}
-- name: KUBERNETES_SERVICE_HOST
-  value: {{ . | quote }}
-{{- end }}
-{{- with .Values.kubernetesApi.port }}
-- name: KUBERNETES_SERVICE_PORT
-  value: {{ . | quote }}
-{{- end }}
-{{- with .Values.settings.extraEnv }}
+{{- with $root.Values.settings.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
@@ -138,12 +191,30 @@ volumes:
   emptyDir: {sizeLimit: 256Mi}
 {{- end -}}
 
-{{/* Container fields every Driftwatch container shares. */}}
+{{/* Container fields every Driftwatch container shares (`dict "root" . "set" (dict ...)`, see driftwatch.env). */}}
 {{- define "driftwatch.container" -}}
-image: {{ include "driftwatch.image" . }}
-imagePullPolicy: {{ .Values.image.pullPolicy }}
-securityContext: {{- toYaml .Values.securityContext | nindent 2 }}
+image: {{ include "driftwatch.image" .root }}
+imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+securityContext: {{- toYaml .root.Values.securityContext | nindent 2 }}
 env: {{- include "driftwatch.env" . | nindent 2 }}
 volumeMounts:
 - {name: tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/* What the ingress publishes: the dashboard's paths (dashboard/urls.py dashboard_urls, and /static/ of whitenoise),
+one by one, so that whatever is not listed stays inside the cluster: /kubernetes-audit/ (the audit receiver has its
+own Service), /healthz and /readyz, and unless asked /admin/ and /metrics. tests/test_helm_chart.py checks every
+URL of the app is on one side. */}}
+{{- define "driftwatch.publicPaths" -}}
+- {path: /, pathType: Exact}
+{{- range list "/source-names/" "/clusters/" "/workloads/" "/rollouts/" "/notifications/" "/audit/" "/login/" "/logout/" "/sso/" "/static/" }}
+- {path: {{ . }}, pathType: Prefix}
+{{- end }}
+- {path: /audit.csv, pathType: Exact}
+{{- if .Values.ingress.publishAdmin }}
+- {path: /admin/, pathType: Prefix}
+{{- end }}
+{{- if .Values.ingress.publishMetrics }}
+- {path: /metrics, pathType: Exact}
+{{- end }}
 {{- end -}}
