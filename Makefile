@@ -51,7 +51,8 @@ cluster: venv
 	scripts/cluster up
 
 # Debian's Chromium for the Playwright browser tests (Playwright's own browser download is never used)
-# and docker-compose, which validates docker-compose.yml offline; Helm (scripts/helm).
+# and docker-compose, which validates docker-compose.yml offline and brings it up on the tests' own engine
+# (scripts/docker); Helm (scripts/helm).
 test-tools:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	@command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
@@ -61,6 +62,8 @@ test-tools:
 	scripts/dex build
 	@# promtool (Prometheus) for `promtool check rules` on deploy/monitoring, built once the same way.
 	scripts/promtool build
+	@# Debian's docker.io, and the app, PostgreSQL and Redis images its engine loads for the compose test (no registry).
+	scripts/docker images >/dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,10 @@ Two test and demo images of the real node:
 And the pieces `scripts/image` builds Driftwatch's own image with: `layer` packs one folder (a Debian root,
 an overlay's upper folder) as a gzip layer, `assemble` writes the image from layers made that way.
 
+For Docker (`scripts/docker`): `docker-archive` streams an OCI archive with the docker `manifest.json` added,
+which Docker 20.10's `docker load` needs (it reads no `index.json`), and `image-id` prints the ID the image
+gets, so that an image already loaded is not loaded again.
+
 Each archive is an OCI image layout (`oci-layout`, `index.json`, blobs) with one gzip layer, which
 `ctr -n k8s.io images import` accepts under the name in its `io.containerd.image.name` annotation.
 The layer is reproducible (sorted entries, fixed times and owners): the same inputs give the same
@@ -29,6 +33,7 @@ import tarfile
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 EPOCH = 0  # every file of a layer gets this mtime: the layer digest depends on content only
 PAUSE_USER = "65535:65535"  # what the upstream pause image runs as
@@ -74,9 +79,11 @@ def write_layer_file(root: Path, output: Path) -> str:
             info.mtime = EPOCH
             info.uname = info.gname = ""
             if info.ischr() and info.devmajor == 0 and info.devminor == 0:
-                info = tarfile.TarInfo(str(Path(arcname).parent / f".wh.{path.name}"))
-                info.mtime = EPOCH
-            if info.isreg():
+                # An empty file, with nothing of the device to read (opening one fails).
+                whiteout = tarfile.TarInfo(str(Path(arcname).parent / f".wh.{path.name}"))
+                whiteout.mtime = EPOCH
+                tar.addfile(whiteout)
+            elif info.isreg():
                 with path.open("rb") as handle:
                     tar.addfile(info, handle)
             else:
@@ -150,6 +157,50 @@ def write_oci_image(
                     tar.addfile(info, handle)
     temporary.replace(output)
     return _digest(config_blob)
+
+
+def _oci_manifest(archive: tarfile.TarFile) -> dict[str, Any]:
+    """The one image manifest of an OCI archive written by `write_oci_image`."""
+    index = json.load(_member(archive, "index.json"))
+    (descriptor,) = index["manifests"]
+    return json.load(_member(archive, _blob_path(descriptor["digest"])))
+
+
+def _member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
+    handle = archive.extractfile(name)
+    if handle is None:
+        raise ValueError(f"{name} is not a file of the archive")
+    return handle
+
+
+def _blob_path(digest: str) -> str:
+    return "blobs/sha256/" + digest.removeprefix("sha256:")
+
+
+def docker_image_id(oci_archive: Path) -> str:
+    """The ID Docker gives the image of `oci_archive`: the digest of its config."""
+    with tarfile.open(oci_archive) as archive:
+        return str(_oci_manifest(archive)["config"]["digest"])
+
+
+def write_docker_archive(oci_archive: Path, tag: str, output: BinaryIO) -> None:
+    """Stream `oci_archive` to `output` with a docker `manifest.json` naming it `tag` (no copy on disk: the
+    archive of the app image is hundreds of MB)."""
+    with tarfile.open(oci_archive) as archive, tarfile.open(fileobj=output, mode="w|") as stream:
+        manifest = _oci_manifest(archive)
+        docker_manifest = [
+            {
+                "Config": _blob_path(manifest["config"]["digest"]),
+                "RepoTags": [tag],
+                "Layers": [_blob_path(layer["digest"]) for layer in manifest["layers"]],
+            }
+        ]
+        for member in archive:
+            stream.addfile(member, archive.extractfile(member) if member.isfile() else None)
+        blob = _json(docker_manifest)
+        info = tarfile.TarInfo("manifest.json")
+        info.mtime, info.mode, info.size = EPOCH, 0o644, len(blob)
+        stream.addfile(info, io.BytesIO(blob))
 
 
 def build_pause(pause_source: Path, name: str, output: Path) -> str:
@@ -228,7 +279,18 @@ def main() -> None:
     assemble.add_argument("--config", required=True, help="the image's runtime config (JSON)")
     assemble.add_argument("--output", type=Path, required=True)
     assemble.add_argument("layers", nargs="+", help="DIFF_ID=LAYER_FILE, base first")
+    docker = sub.add_parser("docker-archive", help="stream an OCI archive as `docker load` reads it, to stdout")
+    docker.add_argument("archive", type=Path)
+    docker.add_argument("--tag", required=True, help="the name docker load gives it, e.g. driftwatch.local/redis:7")
+    identity = sub.add_parser("image-id", help="print the ID Docker gives the image of an OCI archive")
+    identity.add_argument("archive", type=Path)
     args = parser.parse_args()
+    if args.image == "docker-archive":
+        write_docker_archive(args.archive, args.tag, sys.stdout.buffer)
+        return
+    if args.image == "image-id":
+        print(docker_image_id(args.archive))
+        return
     if args.image == "layer":
         print(write_layer_file(args.root, args.output))
         return
