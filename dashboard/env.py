@@ -91,6 +91,8 @@ def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | 
                 f"{name}: {item!r} is not an address range such as 10.20.0.0/16 or 127.0.0.0/8 ({error})."
             ) from None
     return networks
+
+
 # DRIFTWATCH_URLS: the URL sets a process may serve, each a URLconf module.
 URL_SETS = {"all": "dashboard.urls", "dashboard": "dashboard.urls_dashboard", "audit": "dashboard.urls_audit"}
 
