@@ -1,5 +1,5 @@
 """A local HTTP receiver for webhook tests: it listens on 127.0.0.1, records every request, and answers what the
-test sets (a status, a redirect)."""
+test sets (a status, a redirect, failures before either)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     status: int = 200
     location: str = ""
+    # The first this many requests are answered 503, as by a receiver that is briefly down; then `status`.
+    failures_before_status: int = 0
 
     def wait_for(self, count: int, timeout: float = 60) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -36,13 +38,16 @@ class Receiver:
 @contextmanager
 def receiver() -> Iterator[Receiver]:
     state = Receiver(url="")
+    lock = threading.Lock()  # the server answers each request in a thread of its own
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
-            state.requests.append(Received(self.path, dict(self.headers), body, time.time()))
-            self.send_response(state.status)
+            with lock:
+                state.requests.append(Received(self.path, dict(self.headers), body, time.time()))
+                failing = len(state.requests) <= state.failures_before_status
+            self.send_response(503 if failing else state.status)
             if state.location:
                 self.send_header("Location", state.location)
             self.send_header("Content-Length", "0")
