@@ -6,15 +6,18 @@ import io
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 from kubernetes import client as k8s
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Observation, Pod, SnapshotRun, Source, SourceVersion
 from drift.snapshot import snapshot
+from drift.tasks import SNAPSHOT_TIME_LIMIT
 from drift.verdicts import drift_rows
 from tests.faultproxy import FaultProxy
 from tests.kube_helpers import (
@@ -54,10 +57,10 @@ def ready_pod(kube, name: str):
     return pod
 
 
-def rows_for(cluster, namespace, workload):
+def rows_for(cluster, namespace, workload, now=None):
     return [
         row
-        for row in drift_rows(cluster, namespace=namespace)
+        for row in drift_rows(cluster, namespace=namespace, now=now)
         if row.workload.name == workload and row.source.name != "kube-root-ca.crt"
     ]
 
@@ -110,7 +113,9 @@ def test_an_unreachable_api_is_recorded_and_loses_nothing(proxy, kube):
     )
     kube.wait_deployment_ready("volume-demo")
     cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
-    cluster.propagation_window_seconds = 3
+    # Longer than any snapshot may run, so the volume is propagating right after its change however loaded the
+    # machine; past the window is judged at an explicit moment, not after a sleep.
+    cluster.propagation_window_seconds = 2 * SNAPSHOT_TIME_LIMIT
     cluster.save()
     snapshot(cluster)
     kube.edit_config_map("special-config", {"log_level": "DEBUG"})
@@ -135,8 +140,8 @@ def test_an_unreachable_api_is_recorded_and_loses_nothing(proxy, kube):
         call_command("snapshot", "--cluster", "local", stdout=io.StringIO(), stderr=io.StringIO())
     assert AuditEvent.objects.filter(action="snapshot.failed").count() == 1, "one entry per outage, not per cycle"
 
-    time.sleep(cluster.propagation_window_seconds + 1)
-    [row] = rows_for(cluster, kube.namespace, "volume-demo")
+    beyond_the_window = timezone.now() + timedelta(seconds=cluster.propagation_window_seconds + 1)
+    [row] = rows_for(cluster, kube.namespace, "volume-demo", now=beyond_the_window)
     assert row.verdict == "propagating", "no verdict may turn fresh while the cluster cannot be seen"
     assert "unreachable since" in row.reason
 
