@@ -61,10 +61,15 @@ def celery_queue() -> str:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator[subprocess.Popen]:
+def celery_worker_process(
+    transactional_db: None, celery_queue: str, request: pytest.FixtureRequest
+) -> Iterator[subprocess.Popen]:
     """A real `celery worker` process on the real Redis broker, writing to the test database. Tasks that
-    the code under test enqueues go to this worker's own queue."""
+    the code under test enqueues go to this worker's own queue. It logs at INFO, or at the level a test gives
+    (`@pytest.mark.parametrize("celery_worker_process", ["DEBUG"], indirect=True)`)."""
     from dashboard.celery import app
+
+    log_level = getattr(request, "param", "INFO")
 
     database = settings.DATABASES["default"]
     env = dict(os.environ)
@@ -72,6 +77,7 @@ def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator
         f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     )
     env["REDIS_URL"] = settings.REDIS_URL
+    env["LOG_LEVEL"] = log_level  # Django's root logger (settings.LOGGING); --loglevel sets Celery's own
     log_path = worker_log_path(celery_queue)
     log_path.parent.mkdir(exist_ok=True)
     # The session's workers share one queue and so one log, appended to: this worker's part starts here.
@@ -79,7 +85,7 @@ def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator
     with log_path.open("ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", celery_queue, "--pool", "solo",
-             "--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+             "--loglevel", log_level, "--without-heartbeat", "--without-mingle", "--without-gossip"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
