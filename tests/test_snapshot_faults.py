@@ -4,13 +4,13 @@ nothing already recorded lost."""
 
 import io
 import json
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import F
 from django.utils import timezone
 from kubernetes import client as k8s
 
@@ -63,6 +63,19 @@ def rows_for(cluster, namespace, workload, now=None):
         for row in drift_rows(cluster, namespace=namespace, now=now)
         if row.workload.name == workload and row.source.name != "kube-root-ca.crt"
     ]
+
+
+# Long enough that no cycle comes due on the clock while a test runs; time between cycles is made by moving the
+# reads into the past (as_if_an_interval_passed), so no retry decision races with how long the snapshots take.
+RETRY_INTERVAL_SECONDS = 600
+
+
+def as_if_an_interval_passed(cluster, reads) -> None:
+    """Move these reads one snapshot interval into the past: the next cycle's retry decision sees that much time
+    gone since each of them, however fast or slow the machine ran them."""
+    Observation.objects.filter(pk__in=list(reads.values_list("pk", flat=True))).update(
+        observed_at=F("observed_at") - timedelta(seconds=cluster.snapshot_interval_seconds)
+    )
 
 
 def test_huge_binary_and_many_keyed_config_maps(kubeconfig, kube):
@@ -254,7 +267,7 @@ def test_an_exec_that_timed_out_is_retried_on_a_later_cycle_with_backoff(proxy, 
     proxy.stall_exec = True
     cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
     cluster.exec_timeout_seconds = 2
-    cluster.snapshot_interval_seconds = 5
+    cluster.snapshot_interval_seconds = RETRY_INTERVAL_SECONDS
     cluster.save()
     mine = Observation.objects.filter(
         consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
@@ -264,15 +277,15 @@ def test_an_exec_that_timed_out_is_retried_on_a_later_cycle_with_backoff(proxy, 
     assert [o.reason for o in mine.order_by("observed_at")] == ["exec timed out after 2s"]
     snapshot(cluster)  # at once: not due yet
     assert mine.count() == 1
-    time.sleep(5)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)  # one interval later: retried, still stalled
     assert [o.reason for o in mine.order_by("observed_at")] == ["exec timed out after 2s"] * 2
-    time.sleep(5)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)  # two failures in a row: the next try waits two intervals
     assert mine.count() == 2
 
     proxy.stall_exec = False
-    time.sleep(6)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)
     latest = mine.order_by("-observed_at").first()
     assert latest.ok, latest.reason
@@ -288,7 +301,7 @@ def test_an_exec_cut_off_before_its_exit_status_is_a_passing_failure_not_an_empt
     ready_pod(kube, "env-demo")
     proxy.cut_exec = True
     cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
-    cluster.snapshot_interval_seconds = 5
+    cluster.snapshot_interval_seconds = RETRY_INTERVAL_SECONDS
     cluster.save()
     mine = Observation.objects.filter(
         consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
@@ -301,7 +314,7 @@ def test_an_exec_cut_off_before_its_exit_status_is_a_passing_failure_not_an_empt
     assert (row.verdict, row.evidence) == ("fresh", "inferred")
 
     proxy.cut_exec = False
-    time.sleep(5)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)
     [row] = rows_for(cluster, kube.namespace, "env-demo")
     assert (row.verdict, row.evidence) == ("fresh", "observed")
