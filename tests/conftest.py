@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,10 +61,15 @@ def celery_queue() -> str:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator[subprocess.Popen]:
+def celery_worker_process(
+    transactional_db: None, celery_queue: str, request: pytest.FixtureRequest
+) -> Iterator[subprocess.Popen]:
     """A real `celery worker` process on the real Redis broker, writing to the test database. Tasks that
-    the code under test enqueues go to this worker's own queue."""
+    the code under test enqueues go to this worker's own queue. It logs at INFO, or at the level a test gives
+    (`@pytest.mark.parametrize("celery_worker_process", ["DEBUG"], indirect=True)`)."""
     from dashboard.celery import app
+
+    log_level = getattr(request, "param", "INFO")
 
     database = settings.DATABASES["default"]
     env = dict(os.environ)
@@ -72,27 +77,43 @@ def celery_worker_process(transactional_db: None, celery_queue: str) -> Iterator
         f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     )
     env["REDIS_URL"] = settings.REDIS_URL
-    log_path = ROOT / "artifacts" / f"celery-worker-{celery_queue}.log"
+    env["LOG_LEVEL"] = log_level  # Django's root logger (settings.LOGGING); --loglevel sets Celery's own
+    log_path = worker_log_path(celery_queue)
     log_path.parent.mkdir(exist_ok=True)
+    # The session's workers share one queue and so one log, appended to: this worker's part starts here.
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", celery_queue, "--pool", "solo",
-             "--loglevel", "INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+             "--loglevel", log_level, "--without-heartbeat", "--without-mingle", "--without-gossip"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while b"ready." not in log_path.read_bytes():
+        while b"ready." not in log_path.read_bytes()[log_start:]:
             if worker.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"celery worker did not start:\n{log_path.read_text()[-3000:]}", pytrace=False)
             time.sleep(0.2)
         default_queue = app.conf.task_default_queue
         app.conf.task_default_queue = celery_queue
+        worker.log_start = log_start  # type: ignore[attr-defined]  # read by celery_worker_log
         yield worker
         app.conf.task_default_queue = default_queue
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def worker_log_path(celery_queue: str) -> Path:
+    return ROOT / "artifacts" / f"celery-worker-{celery_queue}.log"
+
+
+@pytest.fixture
+def celery_worker_log(celery_worker_process: subprocess.Popen, celery_queue: str) -> Callable[[], str]:
+    """What this test's worker process has logged so far (its own part of the session's worker log)."""
+    path = worker_log_path(celery_queue)
+    start = celery_worker_process.log_start  # type: ignore[attr-defined]
+    return lambda: path.read_bytes()[start:].decode("utf-8", "replace")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A local HTTP receiver for webhook tests: it listens on loopback (127.0.0.1, or ::1), records every request, and
-answers what the test sets (a status, a redirect); over HTTPS with a certificate the test gives, recording the
-name each client asked for in SNI."""
+answers what the test sets (a status, a redirect, failures before either); over HTTPS with a certificate the test
+gives, recording the name each client asked for in SNI."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ class Receiver:
     status: int = 200
     location: str = ""
     server_names: list[str | None] = field(default_factory=list)
+    # The first this many requests are answered 503, as by a receiver that is briefly down; then `status`.
+    failures_before_status: int = 0
 
     def wait_for(self, count: int, timeout: float = 60) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -42,13 +44,16 @@ class Receiver:
 def receiver(host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> Iterator[Receiver]:
     """Serve on HOST; with `tls` (certificate, key), over HTTPS."""
     state = Receiver(url="")
+    lock = threading.Lock()  # the server answers each request in a thread of its own
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
-            state.requests.append(Received(self.path, dict(self.headers), body, time.time()))
-            self.send_response(state.status)
+            with lock:
+                state.requests.append(Received(self.path, dict(self.headers), body, time.time()))
+                failing = len(state.requests) <= state.failures_before_status
+            self.send_response(503 if failing else state.status)
             if state.location:
                 self.send_header("Location", state.location)
             self.send_header("Content-Length", "0")

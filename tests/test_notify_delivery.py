@@ -1,7 +1,7 @@
 """Delivering notices for real: a webhook receiver on loopback run by the test, an SMTP server (aiosmtpd) started
-by the test; HMAC signatures, retries then failure (shown, audited), redirects to another host refused; webhooks
-never aimed inward (loopback, link-local, private ranges) unless the setting allows the range, and sent to the
-address that was checked.
+by the test; HMAC signatures, retries then failure (shown, audited), redirects to another host refused; a retry the
+production way, through the Redis broker to a worker process; webhooks never aimed inward (loopback, link-local,
+private ranges) unless the setting allows the range, and sent to the address that was checked.
 
 The suite allows loopback (tests/settings.py) as an admin would, since its receivers listen there; the tests of
 the default set the allowed ranges back to none."""
@@ -9,8 +9,10 @@ the default set the allowed ranges back to none."""
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import socket
+from collections.abc import Callable
 from datetime import time
 from ipaddress import ip_network
 from pathlib import Path
@@ -26,6 +28,7 @@ from drift.models import AuditEvent, Channel, Notice, NotificationRule, validate
 from drift.notify.deliver import SIGNATURE_HEADER
 from drift.notify.evaluate import within
 from drift.tasks import NOTIFY_MAX_RETRIES, send_notice
+from tests.kube_helpers import wait_until
 from tests.receiver import receiver
 
 pytestmark = pytest.mark.django_db
@@ -234,6 +237,45 @@ def test_a_failing_webhook_is_retried_then_marked_failed_and_audited() -> None:
     assert "broken" in audit.message and "HTTP 500" in audit.detail["reason"]
     # The audit log is read by viewers too: it names the host, never the URL nor what the host answered.
     assert "127.0.0.1" in audit.message and hook.url not in audit.message and "500" not in audit.message
+
+
+@pytest.fixture
+def quick_retry_worker(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Callable[[], str]:
+    """A real worker process whose notices are retried after 1 s, then 2 s, ... (it reads the backoff from the
+    environment it starts with, so this is set first); gives what the worker logged."""
+    monkeypatch.setenv("DRIFTWATCH_NOTIFY_BACKOFF_SECONDS", "1")
+    return request.getfixturevalue("celery_worker_log")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_delivery_is_retried_through_the_broker_and_delivered(quick_retry_worker) -> None:
+    """The notice's task goes through Redis to a worker process, as in production; the receiver fails the first
+    two attempts; each retry is a new message on the broker, sent after its backoff, and the third attempt
+    delivers the notice. (The tests above run the task in this process, where a retry is a plain loop.)"""
+    with receiver() as hook:
+        hook.failures_before_status = 2
+        channel = Channel.objects.create(name="flaky", kind="slack", url=hook.url)
+        notice = notice_for(channel)
+        task = send_notice.delay(notice.pk)
+        wait_until(
+            lambda: Notice.objects.get(pk=notice.pk).status == Notice.Status.SENT, timeout=90, what="the delivery"
+        )
+        requests = list(hook.requests)
+    assert len(requests) == 3
+    first_gap, second_gap = (later.at - earlier.at for earlier, later in itertools.pairwise(requests))
+    assert first_gap >= 0.9 and second_gap >= 1.9, "each retry waited for its backoff, doubled the second time"
+    notice.refresh_from_db()
+    assert (notice.attempts, notice.last_error, notice.sends) == (3, "", 1)
+    assert notice.delivered_at is not None
+    channel.refresh_from_db()
+    assert channel.last_error == "" and channel.last_success_at is not None
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.NOTIFICATION_FAILED).exists()
+
+    log = quick_retry_worker()
+    name = f"drift.tasks.send_notice[{task.id}]"
+    assert log.count(f"{name} received") == 3, "the first try and each retry arrived from the broker"
+    assert f"{name} retry: Retry in 1s" in log and f"{name} retry: Retry in 2s" in log
+    assert log.count(f"{name} succeeded") == 1
 
 
 def test_a_redirect_to_another_host_is_never_followed() -> None:

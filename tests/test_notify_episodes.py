@@ -44,7 +44,7 @@ def test_one_notice_per_stale_episode(cluster, env_demo, celery_worker_process, 
         snapshot()
         env_demo.edit_config_map("env-config", {"log_level": "DEBUG"})
         snapshot()
-        [summary] = [each for each in workload_summaries(cluster) if each.name == "env-demo"]
+        [summary] = [each for each in workload_summaries(cluster, namespace=namespace) if each.name == "env-demo"]
         assert summary.stale_pod_count == 2
         due = summary.stale_since + timedelta(minutes=1)
 

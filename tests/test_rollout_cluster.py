@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from kubernetes import client as k8s
 
-from drift.models import AuditEvent, Cluster, Rollout
+from drift.models import AuditEvent, Cluster, Pod, Rollout, SnapshotRun
 from drift.rollout import Target, advance_batch, plan_rollout, queue_batch, refresh_rollout, request_rollout
 from drift.tasks import track_rollouts
 from tests.kube_helpers import deployment, wait_until
@@ -412,7 +412,7 @@ def read_only_cluster(kube, kube_api, kubeconfig: Path, tmp_path: Path) -> Clust
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_track_rollouts_task_follows_rollouts_and_batches_in_a_worker(kube, kubeconfig, celery_worker_process):
+def test_the_track_rollouts_task_follows_rollouts_and_batches_in_a_worker(kube, kubeconfig, celery_worker_log):
     """Nobody watches the page: beat's track_rollouts, run by a real worker, records the end, starts the
     next group of a batch, and asks for a snapshot of the new pods."""
     cluster = Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig), rollout_batch_size=1)
@@ -421,7 +421,8 @@ def test_the_track_rollouts_task_follows_rollouts_and_batches_in_a_worker(kube, 
         kube.create_deployment(env_app(name, replicas=1))
     for name in ("solo", "first", "second"):
         kube.wait_deployment_ready(name)
-    solo, _ = request_rollout(cluster, Target("Deployment", kube.namespace, "solo"), "olga")
+    old_pods = {pod.metadata.name for name in ("solo", "first", "second") for pod in kube.pods(name)}
+    request_rollout(cluster, Target("Deployment", kube.namespace, "solo"), "olga")
     batch = queue_batch([(cluster, Target("Deployment", kube.namespace, n)) for n in ("first", "second")], "olga")
 
     def all_done():
@@ -433,6 +434,17 @@ def test_the_track_rollouts_task_follows_rollouts_and_batches_in_a_worker(kube, 
     assert set(Rollout.objects.values_list("status", flat=True)) == {"complete"}
     assert Rollout.objects.filter(batch=batch).count() == 2
     assert AuditEvent.objects.filter(action="rollout.completed", actor="olga").count() == 3
-    # Each completed rollout asked for a snapshot, which the worker ran.
-    wait_until(lambda: cluster.runs.exists(), what="a snapshot enqueued after the rollout")
-    assert solo.pk in Rollout.objects.values_list("pk", flat=True)
+    # Each completed rollout asked for a snapshot (nothing else does here: no beat), which the worker ran...
+    finished_runs = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING)
+    wait_until(lambda: finished_runs.count() == 3, what="a snapshot after each of the 3 rollouts")
+    received = [line for line in celery_worker_log().splitlines() if "drift.tasks.snapshot_cluster[" in line]
+    assert len([line for line in received if line.endswith(" received")]) == 3
+    assert set(finished_runs.values_list("status", flat=True)) == {SnapshotRun.Status.SUCCEEDED}
+    ends = sorted(Rollout.objects.values_list("finished_at", flat=True))
+    starts = sorted(finished_runs.values_list("started_at", flat=True))
+    assert all(start >= end for start, end in zip(starts, ends, strict=True)), "each snapshot after an end"
+    # ...and recorded the new pods. (Old ones may still be terminating then, and recorded too: not checked.)
+    recorded = set(Pod.objects.filter(cluster=cluster, deleted_at=None).values_list("name", flat=True))
+    for name in ("solo", "first", "second"):
+        new_pods = {pod.metadata.name for pod in kube.ready_pods(name)}
+        assert new_pods and new_pods.isdisjoint(old_pods) and new_pods <= recorded, name

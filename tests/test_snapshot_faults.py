@@ -4,17 +4,20 @@ nothing already recorded lost."""
 
 import io
 import json
-import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import F
+from django.utils import timezone
 from kubernetes import client as k8s
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Observation, Pod, SnapshotRun, Source, SourceVersion
 from drift.snapshot import snapshot
+from drift.tasks import SNAPSHOT_TIME_LIMIT
 from drift.verdicts import drift_rows
 from tests.faultproxy import FaultProxy
 from tests.kube_helpers import (
@@ -54,12 +57,25 @@ def ready_pod(kube, name: str):
     return pod
 
 
-def rows_for(cluster, namespace, workload):
+def rows_for(cluster, namespace, workload, now=None):
     return [
         row
-        for row in drift_rows(cluster, namespace=namespace)
+        for row in drift_rows(cluster, namespace=namespace, now=now)
         if row.workload.name == workload and row.source.name != "kube-root-ca.crt"
     ]
+
+
+# Long enough that no cycle comes due on the clock while a test runs; time between cycles is made by moving the
+# reads into the past (as_if_an_interval_passed), so no retry decision races with how long the snapshots take.
+RETRY_INTERVAL_SECONDS = 600
+
+
+def as_if_an_interval_passed(cluster, reads) -> None:
+    """Move these reads one snapshot interval into the past: the next cycle's retry decision sees that much time
+    gone since each of them, however fast or slow the machine ran them."""
+    Observation.objects.filter(pk__in=list(reads.values_list("pk", flat=True))).update(
+        observed_at=F("observed_at") - timedelta(seconds=cluster.snapshot_interval_seconds)
+    )
 
 
 def test_huge_binary_and_many_keyed_config_maps(kubeconfig, kube):
@@ -110,7 +126,9 @@ def test_an_unreachable_api_is_recorded_and_loses_nothing(proxy, kube):
     )
     kube.wait_deployment_ready("volume-demo")
     cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
-    cluster.propagation_window_seconds = 3
+    # Longer than any snapshot may run, so the volume is propagating right after its change however loaded the
+    # machine; past the window is judged at an explicit moment, not after a sleep.
+    cluster.propagation_window_seconds = 2 * SNAPSHOT_TIME_LIMIT
     cluster.save()
     snapshot(cluster)
     kube.edit_config_map("special-config", {"log_level": "DEBUG"})
@@ -135,8 +153,8 @@ def test_an_unreachable_api_is_recorded_and_loses_nothing(proxy, kube):
         call_command("snapshot", "--cluster", "local", stdout=io.StringIO(), stderr=io.StringIO())
     assert AuditEvent.objects.filter(action="snapshot.failed").count() == 1, "one entry per outage, not per cycle"
 
-    time.sleep(cluster.propagation_window_seconds + 1)
-    [row] = rows_for(cluster, kube.namespace, "volume-demo")
+    beyond_the_window = timezone.now() + timedelta(seconds=cluster.propagation_window_seconds + 1)
+    [row] = rows_for(cluster, kube.namespace, "volume-demo", now=beyond_the_window)
     assert row.verdict == "propagating", "no verdict may turn fresh while the cluster cannot be seen"
     assert "unreachable since" in row.reason
 
@@ -249,7 +267,7 @@ def test_an_exec_that_timed_out_is_retried_on_a_later_cycle_with_backoff(proxy, 
     proxy.stall_exec = True
     cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
     cluster.exec_timeout_seconds = 2
-    cluster.snapshot_interval_seconds = 5
+    cluster.snapshot_interval_seconds = RETRY_INTERVAL_SECONDS
     cluster.save()
     mine = Observation.objects.filter(
         consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
@@ -259,15 +277,15 @@ def test_an_exec_that_timed_out_is_retried_on_a_later_cycle_with_backoff(proxy, 
     assert [o.reason for o in mine.order_by("observed_at")] == ["exec timed out after 2s"]
     snapshot(cluster)  # at once: not due yet
     assert mine.count() == 1
-    time.sleep(5)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)  # one interval later: retried, still stalled
     assert [o.reason for o in mine.order_by("observed_at")] == ["exec timed out after 2s"] * 2
-    time.sleep(5)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)  # two failures in a row: the next try waits two intervals
     assert mine.count() == 2
 
     proxy.stall_exec = False
-    time.sleep(6)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)
     latest = mine.order_by("-observed_at").first()
     assert latest.ok, latest.reason
@@ -283,7 +301,7 @@ def test_an_exec_cut_off_before_its_exit_status_is_a_passing_failure_not_an_empt
     ready_pod(kube, "env-demo")
     proxy.cut_exec = True
     cluster, _ = register_cluster("local", kubeconfig_path=str(proxy.kubeconfig_path()))
-    cluster.snapshot_interval_seconds = 5
+    cluster.snapshot_interval_seconds = RETRY_INTERVAL_SECONDS
     cluster.save()
     mine = Observation.objects.filter(
         consumption__container__pod__namespace=kube.namespace, consumption__mode="envFrom"
@@ -296,7 +314,7 @@ def test_an_exec_cut_off_before_its_exit_status_is_a_passing_failure_not_an_empt
     assert (row.verdict, row.evidence) == ("fresh", "inferred")
 
     proxy.cut_exec = False
-    time.sleep(5)
+    as_if_an_interval_passed(cluster, mine)
     snapshot(cluster)
     [row] = rows_for(cluster, kube.namespace, "env-demo")
     assert (row.verdict, row.evidence) == ("fresh", "observed")

@@ -16,7 +16,11 @@ pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 def test_a_version_the_watcher_records_turns_the_stored_verdicts_stale_before_the_next_snapshot(cluster, env_demo):  # noqa: F811
     def env_demo_pods(verdict: str) -> int:
-        [summary] = [each for each in verdicts.workload_summaries(cluster) if each.name == "env-demo"]
+        [summary] = [
+            each
+            for each in verdicts.workload_summaries(cluster, namespace=env_demo.namespace)
+            if each.name == "env-demo"
+        ]
         return summary.pods[verdict]
 
     snapshot()
