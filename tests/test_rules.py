@@ -910,6 +910,21 @@ PROCESS_ROWS = [
         expect(FRESH, INF, "200", "200"),
         container=started(0, reload=ReloadFacts(sidecar="configmap-reload", restart_tool="Reloader")),
     ),
+    # a restart tool that has not restarted the pod well after the change: said, and the verdict expires then
+    process_row(
+        "process/restart-tool-late",
+        expect(STALE, INF, None, "200", stale=11),
+        container=started(0, reload=RELOADER),
+        probe=seen(20, written=11, **CURRENT_READ),
+        says=("Reloader should have restarted this by 2025-03-01 12:16:00",),
+    ),
+    process_row(
+        "env/restart-tool-late",
+        expect(STALE, INF, "100", "200", stale=10),
+        consumer=ENV,
+        container=started(0, reload=RELOADER),
+        says=("Reloader should have restarted this",),
+    ),
     # 5. the cluster's default
     process_row(
         "process/cluster-default-hot",
@@ -1143,3 +1158,13 @@ def test_changes_at_is_the_only_moment_the_clock_changes_a_verdict(
     turned = judge(consumer, container, source, probe, result.changes_at, WINDOW)
     assert turned.verdict is not PROPAGATING
     assert turned.changes_at is None
+
+
+def test_a_restart_tool_is_not_blamed_before_its_grace_and_the_verdict_expires_when_it_would_be():
+    judged = judge(ENV, started(0, reload=RELOADER), CHANGED, None, at(12), WINDOW)
+    assert judged.verdict == STALE
+    assert "should have restarted" not in judged.reason
+    assert judged.changes_at == at(15)
+    late = judge(ENV, started(0, reload=RELOADER), CHANGED, None, at(15), WINDOW)
+    assert "Reloader should have restarted this by 2025-03-01 12:15:00" in late.reason
+    assert late.changes_at is None

@@ -307,7 +307,8 @@ def test_its_queries_do_not_grow_with_pods(client, facts, is_operator):
         assert len(workload_rows(response)) == min(count, PAGE_SIZE)
         counts.append(len(queries))
     assert counts[0] == counts[1]
-    assert counts[1] <= 15, "\n".join(q["sql"][:150] for q in queries.captured_queries)
+    # 16: one of them reads the restart-tool badges of the page's workloads (Reloader, Wave, Helm checksum).
+    assert counts[1] <= 16, "\n".join(q["sql"][:150] for q in queries.captured_queries)
 
 
 def test_source_names_come_on_first_focus_not_with_every_page(viewer, demo, facts):
@@ -322,3 +323,17 @@ def test_source_names_come_on_first_focus_not_with_every_page(viewer, demo, fact
     assert "<script>" not in names and "&lt;script&gt;" in names
     assert viewer.get(reverse("source-names"), {"cluster": "elsewhere"}).content.decode().strip() == ""
     assert viewer.post(reverse("source-names")).status_code == 405
+
+
+def test_a_workload_whose_owner_enlisted_a_restart_tool_carries_its_badge(viewer, demo):
+    from drift import verdicts
+    from drift.models import Cluster, ContainerInstance
+
+    ContainerInstance.objects.filter(pod__workload__name="env-demo").update(
+        reload_hints={"restart_tool": "Reloader (reloader.stakater.com/auto)"}
+    )
+    verdicts.facts_changed(Cluster.objects.get(name="local"))
+    response = viewer.get(reverse("overview"))
+    assert re.search(r'env-demo</a>\s*<span class="badge restart-tool"[^>]*>Reloader</span>', response.content.decode())
+    fresh = viewer.get(reverse("overview"), {"verdict": "fresh"}).content.decode()
+    assert re.search(r"nginx</a>", fresh) and not re.search(r"nginx</a>\s*<span class=\"badge restart-tool", fresh)

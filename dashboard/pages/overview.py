@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
 from drift import verdicts
-from drift.models import AuditWebhookRejection, Cluster, Pod, SnapshotRun, Source
+from drift.models import AuditWebhookRejection, Cluster, ContainerInstance, Pod, SnapshotRun, Source
 from drift.snapshot.watch import WATCHER_DOWN_AFTER_SECONDS
 from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, refresh
 from drift.vocabulary import Verdict
@@ -96,6 +96,7 @@ class ClusterOverview:
     namespace_choices: set[str] = field(default_factory=set)  # empty when not known without another query
     # What its audit webhook refused, (reason, count): single events ("event ...") and whole batches.
     audit_refusals: list[tuple[str, int]] = field(default_factory=list)
+    restart_tools: dict[int, str] = field(default_factory=dict)  # workload id -> "Reloader", ... (the badge)
 
     @property
     def refused_audit_events(self) -> list[tuple[str, int]]:
@@ -161,6 +162,7 @@ def overview(
     else:
         listing = filters.verdict or verdicts.ATTENTION
         pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+    tools = restart_tools([w.workload_id for shown in pages.values() for w in shown.workloads])
     refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for name, reason, count in AuditWebhookRejection.objects.filter(
         cluster_name__in=[cluster.name for cluster in clusters]
@@ -200,9 +202,27 @@ def overview(
                 refresh_delays=measured.refresh_delays(cluster, now),
                 namespace_choices=shown.every_namespace,
                 audit_refusals=refusals[cluster.name],
+                restart_tools={w.workload_id: tools[w.workload_id] for w in shown.workloads if w.workload_id in tools},
             )
         )
     return result
+
+
+def restart_tools(workload_ids: list[int]) -> dict[int, str]:
+    """Workload id -> the restart tools (Reloader, Wave, Helm checksum) its live pods say the owner enlisted, for
+    the badge: one query for the page's workloads."""
+    if not workload_ids:
+        return {}
+    found: dict[int, set[str]] = defaultdict(set)
+    for workload_id, tool in (
+        ContainerInstance.objects.filter(
+            pod__workload_id__in=workload_ids, pod__deleted_at=None, ended_at=None, reload_hints__has_key="restart_tool"
+        )
+        .values_list("pod__workload_id", "reload_hints__restart_tool")
+        .distinct()
+    ):
+        found[workload_id].add(str(tool).split(" (", 1)[0])
+    return {workload_id: ", ".join(sorted(names)) for workload_id, names in found.items()}
 
 
 def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int) -> verdicts.WorkloadPage:

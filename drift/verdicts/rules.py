@@ -328,10 +328,28 @@ def judge(
     if probe is not None:
         problem = _probe_problem(case, probe)
         if problem is None:
-            return _judge_probe(case, probe)
+            return _restart_tool_late(case, _judge_probe(case, probe))
         prefix = f"inferred: {problem}; "
     judgement = _infer_refreshed(case) if _is_refreshed(case) else _infer_fixed(case)
-    return replace(judgement, reason=prefix + judgement.reason)
+    return _restart_tool_late(case, replace(judgement, reason=prefix + judgement.reason))
+
+
+# How long a restart tool (Reloader, Wave) may take to replace the pods after a change before Driftwatch says it
+# should have: they act within seconds of seeing the change, a rollout of many replicas within minutes.
+RESTART_TOOL_GRACE = timedelta(minutes=5)
+
+
+def _restart_tool_late(case: _Case, judgement: Judgement) -> Judgement:
+    """A pod still behind well after a change, on a workload whose owner enlisted a restart tool: say so, so a team
+    lead looks at the tool (and a rule on stale workloads fires), not only at the pod."""
+    tool = case.container.reload.restart_tool
+    since = judgement.stale_since
+    if not tool or since is None or judgement.verdict not in (Verdict.STALE, Verdict.UNRELOADED):
+        return judgement
+    due = since + RESTART_TOOL_GRACE
+    if case.now < due:
+        return replace(judgement, changes_at=min(filter(None, (judgement.changes_at, due))))
+    return replace(judgement, reason=f"{judgement.reason}; {tool} should have restarted this by {_at(due)}")
 
 
 def _is_refreshed(case: _Case) -> bool:
