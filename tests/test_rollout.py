@@ -12,6 +12,7 @@ from drift.rollout import (
     paused_reason,
     progress_of,
     referenced_sources,
+    restart_tool_warning,
     selector_string,
     update_strategy,
 )
@@ -180,6 +181,28 @@ def test_it_warns_that_gitops_tools_will_see_the_annotation_as_drift(labels, ann
 def test_it_does_not_warn_for_helm_alone():
     # app.kubernetes.io/instance is also Helm's label: without an Argo CD annotation it says nothing.
     assert gitops_warning(deployment(labels={"app.kubernetes.io/instance": "shop"}), KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("workload", "words"),
+    [
+        (deployment(annotations={"reloader.stakater.com/auto": "true"}), "Reloader (reloader.stakater.com/auto)"),
+        (
+            deployment(spec={"template": {"metadata": {"annotations": {"checksum/config": "abc"}}}}),
+            "Helm checksum (checksum/config)",
+        ),
+        (deployment(annotations={"wave.pusher.com/update-on-config-change": "true"}), "Wave"),
+    ],
+    ids=["reloader", "helm-checksum-on-the-template", "wave"],
+)
+def test_it_says_a_manual_rollout_adds_a_restart_to_the_restart_tools(workload, words):
+    warning = restart_tool_warning(workload)
+    assert words in warning and "one more restart" in warning
+
+
+def test_it_says_nothing_of_restart_tools_where_there_is_none():
+    assert restart_tool_warning(deployment(annotations={"reloader.stakater.com/auto": "false"})) is None
+    assert restart_tool_warning(deployment()) is None
 
 
 def test_it_spells_label_selectors_like_the_api():

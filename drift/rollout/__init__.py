@@ -29,7 +29,14 @@ from drift.rollout.kinds import (
 from drift.rollout.plan import Plan, SourceState, plan_rollout
 from drift.rollout.record import record_dry_run, record_outcome
 from drift.rollout.signals import rollout_completed
-from drift.rollout.template import annotation_patch, config_hash, gitops_warning, referenced_sources, selector_string
+from drift.rollout.template import (
+    annotation_patch,
+    config_hash,
+    gitops_warning,
+    referenced_sources,
+    restart_tool_warning,
+    selector_string,
+)
 
 __all__ = [
     "KINDS",
@@ -57,6 +64,7 @@ __all__ = [
     "referenced_sources",
     "refresh_rollout",
     "request_rollout",
+    "restart_tool_warning",
     "rollout_completed",
     "selector_string",
     "update_strategy",

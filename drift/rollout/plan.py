@@ -20,6 +20,7 @@ from drift.rollout.template import (
     config_hash,
     gitops_warning,
     referenced_sources,
+    restart_tool_warning,
     selector_string,
 )
 from drift.rollout.windows import closed_reason
@@ -159,7 +160,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
     if dry_generation == generation:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
     dry_text = f"server-side dry run accepted the patch: generation {generation} would become {dry_generation}"
-    warnings = [text for text in (gitops_warning(workload, key),) if text]
+    warnings = [text for text in (gitops_warning(workload, key), restart_tool_warning(workload)) if text]
     if target.kind == WorkloadKind.DEPLOYMENT and deadline_exceeded(workload):
         warnings.append("Its previous rollout failed (progress deadline exceeded); this one may fail the same way.")
     if not pods:

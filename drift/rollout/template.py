@@ -41,6 +41,22 @@ def gitops_warning(workload: dict[str, Any], annotation_key: str) -> str | None:
     return None
 
 
+def restart_tool_warning(workload: dict[str, Any]) -> str | None:
+    """A warning when the owner has a restart tool (Reloader, Wave, Helm checksum) roll the workload on config
+    changes: a manual rollout adds one more restart to the one it does (or should have done)."""
+    metadata = workload.get("metadata") or {}
+    template = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    tool = podspec.restart_tool(metadata.get("annotations") or {}) or podspec.restart_tool(
+        template.get("annotations") or {}
+    )
+    if not tool:
+        return None
+    return (
+        f"Its owner has {tool} restart it when its config changes: a rollout from here adds one more restart to "
+        "the one that tool does (or should have done; if it did not, look at the tool)."
+    )
+
+
 def selector_string(selector: dict[str, Any]) -> str:
     """A LabelSelector as the labelSelector query parameter spells it."""
     parts = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
