@@ -266,3 +266,23 @@ def test_a_field_manager_that_looks_like_a_person_is_shown_as_an_unrecognised_cl
         in page
     )
     assert "by client bob@example.com" not in page
+
+
+@pytest.mark.parametrize(
+    ("name", "flagged"),
+    [("app-config-5m4g2t9kbh", True), ("app-config", False), ("app-config-abcdefghij", False), ("x-5m4g2t9kb", False)],
+    ids=["kustomize-hash", "plain", "not-the-hash-alphabet", "nine-characters"],
+)
+def test_an_in_place_edit_of_a_content_addressed_config_map_is_flagged(client, facts, name, flagged):
+    facts.source(name, (90, {"a": "1"}), (10, {"a": "2"}))
+    content = source_page(client, name=name).content.decode()
+    assert ('id="in-place-edit"' in content) is flagged
+    if flagged:
+        assert "edited in place (#2," in re.sub(r"\s+", " ", content)
+
+
+def test_a_content_addressed_config_map_never_edited_is_only_noted(client, facts):
+    facts.source("app-config-5m4g2t9kbh", (90, {"a": "1"}))
+    content = source_page(client, name="app-config-5m4g2t9kbh").content.decode()
+    assert 'id="in-place-edit"' not in content
+    assert "ends in a content hash" in content

@@ -4,6 +4,7 @@ compared (with theirs), and the consumers."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -23,6 +24,31 @@ class VersionEntry:
     changes: dict[str, list[str]]
     current: bool
     previous_id: int | None  # the version before it, for a "diff with previous" link
+
+
+# Kustomize's configMapGenerator and secretGenerator name each content NAME-HASH: ten characters of a hex digest
+# with 0, 1, 3, a and e swapped for g, h, k, m and t (so the suffix never spells a word).
+CONTENT_HASH_SUFFIX = re.compile(r"-[245-9bcdfghkmt]{10}$")
+
+
+@dataclass(frozen=True)
+class InPlaceEdit:
+    """An edit of a ConfigMap or Secret whose name carries a content hash: it is meant to be replaced by a new
+    object under a new name, so pods that reference the old name never see a change they did not roll out for."""
+
+    number: int  # the version the edit made
+    at: dt.datetime
+
+
+def in_place_edits(name: str, history: list[VersionEntry]) -> list[InPlaceEdit]:
+    """The versions that changed a content-addressed object in place (not its first, nor a recreation)."""
+    if not CONTENT_HASH_SUFFIX.search(name):
+        return []
+    return [
+        InPlaceEdit(entry.number, entry.version.first_seen)
+        for entry in history
+        if entry.previous_id is not None and not entry.recreated
+    ]
 
 
 def source_history(cluster: Cluster, namespace: str, kind: str, name: str) -> list[VersionEntry]:

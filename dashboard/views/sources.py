@@ -53,6 +53,8 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         "unchanged": [diff.key for diff in diffs if diff.status == "unchanged"],
         "full": full,
         "consumers": page.source_consumers(found, namespace, kind, name),
+        "content_addressed": bool(page.CONTENT_HASH_SUFFIX.search(name)),
+        "in_place_edits": page.in_place_edits(name, history),
     }
     template = "dashboard/source.html"
     if request.htmx and request.htmx.target == "version-diff":
