@@ -1,0 +1,65 @@
+"""What a pod says of reloading, recorded by a real snapshot of the local cluster: the driftwatch.io/reload
+annotation of the pod template, a config-reloader sidecar beside the app, and a restart tool named on the
+Deployment itself (which reaches the snapshot through the ReplicaSets the Deployment controller copies it to);
+the overview then carries the tool's badge."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from drift.clusters import register_cluster
+from drift.models import ContainerInstance, SnapshotRun
+from drift.snapshot import snapshot
+from tests.facts import user
+from tests.kube_helpers import deployment
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
+
+
+def hints(namespace: str, workload: str) -> dict[str, dict[str, str]]:
+    return dict(
+        ContainerInstance.objects.filter(
+            pod__namespace=namespace, pod__workload__name=workload, ended_at=None
+        ).values_list("name", "reload_hints")
+    )
+
+
+def test_a_snapshot_records_what_pods_and_their_owners_say_of_reloading(kube, kubeconfig, client, plain_http):
+    kube.config_map("web-config", {"app.conf": "a"})
+    mount = {"name": "c", "mountPath": "/etc/web"}
+    volumes = [{"name": "c", "configMap": {"name": "web-config"}}]
+
+    tooled = deployment("tooled", [{"name": "app", "image": "nginx:1.27", "volumeMounts": [mount]}], volumes)
+    tooled["metadata"]["annotations"] = {"reloader.stakater.com/auto": "true"}
+    tooled["spec"]["template"]["metadata"]["annotations"] = {"driftwatch.io/reload.app": "restart"}
+    kube.create_deployment(tooled)
+
+    sidecar = deployment(
+        "sidecar",
+        [
+            {"name": "app", "image": "nginx:1.27", "volumeMounts": [mount]},
+            {"name": "reload", "image": "ghcr.io/jimmidyson/configmap-reload:v0.14.0", "volumeMounts": [mount]},
+        ],
+        volumes,
+    )
+    kube.create_deployment(sidecar)
+    for name in ("tooled", "sidecar"):
+        kube.wait_deployment_ready(name)
+
+    cluster, _ = register_cluster("local", kubeconfig_path=str(kubeconfig))
+    run = snapshot(cluster)
+    assert run.status == SnapshotRun.Status.SUCCEEDED, run.error
+    assert hints(kube.namespace, "tooled") == {
+        "app": {
+            "declared": "restart",
+            "declared_by": "annotation driftwatch.io/reload.app",
+            "restart_tool": "Reloader (reloader.stakater.com/auto)",
+        }
+    }
+    assert hints(kube.namespace, "sidecar") == {"app": {"sidecar": "configmap-reload, container reload"}, "reload": {}}
+
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview"), {"verdict": "fresh", "namespace": kube.namespace}).content.decode()
+    assert re.search(r'tooled</a>\s*<span class="badge restart-tool"[^>]*>Reloader</span>', content)
+    assert not re.search(r'sidecar</a>\s*<span class="badge restart-tool"', content)
