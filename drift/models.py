@@ -320,6 +320,9 @@ class Pod(models.Model):
     node_name = models.CharField(max_length=253, blank=True)
     # status.startTime: when the kubelet took the pod, and so set up its volumes.
     started_at = models.DateTimeField(null=True, blank=True)
+    # The pod template's kubectl.kubernetes.io/restartedAt, as `kubectl rollout restart` writes it: a rollout that
+    # did not come from Driftwatch, shown in the workload's rollout history.
+    restarted_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
 

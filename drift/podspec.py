@@ -42,6 +42,20 @@ class ContainerRun:
     spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+# What `kubectl rollout restart` writes into the pod template (and so every pod of it carries).
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+
+
+def restarted_at(metadata: Mapping[str, Any]) -> datetime | None:
+    """When `kubectl rollout restart` made the template this pod came from, or None (absent, or not a time)."""
+    value = (metadata.get("annotations") or {}).get(RESTARTED_AT_ANNOTATION)
+    try:
+        moment = parse_time(str(value)) if value else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None

@@ -11,6 +11,7 @@ from drift.podspec import (
     data_modified_at,
     reload_hints,
     restart_tool_annotations,
+    restarted_at,
     top_owner,
 )
 
@@ -270,3 +271,18 @@ def test_a_listing_keeps_only_the_restart_tool_annotations_of_an_owner():
         "checksum/x": "y" * 400,
     }
     assert restart_tool_annotations(annotations) == {"reloader.stakater.com/auto": "true", "checksum/x": "y" * 253}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({"kubectl.kubernetes.io/restartedAt": "2026-12-01T09:12:00Z"}, datetime(2026, 12, 1, 9, 12, tzinfo=UTC)),
+        ({"kubectl.kubernetes.io/restartedAt": "2026-12-01T10:12:00+01:00"}, datetime(2026, 12, 1, 9, 12, tzinfo=UTC)),
+        ({"kubectl.kubernetes.io/restartedAt": "yesterday"}, None),
+        ({"kubectl.kubernetes.io/restartedAt": "2026-12-01T09:12:00"}, None),  # no zone: not what kubectl writes
+        ({}, None),
+    ],
+    ids=["utc", "offset", "not-a-time", "no-zone", "absent"],
+)
+def test_when_kubectl_rollout_restart_made_the_template(annotations, expected):
+    assert restarted_at({"annotations": annotations}) == expected

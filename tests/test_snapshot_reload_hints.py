@@ -12,7 +12,8 @@ from drift.clusters import register_cluster
 from drift.models import ContainerInstance, SnapshotRun
 from drift.snapshot import snapshot
 from tests.facts import user
-from tests.kube_helpers import deployment
+from tests.kube_helpers import deployment, wait_until
+from tests.test_real_node import kubectl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db]
 
@@ -63,3 +64,22 @@ def test_a_snapshot_records_what_pods_and_their_owners_say_of_reloading(kube, ku
     content = client.get(reverse("overview"), {"verdict": "fresh", "namespace": kube.namespace}).content.decode()
     assert re.search(r'tooled</a>\s*<span class="badge restart-tool"[^>]*>Reloader</span>', content)
     assert not re.search(r'sidecar</a>\s*<span class="badge restart-tool"', content)
+
+
+def test_kubectl_rollout_restart_is_read_as_a_rollout_in_the_history(kube, kubeconfig, client, plain_http):
+    kube.create_deployment(deployment("web", [{"name": "app", "image": "nginx:1.27"}]))
+    kube.wait_deployment_ready("web")
+    result = kubectl("-n", kube.namespace, "rollout", "restart", "deployment/web")
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: len(kube.replica_sets("web")) == 2, what="kubectl's restart to make a new ReplicaSet")
+    kube.wait_deployment_ready("web")
+    template = kube.apps.read_namespaced_deployment("web", kube.namespace).spec.template.metadata.annotations
+    restarted = template["kubectl.kubernetes.io/restartedAt"]
+
+    cluster, _ = register_cluster("local", kubeconfig_path=str(kubeconfig))
+    assert snapshot(cluster).status == SnapshotRun.Status.SUCCEEDED
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("workload", args=["local", kube.namespace, "Deployment", "web"])).content.decode()
+    shown = re.search(r"<code>kubectl rollout restart</code> at (\S+ \S+) UTC", content)
+    assert shown, "the restart is in the rollout history"
+    assert shown.group(1) == restarted.replace("T", " ").removesuffix("Z")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dashboard.pages.version_links import LinkedRow, is_service_account_ca, link_versions
 from drift import verdicts
-from drift.models import ContainerInstance, ReloadSetting, Rollout, Workload
+from drift.models import ContainerInstance, Pod, ReloadSetting, Rollout, Workload
 from drift.verdicts import pod_verdicts
 from drift.vocabulary import VERDICT_ORDER
 
@@ -29,6 +29,7 @@ class WorkloadDetail:
     counts: dict[str, int]
     split_sources: list[str]
     rollouts: list[Rollout]
+    kubectl_restarts: list[dt.datetime] = field(default_factory=list)  # `kubectl rollout restart`s, newest first
 
     @property
     def service_account_counts(self) -> dict[str, int]:
@@ -70,6 +71,7 @@ def workload_detail(workload: Workload, now: dt.datetime | None = None) -> Workl
         counts=counts,
         split_sources=sorted({str(r.source) for r in rows if r.split}),
         rollouts=rollout_history(workload),
+        kubectl_restarts=kubectl_restarts(workload),
     )
 
 
@@ -93,6 +95,17 @@ def reload_info(workload: Workload) -> ReloadInfo:
             hints.setdefault(name, container_hints)
     tools = sorted({h["restart_tool"] for h in hints.values() if h.get("restart_tool")})
     return ReloadInfo(list(workload.reload_settings.all()), dict(sorted(hints.items())), tools)
+
+
+def kubectl_restarts(workload: Workload, limit: int = 20) -> list[dt.datetime]:
+    """`kubectl rollout restart`s of the workload, newest first, as the pods Driftwatch saw carry them."""
+    moments = (
+        Pod.objects.filter(workload=workload, restarted_at__isnull=False)
+        .order_by("-restarted_at")
+        .values_list("restarted_at", flat=True)
+        .distinct()[:limit]
+    )
+    return [moment for moment in moments if moment is not None]
 
 
 def rollout_history(workload: Workload, limit: int = 20) -> list[Rollout]:

@@ -366,6 +366,7 @@ def _record_pod(
         created = Pod.objects.create(
             cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
             uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
+            restarted_at=podspec.restarted_at(metadata),
         )  # fmt: skip
         pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started)
         recorded.rows += 1
