@@ -82,7 +82,13 @@ def test_two_workers_racing_for_one_cluster_never_overlap(kubeconfig, kube, two_
     def settled() -> bool:
         skipped = sum(log.read_bytes().count(SKIPPED) for log in two_workers)
         finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).count()
-        return skipped + finished == sent and not cluster.runs.filter(status=SnapshotRun.Status.RUNNING).exists()
+        # A run's record ends before its worker logs the task's end: wait for every task's line too.
+        ended = sum(log.read_bytes().count(b"succeeded in") for log in two_workers)
+        return (
+            skipped + finished == sent
+            and ended == sent
+            and not cluster.runs.filter(status=SnapshotRun.Status.RUNNING).exists()
+        )
 
     wait_until(settled, timeout=240, what="every task ran or was turned away")
     runs = list(cluster.runs.order_by("started_at"))
