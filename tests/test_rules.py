@@ -783,8 +783,8 @@ DEFAULT_HOT = ReloadFacts(cluster_default=Reload.HOT)
 CURRENT_READ = {"level": "debug", "color": "red"}
 
 
-def process_row(id, expected, *, container=BEFORE, probe=None, now=60, says=(), consumer=VOLUME):
-    return row(id, consumer, container, CHANGED, expected, probe=probe, now=now, says=says)
+def process_row(id, expected, *, container=BEFORE, probe=None, now=60, says=(), consumer=VOLUME, source=CHANGED):
+    return row(id, consumer, container, source, expected, probe=probe, now=now, says=says)
 
 
 PROCESS_ROWS = [
@@ -924,6 +924,14 @@ PROCESS_ROWS = [
         consumer=ENV,
         container=started(0, reload=RELOADER),
         says=("Reloader should have restarted this",),
+    ),
+    # Driftwatch installed after the change: the API server's time of the data (managedFields) says the content
+    # came after the container started, so the file is new on disk, though Driftwatch saw no change itself.
+    process_row(
+        "process/changed-before-the-watch-but-after-the-start",
+        expect(UNRELOADED, INF, None, "300", stale=10),
+        container=BEFORE,
+        source=cm(ver("300", 10, level="debug"), watched=30),
     ),
     # 5. the cluster's default
     process_row(

@@ -675,8 +675,9 @@ def _started_with_it(case: _Case, written: datetime | None) -> str:
     changed = _current_since(case)
     first = case.source.versions[0]
     watched = case.source.watched_since
-    if changed == first.changed_at and (watched is None or changed <= watched):
-        # Its first version, with no change seen since: nothing says the file is newer than the container.
+    if changed == first.changed_at and (watched is None or changed >= watched):
+        # Its first version, timed only by when Driftwatch first saw it (no managedFields time from before the
+        # watch), with no change seen since: nothing says the file is newer than the container.
         return f"{case.label} has had that content since Driftwatch first saw it, and no change is known since"
     if written is not None and case.started_at >= written:
         return f"container started at {_at(case.started_at)}, after the kubelet wrote that content at {_at(written)}"
