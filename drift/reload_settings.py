@@ -4,6 +4,7 @@ cleared in one place, audited in the same transaction, and the workload's verdic
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from drift import audit, verdicts
@@ -13,15 +14,14 @@ from drift.vocabulary import Reload
 CLEAR = "clear"
 
 
+def live_app_containers(workload: Workload) -> QuerySet[ContainerInstance]:
+    """The running app containers (not init containers) of the workload's live pods."""
+    return ContainerInstance.objects.filter(pod__workload=workload, pod__deleted_at=None, ended_at=None, init=False)
+
+
 def container_names(workload: Workload) -> list[str]:
     """The app containers of the workload's live pods: what a per-container setting may name."""
-    return sorted(
-        set(
-            ContainerInstance.objects.filter(
-                pod__workload=workload, pod__deleted_at=None, ended_at=None, init=False
-            ).values_list("name", flat=True)
-        )
-    )
+    return sorted(set(live_app_containers(workload).values_list("name", flat=True)))
 
 
 def set_reload(workload: Workload, container: str, reload: str, actor: str) -> str:

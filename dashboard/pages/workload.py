@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from dashboard.pages.version_links import LinkedRow, is_service_account_ca, link_versions
 from drift import verdicts
-from drift.models import ContainerInstance, Pod, ReloadSetting, Rollout, Workload
+from drift.models import Pod, ReloadSetting, Rollout, Workload
+from drift.reload_settings import live_app_containers
 from drift.verdicts import pod_verdicts
 from drift.vocabulary import VERDICT_ORDER
 
@@ -88,9 +89,7 @@ class ReloadInfo:
 
 def reload_info(workload: Workload) -> ReloadInfo:
     hints: dict[str, dict[str, str]] = {}
-    for name, container_hints in ContainerInstance.objects.filter(
-        pod__workload=workload, pod__deleted_at=None, ended_at=None, init=False
-    ).values_list("name", "reload_hints"):
+    for name, container_hints in live_app_containers(workload).values_list("name", "reload_hints"):
         if container_hints:
             hints.setdefault(name, container_hints)
     tools = sorted({h["restart_tool"] for h in hints.values() if h.get("restart_tool")})
