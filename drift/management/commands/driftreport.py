@@ -2,28 +2,46 @@ import json
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from drift import verdicts
 from drift.models import Cluster
+from drift.verdicts import at as pit
+from drift.verdicts.read_at import point_in_time
 
 
 class Command(BaseCommand):
-    help = "Print one JSON object per (pod, container, source reference) with its verdict."
+    help = (
+        "Print one JSON object per (pod, container, source reference) with its verdict; with --at, what ran at "
+        "that moment, judged then (one object per cluster, its rows, or why it is not known)."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--json", action="store_true", required=True, help="JSON output (the only format)")
+        parser.add_argument("--json", action="store_true", help="JSON output (the only format)")
         parser.add_argument("--cluster")
         parser.add_argument("--namespace")
+        parser.add_argument("--at", help="a moment, ISO 8601 (e.g. 2026-12-01T09:12; without an offset: TIME_ZONE)")
 
     def handle(self, *args: object, **options: object) -> None:
+        if not options["json"] and not options["at"]:
+            raise CommandError("give --json (the only format)")
         cluster = None
         if options["cluster"]:
             cluster = Cluster.objects.filter(name=options["cluster"]).first()
             if cluster is None:
-                raise CommandError(f"no cluster named {options['cluster']!r}")
+                raise CommandError(f"no cluster named {str(options['cluster'])[:80]!r}")
         namespace = str(options["namespace"] or "") or None
-        # The stored verdicts, those expired judged again: what the pages show, without judging every row.
         clusters = [cluster] if cluster is not None else list(Cluster.objects.all())
+        if options["at"]:
+            now = timezone.now()
+            try:
+                moment = pit.parse_moment(str(options["at"]), now, timezone.get_current_timezone())
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+            answers = [point_in_time(each, moment, namespace, now=now).as_json() for each in clusters]
+            self.stdout.write(json.dumps(answers, indent=None))
+            return
+        # The stored verdicts, those expired judged again: what the pages show, without judging every row.
         rows = [row for each in clusters for row in verdicts.rows(each, namespace)]
         # One JSON array, one row per line: compact rows go through the json module's C encoder (with indent it
         # falls back to pure Python, and printing 15,000 rows took longer than reading them).
