@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
 from drift import audit
-from drift.models import AuditEvent, Membership, Role
+from drift.models import AuditEvent, Membership, Role, parse_scope
 
 # The request's path, as an audit message quotes it, is cut to this (the door cuts every column to its size).
 _MAX_FIELD = 253
@@ -92,3 +92,38 @@ def refuse_unknown_workload(request: HttpRequest, fields: dict[str, str]) -> NoR
         "named no workload Driftwatch knows (rollouts name a workload by its id)",
     )
     raise Http404("No such workload.")
+
+
+def read_scopes(user: AbstractBaseUser | AnonymousUser) -> list[tuple[str, str]] | None:
+    """Where a viewer given scopes may read (point in time honours them): (cluster, namespace) pairs, either
+    may be "*". None: everywhere (every other user, and a viewer without scopes, as before)."""
+    membership = membership_of(user)
+    if membership is None or membership.role != Role.VIEWER or not membership.namespaces:
+        return None
+    scopes = []
+    for scope in membership.namespaces:
+        try:
+            scopes.append(parse_scope(scope))
+        except ValueError:
+            continue  # a malformed scope allows nothing
+    return scopes
+
+
+def may_read(user: AbstractBaseUser | AnonymousUser, cluster: str, namespace: str) -> bool:
+    scopes = read_scopes(user)
+    return scopes is None or any(c in ("*", cluster) and n in ("*", namespace) for c, n in scopes)
+
+
+def readable_namespaces(user: AbstractBaseUser | AnonymousUser, cluster: str) -> set[str] | None:
+    """The namespaces of ``cluster`` the user may read; None: all of them."""
+    scopes = read_scopes(user)
+    if scopes is None:
+        return None
+    allowed = {n for c, n in scopes if c in ("*", cluster)}
+    return None if "*" in allowed else allowed
+
+
+def refuse_read(request: HttpRequest, cluster: str, namespace: str, kind: str = "", name: str = "") -> NoReturn:
+    """A read outside the viewer's scopes: audited, then 404 (what it asked for is not said to exist)."""
+    _deny(request, cluster[:63], namespace[:253], kind, name, f"may not read {cluster[:63]}/{namespace[:63]}")
+    raise Http404("Nothing here.")

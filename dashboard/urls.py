@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path, register_converter
 
 from dashboard.views import (
+    at,
     audit,
     health,
     kube_audit,
@@ -54,6 +55,7 @@ dashboard_urls = [
         "clusters/<slug:cluster>/<str:namespace>/workloads/<str:kind>/<str:name>/", workloads.workload, name="workload"
     ),
     path("clusters/<slug:cluster>/<str:namespace>/pods/<str:name>/", pods.pod, name="pod"),
+    path("clusters/<slug:cluster>/<str:namespace>/", at.namespace, name="namespace"),
     path(
         "clusters/<slug:cluster>/<str:namespace>/<sourcekinds:kinds>/<str:name>/",
         sources.source,

@@ -6,7 +6,9 @@ from django.views.decorators.vary import vary_on_headers
 from dashboard.access import role_of
 from dashboard.forms import OverviewFilterForm
 from dashboard.htmx import HtmxHttpRequest
+from dashboard.pages import at as at_page
 from dashboard.pages import overview as page
+from dashboard.views.at import render_at
 from drift import verdicts
 from drift.models import Role
 
@@ -18,6 +20,9 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
     changed since, the answer is 204 (htmx keeps the page as it is). A bad filter is left out and said."""
     form = OverviewFilterForm(request.GET)
     filters = form.filters()
+    moment = at_page.moment_of(request)
+    if moment.asked:  # what ran at that moment, not what runs now
+        return render_at(request, moment, page.clusters_shown(filters), namespace=filters.namespace)
     polled = bool(request.htmx and request.htmx.target == "overview-body")
     clusters = page.clusters_shown(filters)
     stamp = verdicts.stamp(clusters)

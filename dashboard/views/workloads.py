@@ -4,10 +4,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.access import may_roll_out, require_operator_on
+from dashboard.access import may_read, may_roll_out, refuse_read, require_operator_on
 from dashboard.forms import ReloadSettingForm
 from dashboard.htmx import HtmxHttpRequest
+from dashboard.pages import at as at_page
 from dashboard.pages import workload as page
+from dashboard.views.at import render_at
 from drift.models import Workload
 from drift.reload_settings import container_names, set_reload
 from drift.vocabulary import ROLLABLE_KINDS
@@ -20,6 +22,11 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
     found = page.find_workload(cluster, namespace, kind, name)
     if found is None:
         raise Http404(f"no workload {kind}/{name} in namespace {namespace} of cluster {cluster}")
+    moment = at_page.moment_of(request)
+    if moment.asked:  # what its pods ran at that moment
+        if not may_read(request.user, found.cluster.name, found.namespace):
+            refuse_read(request, found.cluster.name, found.namespace, found.kind, found.name)
+        return render_at(request, moment, [found.cluster], namespace=found.namespace, workload=found)
     ctx = {
         "detail": page.workload_detail(found),
         "workload": found,

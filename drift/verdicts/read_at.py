@@ -116,11 +116,11 @@ def coverage_at(cluster: Cluster, at: datetime, now: datetime) -> pit.Coverage:
 def point_in_time(
     cluster: Cluster,
     at: datetime,
-    namespace: str | None = None,
+    namespace: str | Collection[str] | None = None,
     workload_ids: Collection[int] | None = None,
     now: datetime | None = None,
 ) -> PointInTime:
-    """What ran in ``cluster`` (one ``namespace``, some workloads) at ``at``, judged at ``at``."""
+    """What ran in ``cluster`` (one ``namespace`` or some, some workloads) at ``at``, judged at ``at``."""
     now = now or timezone.now()
     covered = coverage_at(cluster, at, now)
     if not covered.known:
@@ -208,7 +208,7 @@ _EXTRA = ("container__first_seen", "container__ended_at", "container__pod__first
 def _facts_at(
     cluster: Cluster,
     at: datetime,
-    namespace: str | None,
+    namespace: str | Collection[str] | None,
     workload_ids: Collection[int] | None,
     after: pit.Run | None,
 ) -> list[_FactAt]:
@@ -225,8 +225,10 @@ def _facts_at(
         Q(container__ended_at=None) | Q(container__ended_at__gt=at),
         container__pod__cluster=cluster,
     )
-    if namespace:
+    if isinstance(namespace, str) and namespace:
         queryset = queryset.filter(container__pod__namespace=namespace)
+    elif namespace is not None and not isinstance(namespace, str):
+        queryset = queryset.filter(container__pod__namespace__in=list(namespace))
     if workload_ids is not None:
         queryset = queryset.filter(container__pod__workload_id__in=list(workload_ids))
     ordered = queryset.order_by(

@@ -1,0 +1,93 @@
+"""Point in time as the overview, namespace and workload pages show it with ``?at=``: per cluster, whether
+Driftwatch watched then, and every pod that ran (by UID) with what each container ran of each source, the
+version current then, and the verdict at T. Read-only; drift.verdicts.read_at does the reading."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.http import HttpRequest
+from django.utils import timezone
+
+from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
+from drift.models import Cluster
+from drift.verdicts import at as pit
+from drift.verdicts.read_at import PointInTime, RowAt, point_in_time
+
+SHORTCUTS = ((5, "5 minutes before"), (15, "15 minutes before"), (60, "1 hour before"))
+
+
+@dataclass(frozen=True)
+class Moment:
+    """``?at=`` as a request gave it: the moment, or why it is refused (``error``); neither when absent."""
+
+    asked: bool
+    at: datetime | None = None
+    error: str = ""
+
+
+def moment_of(request: HttpRequest, now: datetime | None = None) -> Moment:
+    if "at" not in request.GET:
+        return Moment(False)
+    try:
+        at = pit.parse_moment(request.GET["at"], now or timezone.now(), timezone.get_current_timezone())
+    except ValueError as error:
+        return Moment(True, error=str(error))
+    return Moment(True, at=at)
+
+
+def at_query(at: datetime) -> str:
+    """``at=...`` for a link, in the server's time zone with its offset (what the picker shows)."""
+    return urlencode({"at": timezone.localtime(at).isoformat(timespec="seconds")})
+
+
+@dataclass
+class PodAt:
+    uid: str
+    name: str
+    namespace: str
+    workload_kind: str
+    workload_name: str
+    rows: list[RowAt] = field(default_factory=list)
+
+
+@dataclass
+class ClusterAt:
+    answer: PointInTime
+    pods: list[PodAt]
+
+
+def clusters_at(
+    at: datetime,
+    clusters: list[Cluster],
+    namespaces: dict[str, Collection[str] | None],
+    workload_ids: Collection[int] | None = None,
+) -> list[ClusterAt]:
+    """``namespaces``: per cluster name, the namespaces to show (None: every one)."""
+    shown = []
+    for cluster in clusters:
+        answer = point_in_time(cluster, at, namespaces.get(cluster.name), workload_ids=workload_ids)
+        pods: dict[str, PodAt] = {}
+        for row in answer.rows:
+            if row.row.source.name == SERVICE_ACCOUNT_CA:
+                continue  # every pod mounts it through its token volume: noise here as on the other pages
+            pod = pods.setdefault(
+                row.pod_uid,
+                PodAt(row.pod_uid, row.row.pod, row.row.namespace, row.row.workload.kind, row.row.workload.name),
+            )
+            pod.rows.append(row)
+        shown.append(ClusterAt(answer, list(pods.values())))
+    return shown
+
+
+def shortcuts(at: datetime | None) -> list[tuple[str, str]]:
+    """(label, query) of the moments before T (before now when none is shown)."""
+    base = at or timezone.now()
+    return [(label, at_query(base - timedelta(minutes=minutes))) for minutes, label in SHORTCUTS]
+
+
+def picker_value(at: datetime | None) -> str:
+    return timezone.localtime(at).strftime("%Y-%m-%dT%H:%M:%S") if at else ""
