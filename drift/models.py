@@ -540,6 +540,11 @@ class AuditEvent(models.Model):
         NOTIFICATION_FAILED = "notification.failed"
         CHANNEL_CHANGED = "notification.channel"
         RELOAD_SET = "workload.reload_set"
+        # A ConfigMap put back to an earlier version (drift.restore): asked (before the API call), done, refused.
+        RESTORE_REQUESTED = "config.restore_requested"
+        RESTORE_DRY_RUN = "config.restore_dry_run"
+        RESTORED = "config.restored"
+        RESTORE_REFUSED = "config.restore_refused"
 
     at = models.DateTimeField(db_default=Now(), db_index=True)
     actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")

@@ -247,6 +247,19 @@ class KubeClient:
             what=what,
         )
 
+    def put(
+        self, path: str, body: dict[str, Any], what: str, dry_run: bool = False, field_manager: str = ""
+    ) -> dict[str, Any]:
+        """Replace an object. With ``metadata.resourceVersion`` in ``body`` the API server refuses (409) when the
+        object changed since: the precondition a restore rests on."""
+        return self.request(
+            "PUT",
+            path,
+            query={"dryRun": "All" if dry_run else None, "fieldManager": field_manager or None},
+            body=body,
+            what=what,
+        )
+
     # -- exec -------------------------------------------------------------------------------------
 
     def exec_in_container(
