@@ -117,3 +117,11 @@ class ReloadSettingForm(forms.Form):
         field = self.fields["container"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "every container"), *[(name, name) for name in containers]]
+
+
+class RestoreForm(forms.Form):
+    """What a restore's confirmation posts: the resourceVersion the preview showed (the precondition), and whether
+    to roll out the consumers that read the ConfigMap only at start. The data itself never comes from the page."""
+
+    resource_version = forms.CharField(max_length=32)
+    roll_out = forms.BooleanField(required=False)

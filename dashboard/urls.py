@@ -62,6 +62,11 @@ dashboard_urls = [
         name="source",
     ),
     path(
+        "clusters/<slug:cluster>/<str:namespace>/configmaps/<str:name>/versions/<int:version>/restore/",
+        sources.restore_version,
+        name="source-restore",
+    ),
+    path(
         "clusters/<slug:cluster>/<str:namespace>/configmaps/<str:name>/versions/<int:version>/<str:key>",
         sources.download,
         name="source-download",

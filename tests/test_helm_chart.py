@@ -36,6 +36,8 @@ SNAPSHOT_CALLS = {
     ("batch", "jobs"): {"list"},
 }
 EXEC_CALLS = {("", "pods/exec"): {"create", "get"}}
+# The web process restores a ConfigMap version inside the request: drift/restore.py (GET, dry-run PUT, PUT).
+RESTORE_CALLS = {("", "configmaps"): {"get", "update"}}
 CLUSTER_ONLY_CALLS = {("", "nodes"): {"list"}, ("", "namespaces"): {"list"}}
 # The watcher (drift/snapshot/watch.py): LIST then WATCH of ConfigMaps and Secrets, nothing else.
 WATCH_CALLS = {("", "configmaps"): {"list", "watch"}, ("", "secrets"): {"list", "watch"}}
@@ -53,12 +55,16 @@ WORKER_NAMESPACED_CALLS = merged(SNAPSHOT_CALLS, EXEC_CALLS, ROLLOUT_CALLS)
 # Per account and mode: what its Role or ClusterRole grants; an account absent from a mode has none bound.
 ACCOUNT_CALLS = {
     "cluster-wide": {
-        "web": ROLLOUT_CALLS,
+        "web": merged(ROLLOUT_CALLS, RESTORE_CALLS),
         "worker": merged(WORKER_NAMESPACED_CALLS, CLUSTER_ONLY_CALLS),
         "watcher": WATCH_CALLS,
     },
     "cluster-wide read-only": {"worker": merged(SNAPSHOT_CALLS, CLUSTER_ONLY_CALLS), "watcher": WATCH_CALLS},
-    "namespaced": {"web": ROLLOUT_CALLS, "worker": WORKER_NAMESPACED_CALLS, "watcher": WATCH_CALLS},
+    "namespaced": {
+        "web": merged(ROLLOUT_CALLS, RESTORE_CALLS),
+        "worker": WORKER_NAMESPACED_CALLS,
+        "watcher": WATCH_CALLS,
+    },
     "namespaced read-only": {"worker": SNAPSHOT_CALLS, "watcher": WATCH_CALLS},
 }
 MODE_VALUES = {

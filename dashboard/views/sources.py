@@ -1,14 +1,20 @@
 import re
 
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from dashboard.access import may_roll_out, require_operator_on
+from dashboard.forms import RestoreForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from drift.diffs import key_diffs
+from drift.history import version_number
 from drift.models import Cluster, SourceVersion
+from drift.restore import RestoreRefused, preview, restore
 from drift.vocabulary import SourceKind
 
 # What may appear in a downloaded file's name: anything else becomes "_".
@@ -55,6 +61,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         "consumers": page.source_consumers(found, namespace, kind, name),
         "content_addressed": bool(page.CONTENT_HASH_SUFFIX.search(name)),
         "in_place_edits": page.in_place_edits(name, history),
+        "can_restore": not secret and not found.read_only and may_roll_out(request.user, found.name, namespace),
     }
     template = "dashboard/source.html"
     if request.htmx and request.htmx.target == "version-diff":
@@ -81,3 +88,55 @@ def download(request: HtmxHttpRequest, cluster: str, namespace: str, name: str, 
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _restorable_version(request: HttpRequest, cluster: str, namespace: str, name: str, version: int) -> SourceVersion:
+    """The ConfigMap version the URL names, looked up by its id within that ConfigMap, and the user authorised on
+    that version's own cluster and namespace (an operator scope), before anything else."""
+    found = get_object_or_404(
+        SourceVersion.objects.select_related("source__cluster"),
+        pk=version,
+        source__cluster__name=cluster,
+        source__namespace=namespace,
+        source__kind=SourceKind.CONFIG_MAP,
+        source__name=name,
+    )
+    require_operator_on(request, found.source, "restore a ConfigMap")
+    return found
+
+
+def restore_version(request: HttpRequest, cluster: str, namespace: str, name: str, version: int) -> HttpResponse:
+    """GET: the preview (the diff against the live content, the API server's dry run) and the form. POST: the
+    restore, refused when the ConfigMap changed after the preview (its resourceVersion is the precondition)."""
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    found = _restorable_version(request, cluster, namespace, name, version)
+    back = reverse("source", args=[cluster, namespace, SourceKind.CONFIG_MAP.plural, name])
+    ctx: dict[str, object] = {"version": found, "number": version_number(found), "back": back, "name": name,
+                              "namespace": namespace, "cluster": found.source.cluster}  # fmt: skip
+    if request.method == "POST":
+        form = RestoreForm(request.POST)
+        if not form.is_valid():
+            ctx["refusal"] = "The form was incomplete: preview again."
+            return render(request, "dashboard/restore.html", ctx, status=400)
+        try:
+            done = restore(
+                found,
+                request.user.get_username(),
+                form.cleaned_data["resource_version"],
+                roll_out=form.cleaned_data["roll_out"],
+            )
+        except RestoreRefused as error:
+            ctx["refusal"] = str(error)
+            return render(request, "dashboard/restore.html", ctx, status=409)
+        said = f"ConfigMap {name} restored to version #{ctx['number']} (resourceVersion {done.resource_version})."
+        if done.rollouts:
+            said += " Rollouts: " + ", ".join(f"{r.kind}/{r.name} {r.get_status_display()}" for r in done.rollouts)
+        messages.success(request, said)
+        return redirect(back)
+    try:
+        ctx["preview"] = preview(found)
+    except RestoreRefused as error:
+        ctx["refusal"] = str(error)
+        return render(request, "dashboard/restore.html", ctx, status=409)
+    return render(request, "dashboard/restore.html", ctx)

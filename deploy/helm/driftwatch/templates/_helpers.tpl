@@ -86,9 +86,15 @@ runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follow
 {{- end }}
 {{- end -}}
 
-{{/* The web process (gunicorn): rollouts only. Read-only: nothing, and no token. */}}
+{{/* The web process (gunicorn): rollouts, and restoring a ConfigMap version. Read-only: nothing, and no token. */}}
 {{- define "driftwatch.rules.web" -}}
 {{ include "driftwatch.rules.rollout" . }}
+{{- if not .Values.rbac.readOnly }}
+# drift/restore.py preview (GET, dry-run PUT) and restore (GET, PUT with the preview's resourceVersion)
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [update]
+{{- end }}
 {{- end -}}
 {{- define "driftwatch.clusterRules.web" -}}{{- end -}}
 
