@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff clean-cluster
+.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff bench-pointintime clean-cluster
 
 demo: venv
 	scripts/demo
@@ -83,6 +83,7 @@ bench: venv services
 	scripts/cluster kubectl delete namespace $(addprefix bench-,0 1 2 3 4 5 6 7 8 9) --timeout=20m
 	$(VENV)/bin/python bench/overview.py --pods 500 5000 --repeat 20 --keepdb --out $(BENCH_OUT)/overview.json
 	$(VENV)/bin/python bench/load.py --users 50 --minutes 5 --out $(BENCH_OUT)/load.json
+	$(VENV)/bin/python bench/pointintime.py --pods 5000 --repeat 7 --out $(BENCH_OUT)/pointintime.json
 	$(VENV)/bin/python bench/table.py
 
 # kwok nodes hold 110 pods each: the 2,000-pod benchmark needs about 20 of them, 5,000 pods about 50.
@@ -105,6 +106,10 @@ bench-workers: venv services
 bench-metrics: venv services
 	DRIFTWATCH_NODES=25 scripts/cluster up
 	$(VENV)/bin/python bench/metrics.py
+
+# Point in time at 5,000 pods (and as many replaced ones): its time and SQL queries; needs PostgreSQL only.
+bench-pointintime: venv services
+	$(VENV)/bin/python bench/pointintime.py
 
 # The side-by-side diff on nginx-style files of 500 to 4,000 lines; needs no services.
 bench-diff: venv

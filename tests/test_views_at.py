@@ -136,3 +136,17 @@ def test_a_get_at_a_moment_writes_nothing(client, facts, django_assert_max_num_q
         response = client.get(f"/?cluster=local&at={at(facts, 10)}")
     assert response.status_code == 200 and AuditEvent.objects.count() == before
     assert timezone.now() - facts.now < timedelta(minutes=5)
+
+
+def test_pods_come_a_page_at_a_time_and_the_pager_keeps_at(client, facts, monkeypatch):
+    from dashboard.pages import at as page
+
+    monkeypatch.setattr(page, "PODS_PER_PAGE", 1)
+    client.force_login(user("viewer", "viewer"))
+    first = client.get(f"/?cluster=local&at={at(facts, 5)}").content.decode()
+    second = client.get(f"/?cluster=local&at={at(facts, 5)}&page=2").content.decode()
+
+    assert "page 1 of 3" in first and "3 pods ran then" in first
+    assert first.count("data-pod-uid=") == 1 and second.count("data-pod-uid=") == 1
+    assert re.findall(r'data-pod-uid="([^"]+)"', first) != re.findall(r'data-pod-uid="([^"]+)"', second)
+    assert re.search(r'href="/\?cluster=local&amp;at=[^"]+&amp;page=2">Next', first)

@@ -18,6 +18,8 @@ from drift.verdicts import at as pit
 from drift.verdicts.read_at import PointInTime, RowAt, point_in_time
 
 SHORTCUTS = ((5, "5 minutes before"), (15, "15 minutes before"), (60, "1 hour before"))
+# Pods per page: 5,000 pods of three sources each made a page of 10 MB.
+PODS_PER_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,16 @@ class PodAt:
 @dataclass
 class ClusterAt:
     answer: PointInTime
-    pods: list[PodAt]
+    pods: list[PodAt]  # the page's
+    pod_count: int
+    verdicts: dict[str, int]  # rows per verdict at T, over every pod
+
+
+@dataclass(frozen=True)
+class Paged:
+    clusters: list[ClusterAt]
+    page: int
+    pages: int
 
 
 def clusters_at(
@@ -65,9 +76,12 @@ def clusters_at(
     clusters: list[Cluster],
     namespaces: dict[str, Collection[str] | None],
     workload_ids: Collection[int] | None = None,
-) -> list[ClusterAt]:
-    """``namespaces``: per cluster name, the namespaces to show (None: every one)."""
+    page: int = 1,
+) -> Paged:
+    """``namespaces``: per cluster name, the namespaces to show (None: every one). ``page``: which
+    ``PODS_PER_PAGE`` pods, counted across the clusters in order."""
     shown = []
+    skip, room, total = (page - 1) * PODS_PER_PAGE, PODS_PER_PAGE, 0
     for cluster in clusters:
         answer = point_in_time(cluster, at, namespaces.get(cluster.name), workload_ids=workload_ids)
         pods: dict[str, PodAt] = {}
@@ -79,8 +93,19 @@ def clusters_at(
                 PodAt(row.pod_uid, row.row.pod, row.row.namespace, row.row.workload.kind, row.row.workload.name),
             )
             pod.rows.append(row)
-        shown.append(ClusterAt(answer, list(pods.values())))
-    return shown
+        every = list(pods.values())
+        total += len(every)
+        mine = every[skip : skip + room]
+        skip, room = max(0, skip - len(every)), room - len(mine)
+        counts: dict[str, int] = {}
+        for row in answer.rows:
+            counts[row.row.verdict] = counts.get(row.row.verdict, 0) + 1
+        shown.append(ClusterAt(answer, mine, len(every), counts))
+    return Paged(shown, page, max(1, -(-total // PODS_PER_PAGE)))
+
+
+def page_number(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 7 and int(value) > 0 else 1
 
 
 def shortcuts(at: datetime | None) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ moment is answered 400 with the reason on the page; a namespace outside a scoped
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -27,6 +27,7 @@ def render_at(
 ) -> HttpResponse:
     """The point-in-time page for ``clusters`` (narrowed to ``namespace`` or ``workload``), each cluster cut to
     the namespaces the user may read."""
+    kept = {key: request.GET[key] for key in ("cluster", "namespace") if request.GET.get(key)}
     ctx = {
         "moment": moment,
         "namespace": namespace,
@@ -34,7 +35,7 @@ def render_at(
         "here": here or request.path,
         "picker": page.picker_value(moment.at),
         "shortcuts": page.shortcuts(moment.at),
-        "keep": {key: request.GET[key] for key in ("cluster", "namespace") if request.GET.get(key)},
+        "keep": kept,
         "clusters": [],
     }
     if moment.at is None:
@@ -47,7 +48,13 @@ def render_at(
         namespaces[cluster.name] = allowed
     shown = [cluster for cluster in clusters if namespaces[cluster.name] != set()]
     ctx["at_query"] = page.at_query(moment.at)
-    ctx["clusters"] = page.clusters_at(moment.at, shown, namespaces, [workload.pk] if workload else None)
+    paged = page.clusters_at(
+        moment.at, shown, namespaces, [workload.pk] if workload else None, page.page_number(request.GET.get("page"))
+    )
+    ctx["clusters"] = paged.clusters
+    ctx["paged"] = paged
+    keep = "".join(f"{key}={quote(value)}&" for key, value in kept.items())
+    ctx["page_query"] = f"{keep}{ctx['at_query']}"
     return render(request, "dashboard/at.html", ctx)
 
 
