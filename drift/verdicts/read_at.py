@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -136,13 +136,14 @@ def point_in_time(
     probes = _probes_at([f.fact.consumption_id for f in facts], at)
     settings = _reload_settings_at({f.fact.workload_id for f in facts}, at)
     judged: list[tuple[_Judged, _FactAt]] = []
+    cut: dict[tuple[str, str, str], rules.Source] = {}
     for each in facts:
         fact = each.fact
         key = (fact.namespace, fact.source_kind, fact.source_name)
-        known = sources.get(key) or rules.Source(
-            kind=fact.source_kind, name=fact.source_name, exists=False, versions=()
-        )
-        source = pit.source_at(known, at)
+        source = cut.get(key)
+        if source is None:  # each source cut at T once, not once per consumer
+            known = sources.get(key) or rules.Source(fact.source_kind, fact.source_name, exists=False, versions=())
+            source = cut[key] = pit.source_at(known, at)
         consumer = rules.Consumer(mode=Mode(fact.mode), keys=fact.keys, optional=fact.optional)
         container = rules.Container(
             name=fact.container,
@@ -173,7 +174,7 @@ def point_in_time(
         names = numbered.get((one.fact.namespace, one.fact.source_kind, one.fact.source_name), {})
         rows.append(
             RowAt(
-                row=replace(row, container_started_at=one.fact.started_at),
+                row=row,
                 pod_uid=each.pod_uid,
                 presence=each.presence,
                 running=names.get(row.running_version or ""),
