@@ -103,6 +103,17 @@ def test_driftreport_at_prints_the_same(facts):
     assert rows[facts.old.uid]["running"]["version"] == 1 and rows[facts.old.uid]["current"]["version"] == 2
 
 
+def test_driftreport_at_without_json_prints_a_line_per_row(facts):
+    out = StringIO()
+    call_command("driftreport", "--cluster", "local", "--at", facts.at(18).isoformat(), stdout=out)
+    early = StringIO()
+    call_command("driftreport", "--at", facts.at(90).isoformat(), stdout=early)
+
+    line = next(line for line in out.getvalue().splitlines() if facts.old.uid in line)
+    assert "ran #1 (unknown), current #2, stale" in line
+    assert "did not watch this cluster yet" in early.getvalue()
+
+
 @pytest.mark.parametrize("moment", ["garbage", "9999-01-01T00:00", "2026-12-01T09:12" + "9" * 50])
 def test_driftreport_refuses_a_bad_moment(facts, moment):
     with pytest.raises(CommandError):

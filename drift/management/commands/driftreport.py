@@ -7,7 +7,7 @@ from django.utils import timezone
 from drift import verdicts
 from drift.models import Cluster
 from drift.verdicts import at as pit
-from drift.verdicts.read_at import point_in_time
+from drift.verdicts.read_at import PointInTime, point_in_time
 
 
 class Command(BaseCommand):
@@ -38,8 +38,12 @@ class Command(BaseCommand):
                 moment = pit.parse_moment(str(options["at"]), now, timezone.get_current_timezone())
             except ValueError as error:
                 raise CommandError(str(error)) from None
-            answers = [point_in_time(each, moment, namespace, now=now).as_json() for each in clusters]
-            self.stdout.write(json.dumps(answers, indent=None))
+            answers = [point_in_time(each, moment, namespace, now=now) for each in clusters]
+            if options["json"]:
+                self.stdout.write(json.dumps([answer.as_json() for answer in answers]))
+            else:
+                for answer in answers:
+                    self._write_text(answer)
             return
         # The stored verdicts, those expired judged again: what the pages show, without judging every row.
         rows = [row for each in clusters for row in verdicts.rows(each, namespace)]
@@ -47,3 +51,18 @@ class Command(BaseCommand):
         # falls back to pure Python, and printing 15,000 rows took longer than reading them).
         lines = ",\n".join(json.dumps(row.as_json()) for row in rows)
         self.stdout.write(f"[\n{lines}\n]" if rows else "[]")
+
+    def _write_text(self, answer: PointInTime) -> None:
+        """One line per row: what a person reads in a terminal during an incident."""
+        self.stdout.write(f"cluster {answer.cluster} as of {answer.at.isoformat()}")
+        if not answer.known:
+            self.stdout.write(f"  {answer.coverage.reason}")
+            return
+        for each in answer.rows:
+            row = each.row
+            ran = f"#{each.running.number} ({each.running.author})" if each.running else "not known"
+            current = f"#{each.current.number}" if each.current else "none"
+            self.stdout.write(
+                f"  {row.namespace}/{row.pod} uid={each.pod_uid} {row.container} {row.source} ({row.mode}): "
+                f"ran {ran}, current {current}, {row.verdict}: {row.reason}"
+            )
