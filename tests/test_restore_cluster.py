@@ -96,3 +96,25 @@ def test_the_restore_command_exits_non_zero_with_the_reason(cluster, kube, edite
     out = io.StringIO()
     call_command("restore", "configmap/app-config", "-n", namespace, "--version", "1", "--actor", "bob", stdout=out)
     assert "restored to #1" in out.getvalue() and live(kube).data["level"] == "INFO"
+
+
+def test_a_restore_may_roll_out_the_workloads_that_read_it_only_at_start(cluster, kube, edited, private_celery_queue):
+    from tests.kube_helpers import deployment
+
+    env = {"name": "app", "image": "nginx:1.27", "envFrom": [{"configMapRef": {"name": "app-config"}}]}
+    files = {"name": "app", "image": "nginx:1.27", "volumeMounts": [{"name": "c", "mountPath": "/etc/c"}]}
+    kube.create_deployment(deployment("reads-env", [env]))
+    kube.create_deployment(
+        deployment("reads-files", [files], volumes=[{"name": "c", "configMap": {"name": "app-config"}}])
+    )
+    kube.wait_deployment_ready("reads-env")
+    kube.wait_deployment_ready("reads-files")
+    assert snapshot(cluster).status == "succeeded"
+    shown = preview(edited[0].version)
+    assert [(w.kind, w.name) for w in shown.consumers] == [("Deployment", "reads-env")]
+
+    done = restore(edited[0].version, "alice", shown.live_resource_version, roll_out=True)
+
+    assert [(r.kind, r.name, r.requested_by) for r in done.rollouts] == [("Deployment", "reads-env", "alice")]
+    assert done.rollouts[0].status in ("in_progress", "complete"), done.rollouts[0].message
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.ROLLOUT_REQUESTED, object_name="reads-env").exists()
