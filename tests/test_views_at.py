@@ -150,3 +150,11 @@ def test_pods_come_a_page_at_a_time_and_the_pager_keeps_at(client, facts, monkey
     assert first.count("data-pod-uid=") == 1 and second.count("data-pod-uid=") == 1
     assert re.findall(r'data-pod-uid="([^"]+)"', first) != re.findall(r'data-pod-uid="([^"]+)"', second)
     assert re.search(r'href="/\?cluster=local&amp;at=[^"]+&amp;page=2">Next', first)
+
+
+def test_it_says_how_many_pods_ran_each_version_of_each_source(client, facts):
+    client.force_login(user("viewer", "viewer"))
+    html = client.get(f"/?cluster=local&at={at(facts, 5)}").content.decode()
+
+    line = re.sub(r"<[^>]+>|\s+", " ", re.search(r'<li data-source="demo/env-config">.*?</li>', html, re.S).group(0))
+    assert re.search(r"current then #2 .*; 1 pod ran #2, 1 pod ran #1", line), line

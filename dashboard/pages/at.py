@@ -15,7 +15,7 @@ from django.utils import timezone
 from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
 from drift.models import Cluster
 from drift.verdicts import at as pit
-from drift.verdicts.read_at import PointInTime, RowAt, point_in_time
+from drift.verdicts.read_at import PointInTime, RowAt, VersionAt, point_in_time
 
 SHORTCUTS = ((5, "5 minutes before"), (15, "15 minutes before"), (60, "1 hour before"))
 # Pods per page: 5,000 pods of three sources each made a page of 10 MB.
@@ -57,11 +57,49 @@ class PodAt:
 
 
 @dataclass
+class SourceAt:
+    """One source at T: the version current then, and how many pods ran each version ("40 pods ran #7 (Bob's
+    edit), 12 still ran #6"); ``unknown``: pods whose version is not known."""
+
+    namespace: str
+    kind: str
+    name: str
+    current: VersionAt | None
+    running: list[tuple[VersionAt, int]]
+    unknown: int
+
+
+@dataclass
 class ClusterAt:
     answer: PointInTime
     pods: list[PodAt]  # the page's
     pod_count: int
     verdicts: dict[str, int]  # rows per verdict at T, over every pod
+    sources: list[SourceAt]
+
+
+def _sources_at(rows: list[RowAt]) -> list[SourceAt]:
+    found: dict[tuple[str, str, str], SourceAt] = {}
+    pods: dict[tuple[str, str, str], dict[int, set[str]]] = {}
+    unknown: dict[tuple[str, str, str], set[str]] = {}
+    versions: dict[int, VersionAt] = {}
+    for each in rows:
+        row = each.row
+        key = (row.namespace, row.source.kind, row.source.name)
+        if key not in found:
+            found[key] = SourceAt(*key, current=each.current, running=[], unknown=0)
+        if each.running is None:
+            unknown.setdefault(key, set()).add(each.pod_uid)
+        else:
+            versions[each.running.id] = each.running
+            pods.setdefault(key, {}).setdefault(each.running.id, set()).add(each.pod_uid)
+    for key, source in found.items():
+        by_version = pods.get(key, {})
+        source.running = sorted(
+            ((versions[id_], len(uids)) for id_, uids in by_version.items()), key=lambda item: -item[0].number
+        )
+        source.unknown = len(unknown.get(key, set()))
+    return sorted(found.values(), key=lambda source: (source.namespace, source.kind, source.name))
 
 
 @dataclass(frozen=True)
@@ -100,7 +138,8 @@ def clusters_at(
         counts: dict[str, int] = {}
         for row in answer.rows:
             counts[row.row.verdict] = counts.get(row.row.verdict, 0) + 1
-        shown.append(ClusterAt(answer, mine, len(every), counts))
+        rows = [row for row in answer.rows if row.row.source.name != SERVICE_ACCOUNT_CA]
+        shown.append(ClusterAt(answer, mine, len(every), counts, _sources_at(rows)))
     return Paged(shown, page, max(1, -(-total // PODS_PER_PAGE)))
 
 
