@@ -158,3 +158,18 @@ def test_it_says_how_many_pods_ran_each_version_of_each_source(client, facts):
 
     line = re.sub(r"<[^>]+>|\s+", " ", re.search(r'<li data-source="demo/env-config">.*?</li>', html, re.S).group(0))
     assert re.search(r"current then #2 .*; 1 pod ran #2, 1 pod ran #1", line), line
+
+
+def test_the_audit_log_links_each_namespaced_entry_to_what_ran_then(client, facts):
+    from drift import audit
+
+    audit.record(
+        "alice", AuditEvent.Action.CONFIG_CHANGED, "env-config changed", cluster_name="local", namespace="demo"
+    )
+    audit.record("mallory", AuditEvent.Action.ACCESS_DENIED, "odd", cluster_name="local", namespace="../x" + "a" * 300)
+    client.force_login(user("viewer", "viewer"))
+    html = client.get(reverse("audit")).content.decode()
+
+    links = re.findall(r'class="ran-then" href="([^"]+)"', html)
+    assert len(links) == 1 and links[0].startswith("/clusters/local/demo/?at=")
+    assert client.get(links[0].replace("&amp;", "&")).status_code == 200

@@ -64,3 +64,24 @@ def verdict_label(verdict: str | None) -> str:
         return VERDICT_LABELS[Verdict(verdict or "")]
     except ValueError:
         return str(verdict or "")
+
+
+@register.filter
+def ran_then_url(event: Any) -> str:
+    """The namespace's point in time at an audit entry's moment ("" when the entry names no namespace, or names
+    one Kubernetes would refuse: an entry may quote what a hostile request sent)."""
+    import re
+
+    from django.urls import reverse
+
+    from dashboard.pages.at import at_query
+    from drift import kube
+
+    cluster, namespace = getattr(event, "cluster_name", ""), getattr(event, "namespace", "")
+    if not cluster or not namespace or not re.fullmatch(r"[-a-zA-Z0-9_]{1,63}", cluster):
+        return ""
+    try:
+        kube.validate_namespace(namespace)
+    except kube.InvalidName:
+        return ""
+    return f"{reverse('namespace', args=[cluster, namespace])}?{at_query(event.at)}"
