@@ -118,3 +118,28 @@ def test_driftreport_at_without_json_prints_a_line_per_row(facts):
 def test_driftreport_refuses_a_bad_moment(facts, moment):
     with pytest.raises(CommandError):
         call_command("driftreport", "--json", "--at", moment, stdout=StringIO())
+
+
+def test_a_probe_counts_from_when_it_was_read(facts):
+    """A volume read 30 minutes ago (the old content) and 4 minutes ago (the new): at T, only reads by T count."""
+    from drift.models import Consumption, Observation
+    from tests.facts import value_hash
+
+    pod = facts.pod("files", "files-a", [{"source_name": "env-config", "mode": "volume", "mount_path": "/etc/c"}],
+                    started_minutes_ago=50)  # fmt: skip
+    consumption = Consumption.objects.get(container__pod=pod)
+    for minutes, value in ((30, "INFO"), (4, "DEBUG")):
+        Observation.objects.create(consumption=consumption, observed_at=facts.at(minutes), ok=True,
+                                   key_hashes={"log_level": value_hash(value)})  # fmt: skip
+
+    at_25 = by_uid(point_in_time(facts.cluster, facts.at(25), now=facts.now))[pod.uid]
+    at_10 = by_uid(point_in_time(facts.cluster, facts.at(10), now=facts.now))[pod.uid]
+    at_2 = by_uid(point_in_time(facts.cluster, facts.at(2), now=facts.now))[pod.uid]
+
+    assert (at_25.running.number, at_25.row.verdict, at_25.row.evidence) == (1, "fresh", "observed")
+    # The only read by then predates the edit: the file is new on disk by now, the process not known to reload.
+    assert (at_10.row.verdict, at_10.current.number) == ("unreloaded", 2)
+    assert "predates the change" in at_10.row.reason and at_10.row.observed_at == facts.at(30)
+    # The read 4 minutes ago found the new file.
+    assert at_2.row.verdict == "unreloaded" and "read the current content" in at_2.row.reason
+    assert at_2.row.observed_at == facts.at(4)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from drift.authorship import describe
@@ -331,7 +332,10 @@ def _sources_at(
 def _probes_at(consumption_ids: list[int], at: datetime) -> dict[int, rules.Probe]:
     """The last read of each consumption at or before T (the index observation_last_read)."""
     latest = (
-        Observation.objects.filter(consumption_id__in=consumption_ids, observed_at__lte=at)
+        # The ids as one array parameter: Django compiles an IN list of 15,000 placeholders in over a second.
+        Observation.objects.filter(
+            consumption_id__in=RawSQL("SELECT unnest(%s::bigint[])", (consumption_ids,)), observed_at__lte=at
+        )
         .latest_per_consumption()
         .values_list(
             "consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at", "watching",
