@@ -8,6 +8,7 @@
 - ``store``: the writers (after a snapshot cycle, after a watcher recorded a version, after anything else).
 - ``read``: the one read path (stored rows, summaries, the overview's stamp, a run's counts).
 - ``paging``: the overview's reader (counts per namespace, one page of workloads).
+- ``at`` (pure) and ``read_at``: point in time, what ran at a moment T judged at T (a timeline opens it there).
 """
 
 from drift.verdicts.facts import (
@@ -23,6 +24,7 @@ from drift.verdicts.facts import (
 )
 from drift.verdicts.paging import ATTENTION, SPLIT, Tally, WorkloadPage, listed_by, listing_order, workload_pages
 from drift.verdicts.read import cluster_counts, matching_workloads, rows, rows_with_expiry, stamp, workload_summaries
+from drift.verdicts.read_at import PointInTime, point_in_time
 from drift.verdicts.store import after_cycle, facts_changed, source_changed, workloads_changed
 from drift.verdicts.summary import WorkloadSummary, pod_verdicts, summarise, worst
 
@@ -32,6 +34,7 @@ __all__ = [
     "ClusterJudgement",
     "ClusterMoment",
     "DriftRow",
+    "PointInTime",
     "SourceRef",
     "Tally",
     "WorkloadPage",
@@ -48,6 +51,7 @@ __all__ = [
     "live_consumptions",
     "matching_workloads",
     "pod_verdicts",
+    "point_in_time",
     "rows",
     "rows_with_expiry",
     "source_changed",
