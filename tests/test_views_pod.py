@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.facts import Facts, user
+from tests.facts import Facts, user, value_hash
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
@@ -125,8 +125,54 @@ def test_it_says_which_version_each_container_started_with_and_who_wrote_it(pod,
         changed_by="alice@example.com", client="kubectl-patch", author_confidence="likely"
     )
     SourceVersion.objects.filter(source__name="app-config").update(client="helm")
-    page = re.sub(r"\s+", " ", client.get(reverse("pod", args=["local", "demo", "web-1"])).content.decode())
-    assert re.search(
-        r"started with ConfigMap env-config version #1, written by alice@example\.com via kubectl-patch at ", page
+    page = _text(client.get(reverse("pod", args=["local", "demo", "web-1"])))
+    assert (
+        "app started with ConfigMap env-config #1 , written by alice@example.com via kubectl-patch 1 h 30 min ago"
+        in page
     )
-    assert "started with ConfigMap app-config version #1, written by helm (client; no person known)" in page
+    assert "started with ConfigMap app-config #1 , written by helm (client; no person known) 1 h 30 min ago" in page
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def _started_with_number(text: str, source: str) -> int:
+    found = re.search(rf"started with ConfigMap {source} (?:version )?#(\d+)", text)
+    assert found, text
+    return int(found.group(1))
+
+
+def test_started_with_is_the_version_current_at_the_start_not_a_later_one_with_the_same_content(client):
+    """The issue's env pod that "started with #12" when #12 only repeated #1: the container started 70 minutes
+    ago, between #1 (INFO) and #2 (DEBUG); #3 wrote INFO again 20 minutes ago. It runs INFO, so it is fresh;
+    but what it started with is #1, and the page says #3 repeated it."""
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("env-config", (90, {"log_level": "INFO"}), (60, {"log_level": "DEBUG"}), (20, {"log_level": "INFO"}))
+    facts.pod("env-demo", "env-demo-1", [{"source_name": "env-config", "mode": "envFrom"}], started_minutes_ago=70)
+    facts.run()
+    text = _text(client.get(reverse("pod", args=["local", "demo", "env-demo-1"])))
+    assert _started_with_number(text, "env-config") == 1
+    assert "the same content was written again as #3" in text
+
+
+def test_a_volume_started_with_the_old_version_and_reads_the_new_one_since_the_kubelet_wrote_it(client):
+    """The issue's volume pod, started at 08:23:50, that "started with #2, written at 09:10:18"."""
+    from drift.models import Consumption, Observation
+
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("special-config", (90, {"special.how": "very"}), (10, {"special.how": "extremely"}))
+    volume = {"source_name": "special-config", "mode": "volume", "mount_path": "/etc/config"}
+    facts.pod("volume-demo", "volume-demo-1", [volume], started_minutes_ago=30)
+    written = facts.at(9)
+    Observation.objects.create(
+        consumption=Consumption.objects.get(source_name="special-config"), observed_at=facts.at(1), ok=True,
+        key_hashes={"special.how": value_hash("extremely")}, volume_written_at=written, watching=True,
+    )  # fmt: skip
+    facts.run()
+    text = _text(client.get(reverse("pod", args=["local", "demo", "volume-demo-1"])))
+    assert _started_with_number(text, "special-config") == 1
+    assert "reads #2 since the kubelet wrote it" in text
+    assert "(kubelet)" in text

@@ -1,4 +1,5 @@
-"""Small template helpers for Driftwatch's pages. Nothing here marks text safe: every value stays escaped."""
+"""Small template helpers for Driftwatch's pages. Nothing here marks a value safe: markup is built with
+format_html, which escapes every value it puts in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from django import template
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from dashboard import access
 from drift.models import Rollout
@@ -64,3 +67,16 @@ def verdict_label(verdict: str | None) -> str:
         return VERDICT_LABELS[Verdict(verdict or "")]
     except ValueError:
         return str(verdict or "")
+
+
+@register.simple_tag
+def version_name(number: int | None, resource_version: str | None = "") -> SafeString | str:
+    """One name for a version on every page: "#12", its resourceVersion as detail on hover. A version Driftwatch
+    has not recorded (no number) falls back to its resourceVersion, said in full; neither is "unknown"."""
+    if number is not None and resource_version:
+        return format_html('<span class="version" title="resourceVersion {}">#{}</span>', resource_version, number)
+    if number is not None:
+        return f"#{number}"
+    if resource_version:
+        return f"resourceVersion {resource_version}"
+    return "unknown"
