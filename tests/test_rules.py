@@ -677,7 +677,7 @@ PROBE_ROWS = [
         CHANGED,
         expect(STALE, INF, "100", "200", stale=10),
         probe=failed(20, "forbidden"),
-        says=("inferred: forbidden; env fixed",),
+        says=("not from the probe (forbidden): env fixed",),
     ),
     row(
         "volume/probe-no-shell-falls-back",
@@ -687,7 +687,7 @@ PROBE_ROWS = [
         expect(PROPAGATING, INF, None, "200"),
         probe=failed(11, "no shell in image"),
         now=11,
-        says=("inferred: no shell in image",),
+        says=("not from the probe (no shell in image): ",),
     ),
     row(
         "env/probe-container-not-running",
@@ -1015,6 +1015,8 @@ def test_judge(consumer, container, source, probe, now, expected, says):
     ) == expected
     assert result.optional is consumer.optional
     assert result.reason
+    # Pages print "<evidence>: <reason>" (the "inferred: inferred: forbidden"): a reason never repeats it.
+    assert not result.reason.startswith(tuple(Evidence)), result.reason
     for fragment in says:
         assert fragment in result.reason
     if result.verdict is FRESH:  # fresh always names what it runs: the current version

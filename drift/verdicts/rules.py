@@ -329,7 +329,8 @@ def judge(
         problem = _probe_problem(case, probe)
         if problem is None:
             return _restart_tool_late(case, _judge_probe(case, probe))
-        prefix = f"inferred: {problem}; "
+        # Not "inferred: ...": pages print the evidence before the reason, which would say it twice.
+        prefix = f"not from the probe ({problem}): "
     judgement = _infer_refreshed(case) if _is_refreshed(case) else _infer_fixed(case)
     return _restart_tool_late(case, replace(judgement, reason=prefix + judgement.reason))
 
