@@ -67,7 +67,8 @@ def test_it_shows_each_variable_running_against_current(pod):
 
 def test_secret_values_are_hidden_and_only_their_difference_shown(pod):
     env = section(pod, "Environment")
-    assert re.search(r"DB_PASSWORD Secret db key password hidden \(rv \d+\) hidden \(rv \d+\) differs stale", env)
+    assert "DB_PASSWORD Secret db key password hidden ( #1 ) hidden ( #2 ) differs stale" in env
+    assert re.search(r'hidden \(<span class="version" title="resourceVersion \d+">#1</span>\)', pod.content.decode())
     for secret_value in ("hunter2", "hunter3"):
         assert secret_value not in pod.content.decode()
 

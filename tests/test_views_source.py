@@ -92,21 +92,19 @@ def test_every_value_is_shown_as_text(client, facts):
 
 
 def test_any_two_versions_can_be_compared(client, facts):
-    old, new = SourceVersion.objects.order_by("first_seen")
-    backwards = source_page(client, a=new.pk, b=old.pk).content.decode()
+    backwards = source_page(client, a=2, b=1).content.decode()
     assert ("changed", "events { worker_connections 2048; }", "events { worker_connections 1024; }") in diff_rows(
         backwards
     )
     assert '<span class="badge removed">removed</span>' in backwards  # banner, going back
-    same = source_page(client, a=old.pk, b=old.pk).content.decode()
+    same = source_page(client, a=1, b=1).content.decode()
     assert "nothing to compare" in same
 
 
 def test_htmx_swaps_only_the_diff(client, facts):
-    old, new = SourceVersion.objects.order_by("first_seen")
     response = client.get(
         reverse("source", args=["local", "demo", "configmaps", "nginx-config"]),
-        {"a": old.pk, "b": new.pk},
+        {"a": 1, "b": 2},
         headers={"HX-Request": "true", "HX-Target": "version-diff"},
     )
     assert response.content.decode().lstrip().startswith('<div id="version-diff"')
@@ -128,7 +126,7 @@ def test_the_timeline_says_what_each_version_changed_and_when_it_was_recreated(c
 def test_it_lists_consumers_and_the_version_they_run(client, facts):
     content = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", source_page(client).content.decode()))
     consumers = content.split("Consumers")[1]
-    assert "Deployment/nginx nginx-a app subPath /etc/nginx/nginx.conf rv 100 stale" in consumers
+    assert "Deployment/nginx nginx-a app subPath /etc/nginx/nginx.conf #1 stale" in consumers
 
 
 def test_a_secret_page_shows_keys_and_what_changed_never_values(client, facts):
@@ -196,8 +194,7 @@ def test_a_diff_past_the_caps_is_summarised_with_a_download_of_both_versions(cli
 
 
 def test_a_diff_under_the_caps_of_a_big_value_is_shown_line_by_line(client, large):
-    first, second = large[0], large[1]
-    rows = diff_rows(source_page(client, "huge-config", a=first.pk, b=second.pk).content.decode())
+    rows = diff_rows(source_page(client, "huge-config", a=1, b=2).content.decode())
     assert len([row for row in rows if row[0] == "changed"]) == 2_000
     assert ("changed", "    listen 70;", "    listen 80;") in rows
 

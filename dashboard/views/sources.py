@@ -17,17 +17,18 @@ UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 @vary_on_headers("HX-Request")
 def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, name: str) -> HttpResponse:
-    """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=&b=, version ids),
-    and the pods that consume it. Secrets: keys and which changed, never values (none are stored)."""
+    """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=1&b=3: their numbers,
+    the #N every page names a version by), and the pods that consume it. Secrets: keys and which changed, never
+    values (none are stored)."""
     kind = SourceKind.from_plural(kinds)
     found = get_object_or_404(Cluster, name=cluster)
     history = page.source_history(found, namespace, kind, name)
     if not history:
         raise Http404(f"no {kind} {name} in namespace {namespace} of cluster {cluster}")
-    by_id = {str(entry.version.pk): entry for entry in history}
+    by_number = {str(entry.number): entry for entry in history}
     default_old = history[-2] if len(history) > 1 else history[-1]
-    old = by_id.get(request.GET.get("a", ""), default_old)
-    new = by_id.get(request.GET.get("b", ""), history[-1])
+    old = by_number.get(request.GET.get("a", "").lstrip("#"), default_old)
+    new = by_number.get(request.GET.get("b", "").lstrip("#"), history[-1])
     secret = kind == SourceKind.SECRET
     full = request.GET.get("full") == "1"  # every line, not only the changes and three lines around them
     old_data, new_data = (None, None) if secret else page.compared(old, new)
