@@ -85,3 +85,41 @@ VERSIONS = [
 def test_version_name(number, resource_version, shown):
     assert str(version_name(number, resource_version)) == shown
     assert render("{% version_name n rv %}", n=number, rv=resource_version) == shown
+
+
+TIME_TICKS = [
+    # (start, end as HH:MM on 2026-12-01 UTC, labels)
+    ("09:07", "09:37", ["09:10", "09:15", "09:20", "09:25", "09:30", "09:35"]),
+    ("09:07", "09:09", ["09:07", "09:08", "09:09"]),
+    ("04:30", "09:30", ["05:00", "06:00", "07:00", "08:00", "09:00"]),
+    ("09:30", "09:30", ["09:30"]),
+]
+
+
+@pytest.mark.parametrize(("start", "end", "labels"), TIME_TICKS)
+def test_time_ticks_fall_on_round_local_times_inside_the_span(start, end, labels):
+    from dashboard.templatetags.charts import LEFT, RIGHT, time_ticks
+
+    def moment(hhmm: str) -> datetime:
+        return datetime(2026, 12, 1, int(hhmm[:2]), int(hhmm[3:]), tzinfo=UTC)
+
+    ticks = time_ticks(moment(start), moment(end))
+    assert [tick.label for tick in ticks] == labels
+    assert all(LEFT <= tick.position <= RIGHT for tick in ticks)
+
+
+def test_time_ticks_are_in_the_servers_zone():
+    from dashboard.templatetags.charts import time_ticks
+
+    with override_settings(TIME_ZONE="Asia/Kolkata"):  # UTC+5:30: round hours there are half hours in UTC
+        ticks = time_ticks(datetime(2026, 12, 1, 4, 0, tzinfo=UTC), datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    assert [tick.label for tick in ticks] == ["10:00", "11:00", "12:00", "13:00", "14:00"]
+
+
+@pytest.mark.parametrize(("peak", "labels"), [(0, ["0", "1"]), (1, ["0", "1"]), (4, ["0", "2", "4"]), (5, ["0", "5"])])
+def test_count_ticks(peak, labels):
+    from dashboard.templatetags.charts import BOTTOM, TOP, count_ticks
+
+    ticks = count_ticks(peak)
+    assert [tick.label for tick in ticks] == labels
+    assert ticks[0].position == BOTTOM and ticks[-1].position == TOP

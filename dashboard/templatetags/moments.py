@@ -58,3 +58,9 @@ def moment(value: dt.datetime | None, style: str = "") -> SafeString | str:
         return ""
     shown = relative(value, timezone.now(), style)
     return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), absolute(value), shown)
+
+
+@register.filter
+def at(value: dt.datetime | None) -> str:
+    """The absolute time with its zone as plain text, for where no markup may go (an SVG <title>, an attribute)."""
+    return "" if value is None or value == "" else absolute(value)
