@@ -177,3 +177,56 @@ def test_a_volume_started_with_the_old_version_and_reads_the_new_one_since_the_k
     assert _started_with_number(text, "special-config") == 1
     assert "reads #2 since the kubelet wrote it" in text
     assert "(kubelet)" in text
+
+
+def _poll(client, name, stamp):
+    return client.get(
+        reverse("pod", args=["local", "demo", name]),
+        {"stamp": stamp},
+        headers={"HX-Request": "true", "HX-Target": "pod-body"},
+    )
+
+
+def _stamp(response) -> str:
+    found = re.search(
+        r'<div id="pod-body" hx-get="[^"?]+\?stamp=([^"]+)" hx-trigger="every 5s"', response.content.decode()
+    )
+    assert found, "the body polls itself"
+    from urllib.parse import unquote
+
+    return unquote(found.group(1).replace("&amp;", "&"))
+
+
+def test_the_page_refreshes_itself_when_something_changes_and_only_then(client):
+    from drift import verdicts
+    from drift.models import Pod
+
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    source = facts.source("env-config", (90, {"log_level": "INFO"}))
+    facts.pod("env-demo", "env-demo-1", [{"source_name": "env-config", "mode": "envFrom"}], started_minutes_ago=30)
+    verdicts.after_cycle(facts.cluster, facts.run())
+    stamp = _stamp(client.get(reverse("pod", args=["local", "demo", "env-demo-1"])))
+    assert stamp
+    assert _poll(client, "env-demo-1", stamp).status_code == 204  # nothing new: htmx keeps the page
+
+    # The ConfigMap changes: the next poll brings the body, and only the body, with the stale verdict.
+    from drift.models import SourceVersion
+
+    SourceVersion.objects.create(
+        source=source, content_hash="new", resource_version="999", first_seen=facts.at(1),
+        key_hashes={"log_level": value_hash("DEBUG")}, data={"log_level": "DEBUG"},
+    )  # fmt: skip
+    verdicts.source_changed(facts.cluster, "demo", "ConfigMap", "env-config")
+    changed = _poll(client, "env-demo-1", stamp)
+    assert changed.status_code == 200
+    body = changed.content.decode()
+    assert body.lstrip().startswith('<div id="pod-body"') and "<html" not in body
+    assert "DEBUG" in body and "stale" in body
+    assert _stamp(changed) != stamp
+
+    # Once the pod is gone nothing more can change: the body comes without its poll.
+    Pod.objects.filter(name="env-demo-1").update(deleted_at=facts.at(0))
+    gone = _poll(client, "env-demo-1", _stamp(changed)).content.decode()
+    assert "gone since" in gone
+    assert "hx-trigger" not in gone.split(">", 1)[0]

@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from dashboard.pages.version_links import is_service_account_ca
 from drift import verdicts
@@ -93,6 +93,21 @@ def find_pod(cluster_name: str, namespace: str, name: str) -> Pod | None:
         cluster__name=cluster_name, namespace=namespace, name=name
     )
     return pods.filter(deleted_at=None).first() or pods.order_by("-first_seen").first()
+
+
+def pod_stamp(pod: Pod) -> str:
+    """A version of what the pod page shows: it changes when a stored verdict of the cluster changes (or expires,
+    or a snapshot finishes), when a version of a ConfigMap or Secret of the namespace is recorded, when a probe
+    reads this pod again, or when the pod goes. "" when verdicts are judged at read time (no stamp to compare)."""
+    cluster = verdicts.stamp([pod.cluster])
+    if not cluster:
+        return ""
+    version = SourceVersion.objects.filter(source__cluster=pod.cluster, source__namespace=pod.namespace).aggregate(
+        latest=Max("id")
+    )["latest"]
+    read = Observation.objects.filter(consumption__container__pod=pod).aggregate(latest=Max("id"))["latest"]
+    gone = pod.deleted_at.timestamp() if pod.deleted_at else 0
+    return f"{cluster}.{version or 0}.{read or 0}.{gone}"
 
 
 def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
