@@ -53,8 +53,8 @@ def facts(client):
     return facts
 
 
-def source_page(client, name="nginx-config", kinds="configmaps", **query):
-    return client.get(reverse("source", args=["local", "demo", kinds, name]), query)
+def source_page(client, name="nginx-config", kinds="configmaps", headers=None, **query):
+    return client.get(reverse("source", args=["local", "demo", kinds, name]), query, headers=headers or {})
 
 
 def diff_rows(content: str) -> list[tuple[str, str, str]]:
@@ -283,3 +283,29 @@ def test_a_content_addressed_config_map_never_edited_is_only_noted(client, facts
     content = source_page(client, name="app-config-5m4g2t9kbh").content.decode()
     assert 'id="in-place-edit"' not in content
     assert "ends in a content hash" in content
+
+
+def test_the_timeline_and_the_consumers_refresh_themselves_and_the_comparison_stays(client, facts):
+    from urllib.parse import unquote
+
+    from drift import verdicts
+
+    verdicts.after_cycle(facts.cluster, facts.run())
+    html = source_page(client, a=1, b=1).content.decode()
+    found = re.search(r'<section id="source-live" [^>]*hx-get="[^"?]+\?stamp=([^"]+)" hx-trigger="every 5s"', html)
+    assert found, "the timeline polls itself"
+    stamp = unquote(found.group(1).replace("&amp;", "&"))
+    headers = {"HX-Request": "true", "HX-Target": "source-live"}
+    assert source_page(client, stamp=stamp, headers=headers).status_code == 204  # nothing new
+
+    facts.source("nginx-config", (0.5, {"nginx.conf": EDITED_CONF}))  # deleted and created again: a version #3
+    polled = source_page(client, stamp=stamp, headers=headers)
+    assert polled.status_code == 200
+    body = polled.content.decode()
+    assert body.lstrip().startswith('<section id="source-live"') and "<html" not in body
+    assert ">#3</span>" in body
+    # The consumers come along out of band; the comparison the reader chose is not in the answer, so it stays.
+    assert '<section id="source-consumers" class="card" aria-labelledby="consumers-title" hx-swap-oob="true">' in body
+    assert 'id="version-diff"' not in body
+    # On the full page the consumers are drawn once, in place.
+    assert html.count('id="source-consumers"') == 1 and "hx-swap-oob" not in html
