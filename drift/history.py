@@ -3,7 +3,8 @@ source page's timeline and the pod page ("started with version #3, written by al
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,11 @@ class HistoryEntry:
     version: SourceVersion
     changed_at: datetime  # when the content appeared (managedFields when it can be trusted, else first seen)
     changed_keys: dict[str, list[str]]
+
+    @property
+    def timed_by_api(self) -> bool:
+        """Its time is the API server's (managedFields or creation), not only when Driftwatch first saw it."""
+        return self.version.modified_at is not None and self.changed_at == self.version.modified_at
 
     @property
     def author(self) -> str:
@@ -56,3 +62,46 @@ def version_number(version: SourceVersion) -> int:
         source__cluster_id=source.cluster_id, source__namespace=source.namespace, source__kind=source.kind,
         source__name=source.name, first_seen__lte=version.first_seen,
     ).exclude(first_seen=version.first_seen, id__gt=version.pk).count()  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StartedWith:
+    """The version a container started with (``entry``), or why that is not known (``unknown``), and the later
+    versions that wrote the same content again (``repeats``: what a match on content alone would have named)."""
+
+    entry: HistoryEntry | None
+    unknown: str = ""
+    repeats: list[HistoryEntry] = field(default_factory=list)
+
+
+def started_with(entries: Sequence[HistoryEntry], started_at: datetime) -> StartedWith:
+    """The version current when the container started: the last one written at or before its start, by the same
+    times and the same comparison the rules use (drift.verdicts.rules, ``_states_at``), so the pod page and its
+    verdicts agree. Pure: no query, no clock.
+
+    Before the oldest version nothing is known: when its time is only when Driftwatch first saw it, the content may
+    have been there long before; when it is the API server's, an earlier content was never seen. Either way it is
+    "not known", never a guess."""
+    current: HistoryEntry | None = None
+    for entry in entries:
+        if entry.changed_at > started_at:
+            break
+        current = entry
+    if current is None:
+        if not entries:
+            return StartedWith(None, "no version of it is known")
+        first = entries[0]
+        if first.timed_by_api:
+            return StartedWith(
+                None, f"#{first.number} was written after the container started; what came before it was never seen"
+            )
+        return StartedWith(
+            None,
+            f"Driftwatch first saw #{first.number} after the container started; what it held before is not known",
+        )
+    repeats = [
+        entry
+        for entry in entries
+        if entry.number > current.number and entry.version.content_hash == current.version.content_hash
+    ]
+    return StartedWith(current, "", repeats)

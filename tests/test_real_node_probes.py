@@ -99,10 +99,10 @@ def test_odd_files_unreadable_files_and_a_shell_less_container_leave_the_rest_ob
         ("no-shell", "env-config", "envFrom"): ("fresh", "inferred"),
         ("no-shell", "env-config", "volume"): ("fresh", "inferred"),
     }
-    assert found[("locked", "locked", "volume")]["reason"].startswith("inferred: file(s) unreadable: token")
+    assert found[("locked", "locked", "volume")]["reason"].startswith("not from the probe (file(s) unreadable: token")
     for mode in ("envFrom", "volume"):
         reason = found[("no-shell", "env-config", mode)]["reason"]
-        assert reason.startswith("inferred: no shell in the container"), reason
+        assert reason.startswith("not from the probe (no shell in the container"), reason
     # Every odd name was read as a file and matched the recorded content, key by key.
     [odd] = Observation.objects.filter(consumption__source_name="odd", ok=True)
     assert set(odd.key_hashes) == set(ODD) and all(odd.key_hashes.values())

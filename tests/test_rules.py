@@ -677,7 +677,7 @@ PROBE_ROWS = [
         CHANGED,
         expect(STALE, INF, "100", "200", stale=10),
         probe=failed(20, "forbidden"),
-        says=("inferred: forbidden; env fixed",),
+        says=("not from the probe (forbidden): env fixed",),
     ),
     row(
         "volume/probe-no-shell-falls-back",
@@ -687,7 +687,7 @@ PROBE_ROWS = [
         expect(PROPAGATING, INF, None, "200"),
         probe=failed(11, "no shell in image"),
         now=11,
-        says=("inferred: no shell in image",),
+        says=("not from the probe (no shell in image): ",),
     ),
     row(
         "env/probe-container-not-running",
@@ -1015,6 +1015,8 @@ def test_judge(consumer, container, source, probe, now, expected, says):
     ) == expected
     assert result.optional is consumer.optional
     assert result.reason
+    # Pages print "<evidence>: <reason>" (the issue's "inferred: inferred: forbidden"): a reason never repeats it.
+    assert not result.reason.startswith(tuple(Evidence)), result.reason
     for fragment in says:
         assert fragment in result.reason
     if result.verdict is FRESH:  # fresh always names what it runs: the current version
@@ -1176,3 +1178,16 @@ def test_a_restart_tool_is_not_blamed_before_its_grace_and_the_verdict_expires_w
     late = judge(ENV, started(0, reload=RELOADER), CHANGED, None, at(15), WINDOW)
     assert "Reloader should have restarted this by 2025-03-01 12:15:00" in late.reason
     assert late.changes_at is None
+
+
+def test_a_reason_names_a_version_by_its_number_with_the_resource_version_as_detail():
+    """Pages name a version #N; a reason does too when the caller numbers the versions (drift.verdicts.facts does)."""
+    from dataclasses import replace
+
+    numbered = cm(replace(ver("100", -100, level="info"), number=1), replace(ver("200", 10, level="debug"), number=2))
+    behind = judge(ENV, started(0), numbered, seen(20, level="info"), at(60), WINDOW)
+    assert "read #1 (resourceVersion 100) of ConfigMap app-config" in behind.reason
+    current = judge(ENV, started(20), numbered, seen(30, level="debug"), at(60), WINDOW)
+    assert "the current content of ConfigMap app-config (#2, resourceVersion 200)" in current.reason
+    unnumbered = judge(ENV, started(0), CHANGED, seen(20, level="info"), at(60), WINDOW)
+    assert "resourceVersion 100 of ConfigMap app-config" in unnumbered.reason

@@ -98,7 +98,7 @@ def test_it_counts_pods_per_worst_verdict_for_each_workload(viewer, demo):
     response = viewer.get(reverse("overview"))
     rows = workload_rows(response)
     # columns: workload, kind, stale, new on disk only, propagating, fresh, unknown, missing, stale sources
-    assert rows["env-demo"].startswith("env-demo Deployment 2 0 0 0 0 0 ConfigMap env-config since")
+    assert rows["env-demo"].startswith("env-demo Deployment 2 0 0 0 0 0 ConfigMap env-config stale for 10 min")
     # Fresh workloads are counted and one click away, not listed.
     assert set(rows) == {"env-demo"}
     content = response.content.decode()
@@ -183,14 +183,22 @@ def test_it_draws_stale_pods_over_time(viewer, facts):
     facts.run(status="failed", minutes_ago=50, error="timeout")  # a failed run has no counts: no point
     content = viewer.get(reverse("overview")).content.decode()
     assert "<svg" in content
-    assert re.search(r"Stale pods in local since [\d-]+ [\d:]+: 1 now, at most 4", content)
+    assert re.search(r"Stale pods in local since [\d-]+ [\d:]+ UTC: 1 now, at most 4", content)
     points = re.search(r'<polyline points="([^"]+)"', content).group(1).split()
     assert len(points) == 4
     heights = [float(point.split(",")[1]) for point in points]
     assert heights[1] == min(heights)  # 4 stale is the highest point (smallest y)
     assert heights[0] == max(heights)  # 0 stale sits on the axis
     xs = [float(point.split(",")[0]) for point in points]
-    assert xs[0] < 10 and xs[-1] > 590  # the chart spans the history there is
+    assert xs[0] < 34 + 10 and xs[-1] > 592 - 10  # the chart spans the history there is, inside its axes
+    # Axes: counts on y (0 and the peak), times on x at round local minutes or hours, and what each axis is.
+    ticks = re.findall(r'<text x="([\d.]+)" y="[\d.]+" class="tick time">(\d\d:\d\d)</text>', content)
+    assert 3 <= len(ticks) <= 6, ticks
+    assert [float(x) for x, _ in ticks] == sorted(float(x) for x, _ in ticks)
+    assert all(label.endswith(("00", "30")) for _, label in ticks)  # 5 hours of history: hourly or half-hourly
+    counts = re.findall(r'class="tick count"[^>]*>(\d+)</text>', content)
+    assert counts == ["0", "2", "4"]
+    assert "time (UTC)</text>" in content and "stale pods</text>" in content
 
 
 def test_an_operator_can_select_workloads_for_a_bulk_rollout_and_a_viewer_cannot(client, demo):

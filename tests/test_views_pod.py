@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.facts import Facts, user
+from tests.facts import Facts, user, value_hash
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
@@ -67,7 +67,8 @@ def test_it_shows_each_variable_running_against_current(pod):
 
 def test_secret_values_are_hidden_and_only_their_difference_shown(pod):
     env = section(pod, "Environment")
-    assert re.search(r"DB_PASSWORD Secret db key password hidden \(rv \d+\) hidden \(rv \d+\) differs stale", env)
+    assert "DB_PASSWORD Secret db key password hidden ( #1 ) hidden ( #2 ) differs stale" in env
+    assert re.search(r'hidden \(<span class="version" title="resourceVersion \d+">#1</span>\)', pod.content.decode())
     for secret_value in ("hunter2", "hunter3"):
         assert secret_value not in pod.content.decode()
 
@@ -125,8 +126,107 @@ def test_it_says_which_version_each_container_started_with_and_who_wrote_it(pod,
         changed_by="alice@example.com", client="kubectl-patch", author_confidence="likely"
     )
     SourceVersion.objects.filter(source__name="app-config").update(client="helm")
-    page = re.sub(r"\s+", " ", client.get(reverse("pod", args=["local", "demo", "web-1"])).content.decode())
-    assert re.search(
-        r"started with ConfigMap env-config version #1, written by alice@example\.com via kubectl-patch at ", page
+    page = _text(client.get(reverse("pod", args=["local", "demo", "web-1"])))
+    assert (
+        "app started with ConfigMap env-config #1 , written by alice@example.com via kubectl-patch 1 h 30 min ago"
+        in page
     )
-    assert "started with ConfigMap app-config version #1, written by helm (client; no person known)" in page
+    assert "started with ConfigMap app-config #1 , written by helm (client; no person known) 1 h 30 min ago" in page
+
+
+def _text(response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def _started_with_number(text: str, source: str) -> int:
+    found = re.search(rf"started with ConfigMap {source} (?:version )?#(\d+)", text)
+    assert found, text
+    return int(found.group(1))
+
+
+def test_started_with_is_the_version_current_at_the_start_not_a_later_one_with_the_same_content(client):
+    """The issue's env pod that "started with #12" when #12 only repeated #1: the container started 70 minutes
+    ago, between #1 (INFO) and #2 (DEBUG); #3 wrote INFO again 20 minutes ago. It runs INFO, so it is fresh;
+    but what it started with is #1, and the page says #3 repeated it."""
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("env-config", (90, {"log_level": "INFO"}), (60, {"log_level": "DEBUG"}), (20, {"log_level": "INFO"}))
+    facts.pod("env-demo", "env-demo-1", [{"source_name": "env-config", "mode": "envFrom"}], started_minutes_ago=70)
+    facts.run()
+    text = _text(client.get(reverse("pod", args=["local", "demo", "env-demo-1"])))
+    assert _started_with_number(text, "env-config") == 1
+    assert "the same content was written again as #3" in text
+
+
+def test_a_volume_started_with_the_old_version_and_reads_the_new_one_since_the_kubelet_wrote_it(client):
+    """The issue's volume pod, started at 08:23:50, that "started with #2, written at 09:10:18"."""
+    from drift.models import Consumption, Observation
+
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("special-config", (90, {"special.how": "very"}), (10, {"special.how": "extremely"}))
+    volume = {"source_name": "special-config", "mode": "volume", "mount_path": "/etc/config"}
+    facts.pod("volume-demo", "volume-demo-1", [volume], started_minutes_ago=30)
+    written = facts.at(9)
+    Observation.objects.create(
+        consumption=Consumption.objects.get(source_name="special-config"), observed_at=facts.at(1), ok=True,
+        key_hashes={"special.how": value_hash("extremely")}, volume_written_at=written, watching=True,
+    )  # fmt: skip
+    facts.run()
+    text = _text(client.get(reverse("pod", args=["local", "demo", "volume-demo-1"])))
+    assert _started_with_number(text, "special-config") == 1
+    assert "reads #2 since the kubelet wrote it" in text
+    assert "(kubelet)" in text
+
+
+def _poll(client, name, stamp):
+    return client.get(
+        reverse("pod", args=["local", "demo", name]),
+        {"stamp": stamp},
+        headers={"HX-Request": "true", "HX-Target": "pod-body"},
+    )
+
+
+def _stamp(response) -> str:
+    found = re.search(
+        r'<div id="pod-body" hx-get="[^"?]+\?stamp=([^"]+)" hx-trigger="every 5s"', response.content.decode()
+    )
+    assert found, "the body polls itself"
+    from urllib.parse import unquote
+
+    return unquote(found.group(1).replace("&amp;", "&"))
+
+
+def test_the_page_refreshes_itself_when_something_changes_and_only_then(client):
+    from drift import verdicts
+    from drift.models import Pod
+
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    source = facts.source("env-config", (90, {"log_level": "INFO"}))
+    facts.pod("env-demo", "env-demo-1", [{"source_name": "env-config", "mode": "envFrom"}], started_minutes_ago=30)
+    verdicts.after_cycle(facts.cluster, facts.run())
+    stamp = _stamp(client.get(reverse("pod", args=["local", "demo", "env-demo-1"])))
+    assert stamp
+    assert _poll(client, "env-demo-1", stamp).status_code == 204  # nothing new: htmx keeps the page
+
+    # The ConfigMap changes: the next poll brings the body, and only the body, with the stale verdict.
+    from drift.models import SourceVersion
+
+    SourceVersion.objects.create(
+        source=source, content_hash="new", resource_version="999", first_seen=facts.at(1),
+        key_hashes={"log_level": value_hash("DEBUG")}, data={"log_level": "DEBUG"},
+    )  # fmt: skip
+    verdicts.source_changed(facts.cluster, "demo", "ConfigMap", "env-config")
+    changed = _poll(client, "env-demo-1", stamp)
+    assert changed.status_code == 200
+    body = changed.content.decode()
+    assert body.lstrip().startswith('<div id="pod-body"') and "<html" not in body
+    assert "DEBUG" in body and "stale" in body
+    assert _stamp(changed) != stamp
+
+    # Once the pod is gone nothing more can change: the body comes without its poll.
+    Pod.objects.filter(name="env-demo-1").update(deleted_at=facts.at(0))
+    gone = _poll(client, "env-demo-1", _stamp(changed)).content.decode()
+    assert "gone since" in gone
+    assert "hx-trigger" not in gone.split(">", 1)[0]

@@ -49,14 +49,17 @@ def test_it_shows_what_each_container_runs_against_the_current_version(client, f
     assert "Deployment/env-demo" in content
     assert "2 stale" in content
     row = re.search(r"env-demo-a stale app ConfigMap env-config envFrom (.*?) env-demo-b", content).group(1)
-    assert row.startswith("rv 100 rv 101 diff stale inferred : envFrom fixed at container start")
+    assert row.startswith("#1 #2 diff stale inferred : envFrom fixed at container start")
     assert "changed at" in row
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row)  # stale since
 
 
 def test_it_links_to_the_diff_between_the_running_and_current_versions(client, facts):
     html = page(login(client, "viewer")).content.decode()
-    assert re.search(r'href="/clusters/local/demo/configmaps/env-config/\?a=\d+&amp;b=\d+">diff</a>', html)
+    # Versions by their one name, #N (resourceVersion on hover), and the diff link by the same numbers.
+    assert re.search(r'href="/clusters/local/demo/configmaps/env-config/\?a=1&amp;b=2">diff</a>', html)
+    assert '<span class="version" title="resourceVersion 100">#1</span>' in html
+    assert "rv 10" not in html
 
 
 def test_it_folds_the_service_account_volume_away(client, facts):

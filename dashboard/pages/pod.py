@@ -6,17 +6,19 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import Max, Q
 
 from dashboard.pages.version_links import is_service_account_ca
 from drift import verdicts
-from drift.authorship import describe
 from drift.diffs import DiffRow, SizeSummary, side_by_side, too_large
-from drift.history import version_number
-from drift.models import Cluster, Consumption, Pod, SourceVersion
+from drift.history import HistoryEntry, StartedWith, history, started_with
+from drift.models import Cluster, Consumption, Observation, Pod, SourceVersion
 from drift.verdicts import DriftRow, pod_verdicts
-from drift.vocabulary import Mode, SourceKind, Verdict
+from drift.vocabulary import REFRESHED_MODES, Mode, SourceKind, Verdict
+
+# Verdicts of a refreshed volume whose files on disk are the source's current content (the kubelet rewrote them;
+# whether the processes took them is the verdict's business).
+ON_DISK_NOW = (Verdict.FRESH, Verdict.UNRELOADED, Verdict.STALE)
 
 
 @dataclass
@@ -45,10 +47,26 @@ class EffectiveEntry:
     reason: str
     running_version: str | None
     current_version: str | None
+    running_number: int | None = None  # the versions' numbers in the source's history (#N), when recorded
+    current_number: int | None = None
 
     @property
     def multiline(self) -> bool:
         return "\n" in (self.running or "") or "\n" in (self.current or "")
+
+
+@dataclass(frozen=True)
+class StartedLine:
+    """What one container started with from one source, by its start time (drift.history.started_with); for a
+    volume the kubelet refreshes, also the version on disk now when that is a later one, and since when."""
+
+    container: str
+    source_kind: str
+    source_name: str
+    started_at: dt.datetime
+    started: StartedWith
+    reads: HistoryEntry | None = None
+    reads_since: dt.datetime | None = None  # the kubelet's write of the volume, as a probe read it
 
 
 @dataclass
@@ -57,8 +75,8 @@ class PodDetail:
     verdict: str
     entries: list[EffectiveEntry]
     service_account_rows: list[DriftRow]
-    # "app started with ConfigMap env-config version #3, written by alice@example.com via kubectl-patch at ..."
-    started_with: list[str] = field(default_factory=list)
+    # "app started with ConfigMap env-config #1, written by alice@example.com via kubectl-patch 2 h ago"
+    started_with: list[StartedLine] = field(default_factory=list)
 
     @property
     def env(self) -> list[EffectiveEntry]:
@@ -77,6 +95,21 @@ def find_pod(cluster_name: str, namespace: str, name: str) -> Pod | None:
     return pods.filter(deleted_at=None).first() or pods.order_by("-first_seen").first()
 
 
+def pod_stamp(pod: Pod) -> str:
+    """A version of what the pod page shows: it changes when a stored verdict of the cluster changes (or expires,
+    or a snapshot finishes), when a version of a ConfigMap or Secret of the namespace is recorded, when a probe
+    reads this pod again, or when the pod goes. "" when verdicts are judged at read time (no stamp to compare)."""
+    cluster = verdicts.stamp([pod.cluster])
+    if not cluster:
+        return ""
+    version = SourceVersion.objects.filter(source__cluster=pod.cluster, source__namespace=pod.namespace).aggregate(
+        latest=Max("id")
+    )["latest"]
+    read = Observation.objects.filter(consumption__container__pod=pod).aggregate(latest=Max("id"))["latest"]
+    gone = pod.deleted_at.timestamp() if pod.deleted_at else 0
+    return f"{cluster}.{version or 0}.{read or 0}.{gone}"
+
+
 def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
     rows = [row for row in verdicts.rows(pod.cluster, pod.namespace, [pod.workload_id], now) if row.pod_id == pod.pk]
     verdict = pod_verdicts(rows).get((pod.cluster.name, pod.namespace, pod.name), Verdict.UNKNOWN)
@@ -85,9 +118,15 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         for c in Consumption.objects.filter(pk__in=[row.consumption_id for row in rows]).select_related("container")
     }
     versions = _versions_by_rv(pod.cluster, pod.namespace, rows)
+    histories = {
+        (row.source.kind, row.source.name): history(pod.cluster, pod.namespace, row.source.kind, row.source.name)
+        for row in rows
+        if not is_service_account_ca(row)
+    }
+    written = _volume_written_at([row.consumption_id for row in rows if row.mode in REFRESHED_MODES])
     entries: list[EffectiveEntry] = []
     service_account: list[DriftRow] = []
-    started_with: dict[tuple[str, int], str] = {}
+    started: dict[tuple[str, str, str, bool], StartedLine] = {}
     for row in rows:
         if is_service_account_ca(row):
             service_account.append(row)
@@ -95,20 +134,44 @@ def pod_detail(pod: Pod, now: dt.datetime | None = None) -> PodDetail:
         known = versions.get((row.source.kind, row.source.name), {})
         running = known.get(row.running_version or "")
         current = known.get(row.current_version or "")
-        entries.extend(_effective(consumptions[row.consumption_id], row, running, current))
-        container = consumptions[row.consumption_id].container.name
-        if running is not None and (container, running.pk) not in started_with:
-            started_with[(container, running.pk)] = _started_with(container, running)
-    return PodDetail(pod, verdict, entries, service_account, list(started_with.values()))
+        source_history = histories[(row.source.kind, row.source.name)]
+        numbers = {entry.version.resource_version: entry.number for entry in source_history}
+        effective = _effective(consumptions[row.consumption_id], row, running, current)
+        for each in effective:
+            each.running_number = numbers.get(row.running_version or "")
+            each.current_number = numbers.get(row.current_version or "")
+        entries.extend(effective)
+        key = (row.container, row.source.kind, row.source.name, row.mode in REFRESHED_MODES)
+        if row.container_started_at is not None and key not in started:
+            started[key] = _started_line(row, source_history, written)
+    return PodDetail(pod, verdict, entries, service_account, list(started.values()))
 
 
-def _started_with(container: str, version: SourceVersion) -> str:
-    written = version.modified_at or version.first_seen
-    return (
-        f"{container} started with {version.source.kind} {version.source.name} version #{version_number(version)}, "
-        f"written by {describe(version.changed_by, version.client, version.author_confidence)} "
-        f"at {timezone.localtime(written):%Y-%m-%d %H:%M:%S}"
-    )
+def _started_line(row: DriftRow, entries: list[HistoryEntry], written: dict[int, dt.datetime]) -> StartedLine:
+    """By the container's start time, never by the content it runs now: content written again later would name
+    a version the container never saw start (the issue's "started with #12", written an hour after the start)."""
+    assert row.container_started_at is not None
+    found = started_with(entries, row.container_started_at)
+    line = StartedLine(row.container, row.source.kind, row.source.name, row.container_started_at, found)
+    if row.mode not in REFRESHED_MODES or row.verdict not in ON_DISK_NOW:
+        return line
+    on_disk = next((entry for entry in entries if entry.version.resource_version == row.current_version), None)
+    if on_disk is None or (found.entry is not None and on_disk.number == found.entry.number):
+        return line
+    return StartedLine(
+        line.container, line.source_kind, line.source_name, line.started_at, found, on_disk,
+        written.get(row.consumption_id),
+    )  # fmt: skip
+
+
+def _volume_written_at(consumption_ids: list[int]) -> dict[int, dt.datetime]:
+    """The kubelet's last write of each volume, as its latest successful probe read it (the ..data link's time)."""
+    latest = Observation.objects.filter(consumption_id__in=consumption_ids).latest_per_consumption()
+    return {
+        consumption_id: at
+        for consumption_id, ok, at in latest.values_list("consumption_id", "ok", "volume_written_at")
+        if ok and at is not None
+    }
 
 
 def _versions_by_rv(

@@ -84,6 +84,16 @@ def source_history(cluster: Cluster, namespace: str, kind: str, name: str) -> li
     return entries
 
 
+def source_stamp(cluster: Cluster, history: list[VersionEntry]) -> str:
+    """A version of what the timeline and the consumers show: the cluster's stored verdicts (drift.verdicts.stamp)
+    and this source's latest version and deletion. "" when verdicts are judged at read time."""
+    stamp = verdicts.stamp([cluster])
+    if not stamp or not history:
+        return ""
+    last = history[-1]
+    return f"{stamp}.{last.version.pk}.{last.deleted_at.timestamp() if last.deleted_at else 0}"
+
+
 def compared(old: VersionEntry, new: VersionEntry) -> tuple[dict[str, str], dict[str, str]]:
     """The data of the two versions being compared, and of no other (one query)."""
     loaded = SourceVersion.objects.only("data").in_bulk([old.version.pk, new.version.pk])

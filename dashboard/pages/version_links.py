@@ -1,7 +1,8 @@
-"""Drift rows with the ids of the versions they name, shared by the workload, source and pod pages."""
+"""Drift rows with the ids and numbers (#N) of the versions they name, shared by the workload, source and pod pages."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,37 +26,43 @@ def is_service_account_ca(row: DriftRow) -> bool:
 
 @dataclass(frozen=True)
 class LinkedRow:
-    """A drift row with the ids of the versions it names, so a page can link to their diff."""
+    """A drift row with the ids of the versions it names, so a page can link to their diff, and their numbers in
+    the source's history, the name pages give a version (#N, as drift.history counts)."""
 
     row: DriftRow
     running_version_id: int | None
     current_version_id: int | None
+    running_number: int | None = None
+    current_number: int | None = None
 
 
 def link_versions(cluster: Cluster, namespace: str, rows: Iterable[DriftRow]) -> list[LinkedRow]:
     rows = list(rows)
     names = {(row.source.kind, row.source.name) for row in rows}
-    ids = _version_ids(cluster, namespace, names)
-    return [
-        LinkedRow(
-            row,
-            ids.get((row.source.kind, row.source.name, row.running_version or "")),
-            ids.get((row.source.kind, row.source.name, row.current_version or "")),
-        )
-        for row in rows
-    ]
+    known = _versions(cluster, namespace, names)
+    linked = []
+    for row in rows:
+        running = known.get((row.source.kind, row.source.name, row.running_version or ""), (None, None))
+        current = known.get((row.source.kind, row.source.name, row.current_version or ""), (None, None))
+        linked.append(LinkedRow(row, running[0], current[0], running[1], current[1]))
+    return linked
 
 
-def _version_ids(cluster: Cluster, namespace: str, names: set[tuple[str, str]]) -> dict[tuple[str, str, str], int]:
+def _versions(
+    cluster: Cluster, namespace: str, names: set[tuple[str, str]]
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(kind, name, resourceVersion) -> (id, number): numbered oldest first across lineages, as history() does."""
     if not names:
         return {}
     wanted = Q()
     for kind, name in names:
         wanted |= Q(source__kind=kind, source__name=name)
     versions = SourceVersion.objects.filter(wanted, source__cluster=cluster, source__namespace=namespace)
-    return {
-        (kind, name, resource_version): pk
-        for pk, kind, name, resource_version in versions.values_list(
-            "pk", "source__kind", "source__name", "resource_version"
-        )
-    }
+    counted: Counter[tuple[str, str]] = Counter()
+    found: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for pk, kind, name, resource_version in versions.order_by("first_seen", "id").values_list(
+        "pk", "source__kind", "source__name", "resource_version"
+    ):
+        counted[(kind, name)] += 1
+        found[(kind, name, resource_version)] = (pk, counted[(kind, name)])
+    return found

@@ -1,13 +1,20 @@
-"""Small template helpers for Driftwatch's pages. Nothing here marks text safe: every value stays escaped."""
+"""Small template helpers for Driftwatch's pages. Nothing here marks a value safe: markup is built with
+format_html, which escapes every value it puts in."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import template
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from dashboard import access
+from dashboard.pages.at import at_query
+from drift import kube
 from drift.models import Rollout
 from drift.vocabulary import VERDICT_LABELS, SourceKind, Verdict, WorkloadKind
 
@@ -70,13 +77,6 @@ def verdict_label(verdict: str | None) -> str:
 def ran_then_url(event: Any) -> str:
     """The namespace's point in time at an audit entry's moment ("" when the entry names no namespace, or names
     one Kubernetes would refuse: an entry may quote what a hostile request sent)."""
-    import re
-
-    from django.urls import reverse
-
-    from dashboard.pages.at import at_query
-    from drift import kube
-
     cluster, namespace = getattr(event, "cluster_name", ""), getattr(event, "namespace", "")
     if not cluster or not namespace or not re.fullmatch(r"[-a-zA-Z0-9_]{1,63}", cluster):
         return ""
@@ -85,3 +85,16 @@ def ran_then_url(event: Any) -> str:
     except kube.InvalidName:
         return ""
     return f"{reverse('namespace', args=[cluster, namespace])}?{at_query(event.at)}"
+
+
+@register.simple_tag
+def version_name(number: int | None, resource_version: str | None = "") -> SafeString | str:
+    """One name for a version on every page: "#12", its resourceVersion as detail on hover. A version Driftwatch
+    has not recorded (no number) falls back to its resourceVersion, said in full; neither is "unknown"."""
+    if number is not None and resource_version:
+        return format_html('<span class="version" title="resourceVersion {}">#{}</span>', resource_version, number)
+    if number is not None:
+        return f"#{number}"
+    if resource_version:
+        return f"resourceVersion {resource_version}"
+    return "unknown"

@@ -23,20 +23,39 @@ UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 @vary_on_headers("HX-Request")
 def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, name: str) -> HttpResponse:
-    """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=&b=, version ids),
-    and the pods that consume it. Secrets: keys and which changed, never values (none are stored)."""
+    """A ConfigMap's or Secret's version timeline, a key-level diff of any two versions (?a=1&b=3: their numbers,
+    the #N every page names a version by), and the pods that consume it. Secrets: keys and which changed, never
+    values (none are stored). The timeline polls itself with the stamp of what it shows (204 while nothing
+    changed) and brings the consumers along; the comparison the reader chose stays as it is."""
     kind = SourceKind.from_plural(kinds)
     found = get_object_or_404(Cluster, name=cluster)
     history = page.source_history(found, namespace, kind, name)
     if not history:
         raise Http404(f"no {kind} {name} in namespace {namespace} of cluster {cluster}")
-    by_id = {str(entry.version.pk): entry for entry in history}
+    polled = bool(request.htmx and request.htmx.target == "source-live")
+    stamp = page.source_stamp(found, history)
+    if polled and stamp and request.GET.get("stamp") == stamp:
+        return HttpResponse(status=204)  # nothing new: htmx keeps what it shows
+    ctx = {
+        "cluster": found,
+        "namespace": namespace,
+        "kind": kind,
+        "kinds": kinds,
+        "name": name,
+        "secret": kind == SourceKind.SECRET,
+        "history": history,
+        "consumers": page.source_consumers(found, namespace, kind, name),
+        "stamp": stamp,
+        "polled": polled,
+    }
+    if polled:  # the timeline and the consumers only: no version's data is read
+        return render(request, "dashboard/source.html#source-live", ctx)
+    by_number = {str(entry.number): entry for entry in history}
     default_old = history[-2] if len(history) > 1 else history[-1]
-    old = by_id.get(request.GET.get("a", ""), default_old)
-    new = by_id.get(request.GET.get("b", ""), history[-1])
-    secret = kind == SourceKind.SECRET
+    old = by_number.get(request.GET.get("a", "").lstrip("#"), default_old)
+    new = by_number.get(request.GET.get("b", "").lstrip("#"), history[-1])
     full = request.GET.get("full") == "1"  # every line, not only the changes and three lines around them
-    old_data, new_data = (None, None) if secret else page.compared(old, new)
+    old_data, new_data = (None, None) if ctx["secret"] else page.compared(old, new)
     diffs = key_diffs(
         old.version.key_hashes,
         new.version.key_hashes,
@@ -45,20 +64,12 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         frozenset(old.version.binary_keys) | frozenset(new.version.binary_keys),
         context=None if full else 3,
     )
-    ctx = {
-        "cluster": found,
-        "namespace": namespace,
-        "kind": kind,
-        "kinds": kinds,
-        "name": name,
-        "secret": secret,
-        "history": history,
+    ctx |= {
         "old": old,
         "new": new,
         "diffs": diffs,
         "unchanged": [diff.key for diff in diffs if diff.status == "unchanged"],
         "full": full,
-        "consumers": page.source_consumers(found, namespace, kind, name),
         "content_addressed": bool(page.CONTENT_HASH_SUFFIX.search(name)),
         "in_place_edits": page.in_place_edits(name, history),
         "can_restore": not secret and not found.read_only and may_roll_out(request.user, found.name, namespace),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -406,6 +406,8 @@ def _sources(cluster: Cluster, wanted: set[tuple[str, str, str]]) -> dict[tuple[
             for source in group
             for previous, version in _with_previous(versions[source.pk])
         ]
+        # Numbered oldest first across lineages, as drift.history numbers them: the #N pages name a version by.
+        ordered = [replace(version, number=number) for number, version in enumerate(ordered, start=1)]
         current = group[-1]
         result[key] = rules.Source(
             kind=key[1],

@@ -55,9 +55,21 @@ class SourceVersion:
     changed_at: datetime
     uid: str
     deleted_at: datetime | None = None
+    number: int = 0  # its place in the source's history (#N, as pages name it); 0: not numbered by the caller
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_hashes", _frozen_mapping(self.key_hashes))
+
+    @property
+    def named(self) -> str:
+        """How a reason names it: "#2 (resourceVersion 35136)", or only the resourceVersion when not numbered."""
+        return f"#{self.number} (resourceVersion {self.resource_version})" if self.number else self.in_parentheses
+
+    @property
+    def in_parentheses(self) -> str:
+        """The same, for inside parentheses: "#2, resourceVersion 35136"."""
+        number = f"#{self.number}, " if self.number else ""
+        return f"{number}resourceVersion {self.resource_version}"
 
 
 @dataclass(frozen=True)
@@ -329,7 +341,8 @@ def judge(
         problem = _probe_problem(case, probe)
         if problem is None:
             return _restart_tool_late(case, _judge_probe(case, probe))
-        prefix = f"inferred: {problem}; "
+        # Not "inferred: ...": pages print the evidence before the reason, which would say it twice.
+        prefix = f"not from the probe ({problem}): "
     judgement = _infer_refreshed(case) if _is_refreshed(case) else _infer_fixed(case)
     return _restart_tool_late(case, replace(judgement, reason=prefix + judgement.reason))
 
@@ -588,13 +601,13 @@ def _judge_probe(case: _Case, probe: Probe) -> Judgement:
         )
         return _behind(case, reason, None, since)
     if case.proj(matched) == case.proj(case.current):
-        reason = f"{read} the current content of {case.label} (resourceVersion {matched.resource_version})"
+        reason = f"{read} the current content of {case.label} ({matched.in_parentheses})"
         if not _is_refreshed(case):
             return case.judgement(Verdict.FRESH, Evidence.OBSERVED, reason, running=matched)
         return _in_the_process(case, Evidence.OBSERVED, reason, probe, matched)
     since = _stale_since(case, case.proj(matched), matched.changed_at)
     assert since is not None  # matched is the newest with its projection and differs from the current one
-    reason = f"{read} resourceVersion {matched.resource_version} of {case.label}; it changed at {_at(since)}"
+    reason = f"{read} {matched.named} of {case.label}; it changed at {_at(since)}"
     return _behind(case, reason, matched, since)
 
 
@@ -722,6 +735,6 @@ def _judge_missing(case: _Case) -> Judgement:
             assert running is not None  # states[0] itself has that projection
             reason += (
                 f"; the container started at {_at(latest)} while it existed and still runs its old values "
-                f"(resourceVersion {running.resource_version})"
+                f"({running.in_parentheses})"
             )
     return case.judgement(Verdict.MISSING, Evidence.OBSERVED, reason, running=running)

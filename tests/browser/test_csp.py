@@ -131,3 +131,19 @@ def test_django_admin_works_under_the_policy(page: Page, transactional_db, viola
     expect(page.get_by_label("Start")).to_be_visible()
     screenshot(page, "41-admin-under-csp")
     assert violations == []
+
+
+def test_the_pod_and_source_pages_poll_under_the_policy(page: Page, stale_workload, violations):
+    user("vera", "viewer", password=PASSWORD)
+    log_in(page, "vera")
+    for url, target in (
+        (reverse("pod", args=["local", "demo", "env-demo-a"]), "pod-body"),
+        (reverse("source", args=["local", "demo", "configmaps", "env-config"]), "source-live"),
+    ):
+        page.goto(url)
+        with page.expect_response(
+            lambda response, target=target: response.request.headers.get("hx-target") == target, timeout=10_000
+        ) as polled:
+            pass
+        assert polled.value.status in (200, 204), polled.value.status
+    assert violations == []
