@@ -13,7 +13,7 @@ from drift.models import AuditEvent, Cluster, Rollout, Source, SourceVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-import chaos_checks  # noqa: E402  (bench/ is no package)
+import chaos_checks  # bench/ is no package: found through the path above
 
 pytestmark = pytest.mark.django_db
 
