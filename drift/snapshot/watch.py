@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from drift import kube, verdicts
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
 from drift.ignoring import is_ignored
-from drift.models import Cluster
+from drift.models import Cluster, WatchPosition
 from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, Listing, listed_source
 from drift.snapshot.recording import record_source_event, record_sources
@@ -38,6 +39,7 @@ DEFAULT_STALL_SECONDS = 90.0
 # overview's "watcher down" threshold, so a quiet cluster still refreshes the heartbeat.
 WATCH_TIMEOUT_SECONDS = 60
 HEARTBEAT_EVERY_SECONDS = 10.0
+POSITION_EVERY_SECONDS = 1.0
 # The overview says a cluster's watcher is down when it has not heard from it for this long.
 WATCHER_DOWN_AFTER_SECONDS = 180
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
@@ -72,13 +74,15 @@ class SourceWatch:
     # What happened, for logs and tests: relists, watches opened, events recorded, 410s, stalls, errors.
     counts: dict[str, int] = field(default_factory=dict)
     _last_heartbeat: float = 0.0
+    _last_position: float = 0.0
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def run(self) -> None:
         backoff = Backoff()
-        resource_version = self.resume_from
+        # Where this resource's watcher stopped last (a kill, a restart): the API server replays what changed since.
+        resource_version = self.resume_from or self.saved_position()
         try:
             while not self.stop.is_set():
                 cluster = Cluster.objects.filter(pk=self.cluster_id).first()
@@ -134,6 +138,7 @@ class SourceWatch:
         if record_sources(cluster, listing, timezone.now(), hashers.current.key_id).rows:
             verdicts.facts_changed(cluster)
         self.heartbeat(force=True)
+        self.save_position(resource_version, force=True)
         return resource_version
 
     # -- WATCH --------------------------------------------------------------------------------------------
@@ -150,6 +155,8 @@ class SourceWatch:
             if self.stop.is_set():
                 break
             resource_version = self.handle(cluster, event, hashers) or resource_version
+            self.save_position(resource_version)
+        self.save_position(resource_version, force=True)
         return resource_version
 
     def handle(self, cluster: Cluster, event: dict[str, Any], hashers: Hashers) -> str:
@@ -175,6 +182,27 @@ class SourceWatch:
             self._last_heartbeat = moment
             if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
                 self.stop.set()  # the cluster was removed
+
+    def saved_position(self) -> str | None:
+        return (
+            WatchPosition.objects.filter(cluster_id=self.cluster_id, kind=self.kind)
+            .values_list("resource_version", flat=True)
+            .first()
+        )
+
+    def save_position(self, resource_version: str, force: bool = False) -> None:
+        """Remember, at most every POSITION_EVERY_SECONDS, the resourceVersion up to which every event is recorded
+        (a bookmark's too). A watcher that resumes from an older one meets events it recorded already: recording
+        them again writes nothing."""
+        moment = time.monotonic()
+        if not resource_version or (not force and moment - self._last_position < POSITION_EVERY_SECONDS):
+            return
+        self._last_position = moment
+        WatchPosition.objects.update_or_create(
+            cluster_id=self.cluster_id,
+            kind=self.kind,
+            defaults={"resource_version": resource_version, "saved_at": timezone.now()},
+        )
 
     def _ignored(self, cluster: Cluster, item: dict[str, Any]) -> bool:
         metadata = item.get("metadata") or {}

@@ -1,0 +1,98 @@
+"""A watcher killed (kill -9) and started again loses no version: it resumes its WATCH where it stopped, so the
+API server replays what changed meanwhile, even when a snapshot recorded a later content in between. Found by
+`make chaos` (bench/chaos.py): before, a restarted watcher began with a fresh LIST, which shows only each
+object's latest content, and every version written while it was away was lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from drift.clusters import register_cluster
+from drift.models import AuditEvent, Cluster, SourceVersion
+from drift.snapshot import snapshot
+from tests.kube_helpers import wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def watch_process(cluster: Cluster, log: Path) -> Iterator[subprocess.Popen]:
+    """`manage.py watch` as a process of its own on the test database, killed with SIGKILL at the end: nothing
+    it did on the way out (there is no way out) can help it resume."""
+    database = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}"
+        f"/{database['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "watch", "--cluster", cluster.name, "--stall-seconds", "10"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def log_levels(namespace: str, name: str) -> list[str]:
+    found = SourceVersion.objects.filter(source__namespace=namespace, source__name=name).order_by("first_seen", "id")
+    return [version.data.get("log_level", "") for version in found]
+
+
+def test_a_watcher_killed_and_started_again_records_every_version_written_while_it_was_away(
+    kubeconfig, kube, namespace, tmp_path
+):
+    cluster, _ = register_cluster("local", str(kubeconfig))
+    kube.config_map("app", {"log_level": "INFO"})
+    with watch_process(cluster, tmp_path / "watch.log"):
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO"], timeout=90, what="the first version")
+        kube.edit_config_map("app", {"log_level": "ERROR"})
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO", "ERROR"], timeout=30, what="a watched version")
+    for level in ("DEBUG", "WARN"):  # while no watcher runs
+        kube.edit_config_map("app", {"log_level": level})
+    with watch_process(cluster, tmp_path / "watch.log"):
+        wait_until(lambda: log_levels(namespace, "app")[-1:] == ["WARN"], timeout=90, what="the latest version")
+        wait_until(lambda: len(log_levels(namespace, "app")) >= 4, timeout=10, what="the versions in between")
+    assert log_levels(namespace, "app") == ["INFO", "ERROR", "DEBUG", "WARN"]
+
+
+def test_versions_written_while_the_watcher_was_away_are_kept_even_when_a_snapshot_recorded_a_later_one(
+    kubeconfig, kube, namespace, tmp_path
+):
+    cluster, _ = register_cluster("local", str(kubeconfig))
+    kube.config_map("app", {"log_level": "INFO"})
+    with watch_process(cluster, tmp_path / "watch.log"):
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO"], timeout=90, what="the first version")
+        kube.edit_config_map("app", {"log_level": "ERROR"})
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO", "ERROR"], timeout=30, what="a watched version")
+    for level in ("DEBUG", "WARN"):
+        kube.edit_config_map("app", {"log_level": level})
+    snapshot(cluster)  # the reconciler sees only the latest content
+    assert log_levels(namespace, "app") == ["INFO", "ERROR", "WARN"]
+    with watch_process(cluster, tmp_path / "watch.log"):
+        wait_until(lambda: len(log_levels(namespace, "app")) >= 4, timeout=90, what="the version in between")
+    found = list(
+        SourceVersion.objects.filter(source__namespace=namespace, source__name="app").order_by("first_seen", "id")
+    )
+    assert [v.data["log_level"] for v in found] == ["INFO", "ERROR", "DEBUG", "WARN"]
+    assert [int(v.resource_version) for v in found] == sorted(int(v.resource_version) for v in found)
+    # Each version once, and one change entry per version after the first.
+    assert len({v.resource_version for v in found}) == 4
+    changes = AuditEvent.objects.filter(action=AuditEvent.Action.CONFIG_CHANGED, object_name="app", namespace=namespace)
+    assert sorted(entry.detail["resource_version"] for entry in changes) == sorted(
+        v.resource_version for v in found[1:]
+    )
