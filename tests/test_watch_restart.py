@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from drift.clusters import register_cluster
 from drift.models import AuditEvent, Cluster, SourceVersion
@@ -96,3 +98,31 @@ def test_versions_written_while_the_watcher_was_away_are_kept_even_when_a_snapsh
     assert sorted(entry.detail["resource_version"] for entry in changes) == sorted(
         v.resource_version for v in found[1:]
     )
+
+
+def terminate_other_connections() -> int:
+    """What a PostgreSQL restart does to every connection but the test's own: the server ends them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_watcher_outlives_its_database_connections_ending_and_loses_nothing(kubeconfig, kube, namespace, tmp_path):
+    cluster, _ = register_cluster("local", str(kubeconfig))
+    kube.config_map("app", {"log_level": "INFO"})
+    log = tmp_path / "watch.log"
+    with watch_process(cluster, log) as process:
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO"], timeout=90, what="the first version")
+        assert terminate_other_connections() >= 2  # the main thread's and each watch thread's
+        kube.edit_config_map("app", {"log_level": "DEBUG"})
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO", "DEBUG"], timeout=15, what="the next version")
+        # The main thread rescans the registered clusters every 30 s on its own (ended) connection.
+        time.sleep(35)
+        kube.edit_config_map("app", {"log_level": "WARN"})
+        wait_until(lambda: log_levels(namespace, "app")[-1:] == ["WARN"], timeout=15, what="a version after the rescan")
+        assert process.poll() is None, log.read_text()[-3000:]
+    assert "Exception in thread" not in log.read_text()
+    assert log_levels(namespace, "app") == ["INFO", "DEBUG", "WARN"]

@@ -4,7 +4,8 @@ Per (cluster, resource) one thread: LIST (paginated) and record what it holds th
 recorder (drift.snapshot.recording), then WATCH from the LIST's resourceVersion with bookmarks, recording
 each event as it comes. A 410 Gone (the resourceVersion was compacted away) relists; a broken connection or
 an API server that is down reconnects with a capped, jittered backoff and resumes from the last
-resourceVersion seen; a watch that stays silent (no event, no bookmark) longer than `stall_seconds` is
+resourceVersion seen, and so is a database that is down (PostgreSQL restarting: the event that failed comes
+again); a watch that stays silent (no event, no bookmark) longer than `stall_seconds` is
 dropped and restarted. Secret values are hashed in drift.snapshot.listing.listed_source as each object is
 read and go no further. The periodic snapshot stays the reconciler: when this process is down, only the
 versions in between are missed, and the overview says so (Cluster.watch_heartbeat_at)."""
@@ -18,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from drift import kube, verdicts
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
 from drift.ignoring import is_ignored
+from drift.kube.errors import first_line
 from drift.models import Cluster, WatchPosition
 from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, Listing, listed_source
@@ -85,14 +87,14 @@ class SourceWatch:
         resource_version = self.resume_from or self.saved_position()
         try:
             while not self.stop.is_set():
-                cluster = Cluster.objects.filter(pk=self.cluster_id).first()
-                if cluster is None:
-                    return
                 try:
+                    cluster = Cluster.objects.filter(pk=self.cluster_id).first()
+                    if cluster is None:
+                        return
                     with connect(cluster) as client:
                         if resource_version is None:
                             resource_version = self.relist(cluster, client)
-                        resource_version = self.watch(cluster, client, resource_version)
+                        resource_version = self.watch(cluster, client, resource_version, backoff)
                     backoff.reset()
                 except kube.Gone:
                     self.count("gone")
@@ -110,6 +112,15 @@ class SourceWatch:
                     self.count("errors")
                     delay = backoff.next_delay()
                     log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.kind.plural, error, delay)
+                    self.stop.wait(delay)
+                except DatabaseError as error:
+                    # PostgreSQL restarting or unreachable: the event that failed is not recorded, so the position
+                    # stays before it and the next watch, on a new connection, brings it again.
+                    self.count("database errors")
+                    connection.close()
+                    delay = backoff.next_delay()
+                    log.warning("watch of cluster %s %s: database: %s; again in %.1f s", self.cluster_id,
+                                self.kind.plural, first_line(error), delay)  # fmt: skip
                     self.stop.wait(delay)
         finally:
             connection.close()  # this thread's own connection
@@ -143,7 +154,9 @@ class SourceWatch:
 
     # -- WATCH --------------------------------------------------------------------------------------------
 
-    def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str) -> str:
+    def watch(
+        self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff | None = None
+    ) -> str:
         """Follow one watch until the API server ends it; returns the resourceVersion to resume from."""
         self.count("watches")
         hashers = self._hashers(cluster)
@@ -156,6 +169,8 @@ class SourceWatch:
                 break
             resource_version = self.handle(cluster, event, hashers) or resource_version
             self.save_position(resource_version)
+            if backoff is not None:
+                backoff.reset()  # the API server answers again: a later outage starts from the first delay
         self.save_position(resource_version, force=True)
         return resource_version
 
@@ -226,7 +241,14 @@ def watch_clusters(
     """Watch one cluster, or every registered cluster (picking up clusters added later), until `stop`."""
     threads: dict[tuple[int, str], threading.Thread] = {}
     while not stop.is_set():
-        clusters = Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all()
+        try:
+            clusters = list(Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all())
+        except DatabaseError as error:
+            # PostgreSQL restarting: the threads carry on (each retries on its own); look again soon.
+            log.warning("listing the registered clusters: database: %s; again in 5 s", first_line(error))
+            connection.close()
+            stop.wait(5)
+            continue
         for cluster in clusters:
             for kind in WATCHED:
                 key = (cluster.pk, kind.value)
