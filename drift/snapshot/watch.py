@@ -83,14 +83,19 @@ class SourceWatch:
 
     def run(self) -> None:
         backoff = Backoff()
-        # Where this resource's watcher stopped last (a kill, a restart): the API server replays what changed since.
-        resource_version = self.resume_from or self.saved_position()
+        resource_version = self.resume_from
+        positioned, name = resource_version is not None, f"#{self.cluster_id}"
         try:
             while not self.stop.is_set():
                 try:
+                    if not positioned:
+                        # Where this resource's watcher stopped last (a kill, a restart): the API server replays
+                        # what changed since.
+                        resource_version, positioned = self.saved_position(), True
                     cluster = Cluster.objects.filter(pk=self.cluster_id).first()
                     if cluster is None:
                         return
+                    name = cluster.name
                     with connect(cluster) as client:
                         if resource_version is None:
                             resource_version = self.relist(cluster, client)
@@ -98,20 +103,20 @@ class SourceWatch:
                     backoff.reset()
                 except kube.Gone:
                     self.count("gone")
-                    log.info("watch of %s %s: 410 Gone, relisting", cluster.name, self.kind.plural)
+                    log.info("watch of %s %s: 410 Gone, relisting", name, self.kind.plural)
                     resource_version = None
                 except kube.Stalled:
                     self.count("stalled")
                     log.warning(
                         "watch of %s %s stalled for %.0f s; restarting",
-                        cluster.name,
+                        name,
                         self.kind.plural,
                         self.stall_seconds,
                     )
                 except kube.KubeError as error:
                     self.count("errors")
                     delay = backoff.next_delay()
-                    log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.kind.plural, error, delay)
+                    log.warning("watch of %s %s: %s; again in %.1f s", name, self.kind.plural, error, delay)
                     self.stop.wait(delay)
                 except DatabaseError as error:
                     # PostgreSQL restarting or unreachable: the event that failed is not recorded, so the position
@@ -119,8 +124,8 @@ class SourceWatch:
                     self.count("database errors")
                     connection.close()
                     delay = backoff.next_delay()
-                    log.warning("watch of cluster %s %s: database: %s; again in %.1f s", self.cluster_id,
-                                self.kind.plural, first_line(error), delay)  # fmt: skip
+                    log.warning("watch of %s %s: database: %s; again in %.1f s", name, self.kind.plural,
+                                first_line(error), delay)  # fmt: skip
                     self.stop.wait(delay)
         finally:
             connection.close()  # this thread's own connection
