@@ -19,9 +19,10 @@ from django.conf import settings
 from django.db import connection
 
 from drift.clusters import register_cluster
-from drift.models import AuditEvent, Cluster, SourceVersion
+from drift.models import AuditEvent, Cluster, SourceVersion, WatchPosition
 from drift.snapshot import snapshot
 from tests.kube_helpers import wait_until
+from tests.test_watch import churn, forgotten
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,4 +126,26 @@ def test_the_watcher_outlives_its_database_connections_ending_and_loses_nothing(
         wait_until(lambda: log_levels(namespace, "app")[-1:] == ["WARN"], timeout=15, what="a version after the rescan")
         assert process.poll() is None, log.read_text()[-3000:]
     assert "Exception in thread" not in log.read_text()
+    assert log_levels(namespace, "app") == ["INFO", "DEBUG", "WARN"]
+
+
+def test_after_a_410_the_watcher_replays_what_the_api_server_still_has_so_no_version_is_lost(
+    kubeconfig, kube, namespace, tmp_path
+):
+    # An API server that restarted (or a watcher away for long) has forgotten the watcher's resourceVersion: the
+    # WATCH is answered 410 "too old resource version: R (OLDEST)". A relist shows only the latest content; the
+    # versions written since OLDEST are still in the API server's watch cache, and a watch from there brings them.
+    wait_until(lambda: forgotten(kubeconfig, "1") or churn(kubeconfig, namespace), timeout=240, interval=1,
+               what="the API server to forget resourceVersion 1")  # fmt: skip
+    cluster, _ = register_cluster("local", str(kubeconfig))
+    kube.config_map("app", {"log_level": "INFO"})
+    with watch_process(cluster, tmp_path / "watch.log"):
+        wait_until(lambda: log_levels(namespace, "app") == ["INFO"], timeout=90, what="the first version")
+    for level in ("DEBUG", "WARN"):
+        kube.edit_config_map("app", {"log_level": level})
+    WatchPosition.objects.filter(cluster=cluster, kind="ConfigMap").update(resource_version="1")
+    with watch_process(cluster, tmp_path / "watch.log"):
+        wait_until(lambda: log_levels(namespace, "app")[-1:] == ["WARN"], timeout=90, what="the latest version")
+        wait_until(lambda: len(log_levels(namespace, "app")) >= 3, timeout=150, what="the version in between")
+    assert "410 Gone" in (tmp_path / "watch.log").read_text()
     assert log_levels(namespace, "app") == ["INFO", "DEBUG", "WARN"]

@@ -47,6 +47,12 @@ WATCHER_DOWN_AFTER_SECONDS = 180
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
 
 
+def _older(first: str, second: str) -> bool:
+    """resourceVersions are opaque; compared only when both are plain numbers (etcd revisions), as every API
+    server we know gives them."""
+    return first.isdigit() and second.isdigit() and int(first) < int(second)
+
+
 @dataclass
 class Backoff:
     """1, 2, 4 ... seconds, at most BACKOFF_CAP, with jitter so that many watchers do not retry in step."""
@@ -85,6 +91,7 @@ class SourceWatch:
         backoff = Backoff()
         resource_version = self.resume_from
         positioned, name = resource_version is not None, f"#{self.cluster_id}"
+        replay_from = ""  # after a 410: where the API server's watch cache starts, when it said
         try:
             while not self.stop.is_set():
                 try:
@@ -99,12 +106,17 @@ class SourceWatch:
                     with connect(cluster) as client:
                         if resource_version is None:
                             resource_version = self.relist(cluster, client)
+                            if _older(replay_from, resource_version):
+                                # The versions between the API server's oldest and the listing are in its watch
+                                # cache still: the watch brings them, and each takes its place in the timeline.
+                                resource_version = replay_from
+                            replay_from = ""
                         resource_version = self.watch(cluster, client, resource_version, backoff)
                     backoff.reset()
-                except kube.Gone:
+                except kube.Gone as gone:
                     self.count("gone")
                     log.info("watch of %s %s: 410 Gone, relisting", name, self.kind.plural)
-                    resource_version = None
+                    resource_version, replay_from = None, gone.oldest
                 except kube.Stalled:
                     self.count("stalled")
                     log.warning(
