@@ -477,6 +477,7 @@ class EditStream:
 @dataclass
 class Row:
     fault: str
+    opened: float = 0.0  # the fault's window (for the requests) opens here and ends at `ended`
     started: float = 0.0
     back: float = 0.0
     recovered: float = 0.0
@@ -643,7 +644,7 @@ class Chaos:
     def run(self, fault: str, inject: Callable[[Row], None], recovered: Callable[[Row], bool]) -> Row:
         row = Row(fault)
         log(f"fault: {fault}")
-        row.started = time.time()
+        row.opened = row.started = time.time()  # an injection that waits for its moment sets `started` again
         inject(row)
         if not row.back:
             row.back = time.time()
@@ -663,6 +664,7 @@ class Chaos:
 
     def kill_worker_mid_snapshot(self, row: Row) -> None:
         wait_until("a snapshot running", self.snapshot_running, 60, every=0.1)
+        row.started = time.time()
         self.stack.children["worker"].kill9()
         time.sleep(2)
         self.stack.restart("worker")
@@ -671,12 +673,14 @@ class Chaos:
     def kill_worker_mid_rollout(self, row: Row) -> None:
         row.batch = self.queue_batch()  # type: ignore[attr-defined]
         wait_until("the batch's first rollouts going", lambda: self.batch_going(row.batch), 60, every=0.1)  # type: ignore[attr-defined]
+        row.started = time.time()
         self.stack.children["worker"].kill9()
         time.sleep(2)
         self.stack.restart("worker")
         row.back = time.time()
 
     def restart_api_server(self, row: Row, hold: float = 5) -> None:
+        row.started = time.time()
         self.stack.stop_component("kube-apiserver")
         time.sleep(hold)
         self.stack.start_component("kube-apiserver")
@@ -747,7 +751,7 @@ def read_requests(path: Path) -> list[tuple[float, int, bool]]:
 
 def count_requests(rows: list[Row], requests: list[tuple[float, int, bool]]) -> None:
     for row in rows:
-        inside = [r for r in requests if row.started <= r[0] < row.ended]
+        inside = [r for r in requests if (row.opened or row.started) <= r[0] < row.ended]
         row.requests = len(inside)
         row.failed = sum(1 for r in inside if r[2])
         late = [at - row.back for at, status, _ in inside if status >= 500 and at > row.back]
