@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -253,9 +253,12 @@ def _compare_source(
             return []  # the same content under a previous hash key: the snapshot re-keys it
         if _older(listed.resource_version, previous.resource_version):
             return []
+    # A listing's time is when it began reading; the watcher may have recorded an older version after that. The
+    # timeline is ordered by time, so a newer version never goes before the one it follows.
+    first_seen = now if previous is None else max(now, previous.first_seen + timedelta(microseconds=1))
     version = SourceVersion(
         source=source, content_hash=listed.content_hash, resource_version=listed.resource_version,
-        first_seen=now, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
+        first_seen=first_seen, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
         data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
         hash_key_id=hash_key_id, client=listed.client[:128], recorded_by=recorded_by,
     )  # fmt: skip
