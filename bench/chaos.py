@@ -712,7 +712,18 @@ class Chaos:
         row.back = time.time()
 
     def caught_up(self, row: Row) -> bool:
-        return self.newest_edit_stored_after(row.back + 1)
+        """Every version the API server answered the edit stream with until a second ago is stored, and at least
+        one of them was answered after the fault's end (the newest alone could come from a snapshot while the
+        watcher still has versions to catch up)."""
+        import chaos_checks
+
+        if not self.newest_edit_stored_after(row.back + 1):
+            return False
+        answered = [(name, version) for at, name, version in list(self.edits.answered) if at < time.time() - 1]
+        stored = self.db(lambda: chaos_checks.stored_versions(CLUSTER, NAMESPACE))
+        already = {entry for done in self.rows for entry in done.missing}
+        missing = [f"configmap/{n} rv={v}" for n, v in chaos_checks.missing_versions(answered, stored)]
+        return not [entry for entry in missing if entry not in already]
 
     def all_faults(self) -> None:
         def snapshots_again(row: Row) -> bool:
