@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff bench-pointintime clean-cluster
+.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff bench-pointintime chaos clean-cluster
 
 demo: venv
 	scripts/demo
@@ -114,6 +114,12 @@ bench-pointintime: venv services
 # The side-by-side diff on nginx-style files of 500 to 4,000 lines; needs no services.
 bench-diff: venv
 	$(VENV)/bin/python bench/diff.py
+
+# Faults one at a time (workers, API server, PostgreSQL, Redis, watcher) under load, on a stack of its own
+# (bench/chaos.py: its own PostgreSQL, Redis and kwok control plane; the shared ones are never touched), and the
+# table of what each cost. About 10 minutes on 2 cores; root (PostgreSQL runs as the postgres user).
+chaos: venv
+	$(VENV)/bin/python bench/chaos.py --out artifacts/chaos.json
 
 clean-cluster:
 	scripts/cluster down

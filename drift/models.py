@@ -163,6 +163,23 @@ class Cluster(models.Model):
         return f"{self.kubeconfig_path}{context}{modes}"
 
 
+class WatchPosition(models.Model):
+    """Where the watcher of one resource of a cluster has read up to: the resourceVersion a restarted watcher
+    resumes its WATCH from, so that the API server replays what changed while it was away (a fresh LIST would
+    show only the latest content of each object, and lose the versions in between)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="watch_positions")
+    kind = models.CharField(max_length=16, choices=choices(SourceKind))
+    resource_version = models.CharField(max_length=32)
+    saved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cluster", "kind"], name="watch_position_unique_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.kind} rv={self.resource_version}"
+
+
 class SnapshotRun(models.Model):
     """One collection cycle against one cluster: the only row an idle cycle writes."""
 

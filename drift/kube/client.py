@@ -25,6 +25,7 @@ from drift.kube.errors import (
     Stalled,
     Unreachable,
     first_line,
+    oldest_kept,
     translate_api_exception,
 )
 from drift.kube.exec import run_exec
@@ -207,7 +208,7 @@ class KubeClient:
             )  # fmt: skip
         except ApiException as error:
             if error.status == 410:
-                raise Gone(f"{what}: resourceVersion {resource_version} is gone") from None
+                raise Gone(f"{what}: resourceVersion {resource_version} is gone", oldest_kept(error.body)) from None
             raise translate_api_exception(error, what) from None
         except urllib3.exceptions.ReadTimeoutError:
             raise Stalled(f"{what}: no answer for {stall_seconds:.0f} s") from None
@@ -224,7 +225,9 @@ class KubeClient:
                 if kind == "ERROR":
                     code = obj.get("code") if isinstance(obj, dict) else None
                     if code == 410:
-                        raise Gone(f"{what}: resourceVersion {resource_version} is gone")
+                        raise Gone(
+                            f"{what}: resourceVersion {resource_version} is gone", oldest_kept(obj.get("message"))
+                        )
                     raise ApiRefused(f"{what}: watch error {code}", code if isinstance(code, int) else 500)
                 yield event
         except urllib3.exceptions.ReadTimeoutError:

@@ -4,6 +4,7 @@ user, so the rest of Driftwatch never handles an ApiException or a socket error.
 from __future__ import annotations
 
 import json
+import re
 
 from kubernetes.client.rest import ApiException
 
@@ -41,7 +42,19 @@ class ApiRefused(KubeError):
 
 
 class Gone(KubeError):
-    """410: a watch's resourceVersion is no longer available (compacted); the caller relists."""
+    """410: a watch's resourceVersion is no longer available (compacted, or the API server restarted); the caller
+    relists. `oldest`: the resourceVersion the API server's watch cache still starts from, when it said so (its
+    message reads "too old resource version: R (OLDEST)"): a watch from there replays what it still has."""
+
+    def __init__(self, message: str, oldest: str = "") -> None:
+        super().__init__(message)
+        self.oldest = oldest
+
+
+def oldest_kept(message: object) -> str:
+    """OLDEST from a 410's "too old resource version: R (OLDEST)", or "" when the message does not say."""
+    found = re.search(r"too old resource version: \d+ \((\d+)\)", str(message or ""))
+    return found.group(1) if found else ""
 
 
 class Stalled(KubeError):

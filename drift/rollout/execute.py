@@ -31,6 +31,7 @@ from drift.rollout.record import (
     record_applied,
     record_dry_run,
     record_outcome,
+    requeue,
 )
 from drift.rollout.template import annotation_patch
 
@@ -136,6 +137,9 @@ def start_claimed(rollout: Rollout) -> None:
     try:
         with client_for(rollout.cluster, None) as api:
             plan = plan_rollout(rollout.cluster, target, api, claimed=rollout.pk)
+            if plan.retry:
+                requeue(rollout, f"queued: {plan.message} (tried again shortly)")
+                return
             if not plan.ready:
                 _finish_patching(rollout, lambda: finish_without_patch(rollout, plan))
                 return

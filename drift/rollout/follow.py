@@ -14,7 +14,7 @@ from drift import kube
 from drift.models import AuditEvent, Rollout
 from drift.rollout.kinds import Progress, Target
 from drift.rollout.plan import client_for, refused
-from drift.rollout.record import audit, carries, finish_without_patch, record_applied
+from drift.rollout.record import audit, carries, finish_without_patch, record_applied, requeue
 from drift.rollout.signals import rollout_completed
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,13 @@ def settle_patching(rollout: Rollout, client: kube.KubeClient | None = None) -> 
             generation,
             f"patched {rollout.annotation_key}={rollout.config_hash[:12]}… (its answer was never recorded; the "
             f"workload, read again, carries it: generation {generation})",
+        )
+        return rollout
+    if rollout.batch is not None:
+        requeue(
+            rollout,
+            "queued again: its patch was not applied (interrupted before it was sent), so the batch starts it again",
+            claimed_at=started,
         )
         return rollout
     with transaction.atomic():

@@ -56,6 +56,8 @@ class Plan:
     dry_run: str = ""
     warnings: tuple[str, ...] = ()
     generation: int | None = None
+    # Refused for a fault that passes (the API server unreachable or not ready): a batch tries it again later.
+    retry: bool = False
 
     @property
     def ready(self) -> bool:
@@ -128,8 +130,11 @@ def plan_rollout(
         )
     except kube.NotFound:
         return refused(target, f"{target} does not exist (any more) in cluster {cluster.name}.")
+    except kube.Unreachable as error:
+        return refused(target, f"Cluster {cluster.name} is unreachable: {error}", retry=True)
     except kube.KubeError as error:
-        return refused(target, f"Cluster {cluster.name} did not answer as expected: {error}")
+        passing = isinstance(error, kube.ApiRefused) and (error.status >= 500 or error.status == 429)
+        return refused(target, f"Cluster {cluster.name} did not answer as expected: {error}", retry=passing)
 
 
 def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int | None) -> Plan:

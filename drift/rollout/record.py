@@ -73,6 +73,20 @@ def pods_text(pods: tuple[str, ...]) -> str:
     return f"{len(pods)} pod(s) ({shown})"
 
 
+def requeue(rollout: Rollout, message: str, claimed_at: Any = None) -> None:
+    """A batch's rollout that a passing fault kept from being sent (a worker killed before its patch, an API
+    server away) goes back from `patching` to `queued`: the batch starts it again, so it is neither lost nor,
+    since nothing was sent, sent twice. `claimed_at`: only if the row is still the claim made then (not claimed
+    again meanwhile by another follower, whose patch may be in flight)."""
+    with transaction.atomic():
+        locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        current_claim = locked.patched_at or locked.requested_at
+        if locked.status == Rollout.Status.PATCHING and (claimed_at is None or current_claim == claimed_at):
+            locked.status, locked.patched_at, locked.message = Rollout.Status.QUEUED, None, message[:2000]
+            locked.save(update_fields=["status", "patched_at", "message"])
+    rollout.refresh_from_db()
+
+
 def finish_without_patch(rollout: Rollout, plan: Plan) -> None:
     """Record a refusal or a no-op: the row and its audit entry, in one transaction."""
     is_refused = plan.outcome == Plan.REFUSED

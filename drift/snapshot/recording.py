@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -96,9 +96,56 @@ def record_source_event(
             if source is not None
             else None
         )
-        created = _compare_source(cluster, listed, source, latest, now, False, hash_key_id, recorded, RECORDED_BY_WATCH)
+        if source is not None and latest is not None and _older(listed.resource_version, latest.resource_version):
+            created = _record_past_version(cluster, listed, source, hash_key_id, recorded)
+        else:
+            created = _compare_source(
+                cluster, listed, source, latest, now, False, hash_key_id, recorded, RECORDED_BY_WATCH
+            )
     attribute_versions(cluster, created)
     return recorded
+
+
+def _record_past_version(
+    cluster: Cluster, listed: ListedSource, source: Source, hash_key_id: str, recorded: Recorded
+) -> list[SourceVersion]:
+    """A watch event older than the latest stored version: a restarted watcher replaying what changed while it
+    was away, after a snapshot had recorded a later content meanwhile. The version takes its place in the
+    timeline, between the stored versions before and after it, unless it is known already: its resourceVersion
+    is stored, or its content is that of its neighbour before (no change) or after (the same content, stored by
+    a listing under a later resourceVersion, e.g. after a label edit)."""
+    stored = list(
+        SourceVersion.objects.filter(source=source, resource_version__regex=r"^[0-9]+$").only(
+            "id", "content_hash", "key_hashes", "first_seen", "resource_version"
+        )
+    )
+    if not listed.resource_version.isdigit() or any(v.resource_version == listed.resource_version for v in stored):
+        return []
+    number = int(listed.resource_version)
+    before = max((v for v in stored if int(v.resource_version) < number), key=_number, default=None)
+    after = min((v for v in stored if int(v.resource_version) > number), key=_number, default=None)
+    if before is None or after is None or listed.content_hash in (before.content_hash, after.content_hash):
+        return []
+    # When the API server says the data changed (managedFields) if that falls between its neighbours, else halfway.
+    first_seen = before.first_seen + (after.first_seen - before.first_seen) / 2
+    if listed.modified_at is not None and before.first_seen < listed.modified_at < after.first_seen:
+        first_seen = listed.modified_at
+    version = SourceVersion.objects.create(
+        source=source, content_hash=listed.content_hash, resource_version=listed.resource_version,
+        first_seen=first_seen, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
+        data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
+        hash_key_id=hash_key_id, client=listed.client[:128], recorded_by=RECORDED_BY_WATCH,
+    )  # fmt: skip
+    recorded.rows += 1
+    changes = _key_changes(before.key_hashes, listed.key_hashes)
+    entry = _config_audit(cluster, listed, AuditEvent.Action.CONFIG_CHANGED, "changed", changes)
+    entry.message += " (recorded late: the watcher caught up after a later version was seen)"
+    _save_audits(cluster, [entry])
+    return [version]
+
+
+def _number(version: SourceVersion) -> int:
+    return int(version.resource_version)
 
 
 def lock_sources(cluster: Cluster) -> None:
@@ -206,9 +253,12 @@ def _compare_source(
             return []  # the same content under a previous hash key: the snapshot re-keys it
         if _older(listed.resource_version, previous.resource_version):
             return []
+    # A listing's time is when it began reading; the watcher may have recorded an older version after that. The
+    # timeline is ordered by time, so a newer version never goes before the one it follows.
+    first_seen = now if previous is None else max(now, previous.first_seen + timedelta(microseconds=1))
     version = SourceVersion(
         source=source, content_hash=listed.content_hash, resource_version=listed.resource_version,
-        first_seen=now, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
+        first_seen=first_seen, modified_at=listed.modified_at, key_hashes=listed.key_hashes,
         data=listed.data, binary_keys=listed.binary_keys, size_bytes=listed.size_bytes,
         hash_key_id=hash_key_id, client=listed.client[:128], recorded_by=recorded_by,
     )  # fmt: skip

@@ -4,7 +4,8 @@ Per (cluster, resource) one thread: LIST (paginated) and record what it holds th
 recorder (drift.snapshot.recording), then WATCH from the LIST's resourceVersion with bookmarks, recording
 each event as it comes. A 410 Gone (the resourceVersion was compacted away) relists; a broken connection or
 an API server that is down reconnects with a capped, jittered backoff and resumes from the last
-resourceVersion seen; a watch that stays silent (no event, no bookmark) longer than `stall_seconds` is
+resourceVersion seen, and so is a database that is down (PostgreSQL restarting: the event that failed comes
+again); a watch that stays silent (no event, no bookmark) longer than `stall_seconds` is
 dropped and restarted. Secret values are hashed in drift.snapshot.listing.listed_source as each object is
 read and go no further. The periodic snapshot stays the reconciler: when this process is down, only the
 versions in between are missed, and the overview says so (Cluster.watch_heartbeat_at)."""
@@ -14,17 +15,19 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from drift import kube, verdicts
 from drift.clusters import connect
 from drift.hashing import current_hasher, previous_hashers
 from drift.ignoring import is_ignored
-from drift.models import Cluster
+from drift.kube.errors import first_line
+from drift.models import Cluster, WatchPosition
 from drift.snapshot import rekeying
 from drift.snapshot.listing import Hashers, Listing, listed_source
 from drift.snapshot.recording import record_source_event, record_sources
@@ -38,9 +41,16 @@ DEFAULT_STALL_SECONDS = 90.0
 # overview's "watcher down" threshold, so a quiet cluster still refreshes the heartbeat.
 WATCH_TIMEOUT_SECONDS = 60
 HEARTBEAT_EVERY_SECONDS = 10.0
+POSITION_EVERY_SECONDS = 1.0
 # The overview says a cluster's watcher is down when it has not heard from it for this long.
 WATCHER_DOWN_AFTER_SECONDS = 180
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
+
+
+def _older(first: str, second: str) -> bool:
+    """resourceVersions are opaque; compared only when both are plain numbers (etcd revisions), as every API
+    server we know gives them."""
+    return first.isdigit() and second.isdigit() and int(first) < int(second)
 
 
 @dataclass
@@ -72,6 +82,7 @@ class SourceWatch:
     # What happened, for logs and tests: relists, watches opened, events recorded, 410s, stalls, errors.
     counts: dict[str, int] = field(default_factory=dict)
     _last_heartbeat: float = 0.0
+    _last_position: float = 0.0
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -79,33 +90,54 @@ class SourceWatch:
     def run(self) -> None:
         backoff = Backoff()
         resource_version = self.resume_from
+        positioned, name = resource_version is not None, f"#{self.cluster_id}"
+        replay_from = ""  # after a 410: where the API server's watch cache starts, when it said
         try:
             while not self.stop.is_set():
-                cluster = Cluster.objects.filter(pk=self.cluster_id).first()
-                if cluster is None:
-                    return
                 try:
+                    if not positioned:
+                        # Where this resource's watcher stopped last (a kill, a restart): the API server replays
+                        # what changed since.
+                        resource_version, positioned = self.saved_position(), True
+                    cluster = Cluster.objects.filter(pk=self.cluster_id).first()
+                    if cluster is None:
+                        return
+                    name = cluster.name
                     with connect(cluster) as client:
                         if resource_version is None:
                             resource_version = self.relist(cluster, client)
-                        resource_version = self.watch(cluster, client, resource_version)
+                            if _older(replay_from, resource_version):
+                                # The versions between the API server's oldest and the listing are in its watch
+                                # cache still: the watch brings them, and each takes its place in the timeline.
+                                resource_version = replay_from
+                            replay_from = ""
+                        resource_version = self.watch(cluster, client, resource_version, backoff)
                     backoff.reset()
-                except kube.Gone:
+                except kube.Gone as gone:
                     self.count("gone")
-                    log.info("watch of %s %s: 410 Gone, relisting", cluster.name, self.kind.plural)
-                    resource_version = None
+                    log.info("watch of %s %s: 410 Gone, relisting", name, self.kind.plural)
+                    resource_version, replay_from = None, gone.oldest
                 except kube.Stalled:
                     self.count("stalled")
                     log.warning(
                         "watch of %s %s stalled for %.0f s; restarting",
-                        cluster.name,
+                        name,
                         self.kind.plural,
                         self.stall_seconds,
                     )
                 except kube.KubeError as error:
                     self.count("errors")
                     delay = backoff.next_delay()
-                    log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.kind.plural, error, delay)
+                    log.warning("watch of %s %s: %s; again in %.1f s", name, self.kind.plural, error, delay)
+                    self.stop.wait(delay)
+                except DatabaseError as error:
+                    # PostgreSQL restarting or unreachable: the event that failed is not recorded, so the position
+                    # stays before it and the next watch, on a new connection, brings it again.
+                    self.count("database errors")
+                    connection.close()
+                    delay = backoff.next_delay()
+                    log.warning("watch of %s %s: database: %s; again in %.1f s", name, self.kind.plural,
+                                first_line(error), delay)  # fmt: skip
                     self.stop.wait(delay)
         finally:
             connection.close()  # this thread's own connection
@@ -134,11 +166,14 @@ class SourceWatch:
         if record_sources(cluster, listing, timezone.now(), hashers.current.key_id).rows:
             verdicts.facts_changed(cluster)
         self.heartbeat(force=True)
+        self.save_position(resource_version, force=True)
         return resource_version
 
     # -- WATCH --------------------------------------------------------------------------------------------
 
-    def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str) -> str:
+    def watch(
+        self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff | None = None
+    ) -> str:
         """Follow one watch until the API server ends it; returns the resourceVersion to resume from."""
         self.count("watches")
         hashers = self._hashers(cluster)
@@ -150,6 +185,10 @@ class SourceWatch:
             if self.stop.is_set():
                 break
             resource_version = self.handle(cluster, event, hashers) or resource_version
+            self.save_position(resource_version)
+            if backoff is not None:
+                backoff.reset()  # the API server answers again: a later outage starts from the first delay
+        self.save_position(resource_version, force=True)
         return resource_version
 
     def handle(self, cluster: Cluster, event: dict[str, Any], hashers: Hashers) -> str:
@@ -176,6 +215,27 @@ class SourceWatch:
             if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
                 self.stop.set()  # the cluster was removed
 
+    def saved_position(self) -> str | None:
+        return (
+            WatchPosition.objects.filter(cluster_id=self.cluster_id, kind=self.kind)
+            .values_list("resource_version", flat=True)
+            .first()
+        )
+
+    def save_position(self, resource_version: str, force: bool = False) -> None:
+        """Remember, at most every POSITION_EVERY_SECONDS, the resourceVersion up to which every event is recorded
+        (a bookmark's too). A watcher that resumes from an older one meets events it recorded already: recording
+        them again writes nothing."""
+        moment = time.monotonic()
+        if not resource_version or (not force and moment - self._last_position < POSITION_EVERY_SECONDS):
+            return
+        self._last_position = moment
+        WatchPosition.objects.update_or_create(
+            cluster_id=self.cluster_id,
+            kind=self.kind,
+            defaults={"resource_version": resource_version, "saved_at": timezone.now()},
+        )
+
     def _ignored(self, cluster: Cluster, item: dict[str, Any]) -> bool:
         metadata = item.get("metadata") or {}
         return self.kind == SourceKind.CONFIG_MAP and is_ignored(
@@ -198,7 +258,14 @@ def watch_clusters(
     """Watch one cluster, or every registered cluster (picking up clusters added later), until `stop`."""
     threads: dict[tuple[int, str], threading.Thread] = {}
     while not stop.is_set():
-        clusters = Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all()
+        try:
+            clusters = list(Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all())
+        except DatabaseError as error:
+            # PostgreSQL restarting: the threads carry on (each retries on its own); look again soon.
+            log.warning("listing the registered clusters: database: %s; again in 5 s", first_line(error))
+            connection.close()
+            stop.wait(5)
+            continue
         for cluster in clusters:
             for kind in WATCHED:
                 key = (cluster.pk, kind.value)
