@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from drift import metrics
-from drift.models import AuditWebhookRejection, Cluster, SnapshotRun
+from drift.models import AuditWebhookRejection, Cluster, ClusterLease, SnapshotRun
 from drift.verdicts import WorkloadSummary, workload_summaries
 from drift.vocabulary import VERDICT_ORDER
 
@@ -32,6 +32,7 @@ GAUGE_NAMES = (
     "driftwatch_pods",
     "driftwatch_snapshot_last_success_timestamp_seconds",
     "driftwatch_watcher_last_heartbeat_timestamp_seconds",
+    "driftwatch_watcher_lease_holder",
     "driftwatch_build_info",
     # A counter, kept in the database (AuditWebhookRejection) rather than in a process.
     "driftwatch_audit_events_refused_total",
@@ -59,6 +60,7 @@ class DatabaseCollector(Collector):
         yield _pods_family(clusters, summaries)
         yield _last_success_family(clusters)
         yield _watcher_family(clusters)
+        yield _lease_family(clusters, now)
         yield _audit_refused_family()
         build = GaugeMetricFamily(
             "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
@@ -143,6 +145,23 @@ def _watcher_family(clusters: list[Cluster]) -> Metric:
     for cluster in clusters:
         heard = cluster.watch_heartbeat_at
         family.add_metric([cluster.name], heard.timestamp() if heard is not None else 0.0)
+    return family
+
+
+def _lease_family(clusters: list[Cluster], now: datetime) -> Metric:
+    family = GaugeMetricFamily(
+        "driftwatch_watcher_lease_holder",
+        "Which watcher process (manage.py watch) holds the cluster's lease and watches it: 1 with its host, pid and "
+        "process id; 0 with empty labels when no process holds it (its watches are stopped).",
+        labels=["cluster", "host", "pid", "process"],
+    )
+    leases = {lease.cluster_id: lease for lease in ClusterLease.objects.all()}
+    for cluster in clusters:
+        lease = leases.get(cluster.pk)
+        if lease is not None and lease.held_at(now):
+            family.add_metric([cluster.name, lease.holder_host, str(lease.holder_pid), str(lease.holder_id)], 1)
+        else:
+            family.add_metric([cluster.name, "", "", ""], 0)
     return family
 
 

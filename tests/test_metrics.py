@@ -132,3 +132,28 @@ def test_the_watchers_last_heartbeat_is_exported_per_cluster() -> None:
     name = "driftwatch_watcher_last_heartbeat_timestamp_seconds"
     assert value(families, name, cluster="watched") == heard.timestamp()
     assert value(families, name, cluster="unwatched") == 0  # never heard of: the watcher-down rule fires
+
+
+@pytest.mark.django_db
+def test_which_watcher_process_holds_each_cluster_is_exported() -> None:
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from drift.models import ClusterLease
+
+    held = Cluster.objects.create(name="held", kubeconfig_path="/nonexistent")
+    lapsed = Cluster.objects.create(name="lapsed", kubeconfig_path="/nonexistent")
+    Cluster.objects.create(name="never", kubeconfig_path="/nonexistent")
+    process = uuid.uuid4()
+    now = timezone.now()
+    ClusterLease.objects.create(cluster=held, holder_id=process, holder_host="node-a", holder_pid=41,
+                                expires_at=now + timedelta(seconds=10))  # fmt: skip
+    ClusterLease.objects.create(cluster=lapsed, holder_id=uuid.uuid4(), holder_host="node-b", holder_pid=42,
+                                expires_at=now - timedelta(seconds=1))  # fmt: skip
+    families = scrape(Client())
+    name = "driftwatch_watcher_lease_holder"
+    assert value(families, name, cluster="held", host="node-a", pid="41", process=str(process)) == 1
+    assert value(families, name, cluster="lapsed", host="", pid="", process="") == 0
+    assert value(families, name, cluster="never", host="", pid="", process="") == 0
