@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.db.models import Max
@@ -18,6 +18,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from drift import metrics
 from drift.models import AuditWebhookRejection, Cluster, ClusterLease, SnapshotRun
@@ -190,5 +191,35 @@ def scrape(now: datetime | None = None) -> bytes:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessCollector())
-    registry.register(DatabaseCollector(now))
-    return generate_latest(registry)
+    return generate_latest(registry) + text_format(DatabaseCollector(now).collect())
+
+
+def text_format(families: Iterable[Metric]) -> bytes:
+    """The Prometheus text format of the database's families, as generate_latest writes it (labels sorted, the
+    same value formatting). Written here because generate_latest checks every label name of every sample against
+    its UTF-8 rules: at 10 clusters of 5,000 pods (15,000 samples) that was most of a 1.8 s scrape, for names
+    this module spells once, all plain [a-z_]."""
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name}{_counter_suffix(family)} {_escape_help(family.documentation)}\n")
+        lines.append(f"# TYPE {family.name}{_counter_suffix(family)} {family.type}\n")
+        for sample in family.samples:
+            if sample.labels:
+                labels = ",".join(f'{key}="{_escape_label(value)}"' for key, value in sorted(sample.labels.items()))
+                lines.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
+            else:
+                lines.append(f"{sample.name} {floatToGoString(sample.value)}\n")
+    return "".join(lines).encode()
+
+
+def _counter_suffix(family: Metric) -> str:
+    # As generate_latest: a counter family is announced under its samples' name (NAME_total).
+    return "_total" if family.type == "counter" else ""
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
