@@ -8,6 +8,8 @@ stored. The overview is timed with the first cluster alone, then with all ten (m
 a warm-up), then `/metrics`. Honest because these pages read only stored rows: where the rows came from does
 not change what the query planner and the templates do with them.
 
+`--part watcher`: the same registrations, the watcher only (it reads ConfigMaps and Secrets, not pods).
+
 `--part processes`: the local API server serves ten registrations (`scale-0` ...), each reading the whole local
 cluster with bench/snapshot.py's simulated pods on kwok nodes (500 Deployments of 10 pods: create them once
 with `--create`, `--delete` at the end), so ten registrations store ten times its pods (5,000 pods: 50,000).
@@ -55,7 +57,7 @@ def load_bench(name: str) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["read", "processes"], default="read")
+    parser.add_argument("--part", choices=["read", "processes", "watcher"], default="read")
     parser.add_argument("--clusters", type=int, default=10)
     parser.add_argument("--pods-per-cluster", type=int, default=5000, help="--part read")
     parser.add_argument("--keepdb", action="store_true", help="--part read: keep the database for bench/load.py")
@@ -160,7 +162,10 @@ def processes(args: argparse.Namespace) -> dict:
         )
         for name in names
     ]
-    results: dict[str, Any] = {"clusters": args.clusters}
+    results: dict[str, Any] = {"clusters": args.clusters, "soak_minutes": args.soak_minutes}
+    if args.part == "watcher":  # the watcher alone (it reads ConfigMaps and Secrets, not pods)
+        results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes)
+        return results
     worker = start_worker()
     try:
         from drift.tasks import snapshot_cluster
@@ -176,7 +181,6 @@ def processes(args: argparse.Namespace) -> dict:
     finally:
         stop(worker)
     results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes)
-    results["soak_minutes"] = args.soak_minutes
     return results
 
 
@@ -323,9 +327,11 @@ def print_read(results: dict) -> None:
 
 
 def print_processes(results: dict) -> None:
-    print(f"\n{results['clusters']} registrations, {results['pods']:,} pods stored:")
+    print(f"\n{results['clusters']} registrations, {results.get('pods', 0):,} pods stored:")
     for name in ("worker", "watcher"):
-        rss = results[f"{name}_rss"]
+        rss = results.get(f"{name}_rss")
+        if rss is None:
+            continue
         print(f"  {name} RSS: {rss['first_mib']:.0f} MiB, {rss['last_mib']:.0f} after a {results['soak_minutes']:g}-"
               f"minute soak (peak {rss['peak_mib']:.0f})")  # fmt: skip
 
