@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clusters", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="keep the clusters and their first cycles for next time")
     parser.add_argument("--profile", action="store_true", help="CPU per process per round, and a cProfile")
     parser.add_argument("--out", type=Path, help="also write the results as JSON to this file (for bench/table.py)")
     args = parser.parse_args()
@@ -58,12 +59,16 @@ def main() -> None:
 
     kubeconfig = ROOT / ".cluster" / "kubeconfig"
     names = [f"workers-{index}" for index in range(args.clusters)]
-    Cluster.objects.filter(name__in=names).delete()
+    if not args.reuse:
+        Cluster.objects.filter(name__in=names).delete()
     clusters = [
-        Cluster.objects.create(name=name, kubeconfig_path=str(kubeconfig), api_requests_per_second=0) for name in names
-    ]
+        Cluster.objects.get_or_create(name=name, defaults={"kubeconfig_path": str(kubeconfig),
+                                                           "api_requests_per_second": 0})[0]
+        for name in names
+    ]  # fmt: skip
     for cluster in clusters:
-        snapshot(cluster)  # the first cycle records everything: the rounds below are steady cycles
+        if not cluster.runs.filter(status="succeeded").exists():
+            snapshot(cluster)  # the first cycle records everything: the rounds below are steady cycles
     queue = f"driftwatch-bench-{uuid.uuid4().hex[:8]}"
     timings: dict[int, list[float]] = {1: [], 2: []}
     try:
@@ -73,7 +78,8 @@ def main() -> None:
             for workers in (1, 2):
                 timings[workers].append(one_round(clusters, workers, queue, args.profile))
     finally:
-        Cluster.objects.filter(name__in=names).delete()
+        if not args.reuse:
+            Cluster.objects.filter(name__in=names).delete()
     print(f"{args.clusters} clusters, one snapshot task each, sent at once; wall time until all finished:")
     for workers, values in timings.items():
         print(f"  {workers} worker{'s' if workers > 1 else ''}: median {statistics.median(values):.2f} s "
