@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 
-.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff bench-pointintime chaos clean-cluster
+.PHONY: demo test test-teardown test-install install-local uninstall-local venv services cluster test-tools lint check bench bench-snapshot bench-overview bench-load bench-workers bench-metrics bench-diff bench-pointintime bench-scale chaos clean-cluster
 
 demo: venv
 	scripts/demo
@@ -78,12 +78,15 @@ bench: venv services
 	DRIFTWATCH_NODES=50 scripts/cluster up
 	$(VENV)/bin/python bench/snapshot.py --deployments 500 --replicas 10 --config-maps 500 --repeat 5 --keep --out $(BENCH_OUT)/snapshot.json
 	$(VENV)/bin/python bench/workers.py --clusters 4 --repeat 3 --out $(BENCH_OUT)/workers.json
+	$(VENV)/bin/python bench/scale.py --part watcher --clusters 10 --soak-minutes 5 --out $(BENCH_OUT)/scale-watcher.json
 	@# Gone before the overview and load benchmarks start: deleting 5,000 pods keeps the API server busy for minutes,
 	@# and with --wait=false it shared the 2 cores with them (overview 251 ms instead of 70 ms).
 	scripts/cluster kubectl delete namespace $(addprefix bench-,0 1 2 3 4 5 6 7 8 9) --timeout=20m
 	$(VENV)/bin/python bench/overview.py --pods 500 5000 --repeat 20 --keepdb --out $(BENCH_OUT)/overview.json
 	$(VENV)/bin/python bench/load.py --users 50 --minutes 5 --out $(BENCH_OUT)/load.json
 	$(VENV)/bin/python bench/pointintime.py --pods 5000 --repeat 7 --out $(BENCH_OUT)/pointintime.json
+	$(VENV)/bin/python bench/scale.py --part read --clusters 10 --repeat 20 --keepdb --out $(BENCH_OUT)/scale-read.json
+	$(VENV)/bin/python bench/load.py --database test_driftwatch_bench_scale --users 100 --minutes 5 --out $(BENCH_OUT)/scale-load.json
 	$(VENV)/bin/python bench/table.py
 
 # kwok nodes hold 110 pods each: the 2,000-pod benchmark needs about 20 of them, 5,000 pods about 50.
@@ -101,6 +104,11 @@ bench-load: venv services
 
 bench-workers: venv services
 	$(VENV)/bin/python bench/workers.py
+
+# Ten clusters, 50,000 pods: the overview, /metrics and 100 Locust users on stored facts (no cluster needed).
+bench-scale: venv services
+	$(VENV)/bin/python bench/scale.py --part read --keepdb
+	$(VENV)/bin/python bench/load.py --database test_driftwatch_bench_scale --users 100 --minutes 2
 
 # One /metrics scrape at 2,000 pods: its time and SQL queries.
 bench-metrics: venv services

@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database", default=DATABASE, help="test_driftwatch_bench_scale: bench/scale.py --keepdb")
     parser.add_argument("--out", type=Path, help="also write the totals as JSON to this file (for bench/table.py)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
@@ -41,7 +42,7 @@ def main() -> None:
     password = secrets.token_urlsafe(16)
     env = {
         **os.environ,
-        "DATABASE_URL": f"{base}/{DATABASE}",
+        "DATABASE_URL": f"{base}/{args.database}",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "HTTPS": "false",

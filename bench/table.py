@@ -65,12 +65,43 @@ def main() -> None:
                      f"two: {statistics.median(two):.1f} s, {min(two):.1f}-{max(two):.1f})"))  # fmt: skip
     else:
         rows.append(("two workers ÷ one", "", missing))
+    rows.extend(scale_rows(missing))
     width = max(len(measure) for measure, _, _ in rows)
     print(f"| {'measure':<{width}} | goal | this machine |")
     print(f"|{'-' * (width + 2)}|---|---|")
     for measure, goal, measured in rows:
         print(f"| {measure:<{width}} | {goal} | {measured} |")
     sys.stdout.flush()
+
+
+def scale_rows(missing: str) -> list[tuple[str, str, str]]:
+    """Issue 19's rows: ten clusters, 50,000 pods (bench/scale.py, bench/load.py on its database)."""
+    rows: list[tuple[str, str, str]] = []
+    read, load_test, watcher, processes = load("scale-read"), load("scale-load"), load("scale-watcher"), load("scale")
+    if read:
+        one, every = read["overview_one"], read["overview_all"]
+        rows.append((f"overview, {read['clusters']} clusters ({read['pods']:,} pods), median / p95", "≤ 100 / 150 ms",
+                     f"{every['median_ms']:.0f} / {every['p95_ms']:.0f} ms (min-max {every['min_ms']:.0f}-"
+                     f"{every['max_ms']:.0f})"))  # fmt: skip
+        rows.append(("overview, every cluster ÷ one cluster", "≤ 1.3",
+                     f"{every['median_ms'] / one['median_ms']:.2f} (one: {one['median_ms']:.0f} ms)"))  # fmt: skip
+        metrics = read["metrics"]
+        rows.append((f"/metrics scrape at {read['pods']:,} pods", "≤ 300 ms",
+                     f"{metrics['median_ms']:.0f} ms median (min-max {metrics['min_ms']:.0f}-"
+                     f"{metrics['max_ms']:.0f}), {metrics['bytes'] / 1e6:.1f} MB"))  # fmt: skip
+    else:
+        rows.append(("overview / /metrics at 10 clusters", "", missing))
+    if load_test:
+        rows.append((f"{load_test['users']} users, 10 clusters, {load_test['minutes']:g} min", "p95 ≤ 300 ms, 0 errors",
+                     f"p95 {load_test['p95_ms']:.0f} ms, median {load_test['median_ms']:.0f} ms, "
+                     f"{load_test['failures']} errors in {load_test['requests']} requests"))  # fmt: skip
+    for name, result in (("watcher", watcher or processes), ("worker", processes)):
+        rss = (result or {}).get(f"{name}_rss")
+        if rss:
+            rows.append((f"{name} RSS, {result['clusters']} clusters", "stated; no growth",  # type: ignore[index]
+                         f"{rss['first_mib']:.0f} MiB, {rss['last_mib']:.0f} MiB after "
+                         f"{result['soak_minutes']:g} min (peak {rss['peak_mib']:.0f})"))  # type: ignore[index]  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.db.models import Max
@@ -18,9 +18,10 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from drift import metrics
-from drift.models import AuditWebhookRejection, Cluster, SnapshotRun
+from drift.models import AuditWebhookRejection, Cluster, ClusterLease, SnapshotRun
 from drift.verdicts import WorkloadSummary, workload_summaries
 from drift.vocabulary import VERDICT_ORDER
 
@@ -32,6 +33,7 @@ GAUGE_NAMES = (
     "driftwatch_pods",
     "driftwatch_snapshot_last_success_timestamp_seconds",
     "driftwatch_watcher_last_heartbeat_timestamp_seconds",
+    "driftwatch_watcher_lease_holder",
     "driftwatch_build_info",
     # A counter, kept in the database (AuditWebhookRejection) rather than in a process.
     "driftwatch_audit_events_refused_total",
@@ -59,6 +61,7 @@ class DatabaseCollector(Collector):
         yield _pods_family(clusters, summaries)
         yield _last_success_family(clusters)
         yield _watcher_family(clusters)
+        yield _lease_family(clusters, now)
         yield _audit_refused_family()
         build = GaugeMetricFamily(
             "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
@@ -146,6 +149,23 @@ def _watcher_family(clusters: list[Cluster]) -> Metric:
     return family
 
 
+def _lease_family(clusters: list[Cluster], now: datetime) -> Metric:
+    family = GaugeMetricFamily(
+        "driftwatch_watcher_lease_holder",
+        "Which watcher process (manage.py watch) holds the cluster's lease and watches it: 1 with its host, pid and "
+        "process id; 0 with empty labels when no process holds it (its watches are stopped).",
+        labels=["cluster", "host", "pid", "process"],
+    )
+    leases = {lease.cluster_id: lease for lease in ClusterLease.objects.all()}
+    for cluster in clusters:
+        lease = leases.get(cluster.pk)
+        if lease is not None and lease.held_at(now):
+            family.add_metric([cluster.name, lease.holder_host, str(lease.holder_pid), str(lease.holder_id)], 1)
+        else:
+            family.add_metric([cluster.name, "", "", ""], 0)
+    return family
+
+
 def _audit_refused_family() -> Metric:
     family = CounterMetricFamily(
         "driftwatch_audit_events_refused",
@@ -171,5 +191,35 @@ def scrape(now: datetime | None = None) -> bytes:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessCollector())
-    registry.register(DatabaseCollector(now))
-    return generate_latest(registry)
+    return generate_latest(registry) + text_format(DatabaseCollector(now).collect())
+
+
+def text_format(families: Iterable[Metric]) -> bytes:
+    """The Prometheus text format of the database's families, as generate_latest writes it (labels sorted, the
+    same value formatting). Written here because generate_latest checks every label name of every sample against
+    its UTF-8 rules: at 10 clusters of 5,000 pods (15,000 samples) that was most of a 1.8 s scrape, for names
+    this module spells once, all plain [a-z_]."""
+    lines: list[str] = []
+    for family in families:
+        lines.append(f"# HELP {family.name}{_counter_suffix(family)} {_escape_help(family.documentation)}\n")
+        lines.append(f"# TYPE {family.name}{_counter_suffix(family)} {family.type}\n")
+        for sample in family.samples:
+            if sample.labels:
+                labels = ",".join(f'{key}="{_escape_label(value)}"' for key, value in sorted(sample.labels.items()))
+                lines.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
+            else:
+                lines.append(f"{sample.name} {floatToGoString(sample.value)}\n")
+    return "".join(lines).encode()
+
+
+def _counter_suffix(family: Metric) -> str:
+    # As generate_latest: a counter family is announced under its samples' name (NAME_total).
+    return "_total" if family.type == "counter" else ""
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")

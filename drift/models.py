@@ -996,3 +996,38 @@ class RolloutWindow(models.Model):
     def clean(self) -> None:
         if not self.weekdays or any(day not in "0123456" for day in self.weekdays):
             raise ValidationError({"weekdays": "Give days as digits 0 (Monday) to 6 (Sunday), e.g. 01234."})
+
+
+class WatcherProcess(models.Model):
+    """A running `manage.py watch` (drift.snapshot.leases): its row, renewed with its leases, says it is alive; the
+    number of live ones sets each one's fair share of the clusters."""
+
+    process_id = models.UUIDField(primary_key=True)
+    host = models.CharField(max_length=253)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    renewed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid}"
+
+
+class ClusterLease(models.Model):
+    """Which watcher process may watch (and record) the cluster, until `expires_at` unless it renews it. A free
+    lease has no holder. `resume_from` keeps, per watched resource, the resourceVersion up to which the holder had
+    recorded every event, so that the next holder resumes the watch there and misses no version in between."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, primary_key=True, related_name="lease")
+    holder_id = models.UUIDField(null=True, blank=True)
+    holder_host = models.CharField(max_length=253, blank=True)
+    holder_pid = models.PositiveIntegerField(null=True, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    resume_from = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} held by {self.holder_host or 'nobody'} pid {self.holder_pid}"
+
+    def held_at(self, now: datetime) -> bool:
+        return self.holder_id is not None and self.expires_at is not None and self.expires_at > now

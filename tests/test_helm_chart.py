@@ -230,8 +230,22 @@ def test_the_watcher_gets_its_deployment_and_account_only_when_enabled() -> None
     assert granted_to(without, "watcher") == {}
     assert not any(account("watcher") in b["subjects"] for b in of_kind(without, "ClusterRoleBinding"))
     documents = render(*SECRET, *WATCHER)
-    assert pod_specs(documents)["dw-driftwatch-watcher"]["containers"][0]["command"] == ["python", "manage.py", "watch"]
+    command = pod_specs(documents)["dw-driftwatch-watcher"]["containers"][0]["command"]
+    assert command == ["python", "manage.py", "watch", "--lease-seconds", "15"]
     assert granted_to(documents, "watcher") == WATCH_CALLS
+
+
+def test_the_watcher_runs_two_processes_sharing_the_clusters_with_the_same_account() -> None:
+    # Leases live in the database (drift/snapshot/leases.py): two replicas need no Kubernetes Lease and no new verb.
+    documents = render(*SECRET, *WATCHER)
+    (deployment,) = [d for d in of_kind(documents, "Deployment") if d["metadata"]["name"] == "dw-driftwatch-watcher"]
+    assert deployment["spec"]["replicas"] == 2
+    assert "strategy" not in deployment["spec"]  # rolling: the old pod gives its leases back as it stops
+    assert granted_to(documents, "watcher") == WATCH_CALLS
+    single = render(*SECRET, *WATCHER, "--set", "watcher.replicas=1", "--set", "watcher.leaseSeconds=30")
+    (deployment,) = [d for d in of_kind(single, "Deployment") if d["metadata"]["name"] == "dw-driftwatch-watcher"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "30"
 
 
 def test_every_pod_meets_the_restricted_pod_security_standard() -> None:

@@ -132,3 +132,51 @@ def test_the_watchers_last_heartbeat_is_exported_per_cluster() -> None:
     name = "driftwatch_watcher_last_heartbeat_timestamp_seconds"
     assert value(families, name, cluster="watched") == heard.timestamp()
     assert value(families, name, cluster="unwatched") == 0  # never heard of: the watcher-down rule fires
+
+
+@pytest.mark.django_db
+def test_which_watcher_process_holds_each_cluster_is_exported() -> None:
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from drift.models import ClusterLease
+
+    held = Cluster.objects.create(name="held", kubeconfig_path="/nonexistent")
+    lapsed = Cluster.objects.create(name="lapsed", kubeconfig_path="/nonexistent")
+    Cluster.objects.create(name="never", kubeconfig_path="/nonexistent")
+    process = uuid.uuid4()
+    now = timezone.now()
+    ClusterLease.objects.create(cluster=held, holder_id=process, holder_host="node-a", holder_pid=41,
+                                expires_at=now + timedelta(seconds=10))  # fmt: skip
+    ClusterLease.objects.create(cluster=lapsed, holder_id=uuid.uuid4(), holder_host="node-b", holder_pid=42,
+                                expires_at=now - timedelta(seconds=1))  # fmt: skip
+    families = scrape(Client())
+    name = "driftwatch_watcher_lease_holder"
+    assert value(families, name, cluster="held", host="node-a", pid="41", process=str(process)) == 1
+    assert value(families, name, cluster="lapsed", host="", pid="", process="") == 0
+    assert value(families, name, cluster="never", host="", pid="", process="") == 0
+
+
+@pytest.mark.django_db
+def test_the_database_families_are_written_as_the_client_library_writes_them() -> None:
+    """dashboard.metrics.text_format (the fast path of a large scrape) against prometheus_client's own writer,
+    on labels that need escaping."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from dashboard.metrics import DatabaseCollector, text_format
+    from drift.models import AuditWebhookRejection, ClusterLease
+
+    odd = Cluster.objects.create(name="odd", kubeconfig_path="/nonexistent", watch_heartbeat_at=timezone.now())
+    ClusterLease.objects.create(cluster=odd, holder_id=uuid.uuid4(), holder_host='node "a"\\b\nc', holder_pid=7,
+                                expires_at=timezone.now() + timedelta(seconds=30))  # fmt: skip
+    AuditWebhookRejection.objects.create(cluster_name="odd", reason="event time", status_code=200, count=3)
+    now = timezone.now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(now))
+    assert text_format(DatabaseCollector(now).collect()) == generate_latest(registry)

@@ -249,6 +249,33 @@ def test_it_says_when_a_clusters_watcher_is_down(viewer, demo, facts, heard_seco
     assert ("Watcher down" in page) == down
 
 
+@pytest.mark.parametrize(
+    ("expires_in", "said"),
+    [
+        (10, "Watched by node-a pid 41 (process 0f0e0d0c)"),
+        (-1, "No watcher process holds this cluster's lease (last held by node-a pid 41"),
+        (None, "No watcher process holds this cluster's lease."),
+    ],
+)
+def test_it_says_which_watcher_process_holds_the_cluster(viewer, demo, facts, expires_in, said):
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from drift.models import ClusterLease
+
+    if expires_in is not None:
+        now = timezone.now()
+        ClusterLease.objects.create(
+            cluster=facts.cluster, holder_id=uuid.UUID("0f0e0d0c-0000-4000-8000-000000000000"),
+            holder_host="node-a", holder_pid=41, acquired_at=now - timedelta(minutes=5), renewed_at=now,
+            expires_at=now + timedelta(seconds=expires_in),
+        )  # fmt: skip
+    page = html.unescape(viewer.get("/").content.decode())
+    assert said in page
+
+
 def many_stale_workloads(facts, count, pods=2):
     facts.source("env-config", (90, {"log_level": "INFO"}), (10, {"log_level": "DEBUG"}))
     for index in range(count):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
 from drift import verdicts
-from drift.models import AuditWebhookRejection, Cluster, ContainerInstance, Pod, SnapshotRun, Source
+from drift.models import AuditWebhookRejection, Cluster, ClusterLease, ContainerInstance, Pod, SnapshotRun, Source
 from drift.snapshot.watch import WATCHER_DOWN_AFTER_SECONDS
 from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, refresh
 from drift.vocabulary import Verdict
@@ -97,6 +97,12 @@ class ClusterOverview:
     # What its audit webhook refused, (reason, count): single events ("event ...") and whole batches.
     audit_refusals: list[tuple[str, int]] = field(default_factory=list)
     restart_tools: dict[int, str] = field(default_factory=dict)  # workload id -> "Reloader", ... (the badge)
+    lease: ClusterLease | None = None  # which watcher process holds the cluster (drift.snapshot.leases)
+
+    @property
+    def watched_by(self) -> ClusterLease | None:
+        """The lease of the process watching this cluster now; None when no process holds it."""
+        return self.lease if self.lease is not None and self.lease.held_at(timezone.now()) else None
 
     @property
     def refused_audit_events(self) -> list[tuple[str, int]]:
@@ -144,7 +150,7 @@ class ClusterOverview:
 
 
 def clusters_shown(filters: OverviewFilters) -> list[Cluster]:
-    clusters = Cluster.objects.all()
+    clusters = Cluster.objects.select_related("lease")  # which watcher holds it, in the same query
     return list(clusters.filter(name=filters.cluster) if filters.cluster else clusters)
 
 
@@ -203,9 +209,17 @@ def overview(
                 namespace_choices=shown.every_namespace,
                 audit_refusals=refusals[cluster.name],
                 restart_tools={w.workload_id: tools[w.workload_id] for w in shown.workloads if w.workload_id in tools},
+                lease=_lease(cluster),
             )
         )
     return result
+
+
+def _lease(cluster: Cluster) -> ClusterLease | None:
+    try:
+        return cluster.lease
+    except ClusterLease.DoesNotExist:
+        return None
 
 
 def restart_tools(workload_ids: list[int]) -> dict[int, str]:

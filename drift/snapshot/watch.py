@@ -28,7 +28,7 @@ from drift.hashing import current_hasher, previous_hashers
 from drift.ignoring import is_ignored
 from drift.kube.errors import first_line
 from drift.models import Cluster, WatchPosition
-from drift.snapshot import rekeying
+from drift.snapshot import leases, rekeying
 from drift.snapshot.listing import Hashers, Listing, listed_source
 from drift.snapshot.recording import record_source_event, record_sources
 from drift.vocabulary import SourceKind
@@ -81,8 +81,15 @@ class SourceWatch:
     resume_from: str | None = None
     # What happened, for logs and tests: relists, watches opened, events recorded, 410s, stalls, errors.
     counts: dict[str, int] = field(default_factory=dict)
+    # The resourceVersion up to which every event is recorded: the lease keeps it, so that the next holder of the
+    # cluster resumes there (drift.snapshot.leases).
+    recorded_up_to: str = ""
     _last_heartbeat: float = 0.0
     _last_position: float = 0.0
+
+    @property
+    def resource(self) -> str:
+        return self.kind.plural
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -111,6 +118,7 @@ class SourceWatch:
                                 # cache still: the watch brings them, and each takes its place in the timeline.
                                 resource_version = replay_from
                             replay_from = ""
+                            self.recorded_up_to = resource_version
                         resource_version = self.watch(cluster, client, resource_version, backoff)
                     backoff.reset()
                 except kube.Gone as gone:
@@ -185,6 +193,7 @@ class SourceWatch:
             if self.stop.is_set():
                 break
             resource_version = self.handle(cluster, event, hashers) or resource_version
+            self.recorded_up_to = resource_version
             self.save_position(resource_version)
             if backoff is not None:
                 backoff.reset()  # the API server answers again: a later outage starts from the first delay
@@ -252,31 +261,96 @@ class SourceWatch:
         return Hashers(current, tuple(known[key_id] for key_id in sorted(stored) if key_id in known))
 
 
+def cluster_watches(
+    cluster_id: int, stop: threading.Event, stall_seconds: float, resume_from: dict[str, str]
+) -> list[SourceWatch]:
+    """Every watch the holder of a cluster's lease runs, each resuming from the resourceVersion the lease kept for
+    its resource (none: a fresh LIST)."""
+    return [
+        SourceWatch(cluster_id, kind, stop, stall_seconds=stall_seconds, resume_from=resume_from.get(kind.plural))
+        for kind in WATCHED
+    ]
+
+
+@dataclass
+class _HeldCluster:
+    """The running watches of one cluster this process holds."""
+
+    name: str
+    watches: list[SourceWatch]
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.threads = [self._thread(watch) for watch in self.watches]
+
+    def restart_the_ended(self) -> None:
+        """A watch whose thread ended (an error it did not survive, or its fence passed before a late renewal)
+        starts again from where it had recorded up to."""
+        for index, (watch, thread) in enumerate(zip(self.watches, self.threads, strict=True)):
+            if not thread.is_alive() and not watch.stop.is_set():
+                watch.resume_from = watch.recorded_up_to or None
+                self.threads[index] = self._thread(watch)
+
+    def checkpoint(self) -> dict[str, str]:
+        return {watch.resource: watch.recorded_up_to for watch in self.watches if watch.recorded_up_to}
+
+    def join(self, timeout: float) -> None:
+        for thread in self.threads:
+            thread.join(timeout=timeout)
+
+    def _thread(self, watch: SourceWatch) -> threading.Thread:
+        thread = threading.Thread(target=watch.run, name=f"watch-{self.name}-{watch.resource}", daemon=True)
+        thread.start()
+        return thread
+
+
 def watch_clusters(
-    stop: threading.Event, cluster_name: str = "", stall_seconds: float = DEFAULT_STALL_SECONDS, rescan: float = 30
+    stop: threading.Event,
+    cluster_name: str = "",
+    stall_seconds: float = DEFAULT_STALL_SECONDS,
+    lease_seconds: float = leases.DEFAULT_LEASE_SECONDS,
 ) -> None:
-    """Watch one cluster, or every registered cluster (picking up clusters added later), until `stop`."""
-    threads: dict[tuple[int, str], threading.Thread] = {}
-    while not stop.is_set():
+    """Watch the clusters this process holds the lease of (one cluster's, or its share of every registered
+    cluster's, picking up clusters added later and those another process gave back or stopped renewing), until
+    `stop`; then give the leases back."""
+    keeper = leases.LeaseKeeper(leases.Holder.this_process(), lease_seconds, cluster_name)
+    held: dict[int, _HeldCluster] = {}
+    log.info("watcher %s started", keeper.holder)
+    try:
+        while not stop.is_set():
+            try:
+                change = keeper.take_round({pk: running.checkpoint() for pk, running in held.items()})
+            except DatabaseError as error:
+                # The fences run out by themselves if this lasts: no lease, no recording.
+                log.warning("lease round failed: database: %s", first_line(error))
+                connection.close()
+                stop.wait(keeper.renew_every)
+                continue
+            for cluster_id in change.lost:
+                if cluster_id in held:
+                    log.info("stopped watching cluster %s", held.pop(cluster_id).name)
+            try:
+                names = dict(Cluster.objects.filter(pk__in=change.gained).values_list("pk", "name"))
+            except DatabaseError:
+                names = {}  # names are for the logs only: PostgreSQL restarting must not end the process
+                connection.close()
+            for cluster_id, resume_from in change.gained.items():
+                fence = keeper.fence(cluster_id)
+                name = names.get(cluster_id, str(cluster_id))
+                running = _HeldCluster(name, cluster_watches(cluster_id, fence, stall_seconds, resume_from))
+                running.start()
+                held[cluster_id] = running
+                log.info("watching cluster %s (resuming from %s)", name, resume_from or "a fresh list")
+            for running in held.values():
+                running.restart_the_ended()
+            close_old_connections()
+            stop.wait(keeper.renew_every)
+    finally:
+        for cluster_id in keeper.held:
+            keeper.fence(cluster_id).set()
+        for running in held.values():
+            running.join(timeout=1)
         try:
-            clusters = list(Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all())
+            keeper.release_all({pk: running.checkpoint() for pk, running in held.items()})
         except DatabaseError as error:
-            # PostgreSQL restarting: the threads carry on (each retries on its own); look again soon.
-            log.warning("listing the registered clusters: database: %s; again in 5 s", first_line(error))
-            connection.close()
-            stop.wait(5)
-            continue
-        for cluster in clusters:
-            for kind in WATCHED:
-                key = (cluster.pk, kind.value)
-                if key in threads and threads[key].is_alive():
-                    continue
-                watcher = SourceWatch(cluster.pk, kind, stop, stall_seconds=stall_seconds)
-                thread = threading.Thread(target=watcher.run, name=f"watch-{cluster.name}-{kind.plural}", daemon=True)
-                thread.start()
-                threads[key] = thread
-                log.info("watching %s of cluster %s", kind.plural, cluster.name)
-        close_old_connections()
-        stop.wait(rescan)
-    for thread in threads.values():
-        thread.join(timeout=1)
+            log.warning("could not give the leases back (they expire by themselves): %s", error)
