@@ -72,7 +72,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         "full": full,
         "content_addressed": bool(page.CONTENT_HASH_SUFFIX.search(name)),
         "in_place_edits": page.in_place_edits(name, history),
-        "can_restore": not secret and not found.read_only and may_roll_out(request.user, found.name, namespace),
+        "can_restore": not ctx["secret"] and not found.read_only and may_roll_out(request.user, found.name, namespace),
     }
     template = "dashboard/source.html"
     if request.htmx and request.htmx.target == "version-diff":

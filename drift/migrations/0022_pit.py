@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0020_pod_restarted_at"),
+        ("drift", "0021_chaos"),
     ]
 
     operations = [
