@@ -124,6 +124,9 @@ class Cluster(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     server_version = models.CharField(max_length=64, blank=True)
+    # host:port of its API server (from the credentials, kept current by each snapshot): two registrations of one
+    # server are told apart, and one is warned of (`cluster add`).
+    api_server = models.CharField(max_length=300, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
     # When `manage.py watch` last heard from this cluster's API server (an event, a bookmark, a (re)connect).
     watch_heartbeat_at = models.DateTimeField(null=True, blank=True)
