@@ -883,15 +883,19 @@ class NotificationRule(models.Model):
     """What to tell a channel: an event, for which clusters, namespaces and workloads (blank: any)."""
 
     class Event(models.TextChoices):
-        STALE = "stale", "stale for more than N minutes"
+        STALE = "stale", "pods stale for longer than the minutes given"
         CONFIG_CHANGED = "config_changed", "config changed"
         ROLLOUT_FAILED = "rollout_failed", "rollout failed"
-        SNAPSHOTS_FAILING = "snapshots_failing", "snapshots failing for more than N minutes"
+        SNAPSHOTS_FAILING = "snapshots_failing", "snapshots failing for longer than the minutes given"
 
     name = models.SlugField(max_length=63, unique=True)
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="rules")
     event = models.CharField(max_length=24, choices=Event.choices, default=Event.STALE)
-    for_minutes = models.PositiveIntegerField(default=10, validators=between(0, 10_080, "minutes"))
+    for_minutes = models.PositiveIntegerField(
+        default=10,
+        validators=between(0, 10_080, "minutes"),
+        help_text="Stale pods and failing snapshots: how many minutes it lasts before a notice.",
+    )
     cluster = models.CharField(max_length=63, blank=True, help_text="Blank: every cluster.")
     namespace = models.CharField(max_length=253, blank=True, help_text="Blank: every namespace.")
     workload = models.CharField(max_length=253, blank=True, help_text="Blank: every workload (a name).")
@@ -900,7 +904,9 @@ class NotificationRule(models.Model):
         validators=between(5, 10_080, "minutes"),
         help_text="While an episode lasts, remind this often (the first notice is sent once per episode).",
     )
-    quiet_start = models.TimeField(null=True, blank=True, help_text="Hold notices from this time (TIME_ZONE)...")
+    quiet_start = models.TimeField(
+        null=True, blank=True, help_text="Hold notices from this time (Driftwatch's time zone)..."
+    )
     quiet_end = models.TimeField(null=True, blank=True, help_text="...until this time; they go out then.")
     enabled = models.BooleanField(default=True)
     # Events already looked at (config changes: the last audit id; failed rollouts: the last rollout id).
@@ -912,6 +918,15 @@ class NotificationRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def summary(self) -> str:
+        """The event in words, with its minutes where it has some: 'pods stale for more than 10 min'."""
+        if self.event == self.Event.STALE:
+            return f"pods stale for more than {self.for_minutes} min"
+        if self.event == self.Event.SNAPSHOTS_FAILING:
+            return f"snapshots failing for more than {self.for_minutes} min"
+        return str(self.get_event_display())
 
     def matches(self, cluster: str, namespace: str = "", workload: str = "") -> bool:
         return (
@@ -969,7 +984,7 @@ class RolloutWindow(models.Model):
     weekdays = models.CharField(
         max_length=7, default="0123456", help_text="Days it opens: 0 is Monday ... 6 is Sunday, e.g. 01234."
     )
-    start = models.TimeField(help_text="Opens at (TIME_ZONE).")
+    start = models.TimeField(help_text="Opens at (Driftwatch's time zone).")
     end = models.TimeField(help_text="Closes at; before `start` means the next day.")
 
     class Meta:

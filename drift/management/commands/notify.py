@@ -93,7 +93,7 @@ class Command(BaseCommand):
         _save(rule)
         audit.record("driftwatch", AuditEvent.Action.CHANNEL_CHANGED, f"notification rule {rule.name} added",
                      object_kind="Rule", object_name=rule.name, detail={"channel": channel.name})  # fmt: skip
-        self.stdout.write(f"added rule {rule.name}: {rule.get_event_display()} ({rule.for_minutes} min) -> {channel}")
+        self.stdout.write(f"added rule {rule.name}: {rule.summary} -> {channel}")
 
     def _rule_list(self, options: dict[str, Any]) -> None:
         for rule in NotificationRule.objects.select_related("channel"):
