@@ -517,7 +517,7 @@ class AuditEvent(models.Model):
         CONFIG_CREATED = "config.created", "configuration created"
         CONFIG_DELETED = "config.deleted", "configuration deleted"
         # The API server's audit events named who made a recorded change (actor: the Kubernetes user).
-        CONFIG_AUTHOR = "config.changed_by", "author of a change named"
+        CONFIG_AUTHOR = "config.changed_by", "author identified"
         CONFIG_ATTEMPT = "config.attempt_refused", "change attempt refused"
         AUDIT_BATCH_REFUSED = "audit_webhook.refused", "audit events refused"
         ROLLOUT_REQUESTED = "rollout.requested", "rollout requested"

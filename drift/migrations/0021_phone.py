@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                     ("config.changed", "configuration changed"),
                     ("config.created", "configuration created"),
                     ("config.deleted", "configuration deleted"),
-                    ("config.changed_by", "author of a change named"),
+                    ("config.changed_by", "author identified"),
                     ("config.attempt_refused", "change attempt refused"),
                     ("audit_webhook.refused", "audit events refused"),
                     ("rollout.requested", "rollout requested"),
