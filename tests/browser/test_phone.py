@@ -57,6 +57,13 @@ def demo(transactional_db) -> dict[str, str]:
         config_hash="0" * 64, status=Rollout.Status.COMPLETE, desired=2, updated=2, ready=2, available=2,
         finished_at=timezone.now(), patched_at=timezone.now(),
     )  # fmt: skip
+    batch = uuid.uuid4()
+    for name, status in (("payments-gateway", Rollout.Status.IN_PROGRESS), ("payments-gateway-volume-reader", "queued")):
+        Rollout.objects.create(
+            cluster=facts.cluster, kind="Deployment", namespace="payments", name=name, batch=batch,
+            requested_by="olga.operator@example.com", annotation_key="driftwatch.io/config-hash", status=status,
+            desired=2, updated=1, ready=1, available=1,
+        )  # fmt: skip
     audit.record(
         "alice.longname@example.com", AuditEvent.Action.CONFIG_AUTHOR,
         "ConfigMap payments/payments-gateway-config changed by alice.longname@example.com via kubectl-patch",
@@ -81,7 +88,9 @@ def demo(transactional_db) -> dict[str, str]:
         "pod": reverse("pod", args=[cluster, "payments", "payments-gateway-7c9f8d6b5-x2kqp"]),
         "source": reverse("source", args=[cluster, "payments", "configmaps", "payments-gateway-config"]),
         "audit": reverse("audit"),
+        "volume-pod": reverse("pod", args=[cluster, "payments", "payments-gateway-volume-reader-5d4f7b9c8-qq2wn"]),
         "rollout": reverse("rollout", args=[rollout.pk]),
+        "rollout-batch": reverse("rollout-batch", args=[batch]),
         "notifications": reverse("notifications"),
         "notification-delete": reverse("notification-channel-delete", args=[channel.pk]),
     }
