@@ -58,7 +58,10 @@ def demo(transactional_db) -> dict[str, str]:
         finished_at=timezone.now(), patched_at=timezone.now(),
     )  # fmt: skip
     batch = uuid.uuid4()
-    for name, status in (("payments-gateway", Rollout.Status.IN_PROGRESS), ("payments-gateway-volume-reader", "queued")):
+    for name, status in (
+        ("payments-gateway", Rollout.Status.IN_PROGRESS),
+        ("payments-gateway-volume-reader", "queued"),
+    ):
         Rollout.objects.create(
             cluster=facts.cluster, kind="Deployment", namespace="payments", name=name, batch=batch,
             requested_by="olga.operator@example.com", annotation_key="driftwatch.io/config-hash", status=status,
