@@ -59,7 +59,7 @@ def send_test(channel: Channel, actor: str, link: str) -> str:
         f"Driftwatch test notice for channel {channel.name}",
         f"{actor} asked Driftwatch to check that notices reach this channel. Nothing is stale because of it.",
         link,
-        {"test": True, "channel": channel.name},
+        {"event": "test", "test": True, "channel": channel.name},
     )
     try:
         deliver(channel, message)
