@@ -675,6 +675,14 @@ class RefusedAttempt(models.Model):
     def __str__(self) -> str:
         return f"{self.action} {self.key or 'anonymous'} {self.hour:%Y-%m-%d %H}h: {self.count}"
 
+    @property
+    def action_label(self) -> str:
+        """The action as the audit log names it (its label), or as stored where it is not one of them."""
+        try:
+            return str(AuditEvent.Action(self.action).label)
+        except ValueError:
+            return self.action
+
 
 # An audit message says what happened in a sentence; anything past this is a client's doing.
 MESSAGE_MAX = 4_000

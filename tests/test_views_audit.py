@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from drift.models import AuditEvent
+from drift.models import AuditEvent, RefusedAttempt
 from tests.facts import user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
@@ -277,3 +277,12 @@ def test_actions_read_as_words_and_objects_link_to_their_pages(events):
     assert f'href="{reverse("rollout", args=[42])}"' in content
     options = re.findall(r'<option value="rollout.completed"[^>]*>([^<]*)</option>', content)
     assert options == ["rollout completed"], "the filter names actions as the table does"
+
+
+def test_counted_refusals_name_their_action_in_words_too(client):
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    RefusedAttempt.objects.create(action=AuditEvent.Action.CSRF_FAILED, hour=hour, count=300, last_message="x")
+    client.force_login(user("vera", "viewer"))
+    content = html.unescape(client.get(reverse("audit")).content.decode())
+    section = content.split('id="counted-refusals"')[1].split("</section>")[0]
+    assert "request refused (CSRF)" in section and ">access.csrf_failed<" not in section
