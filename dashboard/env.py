@@ -3,6 +3,7 @@
 import ipaddress
 import os
 import zoneinfo
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -15,6 +16,20 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def env_secret_key(name: str, key_file: Path, default: str) -> str:
+    """`name` from the environment; unset: the key `make demo` keeps in `key_file`, so `manage.py` in a checkout
+    where the demo ran signs and hashes as the demo does; neither: `default`."""
+    if name in os.environ:
+        return os.environ[name]
+    try:
+        kept = key_file.read_text().strip()
+    except FileNotFoundError:
+        return default
+    except OSError as error:
+        raise ImproperlyConfigured(f"{name} is unset and {key_file} cannot be read: {error.strerror}") from None
+    return kept or default
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -14,6 +14,7 @@ from dashboard.env import (
     env_list,
     env_networks,
     env_redis_url,
+    env_secret_key,
     env_str,
     env_time_zone,
     env_urlconf,
@@ -25,11 +26,14 @@ DEBUG = env_bool("DEBUG", False)
 # The fallback key is only good for a laptop with DEBUG=true; anywhere else it would sign sessions with a key
 # published in this file, so Driftwatch refuses to start (the demo and the tests bring their own key).
 DEVELOPMENT_SECRET_KEY = "django-insecure-driftwatch-local-development-key-not-for-production"
-SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+# Unset, the key is the one `make demo` made and keeps in this checkout (scripts/demo reads the same file).
+DEMO_SECRET_KEY_FILE = Path(env_str("DRIFTWATCH_DEMO_KEY_FILE", str(BASE_DIR / ".demo-secret-key")))
+SECRET_KEY = env_secret_key("SECRET_KEY", DEMO_SECRET_KEY_FILE, DEVELOPMENT_SECRET_KEY)
 if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set (or is the published development key) and DEBUG is false: set SECRET_KEY to a "
-        "long random value, e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        "long random value, e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        f"(in a checkout, `make demo` keeps one in {DEMO_SECRET_KEY_FILE.name}, read when SECRET_KEY is unset)"
     )
 # Values (ConfigMap and Secret data) are hashed with this key (drift.hashing); empty: derived from SECRET_KEY.
 # Previous keys (comma-separated) let a rotation recognise unchanged content instead of seeing it all change.

@@ -86,6 +86,7 @@ dashboard_urls = [
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/channels/", notifications.add_channel, name="notification-channel-add"),
     path("notifications/channels/<int:pk>/delete/", notifications.delete_channel, name="notification-channel-delete"),
+    path("notifications/channels/<int:pk>/test/", notifications.test_channel, name="notification-channel-test"),
     path("notifications/rules/", notifications.add_rule, name="notification-rule-add"),
     path("notifications/rules/<int:pk>/delete/", notifications.delete_rule, name="notification-rule-delete"),
     path("login/", sso.LoginView.as_view(), name="login"),

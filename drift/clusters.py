@@ -64,6 +64,7 @@ def register_cluster(
     try:
         with connect(candidate, timeout_seconds=10) as client:
             version = client.server_version()
+            candidate.api_server = client.api_server
     except kube.KubeError as error:
         raise ClusterRegistrationError(str(error)) from None
     candidate.server_version = version
@@ -160,5 +161,26 @@ def check_cluster(cluster: Cluster) -> str:
     """Ask the API server for its version and remember when it last answered."""
     with connect(cluster, timeout_seconds=10) as client:
         version = client.server_version()
-    Cluster.objects.filter(pk=cluster.pk).update(server_version=version, last_contact_at=timezone.now())
+        api_server = client.api_server
+    Cluster.objects.filter(pk=cluster.pk).update(
+        server_version=version, api_server=api_server, last_contact_at=timezone.now()
+    )
     return version
+
+
+def api_server_of(cluster: Cluster) -> str:
+    """The host:port the cluster's credentials name (read from them, no request), or '' where they do not load."""
+    if cluster.api_server:
+        return cluster.api_server
+    try:
+        with connect(cluster) as client:
+            return client.api_server
+    except kube.KubeError:
+        return ""
+
+
+def same_api_server(cluster: Cluster) -> list[Cluster]:
+    """The other registrations of this cluster's API server (registrations older than the field are read from
+    their credentials)."""
+    others = Cluster.objects.exclude(pk=cluster.pk).order_by("created_at", "pk")
+    return [other for other in others if cluster.api_server and api_server_of(other) == cluster.api_server]

@@ -124,6 +124,9 @@ class Cluster(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     server_version = models.CharField(max_length=64, blank=True)
+    # host:port of its API server (from the credentials, kept current by each snapshot): two registrations of one
+    # server are told apart, and one is warned of (`cluster add`).
+    api_server = models.CharField(max_length=300, blank=True)
     last_contact_at = models.DateTimeField(null=True, blank=True)
     # When `manage.py watch` last heard from this cluster's API server (an event, a bookmark, a (re)connect).
     watch_heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -526,42 +529,44 @@ class AuditEvent(models.Model):
     written, so an over-long value from a request can never turn into a database error."""
 
     class Action(models.TextChoices):
-        CONFIG_CHANGED = "config.changed"
-        CONFIG_CREATED = "config.created"
-        CONFIG_DELETED = "config.deleted"
+        # value: what is stored, filtered on and exported; label: what the audit page shows.
+        CONFIG_CHANGED = "config.changed", "configuration changed"
+        CONFIG_CREATED = "config.created", "configuration created"
+        CONFIG_DELETED = "config.deleted", "configuration deleted"
         # The API server's audit events named who made a recorded change (actor: the Kubernetes user).
-        CONFIG_AUTHOR = "config.changed_by"
-        CONFIG_ATTEMPT = "config.attempt_refused"
-        AUDIT_BATCH_REFUSED = "audit_webhook.refused"
-        ROLLOUT_REQUESTED = "rollout.requested"
-        ROLLOUT_COMPLETED = "rollout.completed"
-        ROLLOUT_FAILED = "rollout.failed"
-        ROLLOUT_REFUSED = "rollout.refused"
-        ROLLOUT_NOOP = "rollout.noop"
-        ROLLOUT_DRY_RUN = "rollout.dry_run"
-        ROLLOUT_CANCELLED = "rollout.cancelled"
-        CLUSTER_ADDED = "cluster.added"
-        CLUSTER_REMOVED = "cluster.removed"
-        SNAPSHOT_FAILED = "snapshot.failed"
-        LOGIN = "user.login"
-        LOGIN_FAILED = "user.login_failed"
-        LOGIN_LOCKED_OUT = "user.locked_out"
-        USER_CREATED = "user.created"
-        USER_CHANGED = "user.changed"
-        USER_DELETED = "user.deleted"
-        ROLE_CHANGED = "user.role_changed"
-        CLUSTER_CHANGED = "cluster.changed"
-        ACCESS_DENIED = "access.denied"
-        CSRF_FAILED = "access.csrf_failed"
-        NOTIFICATION_SENT = "notification.sent"
-        NOTIFICATION_FAILED = "notification.failed"
-        CHANNEL_CHANGED = "notification.channel"
-        RELOAD_SET = "workload.reload_set"
+        CONFIG_AUTHOR = "config.changed_by", "author identified"
+        CONFIG_ATTEMPT = "config.attempt_refused", "change attempt refused"
+        AUDIT_BATCH_REFUSED = "audit_webhook.refused", "audit events refused"
+        ROLLOUT_REQUESTED = "rollout.requested", "rollout requested"
+        ROLLOUT_COMPLETED = "rollout.completed", "rollout completed"
+        ROLLOUT_FAILED = "rollout.failed", "rollout failed"
+        ROLLOUT_REFUSED = "rollout.refused", "rollout refused"
+        ROLLOUT_NOOP = "rollout.noop", "rollout not needed"
+        ROLLOUT_DRY_RUN = "rollout.dry_run", "rollout dry run"
+        ROLLOUT_CANCELLED = "rollout.cancelled", "rollout cancelled"
+        CLUSTER_ADDED = "cluster.added", "cluster added"
+        CLUSTER_REMOVED = "cluster.removed", "cluster removed"
+        SNAPSHOT_FAILED = "snapshot.failed", "snapshot failed"
+        LOGIN = "user.login", "logged in"
+        LOGIN_FAILED = "user.login_failed", "login failed"
+        LOGIN_LOCKED_OUT = "user.locked_out", "locked out"
+        USER_CREATED = "user.created", "user created"
+        USER_CHANGED = "user.changed", "user changed"
+        USER_DELETED = "user.deleted", "user deleted"
+        ROLE_CHANGED = "user.role_changed", "role changed"
+        CLUSTER_CHANGED = "cluster.changed", "cluster settings changed"
+        ACCESS_DENIED = "access.denied", "access denied"
+        CSRF_FAILED = "access.csrf_failed", "request refused (CSRF)"
+        NOTIFICATION_SENT = "notification.sent", "notice sent"
+        NOTIFICATION_FAILED = "notification.failed", "notice failed"
+        NOTIFICATION_TEST = "notification.test", "test notice sent"
+        CHANNEL_CHANGED = "notification.channel", "notifications changed"
+        RELOAD_SET = "workload.reload_set", "reload setting changed"
         # A ConfigMap put back to an earlier version (drift.restore): asked (before the API call), done, refused.
-        RESTORE_REQUESTED = "config.restore_requested"
-        RESTORE_DRY_RUN = "config.restore_dry_run"
-        RESTORED = "config.restored"
-        RESTORE_REFUSED = "config.restore_refused"
+        RESTORE_REQUESTED = "config.restore_requested", "restore requested"
+        RESTORE_DRY_RUN = "config.restore_dry_run", "restore dry run"
+        RESTORED = "config.restored", "version restored"
+        RESTORE_REFUSED = "config.restore_refused", "restore refused"
 
     at = models.DateTimeField(db_default=Now(), db_index=True)
     actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")
@@ -577,6 +582,8 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        # The audit page joins a change to the entry naming its author by object (dashboard.pages.audit).
+        indexes = [models.Index(fields=["object_name", "action"], name="audit_object_action")]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor}"
@@ -689,6 +696,14 @@ class RefusedAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.key or 'anonymous'} {self.hour:%Y-%m-%d %H}h: {self.count}"
+
+    @property
+    def action_label(self) -> str:
+        """The action as the audit log names it (its label), or as stored where it is not one of them."""
+        try:
+            return str(AuditEvent.Action(self.action).label)
+        except ValueError:
+            return self.action
 
 
 # An audit message says what happened in a sentence; anything past this is a client's doing.
@@ -898,15 +913,19 @@ class NotificationRule(models.Model):
     """What to tell a channel: an event, for which clusters, namespaces and workloads (blank: any)."""
 
     class Event(models.TextChoices):
-        STALE = "stale", "stale for more than N minutes"
+        STALE = "stale", "pods stale for longer than the minutes given"
         CONFIG_CHANGED = "config_changed", "config changed"
         ROLLOUT_FAILED = "rollout_failed", "rollout failed"
-        SNAPSHOTS_FAILING = "snapshots_failing", "snapshots failing for more than N minutes"
+        SNAPSHOTS_FAILING = "snapshots_failing", "snapshots failing for longer than the minutes given"
 
     name = models.SlugField(max_length=63, unique=True)
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="rules")
     event = models.CharField(max_length=24, choices=Event.choices, default=Event.STALE)
-    for_minutes = models.PositiveIntegerField(default=10, validators=between(0, 10_080, "minutes"))
+    for_minutes = models.PositiveIntegerField(
+        default=10,
+        validators=between(0, 10_080, "minutes"),
+        help_text="Stale pods and failing snapshots: how many minutes it lasts before a notice.",
+    )
     cluster = models.CharField(max_length=63, blank=True, help_text="Blank: every cluster.")
     namespace = models.CharField(max_length=253, blank=True, help_text="Blank: every namespace.")
     workload = models.CharField(max_length=253, blank=True, help_text="Blank: every workload (a name).")
@@ -915,7 +934,9 @@ class NotificationRule(models.Model):
         validators=between(5, 10_080, "minutes"),
         help_text="While an episode lasts, remind this often (the first notice is sent once per episode).",
     )
-    quiet_start = models.TimeField(null=True, blank=True, help_text="Hold notices from this time (TIME_ZONE)...")
+    quiet_start = models.TimeField(
+        null=True, blank=True, help_text="Hold notices from this time (Driftwatch's time zone)..."
+    )
     quiet_end = models.TimeField(null=True, blank=True, help_text="...until this time; they go out then.")
     enabled = models.BooleanField(default=True)
     # Events already looked at (config changes: the last audit id; failed rollouts: the last rollout id).
@@ -927,6 +948,15 @@ class NotificationRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def summary(self) -> str:
+        """The event in words, with its minutes where it has some: 'pods stale for more than 10 min'."""
+        if self.event == self.Event.STALE:
+            return f"pods stale for more than {self.for_minutes} min"
+        if self.event == self.Event.SNAPSHOTS_FAILING:
+            return f"snapshots failing for more than {self.for_minutes} min"
+        return str(self.get_event_display())
 
     def matches(self, cluster: str, namespace: str = "", workload: str = "") -> bool:
         return (
@@ -984,7 +1014,7 @@ class RolloutWindow(models.Model):
     weekdays = models.CharField(
         max_length=7, default="0123456", help_text="Days it opens: 0 is Monday ... 6 is Sunday, e.g. 01234."
     )
-    start = models.TimeField(help_text="Opens at (TIME_ZONE).")
+    start = models.TimeField(help_text="Opens at (Driftwatch's time zone).")
     end = models.TimeField(help_text="Closes at; before `start` means the next day.")
 
     class Meta:

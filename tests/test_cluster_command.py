@@ -85,3 +85,34 @@ def test_it_adds_lists_and_removes_a_reachable_cluster(kubeconfig):
     assert not Cluster.objects.exists()
     actions = list(AuditEvent.objects.order_by("at").values_list("action", flat=True))
     assert actions == ["cluster.added", "cluster.removed"]
+
+
+@pytest.mark.cluster
+def test_registering_the_same_api_server_again_warns_naming_the_earlier_registration(kubeconfig):
+    add("local", "--kubeconfig", str(kubeconfig))
+    server = Cluster.objects.get(name="local").api_server
+    assert server.startswith("127.0.0.1:") and server.rsplit(":", 1)[1].isdigit(), server
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("cluster", "add", "local-again", "--kubeconfig", str(kubeconfig), stdout=out, stderr=err)
+    assert f"API server {server}" in out.getvalue()
+    assert f"warning: local-again is the API server {server} that is already registered as local" in err.getvalue()
+    assert Cluster.objects.count() == 2, "a warning, not a refusal: a second name may be meant (another context)"
+
+
+@pytest.mark.cluster
+def test_a_registration_from_before_the_address_was_kept_is_still_recognised(kubeconfig):
+    add("old", "--kubeconfig", str(kubeconfig))
+    Cluster.objects.filter(name="old").update(api_server="")
+    err = io.StringIO()
+    call_command("cluster", "add", "new", "--kubeconfig", str(kubeconfig), stdout=io.StringIO(), stderr=err)
+    assert "already registered as old" in err.getvalue()
+
+
+@pytest.mark.cluster
+def test_another_api_server_brings_no_warning(kubeconfig, tmp_path):
+    add("local", "--kubeconfig", str(kubeconfig))
+    Cluster.objects.filter(name="local").update(api_server="10.0.0.1:6443")
+    err = io.StringIO()
+    call_command("cluster", "add", "second", "--kubeconfig", str(kubeconfig), stdout=io.StringIO(), stderr=err)
+    assert err.getvalue() == ""

@@ -55,6 +55,8 @@ def test_lists_and_database_urls(monkeypatch):
 
 def manage(*args, **environment):
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "HTTPS"}}
+    # A checkout where `make demo` ran has its key: these runs see none unless a test gives one.
+    clean["DRIFTWATCH_DEMO_KEY_FILE"] = str(ROOT / "artifacts" / "no-such-demo-key")
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **environment}, capture_output=True, text=True
     )
@@ -99,6 +101,31 @@ def test_the_development_secret_key_is_refused_when_debug_is_off():
     assert "token_urlsafe" in refused.stderr, "the message says how to make one"
     on_a_laptop = manage("check", DJANGO_SETTINGS_MODULE="dashboard.settings", DEBUG="true")
     assert on_a_laptop.returncode == 0, on_a_laptop.stderr
+
+
+def test_manage_py_in_a_checkout_finds_the_key_the_demo_keeps(tmp_path):
+    """Outside the demo, `manage.py changepassword` and the rest worked only with SECRET_KEY exported by hand."""
+    key_file = tmp_path / ".demo-secret-key"
+    key_file.write_text(secrets.token_urlsafe(50) + "\n")
+    shown = manage(
+        "shell", "--no-imports", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+        DJANGO_SETTINGS_MODULE="dashboard.settings", DRIFTWATCH_DEMO_KEY_FILE=str(key_file),
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == key_file.read_text().strip()
+    given = manage(
+        "shell", "--no-imports", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+        DJANGO_SETTINGS_MODULE="dashboard.settings", DRIFTWATCH_DEMO_KEY_FILE=str(key_file), SECRET_KEY="x" * 50,
+    )  # fmt: skip
+    assert given.stdout.strip() == "x" * 50, "SECRET_KEY set in the environment wins over the demo's file"
+
+
+def test_the_demo_script_keeps_its_key_where_settings_look_for_it():
+    demo = (ROOT / "scripts" / "demo").read_text()
+    assert 'key_file="${DRIFTWATCH_DEMO_KEY_FILE:-$ROOT/.demo-secret-key}"' in demo
+    assert (
+        'DRIFTWATCH_DEMO_KEY_FILE", str(BASE_DIR / ".demo-secret-key")' in (ROOT / "dashboard/settings.py").read_text()
+    )
 
 
 def test_database_connections_are_health_checked(settings):

@@ -3,13 +3,14 @@
 import csv
 import html
 import io
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from drift.models import AuditEvent
+from drift.models import AuditEvent, RefusedAttempt
 from tests.facts import user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
@@ -197,3 +198,91 @@ def test_an_over_long_query_parameter_is_400_not_500(events):
     response = events.get(reverse("audit"), {"q": "x" * 5_000})
     assert response.status_code == 400
     assert "The query parameter 'q' is longer than 4096 characters." in response.content.decode()
+
+
+def one_change_as_recorded(resource_version="4711", author="alice@example.com"):
+    """What a change of env-config writes today: the snapshot's entry (actor driftwatch, the version it saw), then,
+    once the API server's audit events name the person, the attribution's entry for the same version."""
+    seen = AuditEvent.objects.create(
+        actor="driftwatch", action=AuditEvent.Action.CONFIG_CHANGED, cluster_name="local", namespace="demo",
+        object_kind="ConfigMap", object_name="env-config",
+        message="ConfigMap demo/env-config changed by kubectl-patch (changed: log_level)",
+        detail={"resource_version": resource_version, "client": "kubectl-patch", "changed": ["log_level"]},
+    )  # fmt: skip
+    named = AuditEvent.objects.create(
+        actor=author, action=AuditEvent.Action.CONFIG_AUTHOR, cluster_name="local", namespace="demo",
+        object_kind="ConfigMap", object_name="env-config",
+        message=f"ConfigMap demo/env-config changed by {author} via kubectl-patch",
+        detail={"resource_version": resource_version, "client": "kubectl-patch", "confidence": "confirmed"},
+    )  # fmt: skip
+    return seen, named
+
+
+def audit_table_rows(response):
+    body = re.search(r"<tbody>(.*?)</tbody>", response.content.decode().split('id="audit-results"')[1], re.S).group(1)
+    return [re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", row))).strip() for row in re.findall(
+        r"<tr[^>]*>(.*?)</tr>", body, re.S)]  # fmt: skip
+
+
+def test_a_change_and_who_made_it_are_one_row_with_the_person_first(client):
+    client.force_login(user("vera", "viewer"))
+    one_change_as_recorded()
+    response = client.get(reverse("audit"), {"action": "config."})
+    rows = audit_table_rows(response)
+    assert len(rows) == 1, rows
+    assert rows[0].split(" ")[2] == "alice@example.com", "when, then the person"
+    assert "configuration changed" in rows[0]
+    assert "seen by driftwatch" in rows[0], "who recorded it stays said"
+    assert "changed by alice@example.com via kubectl-patch" in rows[0], "the attribution's own words stay shown"
+    assert b"1 entry" in response.content
+
+
+def test_the_record_keeps_both_entries_and_the_csv_exports_both(client):
+    client.force_login(user("vera", "viewer"))
+    one_change_as_recorded()
+    rows = read_csv(client.get(reverse("audit-csv"), {"action": "config."}))
+    assert [row[1:3] for row in rows[1:]] == [
+        ["alice@example.com", "config.changed_by"],
+        ["driftwatch", "config.changed"],
+    ]
+
+
+def test_the_person_finds_their_changes_by_the_actor_filter(client):
+    client.force_login(user("vera", "viewer"))
+    one_change_as_recorded()
+    assert shown_actions(client.get(reverse("audit"), {"actor": "alice@example.com"})) == ["config.changed"]
+
+
+def test_an_attribution_of_a_version_without_a_change_entry_stays_its_own_row(client):
+    client.force_login(user("vera", "viewer"))
+    one_change_as_recorded()
+    AuditEvent.objects.create(
+        actor="bob", action=AuditEvent.Action.CONFIG_AUTHOR, cluster_name="local", namespace="demo",
+        object_kind="ConfigMap", object_name="env-config", message="first version by bob",
+        detail={"resource_version": "1"},
+    )  # fmt: skip
+    assert shown_actions(client.get(reverse("audit"), {"action": "config."})) == ["config.changed_by", "config.changed"]
+
+
+def test_actions_read_as_words_and_objects_link_to_their_pages(events):
+    AuditEvent.objects.create(
+        actor="olga", action=AuditEvent.Action.ROLLOUT_COMPLETED, cluster_name="local", namespace="demo",
+        object_kind="Deployment", object_name="env-demo", message="done", detail={"rollout": 42},
+    )  # fmt: skip
+    content = events.get(reverse("audit")).content.decode()
+    assert "<code>rollout.completed</code>" not in content
+    assert "rollout completed" in content
+    assert f'href="{reverse("source", args=["local", "demo", "configmaps", "env-config"])}"' in content
+    assert f'href="{reverse("workload", args=["local", "demo", "Deployment", "env-demo"])}"' in content
+    assert f'href="{reverse("rollout", args=[42])}"' in content
+    options = re.findall(r'<option value="rollout.completed"[^>]*>([^<]*)</option>', content)
+    assert options == ["rollout completed"], "the filter names actions as the table does"
+
+
+def test_counted_refusals_name_their_action_in_words_too(client):
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    RefusedAttempt.objects.create(action=AuditEvent.Action.CSRF_FAILED, hour=hour, count=300, last_message="x")
+    client.force_login(user("vera", "viewer"))
+    content = html.unescape(client.get(reverse("audit")).content.decode())
+    section = content.split('id="counted-refusals"')[1].split("</section>")[0]
+    assert "request refused (CSRF)" in section and ">access.csrf_failed<" not in section

@@ -372,3 +372,11 @@ def test_a_workload_whose_owner_enlisted_a_restart_tool_carries_its_badge(viewer
     assert re.search(r'env-demo</a>\s*<span class="badge restart-tool"[^>]*>Reloader</span>', response.content.decode())
     fresh = viewer.get(reverse("overview"), {"verdict": "fresh"}).content.decode()
     assert re.search(r"nginx</a>", fresh) and not re.search(r"nginx</a>\s*<span class=\"badge restart-tool", fresh)
+
+
+def test_each_card_names_its_api_server_so_two_registrations_of_one_can_be_told_apart(viewer, demo):
+    demo.cluster.api_server = "127.0.0.1:6443"
+    demo.cluster.save()
+    content = viewer.get(reverse("overview")).content.decode()
+    card = re.search(r'<header class="cluster-head">(.*?)</header>', content, re.S).group(1)
+    assert "local" in card and "127.0.0.1:6443" in card

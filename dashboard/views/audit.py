@@ -23,11 +23,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def audit_log(request: HtmxHttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET)
     filters = form.filters()
-    entries = Paginator(page.audit_events(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    entries = Paginator(page.audit_rows(filters), PAGE_SIZE).get_page(request.GET.get("page"))
     ctx = {
         "filters": filters,
         "filter_errors": form.messages(),
         "page": entries,
+        "rows": page.shown_rows(entries.object_list),
         "actions": AuditEvent.Action.choices,
         "families": page.action_families(),
         "clusters": Cluster.objects.values_list("name", flat=True),

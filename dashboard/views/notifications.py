@@ -5,16 +5,20 @@ the host answers); operators add and delete them within their scopes (POST, audi
 import secrets
 from typing import Any
 
+from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.access import may_roll_out, role_of
 from drift import audit
 from drift.models import AuditEvent, Channel, Notice, NotificationRule, Role
+from drift.notify.send import send_test
 
 
 class ChannelForm(ModelForm):
@@ -28,6 +32,12 @@ class RuleForm(ModelForm):
         model = NotificationRule
         fields = ["name", "channel", "event", "for_minutes", "cluster", "namespace", "workload", "reminder_minutes",
                   "quiet_start", "quiet_end"]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The zone the times are read in, by name (the model's help cannot know the installation's setting).
+        self.fields["quiet_start"].help_text = f"Hold notices from this time ({settings.TIME_ZONE}, HH:MM)…"
+        self.fields["quiet_end"].help_text = f"…until this time ({settings.TIME_ZONE}); they go out then."
 
 
 def _may_manage(request: HttpRequest) -> bool:
@@ -117,11 +127,40 @@ def add_rule(request: HttpRequest) -> HttpResponse:
     return redirect("notifications")
 
 
+def _confirm(request: HttpRequest, what: str, name: str, consequences: list[str]) -> HttpResponse:
+    """The question before a delete, answered by a POST with `confirm` (no script needed, none allowed by the CSP).
+    Only operators are asked; anyone else is refused without an audit entry (a GET changes nothing)."""
+    if not _may_manage(request):
+        raise PermissionDenied("Only operators manage notifications.")
+    ctx = {"what": what, "name": name, "consequences": consequences, "action": request.path}
+    return render(request, "dashboard/notification_delete.html", ctx)
+
+
 @require_POST
+def test_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    """A test notice to the channel the URL names, read from the database (never a URL the client sent)."""
+    _require_operator(request)
+    channel = get_object_or_404(Channel, pk=pk)
+    link = settings.DRIFTWATCH_BASE_URL.rstrip("/") + reverse("notifications")
+    reason = send_test(channel, request.user.get_username()[:150], link)
+    if reason:
+        messages.error(request, f"The test notice to {channel.name} failed: {reason}")
+    else:
+        messages.success(request, f"A test notice went to {channel.name} ({channel.where}).")
+    return redirect("notifications")
+
+
+@require_http_methods(["GET", "POST"])
 def delete_channel(request: HttpRequest, pk: int) -> HttpResponse:
     """Deleting a channel deletes every rule on it: allowed only when the operator's scopes cover each of them.
-    The channel row stays locked until the delete, so no rule can be added to it in between."""
-    _require_operator(request)
+    The channel row stays locked until the delete, so no rule can be added to it in between. A GET, or a POST
+    without `confirm`, asks first."""
+    if request.method == "POST":
+        _require_operator(request)
+    if not request.POST.get("confirm"):
+        channel = get_object_or_404(Channel, pk=pk)
+        carried = channel.rules.order_by("name").values_list("name", flat=True)
+        return _confirm(request, "channel", channel.name, [f"its rule {name} is deleted with it" for name in carried])
     with transaction.atomic():
         channel = get_object_or_404(Channel.objects.select_for_update(), pk=pk)
         rules = list(channel.rules.order_by("name"))
@@ -136,9 +175,12 @@ def delete_channel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("notifications")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete_rule(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_operator(request)
+    if request.method == "POST":
+        _require_operator(request)
+    if not request.POST.get("confirm"):
+        return _confirm(request, "rule", get_object_or_404(NotificationRule, pk=pk).name, [])
     rule = get_object_or_404(NotificationRule, pk=pk)
     _require_scope(request, rule)
     _audit(request, "deleted rule", rule.name)

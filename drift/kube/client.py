@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 import yaml
@@ -163,6 +164,15 @@ class KubeClient:
             raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
         raw = response.data
         return json.loads(raw) if raw else {}
+
+    @property
+    def api_server(self) -> str:
+        """host:port of the API server (the port said even when it is the scheme's default), which tells two
+        registrations of one server apart from two servers."""
+        address = urlsplit(self.configuration.host)
+        port = address.port or (443 if address.scheme == "https" else 80)
+        host = f"[{address.hostname}]" if address.hostname and ":" in address.hostname else address.hostname
+        return f"{host}:{port}" if host else self.configuration.host
 
     def server_version(self) -> str:
         return self.request("GET", "/version", what="get /version").get("gitVersion", "unknown")

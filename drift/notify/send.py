@@ -44,3 +44,28 @@ def send(notice_id: int, final: bool) -> str:
     Channel.objects.filter(pk=channel.pk).update(last_success_at=now, last_error="")
     metrics.NOTIFICATIONS.labels(channel.name, "sent").inc()
     return "sent"
+
+
+def send_test(channel: Channel, actor: str, link: str) -> str:
+    """A test notice to one channel, asked for by `actor`: audited before anything leaves, sent through the same
+    delivery (and its outbound address checks) as a real notice, its outcome kept on the channel like one.
+    Returns '' when it was delivered, else the reason."""
+    audit.record(
+        actor, AuditEvent.Action.NOTIFICATION_TEST,
+        f"{actor} sent a test notice to channel {channel.name} ({channel.where})",
+        object_kind="Channel", object_name=channel.name, detail={"channel": channel.pk},
+    )  # fmt: skip
+    message = Message(
+        f"Driftwatch test notice for channel {channel.name}",
+        f"{actor} asked Driftwatch to check that notices reach this channel. Nothing is stale because of it.",
+        link,
+        {"event": "test", "test": True, "channel": channel.name},
+    )
+    try:
+        deliver(channel, message)
+    except DeliveryFailed as error:
+        reason = str(error)[:255]
+        Channel.objects.filter(pk=channel.pk).update(last_error=reason, last_failure_at=timezone.now())
+        return reason  # not counted in driftwatch_notifications_total, which counts notices
+    Channel.objects.filter(pk=channel.pk).update(last_success_at=timezone.now(), last_error="")
+    return ""

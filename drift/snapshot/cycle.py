@@ -60,6 +60,8 @@ def _snapshot(cluster: Cluster, now: datetime | None) -> SnapshotRun:
         hasher = current_hasher()
         enter("listing")
         with connect(cluster) as client:
+            if client.api_server != cluster.api_server:  # registered before it was kept, or the kubeconfig moved
+                Cluster.objects.filter(pk=cluster.pk).update(api_server=client.api_server)
             stored = rekeying.stored_key_ids(cluster, hasher.key_id)
             known = previous_hashers()
             previous = tuple(known[key_id] for key_id in sorted(stored) if key_id in known)

@@ -131,10 +131,10 @@ def test_an_operator_rolls_out_env_demo_and_sees_the_new_pods_fresh(
     page.get_by_label("Actor").fill("olga")
     page.get_by_role("button", name="Filter").click()
     results = page.locator("#audit-results")
-    requested = results.get_by_role("row").filter(has_text="rollout.requested")
+    requested = results.get_by_role("row").filter(has_text="rollout requested")
     expect(requested).to_contain_text("olga")
     expect(requested).to_contain_text("Deployment env-demo")
-    expect(results.get_by_role("row").filter(has_text="rollout.completed")).to_contain_text("olga")
+    expect(results.get_by_role("row").filter(has_text="rollout completed")).to_contain_text("olga")
     screenshot(page, "08-audit-log")
 
 
@@ -189,7 +189,7 @@ def test_a_viewer_sees_no_rollout_button_and_a_forged_post_gets_403(page: Page, 
     assert not template.metadata.annotations
 
     page.goto(reverse("audit") + "?actor=vera")
-    expect(page.locator("#audit-results").get_by_role("row").filter(has_text="access.denied")).to_have_count(2)
+    expect(page.locator("#audit-results").get_by_role("row").filter(has_text="access denied")).to_have_count(2)
     screenshot(page, "12-viewer-audit")
 
 

@@ -35,27 +35,32 @@ class Command(BaseCommand):
             raise CommandError("no password on standard input")
         given = options["namespace"]
         scopes = _scopes(str(options["role"]), [str(item) for item in given] if isinstance(given, list) else [])
-        User = get_user_model()
-        if User.objects.filter(username=username).exists():
-            raise CommandError(f"user {username!r} already exists")
-        user = User(username=username)
-        try:
-            validate_password(password, user)
-        except ValidationError as error:
-            raise CommandError("password rejected: " + " ".join(error.messages)) from None
-        with transaction.atomic():
-            user.set_password(password)
-            user.is_staff = user.is_superuser = bool(options["superuser"])
-            user.save()
-            Membership.objects.create(user=user, role=str(options["role"]), namespaces=scopes)
-            record_user_change(
-                str(options["actor"]),
-                username,
-                AuditEvent.Action.USER_CREATED,
-                f"{username} created as {options['role']}" + (f" for {', '.join(scopes)}" if scopes else ""),
-                detail={"role": str(options["role"]), "scopes": scopes, "superuser": bool(options["superuser"])},
-            )
+        create_user(username, password, str(options["role"]), scopes, bool(options["superuser"]), str(options["actor"]))
         self.stdout.write(f"created {options['role']} {username}")
+
+
+def create_user(username: str, password: str, role: str, scopes: list[str], superuser: bool, actor: str) -> None:
+    """The user, its membership and their audit entry (also the demo's admin: `demologin`)."""
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise CommandError(f"user {username!r} already exists")
+    user = User(username=username)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise CommandError("password rejected: " + " ".join(error.messages)) from None
+    with transaction.atomic():
+        user.set_password(password)
+        user.is_staff = user.is_superuser = superuser
+        user.save()
+        Membership.objects.create(user=user, role=role, namespaces=scopes)
+        record_user_change(
+            actor,
+            username,
+            AuditEvent.Action.USER_CREATED,
+            f"{username} created as {role}" + (f" for {', '.join(scopes)}" if scopes else ""),
+            detail={"role": role, "scopes": scopes, "superuser": superuser},
+        )
 
 
 def _scopes(role: str, given: list[str]) -> list[str]:

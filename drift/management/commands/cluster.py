@@ -8,6 +8,7 @@ from drift.clusters import (
     read_token_file,
     register_cluster,
     remove_cluster,
+    same_api_server,
     set_audit_token,
 )
 from drift.models import Cluster
@@ -79,7 +80,15 @@ class Command(BaseCommand):
                     actor=str(options["actor"]),
                     audit_token=token,
                 )
-                self.stdout.write(f"added cluster {cluster.name} (Kubernetes {version})")
+                self.stdout.write(
+                    f"added cluster {cluster.name} (Kubernetes {version}, API server {cluster.api_server})"
+                )
+                for earlier in same_api_server(cluster):
+                    self.stderr.write(
+                        f"warning: {cluster.name} is the API server {cluster.api_server} that is already registered as "
+                        f"{earlier.name} (since {earlier.created_at:%Y-%m-%d %H:%M %Z}): its pods will be counted "
+                        f"twice; remove one with: manage.py cluster remove NAME"
+                    )
                 if options["generate_audit_token"]:
                     self._show_token(token)
             elif options["action"] == "set-audit-token":
@@ -98,7 +107,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"removed cluster {options['name']}")
             else:
                 for cluster in Cluster.objects.all():
-                    self.stdout.write(f"{cluster.name}\t{cluster.credentials_label()}")
+                    self.stdout.write(f"{cluster.name}\t{cluster.api_server or '-'}\t{cluster.credentials_label()}")
         except ClusterRegistrationError as error:
             raise CommandError(str(error)) from None
 

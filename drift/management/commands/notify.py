@@ -6,13 +6,13 @@ from argparse import ArgumentParser
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from drift import audit
 from drift.models import AuditEvent, Channel, NotificationRule
-from drift.notify.deliver import DeliveryFailed, Message, deliver
+from drift.notify.send import send_test
 
 DURATION = re.compile(r"^(\d+)([mhd]?)$")
 MINUTES = {"": 1, "m": 1, "h": 60, "d": 1440}
@@ -52,6 +52,7 @@ class Command(BaseCommand):
         rule.add_parser("list")
         test = things.add_parser("test", help="send a test notice through a channel now")
         test.add_argument("name")
+        test.add_argument("--actor", default="driftwatch", help="who to record in the audit history")
 
     def handle(self, *args: object, **options: Any) -> None:
         handler = getattr(self, f"_{options['thing']}_{options.get('action') or 'send'}")
@@ -93,7 +94,7 @@ class Command(BaseCommand):
         _save(rule)
         audit.record("driftwatch", AuditEvent.Action.CHANNEL_CHANGED, f"notification rule {rule.name} added",
                      object_kind="Rule", object_name=rule.name, detail={"channel": channel.name})  # fmt: skip
-        self.stdout.write(f"added rule {rule.name}: {rule.get_event_display()} ({rule.for_minutes} min) -> {channel}")
+        self.stdout.write(f"added rule {rule.name}: {rule.summary} -> {channel}")
 
     def _rule_list(self, options: dict[str, Any]) -> None:
         for rule in NotificationRule.objects.select_related("channel"):
@@ -104,13 +105,10 @@ class Command(BaseCommand):
         channel = Channel.objects.filter(name=options["name"]).first()
         if channel is None:
             raise CommandError(f"no channel named {options['name']!r}")
-        message = Message("Driftwatch test notice", f"A test notice to channel {channel.name}.", "", {"event": "test"})
-        try:
-            deliver(channel, message)
-        except DeliveryFailed as error:
-            Channel.objects.filter(pk=channel.pk).update(last_error=str(error)[:255], last_failure_at=timezone.now())
-            raise CommandError(f"channel {channel.name}: {error}") from error
-        Channel.objects.filter(pk=channel.pk).update(last_error="", last_success_at=timezone.now())
+        # The same test notice as the page's "Send a test" (audited first, then through the outbound checks).
+        reason = send_test(channel, str(options["actor"]), settings.DRIFTWATCH_BASE_URL)
+        if reason:
+            raise CommandError(f"channel {channel.name}: {reason}")
         self.stdout.write(f"sent a test notice to {channel.name}")
 
 
