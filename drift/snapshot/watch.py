@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import close_old_connections, connection
 from django.utils import timezone
@@ -58,20 +59,24 @@ class Backoff:
         self.attempt = 0
 
 
-@dataclass
-class SourceWatch:
-    """The watch of one resource (ConfigMaps or Secrets) of one cluster. `run` returns when `stop` is set
-    or the cluster is no longer registered."""
+class ResourceWatch:
+    """What every watch of one resource of one cluster shares: LIST then WATCH from the LIST's resourceVersion,
+    relist on 410, reconnect with backoff, restart a stalled watch, heartbeat. A subclass (a dataclass with
+    these fields) says what it watches (`label`), how it lists (`relist`) and follows a watch (`watch`). `run`
+    returns when `stop` is set or the cluster is no longer registered."""
 
     cluster_id: int
-    kind: SourceKind
     stop: threading.Event
-    stall_seconds: float = DEFAULT_STALL_SECONDS
+    stall_seconds: float
     # Where the first watch starts; None: from a fresh LIST (a test sets an old one to meet a real 410).
-    resume_from: str | None = None
+    resume_from: str | None
     # What happened, for logs and tests: relists, watches opened, events recorded, 410s, stalls, errors.
-    counts: dict[str, int] = field(default_factory=dict)
-    _last_heartbeat: float = 0.0
+    counts: dict[str, int]
+    _last_heartbeat: float
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -92,23 +97,54 @@ class SourceWatch:
                     backoff.reset()
                 except kube.Gone:
                     self.count("gone")
-                    log.info("watch of %s %s: 410 Gone, relisting", cluster.name, self.kind.plural)
+                    log.info("watch of %s %s: 410 Gone, relisting", cluster.name, self.label)
                     resource_version = None
                 except kube.Stalled:
                     self.count("stalled")
                     log.warning(
-                        "watch of %s %s stalled for %.0f s; restarting",
-                        cluster.name,
-                        self.kind.plural,
-                        self.stall_seconds,
+                        "watch of %s %s stalled for %.0f s; restarting", cluster.name, self.label, self.stall_seconds
                     )
                 except kube.KubeError as error:
                     self.count("errors")
                     delay = backoff.next_delay()
-                    log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.kind.plural, error, delay)
+                    log.warning("watch of %s %s: %s; again in %.1f s", cluster.name, self.label, error, delay)
                     self.stop.wait(delay)
         finally:
             connection.close()  # this thread's own connection
+
+    def relist(self, cluster: Cluster, client: kube.KubeClient) -> str:
+        """Record the full list of the resource and return its resourceVersion."""
+        raise NotImplementedError
+
+    def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str) -> str:
+        raise NotImplementedError
+
+    def heartbeat(self, force: bool = False) -> None:
+        now = timezone.now()
+        moment = now.timestamp()
+        if force or moment - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
+            self._last_heartbeat = moment
+            if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
+                self.stop.set()  # the cluster was removed
+
+
+@dataclass
+class SourceWatch(ResourceWatch):
+    """The watch of one resource (ConfigMaps or Secrets) of one cluster."""
+
+    cluster_id: int
+    kind: SourceKind
+    stop: threading.Event
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    resume_from: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    _last_heartbeat: float = 0.0
+    # Called after a new version was recorded (the probe planner: volume consumers may need a read).
+    on_change: Callable[[], None] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.kind.plural
 
     # -- LIST ---------------------------------------------------------------------------------------------
 
@@ -165,16 +201,10 @@ class SourceWatch:
             if recorded.rows:
                 # The pods reading it may have turned stale (or missing) this moment: their stored verdicts too.
                 verdicts.source_changed(cluster, listed.namespace, listed.kind, listed.name)
+                if self.on_change:
+                    self.on_change()
             self.count("events")
         return str(metadata.get("resourceVersion") or "")
-
-    def heartbeat(self, force: bool = False) -> None:
-        now = timezone.now()
-        moment = now.timestamp()
-        if force or moment - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
-            self._last_heartbeat = moment
-            if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
-                self.stop.set()  # the cluster was removed
 
     def _ignored(self, cluster: Cluster, item: dict[str, Any]) -> bool:
         metadata = item.get("metadata") or {}
@@ -192,24 +222,54 @@ class SourceWatch:
         return Hashers(current, tuple(known[key_id] for key_id in sorted(stored) if key_id in known))
 
 
+class Watch(Protocol):
+    """What watch_clusters starts per cluster, each in a thread of its own."""
+
+    counts: dict[str, int]
+
+    def run(self) -> None: ...
+
+
+def cluster_watches(
+    cluster_id: int, stop: threading.Event, stall_seconds: float = DEFAULT_STALL_SECONDS
+) -> dict[str, Watch]:
+    """Every watch of one cluster, by name: the one place that says what the watcher follows. A cluster read in
+    namespaced mode (a Role per namespace) has no cluster-wide pod watch; its snapshots keep their interval."""
+    # podwatch builds on this module's ResourceWatch, so it is imported here rather than at the top.
+    from drift.snapshot.podwatch import ClusterState, PodWatch, ProbePlanner
+
+    watches: dict[str, Watch] = {
+        kind.plural: SourceWatch(cluster_id, kind, stop, stall_seconds=stall_seconds) for kind in WATCHED
+    }
+    if Cluster.objects.filter(pk=cluster_id, namespaces=[]).exists():
+        state = ClusterState()
+        planner = ProbePlanner(cluster_id, stop, state)
+        for source_watch in watches.values():
+            source_watch.on_change = planner.wake  # type: ignore[attr-defined]
+        watches["pods"] = PodWatch(cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner)
+        watches["probes"] = planner
+    return watches
+
+
 def watch_clusters(
     stop: threading.Event, cluster_name: str = "", stall_seconds: float = DEFAULT_STALL_SECONDS, rescan: float = 30
 ) -> None:
     """Watch one cluster, or every registered cluster (picking up clusters added later), until `stop`."""
-    threads: dict[tuple[int, str], threading.Thread] = {}
+    threads: dict[int, list[threading.Thread]] = {}
     while not stop.is_set():
         clusters = Cluster.objects.filter(name=cluster_name) if cluster_name else Cluster.objects.all()
         for cluster in clusters:
-            for kind in WATCHED:
-                key = (cluster.pk, kind.value)
-                if key in threads and threads[key].is_alive():
-                    continue
-                watcher = SourceWatch(cluster.pk, kind, stop, stall_seconds=stall_seconds)
-                thread = threading.Thread(target=watcher.run, name=f"watch-{cluster.name}-{kind.plural}", daemon=True)
+            if any(thread.is_alive() for thread in threads.get(cluster.pk, [])):
+                continue
+            # The watches of a cluster share what they learn (owners, nodes, the probe planner): started together.
+            threads[cluster.pk] = []
+            for name, watcher in cluster_watches(cluster.pk, stop, stall_seconds).items():
+                thread = threading.Thread(target=watcher.run, name=f"watch-{cluster.name}-{name}", daemon=True)
                 thread.start()
-                threads[key] = thread
-                log.info("watching %s of cluster %s", kind.plural, cluster.name)
+                threads[cluster.pk].append(thread)
+                log.info("watching %s of cluster %s", name, cluster.name)
         close_old_connections()
         stop.wait(rescan)
-    for thread in threads.values():
-        thread.join(timeout=1)
+    for started in threads.values():
+        for thread in started:
+            thread.join(timeout=1)
