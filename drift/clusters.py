@@ -25,6 +25,7 @@ def credentials_for(cluster: Cluster) -> kube.ClusterCredentials:
 # One limiter per cluster (and rate) in a process: the watcher's threads, its probes and a worker's snapshot
 # threads share the cluster's request rate, and a 429's Retry-After holds all of them.
 _limiters: dict[tuple[int, int], kube.RateLimiter] = {}
+_traffic: dict[int, kube.Traffic] = {}
 _limiters_lock = threading.Lock()
 
 
@@ -36,11 +37,18 @@ def cluster_limiter(cluster: Cluster) -> kube.RateLimiter:
         return _limiters[key]
 
 
+def cluster_traffic(cluster: Cluster) -> kube.Traffic:
+    """What this process asked of the cluster's API server so far (requests, bytes read)."""
+    with _limiters_lock:
+        return _traffic.setdefault(cluster.pk, kube.Traffic())
+
+
 def connect(cluster: Cluster, timeout_seconds: float = kube.DEFAULT_TIMEOUT_SECONDS) -> kube.KubeClient:
     return kube.KubeClient(
         credentials_for(cluster),
         timeout_seconds=timeout_seconds,
         limiter=cluster_limiter(cluster) if cluster.pk else kube.RateLimiter(cluster.api_requests_per_second),
+        traffic=cluster_traffic(cluster) if cluster.pk else None,
     )
 
 

@@ -97,13 +97,9 @@ def is_due(cluster: Cluster, now: datetime) -> bool:
 
 def snapshot_period(cluster: Cluster, now: datetime) -> int:
     """Seconds between full snapshots: the snapshot interval, or, while the watcher follows the cluster's pods
-    (drift.snapshot.podwatch; not in namespaced mode), the reconcile interval, when longer."""
+    (drift.snapshot.podwatch), the reconcile interval, when longer."""
     heartbeat = cluster.watch_heartbeat_at
-    watched = (
-        not cluster.namespaces
-        and heartbeat is not None
-        and now - heartbeat <= timedelta(seconds=PODS_WATCHED_WITHIN_SECONDS)
-    )
+    watched = heartbeat is not None and now - heartbeat <= timedelta(seconds=PODS_WATCHED_WITHIN_SECONDS)
     if watched:
         return max(cluster.snapshot_interval_seconds, cluster.reconcile_interval_seconds)
     return cluster.snapshot_interval_seconds

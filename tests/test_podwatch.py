@@ -15,16 +15,25 @@ from django.apps import apps
 from django.utils import timezone
 
 from drift import verdicts
+from drift.clusters import register_cluster
 from drift.models import Cluster, Observation, Pod, SnapshotRun, StoredVerdict
 from drift.snapshot.watch import cluster_watches
 from tests.kube_helpers import wait_until
-from tests.test_snapshot_seed import cluster, seed_manifests  # noqa: F401 (fixture)
+from tests.test_snapshot_seed import seed_manifests
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture
+def cluster(kubeconfig, namespace):
+    """The local cluster, read in namespaced mode: only the test's namespace (the shared cluster may hold
+    thousands of other pods, whose first recording would make every test slow)."""
+    registered, _ = register_cluster("local", kubeconfig_path=str(kubeconfig), namespaces=[namespace])
+    return registered
+
+
 @contextmanager
-def watching_everything(cluster: Cluster) -> Iterator[dict[str, Any]]:  # noqa: F811
+def watching_everything(cluster: Cluster) -> Iterator[dict[str, Any]]:
     """Every watch `manage.py watch` starts for the cluster, each in its own thread."""
     stop = threading.Event()
     watches = cluster_watches(cluster.pk, stop, stall_seconds=20)
@@ -48,17 +57,17 @@ def started(watches: dict[str, Any]) -> bool:
     return all(watch.counts.get("watches") for watch in api_watches(watches))
 
 
-def env_demo_summary(cluster: Cluster, namespace: str) -> verdicts.WorkloadSummary | None:  # noqa: F811
+def env_demo_summary(cluster: Cluster, namespace: str) -> verdicts.WorkloadSummary | None:
     found = [s for s in verdicts.workload_summaries(cluster, namespace=namespace) if s.name == "env-demo"]
     return found[0] if found else None
 
 
-def fresh_pods(cluster: Cluster, namespace: str) -> int:  # noqa: F811
+def fresh_pods(cluster: Cluster, namespace: str) -> int:
     summary = env_demo_summary(cluster, namespace)
     return summary.pods["fresh"] if summary else 0
 
 
-def live_pods(cluster: Cluster, namespace: str) -> int:  # noqa: F811
+def live_pods(cluster: Cluster, namespace: str) -> int:
     summary = env_demo_summary(cluster, namespace)
     return sum(summary.pods.values()) if summary else 0
 
@@ -80,7 +89,7 @@ def create_env_demo(kube: Any) -> None:
             kube.create_deployment(manifest)
 
 
-def test_a_pod_started_or_replaced_gets_its_row_probe_and_verdict_without_a_cycle(cluster, kube, namespace):  # noqa: F811
+def test_a_pod_started_or_replaced_gets_its_row_probe_and_verdict_without_a_cycle(cluster, kube, namespace):
     with watching_everything(cluster) as watches:
         wait_until(lambda: started(watches), timeout=120, what="every watch open")
         create_env_demo(kube)
@@ -106,7 +115,7 @@ def test_a_pod_started_or_replaced_gets_its_row_probe_and_verdict_without_a_cycl
     assert not SnapshotRun.objects.filter(cluster=cluster).exists()  # no cycle did any of it
 
 
-def test_a_pod_being_deleted_is_recorded_as_terminating(cluster, kube, namespace):  # noqa: F811
+def test_a_pod_being_deleted_is_recorded_as_terminating(cluster, kube, namespace):
     create_env_demo(kube)
     kube.wait_deployment_ready("env-demo")
     with watching_everything(cluster) as watches:
@@ -134,7 +143,7 @@ def row_counts() -> dict[str, int]:
     return {model._meta.db_table: model.objects.count() for model in apps.get_app_config("drift").get_models()}
 
 
-def test_an_idle_minute_inserts_nothing_but_heartbeats(cluster, kube, namespace):  # noqa: F811
+def test_an_idle_minute_inserts_nothing_but_heartbeats(cluster, kube, namespace):
     create_env_demo(kube)
     kube.wait_deployment_ready("env-demo")
     for pod in kube.ready_pods("env-demo"):

@@ -26,7 +26,7 @@ NOW = timezone.now()
         (599, 5, [], False),
         (601, 5, [], True),
         (31, 120, [], True),  # the watcher went quiet: back to the snapshot interval
-        (31, 5, ["team-a"], True),  # namespaced mode: no pod watch, every snapshot interval
+        (31, 5, ["team-a"], False),  # namespaced mode: one pod watch per namespace, the reconcile interval too
     ],
 )
 def test_a_snapshot_is_due_after_the_reconcile_interval_only_while_the_watcher_follows_the_pods(

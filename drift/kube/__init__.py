@@ -11,6 +11,7 @@ from drift.kube.client import (
     ClusterCredentials,
     KubeClient,
     RateLimiter,
+    Traffic,
     kubeconfig_proxy_url,
     load_configuration,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "NotFound",
     "RateLimiter",
     "Stalled",
+    "Traffic",
     "Unreachable",
     "core_path",
     "exec_permission",

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
@@ -65,6 +65,21 @@ class RateLimiter:
             self._next = start + self.interval
         if start > now:
             time.sleep(start - now)
+
+
+@dataclass
+class Traffic:
+    """Requests sent and response bytes read (watch streams included), shared like the limiter by every client
+    of one cluster in a process: what Driftwatch costs the API server, as the benchmarks report it."""
+
+    requests: int = 0
+    bytes_read: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, requests: int = 0, bytes_read: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.bytes_read += bytes_read
 
 
 def retry_after_seconds(error: ApiException) -> float:
@@ -132,10 +147,12 @@ class KubeClient:
         requests_per_second: float = 0,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         limiter: RateLimiter | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         self.configuration = load_configuration(credentials)
         self.api = k8s_client.ApiClient(self.configuration)
         self.limiter = limiter or RateLimiter(requests_per_second)
+        self.traffic = traffic or Traffic()
         self.timeout_seconds = timeout_seconds
         self.request_count = 0
         self.throttled_count = 0
@@ -188,6 +205,7 @@ class KubeClient:
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
             raw = response.data
+            self.traffic.add(1, len(raw or b""))
             return json.loads(raw) if raw else {}
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -250,7 +268,7 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
         try:
-            for line in _lines(response):
+            for line in _lines(response, self.traffic):
                 try:
                     event = json.loads(line)
                     kind, obj = event["type"], event["object"]
@@ -292,13 +310,17 @@ class KubeClient:
         self.limiter.wait()
         with self._count_lock:
             self.request_count += 1
-        return run_exec(self.configuration, self.api, (namespace, pod, container), command, timeout_seconds)
+        output = run_exec(self.configuration, self.api, (namespace, pod, container), command, timeout_seconds)
+        self.traffic.add(1, len(output))
+        return output
 
 
-def _lines(response: Any) -> Iterator[bytes]:
+def _lines(response: Any, traffic: Traffic) -> Iterator[bytes]:
     """The newline-separated JSON events of a watch response, as the chunks arrive."""
     pending = b""
+    traffic.add(requests=1)
     for chunk in response.stream(amt=None, decode_content=False):
+        traffic.add(bytes_read=len(chunk))
         pending += chunk
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)

@@ -143,10 +143,18 @@ class PodWatch(ResourceWatch):
     _last_heartbeat: float = 0.0
     state: ClusterState = field(default_factory=ClusterState)
     planner: ProbePlanner | None = None
+    # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one PodWatch per namespace.
+    namespace: str = ""
 
     @property
     def label(self) -> str:
-        return WorkloadKind.POD.plural
+        return f"pods in {self.namespace}" if self.namespace else WorkloadKind.POD.plural
+
+    def _path(self, path: str) -> str:
+        """A cluster-wide collection's path, or its namespace's."""
+        if not self.namespace:
+            return path
+        return path.replace("/v1/", f"/v1/namespaces/{kube.validate_namespace(self.namespace)}/", 1)
 
     # -- LIST ---------------------------------------------------------------------------------------------
 
@@ -155,21 +163,27 @@ class PodWatch(ResourceWatch):
         self.count("relists")
         listing = Listing(ignored_patterns=tuple(cluster.ignored_config_maps), started_at=timezone.now())
         for kind, path in OWNER_RESOURCES.items():
-            for item in client.list_paginated(path, what=f"list {kind.plural}"):
+            for item in client.list_paginated(self._path(path), what=f"list {kind.plural}"):
                 self._remember_owner(listing, kind, item)
         self._list_nodes(client, listing)
         token, resource_version = "", ""
         while True:
-            page = client.list_page(PODS, "list pods", token)
+            page = client.list_page(self._path(PODS), "list pods", token)
             listing.pods.extend(page.get("items") or [])
             metadata = page.get("metadata") or {}
             resource_version = metadata.get("resourceVersion") or resource_version
             token = metadata.get("continue") or ""
             if not token:
                 break
-        # Only pods were read: sources are neither seen nor gone here.
-        listing.complete = {resource: (None if resource == self.label else set()) for resource in LISTED_RESOURCES}
+        # Only pods were read (of one namespace, in namespaced mode): sources are neither seen nor gone here.
+        pods_read: set[str] | None = {self.namespace} if self.namespace else None
+        listing.complete = {resource: set() for resource in LISTED_RESOURCES}
+        listing.complete[WorkloadKind.POD.plural] = pods_read
         with self.state.lock:
+            # The owners and nodes learnt so far stay (the namespaces of a namespaced cluster share them).
+            listing.owners = {**self.state.listing.owners, **listing.owners}
+            listing.owner_annotations = {**self.state.listing.owner_annotations, **listing.owner_annotations}
+            listing.simulated_nodes |= self.state.listing.simulated_nodes
             self.state.listing = listing
         if record_pods(cluster, listing, timezone.now()).rows:
             verdicts.facts_changed(cluster)
@@ -183,7 +197,9 @@ class PodWatch(ResourceWatch):
 
     def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str) -> str:
         self.count("watches")
-        events = client.watch(PODS, resource_version, "watch pods", self.stall_seconds, WATCH_TIMEOUT_SECONDS)
+        events = client.watch(
+            self._path(PODS), resource_version, f"watch {self.label}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
+        )
         self.heartbeat(force=True)
         for event in events:
             if self.stop.is_set():

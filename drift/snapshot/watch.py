@@ -234,20 +234,23 @@ def cluster_watches(
     cluster_id: int, stop: threading.Event, stall_seconds: float = DEFAULT_STALL_SECONDS
 ) -> dict[str, Watch]:
     """Every watch of one cluster, by name: the one place that says what the watcher follows. A cluster read in
-    namespaced mode (a Role per namespace) has no cluster-wide pod watch; its snapshots keep their interval."""
+    namespaced mode (a Role per namespace) has one pod watch per namespace."""
     # podwatch builds on this module's ResourceWatch, so it is imported here rather than at the top.
     from drift.snapshot.podwatch import ClusterState, PodWatch, ProbePlanner
 
+    cluster = Cluster.objects.get(pk=cluster_id)
+    state = ClusterState()
+    planner = ProbePlanner(cluster_id, stop, state)
     watches: dict[str, Watch] = {
-        kind.plural: SourceWatch(cluster_id, kind, stop, stall_seconds=stall_seconds) for kind in WATCHED
+        kind.plural: SourceWatch(cluster_id, kind, stop, stall_seconds=stall_seconds, on_change=planner.wake)
+        for kind in WATCHED
     }
-    if Cluster.objects.filter(pk=cluster_id, namespaces=[]).exists():
-        state = ClusterState()
-        planner = ProbePlanner(cluster_id, stop, state)
-        for source_watch in watches.values():
-            source_watch.on_change = planner.wake  # type: ignore[attr-defined]
-        watches["pods"] = PodWatch(cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner)
-        watches["probes"] = planner
+    for namespace in cluster.namespaces or [""]:
+        pods = PodWatch(
+            cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner, namespace=namespace
+        )
+        watches[pods.label] = pods
+    watches["probes"] = planner
     return watches
 
 
