@@ -37,8 +37,16 @@ SNAPSHOT_CALLS = {
 }
 EXEC_CALLS = {("", "pods/exec"): {"create", "get"}}
 CLUSTER_ONLY_CALLS = {("", "nodes"): {"list"}, ("", "namespaces"): {"list"}}
-# The watcher (drift/snapshot/watch.py): LIST then WATCH of ConfigMaps and Secrets, nothing else.
-WATCH_CALLS = {("", "configmaps"): {"list", "watch"}, ("", "secrets"): {"list", "watch"}}
+# The watcher (drift/snapshot/watch.py, podwatch.py): LIST then WATCH of ConfigMaps, Secrets and pods, the pods'
+# owners (a LIST, and a GET of one created since), and (unless read-only) the exec probes its events call for.
+WATCH_CALLS = {
+    ("", "configmaps"): {"list", "watch"},
+    ("", "secrets"): {"list", "watch"},
+    ("", "pods"): {"list", "watch"},
+    ("apps", "replicasets"): {"list", "get"},
+    ("batch", "jobs"): {"list", "get"},
+}
+WATCH_CLUSTER_ONLY_CALLS = {("", "nodes"): {"list", "get"}}
 
 
 def merged(*calls: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], set[str]]:
@@ -55,10 +63,13 @@ ACCOUNT_CALLS = {
     "cluster-wide": {
         "web": ROLLOUT_CALLS,
         "worker": merged(WORKER_NAMESPACED_CALLS, CLUSTER_ONLY_CALLS),
-        "watcher": WATCH_CALLS,
+        "watcher": merged(WATCH_CALLS, EXEC_CALLS, WATCH_CLUSTER_ONLY_CALLS),
     },
-    "cluster-wide read-only": {"worker": merged(SNAPSHOT_CALLS, CLUSTER_ONLY_CALLS), "watcher": WATCH_CALLS},
-    "namespaced": {"web": ROLLOUT_CALLS, "worker": WORKER_NAMESPACED_CALLS, "watcher": WATCH_CALLS},
+    "cluster-wide read-only": {
+        "worker": merged(SNAPSHOT_CALLS, CLUSTER_ONLY_CALLS),
+        "watcher": merged(WATCH_CALLS, WATCH_CLUSTER_ONLY_CALLS),
+    },
+    "namespaced": {"web": ROLLOUT_CALLS, "worker": WORKER_NAMESPACED_CALLS, "watcher": merged(WATCH_CALLS, EXEC_CALLS)},
     "namespaced read-only": {"worker": SNAPSHOT_CALLS, "watcher": WATCH_CALLS},
 }
 MODE_VALUES = {
@@ -171,7 +182,7 @@ def test_the_web_account_can_neither_exec_nor_list_secrets_nor_watch() -> None:
         assert not can(documents, "web", verb, group, resource, "demo"), (verb, resource)
     assert can(documents, "web", "patch", "apps", "daemonsets", "demo")
     assert can(documents, "worker", "create", "", "pods/exec", "demo")
-    assert not can(documents, "watcher", "list", "", "pods", "demo")
+    assert not can(documents, "watcher", "patch", "apps", "deployments", "demo")
     assert not can(documents, "worker", "watch", "", "secrets", "demo")
 
 
@@ -225,7 +236,7 @@ def test_the_watcher_gets_its_deployment_and_account_only_when_enabled() -> None
     assert not any(account("watcher") in b["subjects"] for b in of_kind(without, "ClusterRoleBinding"))
     documents = render(*SECRET, *WATCHER)
     assert pod_specs(documents)["dw-driftwatch-watcher"]["containers"][0]["command"] == ["python", "manage.py", "watch"]
-    assert granted_to(documents, "watcher") == WATCH_CALLS
+    assert granted_to(documents, "watcher") == ACCOUNT_CALLS["cluster-wide"]["watcher"]
 
 
 def test_every_pod_meets_the_restricted_pod_security_standard() -> None:

@@ -138,6 +138,10 @@ def test_a_pod_being_deleted_is_recorded_as_terminating(cluster, kube, namespace
         )  # fmt: skip
 
 
+def probed(namespace: str) -> int:
+    return Observation.objects.filter(consumption__container__pod__namespace=namespace).count()
+
+
 def row_counts() -> dict[str, int]:
     """Rows of every Driftwatch table."""
     return {model._meta.db_table: model.objects.count() for model in apps.get_app_config("drift").get_models()}
@@ -151,6 +155,7 @@ def test_an_idle_minute_inserts_nothing_but_heartbeats(cluster, kube, namespace)
     with watching_everything(cluster) as watches:
         wait_until(lambda: started(watches), timeout=120, what="every watch open")
         wait_until(lambda: fresh_pods(cluster, namespace) == 2, timeout=60, interval=0.2, what="2 fresh pods")
+        wait_until(lambda: probed(namespace) == 2, timeout=60, interval=0.2, what="both pods' env read")
         time.sleep(5)  # what the first events brought is written
         before, heartbeat = row_counts(), Cluster.objects.get(pk=cluster.pk).watch_heartbeat_at
         watches_before = sum(watch.counts.get("watches", 0) for watch in api_watches(watches))

@@ -142,9 +142,18 @@ class SourceWatch(ResourceWatch):
     # Called after a new version was recorded (the probe planner: volume consumers may need a read).
     on_change: Callable[[], None] | None = None
 
+    # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one watch per namespace.
+    namespace: str = ""
+
     @property
     def label(self) -> str:
-        return self.kind.plural
+        return f"{self.kind.plural} in {self.namespace}" if self.namespace else self.kind.plural
+
+    @property
+    def path(self) -> str:
+        if not self.namespace:
+            return WATCHED[self.kind]
+        return WATCHED[self.kind].replace("/v1/", f"/v1/namespaces/{kube.validate_namespace(self.namespace)}/", 1)
 
     # -- LIST ---------------------------------------------------------------------------------------------
 
@@ -155,10 +164,11 @@ class SourceWatch(ResourceWatch):
         hashers = self._hashers(cluster)
         listing = Listing(ignored_patterns=tuple(cluster.ignored_config_maps), started_at=started)
         # Only this resource was read: the other one's sources are neither seen nor gone.
-        listing.complete = {kind.plural: (None if kind == self.kind else set()) for kind in SourceKind}
+        scope: set[str] | None = {self.namespace} if self.namespace else None
+        listing.complete = {kind.plural: (scope if kind == self.kind else set()) for kind in SourceKind}
         token, resource_version = "", ""
         while True:
-            page = client.list_page(WATCHED[self.kind], f"list {self.kind.plural}", token)
+            page = client.list_page(self.path, f"list {self.label}", token)
             for item in page.get("items") or []:
                 if not self._ignored(cluster, item):
                     listing.sources.append(listed_source(self.kind, item, hashers))
@@ -179,7 +189,7 @@ class SourceWatch(ResourceWatch):
         self.count("watches")
         hashers = self._hashers(cluster)
         events = client.watch(
-            WATCHED[self.kind], resource_version, f"watch {self.kind.plural}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
+            self.path, resource_version, f"watch {self.label}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
         )
         self.heartbeat(force=True)
         for event in events:
@@ -234,18 +244,18 @@ def cluster_watches(
     cluster_id: int, stop: threading.Event, stall_seconds: float = DEFAULT_STALL_SECONDS
 ) -> dict[str, Watch]:
     """Every watch of one cluster, by name: the one place that says what the watcher follows. A cluster read in
-    namespaced mode (a Role per namespace) has one pod watch per namespace."""
+    namespaced mode (a Role per namespace) has one watch of each kind per namespace."""
     # podwatch builds on this module's ResourceWatch, so it is imported here rather than at the top.
     from drift.snapshot.podwatch import ClusterState, PodWatch, ProbePlanner
 
     cluster = Cluster.objects.get(pk=cluster_id)
     state = ClusterState()
     planner = ProbePlanner(cluster_id, stop, state)
-    watches: dict[str, Watch] = {
-        kind.plural: SourceWatch(cluster_id, kind, stop, stall_seconds=stall_seconds, on_change=planner.wake)
-        for kind in WATCHED
-    }
+    watches: dict[str, Watch] = {}
     for namespace in cluster.namespaces or [""]:
+        for kind in WATCHED:
+            sources = SourceWatch(cluster_id, kind, stop, stall_seconds, on_change=planner.wake, namespace=namespace)
+            watches[sources.label] = sources
         pods = PodWatch(
             cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner, namespace=namespace
         )
