@@ -68,9 +68,23 @@ class ProbePlanner:
     state: ClusterState
     counts: dict[str, int] = field(default_factory=dict)
     _wake: threading.Event = field(default_factory=threading.Event)
+    # The pods whose new container runs woke the planner; None: the whole cluster (a source changed, a relist).
+    _pods: set[int] | None = field(default_factory=set)
+    _pods_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wake(self) -> None:
+    def wake(self, pod_id: int | None = None) -> None:
+        """Plan probes soon: for one pod's new containers, or (no pod) for the whole cluster."""
+        with self._pods_lock:
+            if pod_id is None:
+                self._pods = None
+            elif self._pods is not None:
+                self._pods.add(pod_id)
         self._wake.set()
+
+    def _take_pods(self, whole: bool) -> set[int] | None:
+        with self._pods_lock:
+            pods, self._pods = (None if whole else self._pods), set()
+        return pods
 
     def count(self, what: str, by: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + by
@@ -85,11 +99,13 @@ class ProbePlanner:
                     continue
                 self.stop.wait(PROBE_DEBOUNCE_SECONDS)
                 self._wake.clear()
+                # A recheck that came due (volumes in their window) plans the whole cluster.
+                pods = self._take_pods(whole=recheck_at is not None and now.timestamp() >= recheck_at)
                 cluster = Cluster.objects.filter(pk=self.cluster_id).first()
                 if cluster is None:
                     return
                 try:
-                    self.probe(cluster)
+                    self.probe(cluster, pods)
                 except kube.KubeError as error:
                     self.count("errors")
                     log.warning("probes of %s: %s", cluster.name, error)
@@ -97,13 +113,14 @@ class ProbePlanner:
         finally:
             connection.close()
 
-    def probe(self, cluster: Cluster) -> int:
-        """One planning pass, as a cycle's probing phase; stores the verdicts the observations change."""
+    def probe(self, cluster: Cluster, pod_ids: set[int] | None = None) -> int:
+        """One planning pass, as a cycle's probing phase (of only `pod_ids`, when given: a pod event's new
+        containers, without planning the whole cluster); stores the verdicts the observations change."""
         self.count("passes")
         with self.state.lock:
             listing = Listing(simulated_nodes=set(self.state.listing.simulated_nodes))
         now = timezone.now()
-        tasks, immediate = plan_probes(cluster, listing, now)
+        tasks, immediate = plan_probes(cluster, listing, now, pod_ids=pod_ids)
         if not tasks and not immediate:
             return 0
         with connect(cluster) as client:
@@ -223,7 +240,7 @@ class PodWatch(ResourceWatch):
                 if recorded.rows and recorded.workload_id is not None:
                     verdicts.workloads_changed(cluster, [recorded.workload_id])
             if recorded.new_containers and self.planner:
-                self.planner.wake()
+                self.planner.wake(recorded.pod_id)
         return str(metadata.get("resourceVersion") or "")
 
     def _learn(self, client: kube.KubeClient, pod: dict[str, Any]) -> None:

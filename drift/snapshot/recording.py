@@ -118,6 +118,7 @@ class RecordedPod:
     rows: int = 0
     workload_id: int | None = None
     new_containers: bool = False
+    pod_id: int | None = None
 
 
 def record_pod_event(
@@ -159,7 +160,7 @@ def record_pod_event(
         new_containers = bool(changes.new)
         _write_container_changes(changes, now, recorded)
         workload_id = Pod.objects.filter(pk=pod.pk).values_list("workload_id", flat=True).first()
-    return RecordedPod(recorded.rows, workload_id, new_containers)
+    return RecordedPod(recorded.rows, workload_id, new_containers, pod.pk)
 
 
 def _workload_key(metadata: dict[str, Any], listing: Listing) -> tuple[str, str, str]:
