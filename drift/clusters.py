@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from pathlib import Path
 
 from django.db import transaction
@@ -21,11 +22,33 @@ def credentials_for(cluster: Cluster) -> kube.ClusterCredentials:
     return kube.ClusterCredentials(cluster.kubeconfig_path, cluster.context, cluster.in_cluster)
 
 
+# One limiter per cluster (and rate) in a process: the watcher's threads, its probes and a worker's snapshot
+# threads share the cluster's request rate, and a 429's Retry-After holds all of them.
+_limiters: dict[tuple[int, int], kube.RateLimiter] = {}
+_traffic: dict[int, kube.Traffic] = {}
+_limiters_lock = threading.Lock()
+
+
+def cluster_limiter(cluster: Cluster) -> kube.RateLimiter:
+    key = (cluster.pk, cluster.api_requests_per_second)
+    with _limiters_lock:
+        if key not in _limiters:
+            _limiters[key] = kube.RateLimiter(cluster.api_requests_per_second)
+        return _limiters[key]
+
+
+def cluster_traffic(cluster: Cluster) -> kube.Traffic:
+    """What this process asked of the cluster's API server so far (requests, bytes read)."""
+    with _limiters_lock:
+        return _traffic.setdefault(cluster.pk, kube.Traffic())
+
+
 def connect(cluster: Cluster, timeout_seconds: float = kube.DEFAULT_TIMEOUT_SECONDS) -> kube.KubeClient:
     return kube.KubeClient(
         credentials_for(cluster),
-        requests_per_second=cluster.api_requests_per_second,
         timeout_seconds=timeout_seconds,
+        limiter=cluster_limiter(cluster) if cluster.pk else kube.RateLimiter(cluster.api_requests_per_second),
+        traffic=cluster_traffic(cluster) if cluster.pk else None,
     )
 
 

@@ -76,6 +76,12 @@ class Cluster(models.Model):
     api_requests_per_second = models.PositiveIntegerField(
         default=20, validators=between(1, 1_000, "requests per second", "0 would mean no limit at all.")
     )
+    reconcile_interval_seconds = models.PositiveIntegerField(
+        default=600,
+        validators=between(30, 86_400, "seconds"),
+        help_text="While the watcher follows this cluster's pods (its heartbeat is recent), a full snapshot (LIST "
+        "of everything) runs only this often, as a reconcile; without a watcher, every snapshot interval.",
+    )
 
     class FileProbes(models.TextChoices):
         AUTO = "auto", "auto (not on simulated kwok nodes, which have no container files)"
@@ -345,6 +351,8 @@ class Pod(models.Model):
     restarted_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # metadata.deletionTimestamp: being deleted (graceful termination, a finalizer), still listed until it is gone.
+    terminating_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["namespace", "name"]

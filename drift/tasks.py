@@ -28,6 +28,7 @@ from drift.models import Cluster, SnapshotRun
 from drift.rollout import follow_rollouts
 from drift.snapshot import snapshot
 from drift.snapshot.retention import prune_versions as prune_old_versions
+from drift.snapshot.watch import WATCH_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,24 @@ def check_cluster_connection(cluster_id: int) -> str:
     return check_cluster(Cluster.objects.get(pk=cluster_id))
 
 
+# The watcher heartbeats at least at every watch it opens (each ends after WATCH_TIMEOUT_SECONDS): silent for
+# longer than this, it is taken as not following the cluster, and snapshots return to their own interval.
+PODS_WATCHED_WITHIN_SECONDS = WATCH_TIMEOUT_SECONDS + 30
+
+
 def is_due(cluster: Cluster, now: datetime) -> bool:
     started = cluster.runs.order_by("-started_at").values_list("started_at", flat=True).first()
-    return started is None or now - started >= timedelta(seconds=cluster.snapshot_interval_seconds)
+    return started is None or now - started >= timedelta(seconds=snapshot_period(cluster, now))
+
+
+def snapshot_period(cluster: Cluster, now: datetime) -> int:
+    """Seconds between full snapshots: the snapshot interval, or, while the watcher follows the cluster's pods
+    (drift.snapshot.podwatch), the reconcile interval, when longer."""
+    heartbeat = cluster.watch_heartbeat_at
+    watched = heartbeat is not None and now - heartbeat <= timedelta(seconds=PODS_WATCHED_WITHIN_SECONDS)
+    if watched:
+        return max(cluster.snapshot_interval_seconds, cluster.reconcile_interval_seconds)
+    return cluster.snapshot_interval_seconds
 
 
 @shared_task(soft_time_limit=SNAPSHOT_SOFT_TIME_LIMIT, time_limit=SNAPSHOT_TIME_LIMIT)

@@ -39,6 +39,9 @@ class FaultProxy:
         # Given each request line: "answer" passes the request on but drops the API server's answer (the change
         # is applied, the client never learns it); "request" drops the request itself; None passes it through.
         self.lose: Callable[[str], str | None] | None = None
+        # Given each request line: a number of seconds answers it 429 Too Many Requests with that Retry-After, as
+        # API priority and fairness does when a flow's queue is full; None passes it through.
+        self.throttle: Callable[[str], int | None] | None = None
         self._stop = threading.Event()
         self._stalled: list[socket.socket] = []
         self._open: list[socket.socket] = []
@@ -125,11 +128,21 @@ class FaultProxy:
             head += chunk
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         lost = self.lose(request_line) if self.lose else None
-        if self.lose:
+        if self.lose or self.throttle:
             # One request per connection, so that every request line passes through here (keep-alive would
             # carry later requests past it unseen).
             head = head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
         if lost == "request":
+            client.close()
+            return
+        retry_after = self.throttle(request_line) if self.throttle else None
+        if retry_after is not None:
+            body = b'{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"TooManyRequests","code":429}'
+            client.sendall(
+                b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                + f"Retry-After: {retry_after}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
             client.close()
             return
         if lost == "answer":

@@ -39,8 +39,16 @@ EXEC_CALLS = {("", "pods/exec"): {"create", "get"}}
 # The web process restores a ConfigMap version inside the request: drift/restore.py (GET, dry-run PUT, PUT).
 RESTORE_CALLS = {("", "configmaps"): {"get", "update"}}
 CLUSTER_ONLY_CALLS = {("", "nodes"): {"list"}, ("", "namespaces"): {"list"}}
-# The watcher (drift/snapshot/watch.py): LIST then WATCH of ConfigMaps and Secrets, nothing else.
-WATCH_CALLS = {("", "configmaps"): {"list", "watch"}, ("", "secrets"): {"list", "watch"}}
+# The watcher (drift/snapshot/watch.py, podwatch.py): LIST then WATCH of ConfigMaps, Secrets and pods, the pods'
+# owners (a LIST, and a GET of one created since), and (unless read-only) the exec probes its events call for.
+WATCH_CALLS = {
+    ("", "configmaps"): {"list", "watch"},
+    ("", "secrets"): {"list", "watch"},
+    ("", "pods"): {"list", "watch"},
+    ("apps", "replicasets"): {"list", "get"},
+    ("batch", "jobs"): {"list", "get"},
+}
+WATCH_CLUSTER_ONLY_CALLS = {("", "nodes"): {"list", "get"}}
 
 
 def merged(*calls: dict[tuple[str, str], set[str]]) -> dict[tuple[str, str], set[str]]:
@@ -57,13 +65,16 @@ ACCOUNT_CALLS = {
     "cluster-wide": {
         "web": merged(ROLLOUT_CALLS, RESTORE_CALLS),
         "worker": merged(WORKER_NAMESPACED_CALLS, CLUSTER_ONLY_CALLS),
-        "watcher": WATCH_CALLS,
+        "watcher": merged(WATCH_CALLS, EXEC_CALLS, WATCH_CLUSTER_ONLY_CALLS),
     },
-    "cluster-wide read-only": {"worker": merged(SNAPSHOT_CALLS, CLUSTER_ONLY_CALLS), "watcher": WATCH_CALLS},
+    "cluster-wide read-only": {
+        "worker": merged(SNAPSHOT_CALLS, CLUSTER_ONLY_CALLS),
+        "watcher": merged(WATCH_CALLS, WATCH_CLUSTER_ONLY_CALLS),
+    },
     "namespaced": {
         "web": merged(ROLLOUT_CALLS, RESTORE_CALLS),
         "worker": WORKER_NAMESPACED_CALLS,
-        "watcher": WATCH_CALLS,
+        "watcher": merged(WATCH_CALLS, EXEC_CALLS),
     },
     "namespaced read-only": {"worker": SNAPSHOT_CALLS, "watcher": WATCH_CALLS},
 }
@@ -177,7 +188,7 @@ def test_the_web_account_can_neither_exec_nor_list_secrets_nor_watch() -> None:
         assert not can(documents, "web", verb, group, resource, "demo"), (verb, resource)
     assert can(documents, "web", "patch", "apps", "daemonsets", "demo")
     assert can(documents, "worker", "create", "", "pods/exec", "demo")
-    assert not can(documents, "watcher", "list", "", "pods", "demo")
+    assert not can(documents, "watcher", "patch", "apps", "deployments", "demo")
     assert not can(documents, "worker", "watch", "", "secrets", "demo")
 
 
@@ -232,7 +243,7 @@ def test_the_watcher_gets_its_deployment_and_account_only_when_enabled() -> None
     documents = render(*SECRET, *WATCHER)
     command = pod_specs(documents)["dw-driftwatch-watcher"]["containers"][0]["command"]
     assert command == ["python", "manage.py", "watch", "--lease-seconds", "15"]
-    assert granted_to(documents, "watcher") == WATCH_CALLS
+    assert granted_to(documents, "watcher") == ACCOUNT_CALLS["cluster-wide"]["watcher"]
 
 
 def test_the_watcher_runs_two_processes_sharing_the_clusters_with_the_same_account() -> None:

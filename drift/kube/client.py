@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,8 +31,6 @@ from drift.kube.errors import (
 )
 from drift.kube.exec import run_exec
 
-DEFAULT_TIMEOUT_SECONDS = 15.0
-
 
 @dataclass(frozen=True)
 class ClusterCredentials:
@@ -41,23 +39,60 @@ class ClusterCredentials:
     in_cluster: bool = False
 
 
+DEFAULT_TIMEOUT_SECONDS = 15.0
+# API priority and fairness answers 429 with Retry-After when a flow's queue is full: wait that long (at most
+# this, so that a hostile header cannot park a thread for hours) and try again, this many times.
+RETRY_AFTER_CAP_SECONDS = 60.0
+THROTTLED_RETRIES = 3
+
+
 class RateLimiter:
-    """A token bucket shared by the threads of one snapshot: at most `per_second` API requests."""
+    """A token bucket shared by every client of one cluster in a process: at most `per_second` API requests.
+    `hold` stops every request through it for a while (the API server asked us to wait)."""
 
     def __init__(self, per_second: float) -> None:
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self._next = time.monotonic()
+        self._held_until = 0.0
         self._lock = threading.Lock()
 
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._held_until = max(self._held_until, time.monotonic() + seconds)
+
     def wait(self) -> None:
-        if not self.interval:
-            return
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
+            start = max(now, self._held_until, self._next if self.interval else now)
             self._next = start + self.interval
         if start > now:
             time.sleep(start - now)
+
+
+@dataclass
+class Traffic:
+    """Requests sent and response bytes read (watch streams included), shared like the limiter by every client
+    of one cluster in a process: what Driftwatch costs the API server, as the benchmarks report it."""
+
+    requests: int = 0
+    bytes_read: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, requests: int = 0, bytes_read: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.bytes_read += bytes_read
+
+
+def retry_after_seconds(error: ApiException) -> float:
+    """The Retry-After of a 429 in seconds (API priority and fairness sends whole seconds), bounded; 1 s when
+    absent or not a number."""
+    value = (error.headers or {}).get("Retry-After", "") if hasattr(error, "headers") else ""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 1.0
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
 
 
 def load_configuration(credentials: ClusterCredentials) -> k8s_client.Configuration:
@@ -113,12 +148,16 @@ class KubeClient:
         credentials: ClusterCredentials,
         requests_per_second: float = 0,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        limiter: RateLimiter | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         self.configuration = load_configuration(credentials)
         self.api = k8s_client.ApiClient(self.configuration)
-        self.limiter = RateLimiter(requests_per_second)
+        self.limiter = limiter or RateLimiter(requests_per_second)
+        self.traffic = traffic or Traffic()
         self.timeout_seconds = timeout_seconds
         self.request_count = 0
+        self.throttled_count = 0
         self._count_lock = threading.Lock()
 
     def close(self) -> None:
@@ -141,29 +180,41 @@ class KubeClient:
         content_type: str = "application/json",
         what: str = "",
     ) -> dict[str, Any]:
-        """One API request returning the decoded JSON body. `what` names the permission for a 403."""
-        self.limiter.wait()
-        with self._count_lock:
-            self.request_count += 1
+        """One API request returning the decoded JSON body. `what` names the permission for a 403. A 429 (API
+        priority and fairness) waits its Retry-After, for every request through this limiter, and tries again."""
         query_params = [(key, value) for key, value in (query or {}).items() if value not in (None, "")]
-        try:
-            response = self.api.call_api(
-                path,
-                method,
-                query_params=query_params,
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=self.timeout_seconds,
-            )
-        except ApiException as error:
-            raise translate_api_exception(error, what or f"{method} {path}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
-        raw = response.data
-        return json.loads(raw) if raw else {}
+        for attempt in range(THROTTLED_RETRIES + 1):
+            self.limiter.wait()
+            with self._count_lock:
+                self.request_count += 1
+            try:
+                response = self.api.call_api(
+                    path,
+                    method,
+                    query_params=query_params,
+                    header_params={"Accept": "application/json", "Content-Type": content_type},
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _return_http_data_only=True,
+                    _request_timeout=self.timeout_seconds,
+                )
+            except ApiException as error:
+                if error.status == 429 and attempt < THROTTLED_RETRIES:
+                    self._throttled(error)
+                    continue
+                raise translate_api_exception(error, what or f"{method} {path}") from None
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
+            raw = response.data
+            self.traffic.add(1, len(raw or b""))
+            return json.loads(raw) if raw else {}
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _throttled(self, error: ApiException) -> None:
+        with self._count_lock:
+            self.throttled_count += 1
+        self.limiter.hold(retry_after_seconds(error))
 
     @property
     def api_server(self) -> str:
@@ -203,7 +254,8 @@ class KubeClient:
     ) -> Iterator[dict[str, Any]]:
         """Yield the events of one WATCH from `resource_version`, with bookmarks, until the API server ends it
         (after `timeout_seconds`). Raises Gone on a 410 (as an answer or as an ERROR event), Stalled when
-        nothing arrives for `stall_seconds`, Unreachable when the connection breaks."""
+        nothing arrives for `stall_seconds`, Unreachable when the connection breaks. A 429 holds the limiter for
+        its Retry-After and raises ApiRefused: the caller opens the watch again, after that wait."""
         self.limiter.wait()
         with self._count_lock:
             self.request_count += 1
@@ -219,13 +271,15 @@ class KubeClient:
         except ApiException as error:
             if error.status == 410:
                 raise Gone(f"{what}: resourceVersion {resource_version} is gone", oldest_kept(error.body)) from None
+            if error.status == 429:
+                self._throttled(error)
             raise translate_api_exception(error, what) from None
         except urllib3.exceptions.ReadTimeoutError:
             raise Stalled(f"{what}: no answer for {stall_seconds:.0f} s") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
         try:
-            for line in _lines(response):
+            for line in _lines(response, self.traffic):
                 try:
                     event = json.loads(line)
                     kind, obj = event["type"], event["object"]
@@ -282,13 +336,17 @@ class KubeClient:
         self.limiter.wait()
         with self._count_lock:
             self.request_count += 1
-        return run_exec(self.configuration, self.api, (namespace, pod, container), command, timeout_seconds)
+        output = run_exec(self.configuration, self.api, (namespace, pod, container), command, timeout_seconds)
+        self.traffic.add(1, len(output))
+        return output
 
 
-def _lines(response: Any) -> Iterator[bytes]:
+def _lines(response: Any, traffic: Traffic) -> Iterator[bytes]:
     """The newline-separated JSON events of a watch response, as the chunks arrive."""
     pending = b""
+    traffic.add(requests=1)
     for chunk in response.stream(amt=None, decode_content=False):
+        traffic.add(bytes_read=len(chunk))
         pending += chunk
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)

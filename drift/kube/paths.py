@@ -54,5 +54,22 @@ def core_path(plural: str, namespace: str, name: str = "") -> str:
     return f"{path}/{_segment(validate_name(name))}" if name else path
 
 
+# The owners a pod's verdict reads through (a ReplicaSet's Deployment, a Job's CronJob): their API group paths.
+_OWNER_COLLECTIONS = {
+    "ReplicaSet": "/apis/apps/v1/namespaces/{}/replicasets",
+    "Job": "/apis/batch/v1/namespaces/{}/jobs",
+}
+
+
+def owner_path(kind: str, namespace: str, name: str) -> str:
+    """The API path of one ReplicaSet or Job (validated, quoted)."""
+    collection = _OWNER_COLLECTIONS[kind].format(_segment(validate_namespace(namespace)))
+    return f"{collection}/{_segment(validate_name(name))}"
+
+
+def node_path(name: str) -> str:
+    return f"/api/v1/nodes/{_segment(validate_name(name))}"
+
+
 def exec_permission(namespace: str) -> str:
     return f"create pods/exec in {namespace}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -97,18 +98,24 @@ _CANDIDATE_FIELDS = {
 READ_ONLY = "read-only cluster: Driftwatch does not exec into its pods (verdict inferred from times)"
 
 
-def plan_probes(cluster: Cluster, listing: Listing, now: datetime) -> tuple[list[ProbeTask], list[Observation]]:
+def plan_probes(
+    cluster: Cluster, listing: Listing, now: datetime, pod_ids: Collection[int] | None = None
+) -> tuple[list[ProbeTask], list[Observation]]:
     """Which containers to exec into, and the observations we can write without exec (simulated nodes).
 
     A container is probed when it has not been observed yet (a new run: env is fixed per run), and a
     volume consumer again when its source changed after the last observation, or its last read showed
     older content and the propagation window is not over yet. A read that failed for a passing reason
-    (timeout, broken connection) is tried again with backoff (drift.verdicts.refresh.retry_due)."""
+    (timeout, broken connection) is tried again with backoff (drift.verdicts.refresh.retry_due).
+
+    `pod_ids`: only these pods' containers (the watcher's planner after pod events), instead of the cluster's."""
     window = timedelta(seconds=cluster.propagation_window_seconds)
     running = Consumption.objects.filter(
         container__pod__cluster=cluster, container__pod__deleted_at=None, container__ended_at=None,
         container__running=True,
     )  # fmt: skip
+    if pod_ids is not None:
+        running = running.filter(container__pod_id__in=list(pod_ids))
     # Only two kinds of consumer can need a probe, and both are found without loading the others:
     # never observed, or a volume whose source changed recently enough for the kubelet to be busy.
     observed = Exists(Observation.objects.filter(consumption=OuterRef("pk")))

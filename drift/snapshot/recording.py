@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from drift import audit, metrics, podspec
 from drift.attribution import attribute_versions
@@ -146,6 +147,70 @@ def _record_past_version(
 
 def _number(version: SourceVersion) -> int:
     return int(version.resource_version)
+def record_pods(cluster: Cluster, listing: Listing, now: datetime) -> Recorded:
+    """The pod watcher's relist: the pods and container runs of a full listing, compared as a snapshot does."""
+    recorded = Recorded()
+    with transaction.atomic():
+        lock_sources(cluster)
+        _record_pods(cluster, listing, now, recorded)
+    return recorded
+
+
+@dataclass
+class RecordedPod:
+    """What one pod event wrote, and what it means for what is judged and probed."""
+
+    rows: int = 0
+    workload_id: int | None = None
+    new_containers: bool = False
+    pod_id: int | None = None
+
+
+def record_pod_event(
+    cluster: Cluster, item: dict[str, Any], listing: Listing, now: datetime, deleted: bool = False
+) -> RecordedPod:
+    """One watch event of a pod, recorded as a snapshot would record the pod: created with its workload when new,
+    new container runs with what they consume, runs that stopped or are gone; a deletion ends the pod and its
+    runs. `listing` carries what a pod alone does not say (its owners, simulated nodes, ignored ConfigMaps).
+    Nothing is written when nothing changed."""
+    metadata = item.get("metadata") or {}
+    uid = metadata.get("uid", "")
+    recorded = Recorded()
+    with transaction.atomic():
+        lock_sources(cluster)
+        stored = Pod.objects.filter(cluster=cluster, uid=uid).values_list("pk", "workload_id", "deleted_at").first()
+        if stored is not None and stored[2] is not None:
+            return RecordedPod()  # an event older than the deletion we already know of
+        if deleted:
+            if stored is None:
+                return RecordedPod()
+            changes = ContainerChanges(
+                ended=list(
+                    ContainerInstance.objects.filter(pod_id=stored[0], ended_at=None).values_list("pk", flat=True)
+                )
+            )
+            recorded.rows += Pod.objects.filter(pk=stored[0]).update(deleted_at=now)
+            _write_container_changes(changes, now, recorded)
+            return RecordedPod(recorded.rows, stored[1])
+        known = _known_pods(cluster, uid=uid, workload=_workload_key(metadata, listing))
+        pod = _record_pod(cluster, item, listing, known, now, recorded)
+        changes = ContainerChanges()
+        _compare_containers(pod, item, listing, known.instances.get(pod.pk, {}), now, changes)
+        # A run that ended does not come back: an event may show a container as it was before (a pending status
+        # again while the pod is deleted), which must not record that run a second time.
+        ended = set(
+            ContainerInstance.objects.filter(pod_id=pod.pk).exclude(ended_at=None).values_list("name", "container_id")
+        )
+        changes.new = [(run, specs) for run, specs in changes.new if (run.name, run.container_id) not in ended]
+        new_containers = bool(changes.new)
+        _write_container_changes(changes, now, recorded)
+        workload_id = Pod.objects.filter(pk=pod.pk).values_list("workload_id", flat=True).first()
+    return RecordedPod(recorded.rows, workload_id, new_containers, pod.pk)
+
+
+def _workload_key(metadata: dict[str, Any], listing: Listing) -> tuple[str, str, str]:
+    kind, name = podspec.top_owner(metadata, listing.owners)
+    return kind, metadata.get("namespace", ""), name
 
 
 def lock_sources(cluster: Cluster) -> None:
@@ -330,6 +395,8 @@ class KnownPod:
     pk: int
     namespace: str
     started_at: datetime | None
+    first_seen: datetime | None = None
+    terminating: bool = False
 
 
 @dataclass
@@ -355,15 +422,25 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
     known = _known_pods(cluster)
     changes = ContainerChanges()
     seen: set[str] = set()
+    # The pod watcher records beside the snapshot: what it wrote after this listing was read is newer than the
+    # listing, and the listing must not undo it (a deleted pod listed alive, a container run it replaced).
+    ended, touched = _recorded_since(cluster, listing)
     for item in listing.pods:
         metadata = item.get("metadata") or {}
-        seen.add(metadata.get("uid", ""))
+        uid = metadata.get("uid", "")
+        seen.add(uid)
+        if uid in ended:
+            continue
         pod = _record_pod(cluster, item, listing, known, now, recorded)
-        _compare_containers(pod, item, listing, known.instances.get(pod.pk, {}), now, changes)
+        if pod.pk not in touched:
+            _compare_containers(pod, item, listing, known.instances.get(pod.pk, {}), now, changes)
     gone_pods = [
         pod.pk
         for uid, pod in known.pods.items()
-        if uid not in seen and listing.fully_read(WorkloadKind.POD.plural, pod.namespace)
+        if uid not in seen
+        and listing.fully_read(WorkloadKind.POD.plural, pod.namespace)
+        # recorded (by the watcher) after this listing was read: not gone, just newer than the listing
+        and (listing.started_at is None or pod.first_seen is None or pod.first_seen < listing.started_at)
     ]
     if gone_pods:
         recorded.rows += Pod.objects.filter(pk__in=gone_pods).update(deleted_at=now)
@@ -373,23 +450,41 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
     _write_container_changes(changes, now, recorded)
 
 
-def _known_pods(cluster: Cluster) -> KnownPods:
+def _recorded_since(cluster: Cluster, listing: Listing) -> tuple[set[str], set[int]]:
+    """Pods (uids) ended, and pods (pks) whose container runs were recorded or ended, since the listing began."""
+    if listing.started_at is None:
+        return set(), set()
+    since = listing.started_at
+    ended = set(Pod.objects.filter(cluster=cluster, deleted_at__gte=since).values_list("uid", flat=True))
+    touched = set(
+        ContainerInstance.objects.filter(pod__cluster=cluster, pod__deleted_at=None)
+        .filter(Q(first_seen__gte=since) | Q(ended_at__gte=since))
+        .values_list("pod_id", flat=True)
+    )
+    return ended, touched
+
+
+def _known_pods(cluster: Cluster, uid: str | None = None, workload: tuple[str, str, str] | None = None) -> KnownPods:
+    """Every live pod of the cluster, or (a watch event) only the pod `uid` and the `workload` it belongs to."""
+    live_pods = Pod.objects.filter(cluster=cluster, deleted_at=None)
+    live_runs = ContainerInstance.objects.filter(pod__cluster=cluster, pod__deleted_at=None, ended_at=None)
+    workloads_of = Workload.objects.filter(cluster=cluster)
+    if uid is not None:
+        live_pods, live_runs = live_pods.filter(uid=uid), live_runs.filter(pod__uid=uid)
+    if workload is not None:
+        workloads_of = workloads_of.filter(kind=workload[0], namespace=workload[1], name=workload[2])
     pods = {
-        uid: KnownPod(pk, namespace, started_at)
-        for pk, uid, namespace, started_at in Pod.objects.filter(cluster=cluster, deleted_at=None).values_list(
-            "pk", "uid", "namespace", "started_at"
+        uid: KnownPod(pk, namespace, started_at, first_seen, terminating is not None)
+        for pk, uid, namespace, started_at, first_seen, terminating in live_pods.values_list(
+            "pk", "uid", "namespace", "started_at", "first_seen", "terminating_since"
         )
     }
     instances: dict[int, dict[tuple[str, str], tuple[int, bool]]] = defaultdict(dict)
-    for pk, pod_id, name, identity, running in ContainerInstance.objects.filter(
-        pod__cluster=cluster, pod__deleted_at=None, ended_at=None
-    ).values_list("pk", "pod_id", "name", "container_id", "running"):
+    for pk, pod_id, name, identity, running in live_runs.values_list("pk", "pod_id", "name", "container_id", "running"):
         instances[pod_id][(name, identity)] = (pk, running)
     workloads = {
         (kind, namespace, name): pk
-        for pk, kind, namespace, name in Workload.objects.filter(cluster=cluster).values_list(
-            "pk", "kind", "namespace", "name"
-        )
+        for pk, kind, namespace, name in workloads_of.values_list("pk", "kind", "namespace", "name")
     }
     return KnownPods(pods, instances, workloads)
 
@@ -403,6 +498,8 @@ def _record_pod(
     uid, namespace = metadata.get("uid", ""), metadata.get("namespace", "")
     pod_started = podspec.parse_time((item.get("status") or {}).get("startTime"))
     node_name = (item.get("spec") or {}).get("nodeName") or ""
+    # Being deleted (graceful termination, a finalizer): still listed, no longer a replica that stays.
+    terminating_since = podspec.parse_time(metadata.get("deletionTimestamp"))
     pod = known.pods.get(uid)
     if pod is None:
         kind, name = podspec.top_owner(metadata, listing.owners)
@@ -416,13 +513,17 @@ def _record_pod(
         created = Pod.objects.create(
             cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
             uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
-            restarted_at=podspec.restarted_at(metadata),
+            restarted_at=podspec.restarted_at(metadata), terminating_since=terminating_since,
         )  # fmt: skip
-        pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started)
+        pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started, now, terminating_since is not None)
         recorded.rows += 1
-    elif pod.started_at is None and pod_started is not None:
+        return pod
+    if pod.started_at is None and pod_started is not None:
         # First seen while pending: the kubelet has taken it since.
         Pod.objects.filter(pk=pod.pk).update(started_at=pod_started, node_name=node_name)
+        recorded.rows += 1
+    if terminating_since is not None and not pod.terminating:
+        Pod.objects.filter(pk=pod.pk).update(terminating_since=terminating_since)
         recorded.rows += 1
     return pod
 

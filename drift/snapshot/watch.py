@@ -1,14 +1,16 @@
-"""Every version, within seconds: a long-running watch of each cluster's ConfigMaps and Secrets.
+"""Every version, within seconds: the long-running watches of each cluster this process holds the lease of.
 
-Per (cluster, resource) one thread: LIST (paginated) and record what it holds through the snapshot's own
-recorder (drift.snapshot.recording), then WATCH from the LIST's resourceVersion with bookmarks, recording
-each event as it comes. A 410 Gone (the resourceVersion was compacted away) relists; a broken connection or
-an API server that is down reconnects with a capped, jittered backoff and resumes from the last
-resourceVersion seen, and so is a database that is down (PostgreSQL restarting: the event that failed comes
-again); a watch that stays silent (no event, no bookmark) longer than `stall_seconds` is
-dropped and restarted. Secret values are hashed in drift.snapshot.listing.listed_source as each object is
-read and go no further. The periodic snapshot stays the reconciler: when this process is down, only the
-versions in between are missed, and the overview says so (Cluster.watch_heartbeat_at)."""
+Per (cluster, resource) one thread (`cluster_watches` names them: ConfigMaps, Secrets, pods in
+drift.snapshot.podwatch, and the probe planner): LIST (paginated) and record what it holds through the snapshot's
+own recorder (drift.snapshot.recording), then WATCH from the LIST's resourceVersion with bookmarks, recording each
+event as it comes. A 410 Gone relists, then replays from the oldest resourceVersion the API server still holds; a
+broken connection, an API server that is down and a database that is down (PostgreSQL restarting: the event that
+failed comes again) reconnect with a capped, jittered backoff and resume from the last resourceVersion recorded; a
+watch that stays silent (no event, no bookmark) longer than `stall_seconds` is dropped and restarted. Where a
+source watch had recorded up to is kept twice, for two different ends: in `WatchPosition` (a watcher killed and
+started again resumes there) and in the cluster's lease row (drift.snapshot.leases: the process that takes a
+cluster over resumes there). Secret values are hashed in drift.snapshot.listing.listed_source as each object is
+read and go no further. The periodic snapshot stays the reconciler, run rarely while the watcher is alive."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
@@ -68,28 +71,28 @@ class Backoff:
         self.attempt = 0
 
 
-@dataclass
-class SourceWatch:
-    """The watch of one resource (ConfigMaps or Secrets) of one cluster. `run` returns when `stop` is set
-    or the cluster is no longer registered."""
+class ResourceWatch:
+    """What every watch of one resource of one cluster shares: LIST then WATCH from the LIST's resourceVersion,
+    relist on 410, reconnect with backoff, restart a stalled watch, heartbeat. A subclass (a dataclass with
+    these fields) says what it watches (`label`), how it lists (`relist`) and follows a watch (`watch`). `run`
+    returns when `stop` is set or the cluster is no longer registered."""
 
     cluster_id: int
-    kind: SourceKind
     stop: threading.Event
-    stall_seconds: float = DEFAULT_STALL_SECONDS
+    stall_seconds: float
     # Where the first watch starts; None: from a fresh LIST (a test sets an old one to meet a real 410).
-    resume_from: str | None = None
+    resume_from: str | None
     # What happened, for logs and tests: relists, watches opened, events recorded, 410s, stalls, errors.
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int]
     # The resourceVersion up to which every event is recorded: the lease keeps it, so that the next holder of the
     # cluster resumes there (drift.snapshot.leases).
-    recorded_up_to: str = ""
-    _last_heartbeat: float = 0.0
-    _last_position: float = 0.0
+    recorded_up_to: str
+    _last_heartbeat: float
 
     @property
-    def resource(self) -> str:
-        return self.kind.plural
+    def label(self) -> str:
+        """What it watches, in words; also the key of its resume point in the cluster's lease."""
+        raise NotImplementedError
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -123,20 +126,15 @@ class SourceWatch:
                     backoff.reset()
                 except kube.Gone as gone:
                     self.count("gone")
-                    log.info("watch of %s %s: 410 Gone, relisting", name, self.kind.plural)
+                    log.info("watch of %s %s: 410 Gone, relisting", name, self.label)
                     resource_version, replay_from = None, gone.oldest
                 except kube.Stalled:
                     self.count("stalled")
-                    log.warning(
-                        "watch of %s %s stalled for %.0f s; restarting",
-                        name,
-                        self.kind.plural,
-                        self.stall_seconds,
-                    )
+                    log.warning("watch of %s %s stalled for %.0f s; restarting", name, self.label, self.stall_seconds)
                 except kube.KubeError as error:
                     self.count("errors")
                     delay = backoff.next_delay()
-                    log.warning("watch of %s %s: %s; again in %.1f s", name, self.kind.plural, error, delay)
+                    log.warning("watch of %s %s: %s; again in %.1f s", name, self.label, error, delay)
                     self.stop.wait(delay)
                 except DatabaseError as error:
                     # PostgreSQL restarting or unreachable: the event that failed is not recorded, so the position
@@ -144,11 +142,66 @@ class SourceWatch:
                     self.count("database errors")
                     connection.close()
                     delay = backoff.next_delay()
-                    log.warning("watch of %s %s: database: %s; again in %.1f s", name, self.kind.plural,
+                    log.warning("watch of %s %s: database: %s; again in %.1f s", name, self.label,
                                 first_line(error), delay)  # fmt: skip
                     self.stop.wait(delay)
         finally:
             connection.close()  # this thread's own connection
+
+    def saved_position(self) -> str | None:
+        """Where a watch of this resource stopped last, kept in the database; None: start from a fresh LIST."""
+        return None
+
+    def save_position(self, resource_version: str, force: bool = False) -> None:
+        """Remember the resourceVersion up to which every event is recorded (nothing, unless the resource keeps
+        one)."""
+        self.recorded_up_to = resource_version or self.recorded_up_to
+
+    def relist(self, cluster: Cluster, client: kube.KubeClient) -> str:
+        """Record the full list of the resource and return its resourceVersion."""
+        raise NotImplementedError
+
+    def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff) -> str:
+        """Follow one watch until the API server ends it; returns the resourceVersion to resume from."""
+        raise NotImplementedError
+
+    def heartbeat(self, force: bool = False) -> None:
+        now = timezone.now()
+        moment = now.timestamp()
+        if force or moment - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
+            self._last_heartbeat = moment
+            if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
+                self.stop.set()  # the cluster was removed
+
+
+@dataclass
+class SourceWatch(ResourceWatch):
+    """The watch of one resource (ConfigMaps or Secrets) of one cluster."""
+
+    cluster_id: int
+    kind: SourceKind
+    stop: threading.Event
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    resume_from: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    recorded_up_to: str = ""
+    _last_heartbeat: float = 0.0
+    _last_position: float = 0.0
+    # Called after a new version was recorded (the probe planner: volume consumers may need a read).
+    on_change: Callable[[], None] | None = None
+
+    # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one watch per namespace.
+    namespace: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.plural} in {self.namespace}" if self.namespace else self.kind.plural
+
+    @property
+    def path(self) -> str:
+        if not self.namespace:
+            return WATCHED[self.kind]
+        return WATCHED[self.kind].replace("/v1/", f"/v1/namespaces/{kube.validate_namespace(self.namespace)}/", 1)
 
     # -- LIST ---------------------------------------------------------------------------------------------
 
@@ -159,10 +212,11 @@ class SourceWatch:
         hashers = self._hashers(cluster)
         listing = Listing(ignored_patterns=tuple(cluster.ignored_config_maps), started_at=started)
         # Only this resource was read: the other one's sources are neither seen nor gone.
-        listing.complete = {kind.plural: (None if kind == self.kind else set()) for kind in SourceKind}
+        scope: set[str] | None = {self.namespace} if self.namespace else None
+        listing.complete = {kind.plural: (scope if kind == self.kind else set()) for kind in SourceKind}
         token, resource_version = "", ""
         while True:
-            page = client.list_page(WATCHED[self.kind], f"list {self.kind.plural}", token)
+            page = client.list_page(self.path, f"list {self.label}", token)
             for item in page.get("items") or []:
                 if not self._ignored(cluster, item):
                     listing.sources.append(listed_source(self.kind, item, hashers))
@@ -179,24 +233,20 @@ class SourceWatch:
 
     # -- WATCH --------------------------------------------------------------------------------------------
 
-    def watch(
-        self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff | None = None
-    ) -> str:
+    def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff) -> str:
         """Follow one watch until the API server ends it; returns the resourceVersion to resume from."""
         self.count("watches")
         hashers = self._hashers(cluster)
         events = client.watch(
-            WATCHED[self.kind], resource_version, f"watch {self.kind.plural}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
+            self.path, resource_version, f"watch {self.label}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
         )
         self.heartbeat(force=True)
         for event in events:
             if self.stop.is_set():
                 break
             resource_version = self.handle(cluster, event, hashers) or resource_version
-            self.recorded_up_to = resource_version
             self.save_position(resource_version)
-            if backoff is not None:
-                backoff.reset()  # the API server answers again: a later outage starts from the first delay
+            backoff.reset()  # the API server answers again: a later outage starts from the first delay
         self.save_position(resource_version, force=True)
         return resource_version
 
@@ -213,18 +263,14 @@ class SourceWatch:
             if recorded.rows:
                 # The pods reading it may have turned stale (or missing) this moment: their stored verdicts too.
                 verdicts.source_changed(cluster, listed.namespace, listed.kind, listed.name)
+                if self.on_change:
+                    self.on_change()
             self.count("events")
         return str(metadata.get("resourceVersion") or "")
 
-    def heartbeat(self, force: bool = False) -> None:
-        now = timezone.now()
-        moment = now.timestamp()
-        if force or moment - self._last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
-            self._last_heartbeat = moment
-            if not Cluster.objects.filter(pk=self.cluster_id).update(watch_heartbeat_at=now):
-                self.stop.set()  # the cluster was removed
-
     def saved_position(self) -> str | None:
+        if self.namespace:
+            return None  # one position per cluster and kind: a namespaced cluster's watches start from a LIST
         return (
             WatchPosition.objects.filter(cluster_id=self.cluster_id, kind=self.kind)
             .values_list("resource_version", flat=True)
@@ -235,8 +281,11 @@ class SourceWatch:
         """Remember, at most every POSITION_EVERY_SECONDS, the resourceVersion up to which every event is recorded
         (a bookmark's too). A watcher that resumes from an older one meets events it recorded already: recording
         them again writes nothing."""
+        super().save_position(resource_version)
         moment = time.monotonic()
-        if not resource_version or (not force and moment - self._last_position < POSITION_EVERY_SECONDS):
+        if self.namespace or not resource_version:
+            return
+        if not force and moment - self._last_position < POSITION_EVERY_SECONDS:
             return
         self._last_position = moment
         WatchPosition.objects.update_or_create(
@@ -261,15 +310,44 @@ class SourceWatch:
         return Hashers(current, tuple(known[key_id] for key_id in sorted(stored) if key_id in known))
 
 
+class Watch(Protocol):
+    """What watch_clusters starts per cluster, each in a thread of its own."""
+
+    stop: threading.Event
+    counts: dict[str, int]
+
+    def run(self) -> None: ...
+
+
 def cluster_watches(
-    cluster_id: int, stop: threading.Event, stall_seconds: float, resume_from: dict[str, str]
-) -> list[SourceWatch]:
-    """Every watch the holder of a cluster's lease runs, each resuming from the resourceVersion the lease kept for
-    its resource (none: a fresh LIST)."""
-    return [
-        SourceWatch(cluster_id, kind, stop, stall_seconds=stall_seconds, resume_from=resume_from.get(kind.plural))
-        for kind in WATCHED
-    ]
+    cluster_id: int,
+    stop: threading.Event,
+    stall_seconds: float = DEFAULT_STALL_SECONDS,
+    resume_from: dict[str, str] | None = None,
+) -> dict[str, Watch]:
+    """Every watch of one cluster, by name: the one place that says what the watcher follows. A cluster read in
+    namespaced mode (a Role per namespace) has one watch of each kind per namespace. The ConfigMaps' and Secrets'
+    watches resume from what the cluster's lease kept (`resume_from`, by label); the pods' always list first,
+    since their owners and nodes are learnt from that list."""
+    # podwatch builds on this module's ResourceWatch, so it is imported here rather than at the top.
+    from drift.snapshot.podwatch import ClusterState, PodWatch, ProbePlanner
+
+    kept = resume_from or {}
+    cluster = Cluster.objects.get(pk=cluster_id)
+    state = ClusterState()
+    planner = ProbePlanner(cluster_id, stop, state)
+    watches: dict[str, Watch] = {}
+    for namespace in cluster.namespaces or [""]:
+        for kind in WATCHED:
+            sources = SourceWatch(cluster_id, kind, stop, stall_seconds, on_change=planner.wake, namespace=namespace)
+            sources.resume_from = kept.get(sources.label)
+            watches[sources.label] = sources
+        pods = PodWatch(
+            cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner, namespace=namespace
+        )
+        watches[pods.label] = pods
+    watches["probes"] = planner
+    return watches
 
 
 @dataclass
@@ -277,31 +355,44 @@ class _HeldCluster:
     """The running watches of one cluster this process holds."""
 
     name: str
-    watches: list[SourceWatch]
-    threads: list[threading.Thread] = field(default_factory=list)
+    watches: dict[str, Watch]
+    threads: dict[str, threading.Thread] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.threads = [self._thread(watch) for watch in self.watches]
+        self.threads = {label: self._thread(label, watch) for label, watch in self.watches.items()}
 
     def restart_the_ended(self) -> None:
         """A watch whose thread ended (an error it did not survive, or its fence passed before a late renewal)
         starts again from where it had recorded up to."""
-        for index, (watch, thread) in enumerate(zip(self.watches, self.threads, strict=True)):
-            if not thread.is_alive() and not watch.stop.is_set():
-                watch.resume_from = watch.recorded_up_to or None
-                self.threads[index] = self._thread(watch)
+        for label, watch in self.watches.items():
+            if not self.threads[label].is_alive() and not watch.stop.is_set():
+                if isinstance(watch, ResourceWatch) and not isinstance(watch, _relisting()):
+                    watch.resume_from = watch.recorded_up_to or None
+                self.threads[label] = self._thread(label, watch)
 
     def checkpoint(self) -> dict[str, str]:
-        return {watch.resource: watch.recorded_up_to for watch in self.watches if watch.recorded_up_to}
+        """What the lease keeps: per source watch, the resourceVersion up to which it recorded everything."""
+        return {
+            label: watch.recorded_up_to
+            for label, watch in self.watches.items()
+            if isinstance(watch, SourceWatch) and watch.recorded_up_to
+        }
 
     def join(self, timeout: float) -> None:
-        for thread in self.threads:
+        for thread in self.threads.values():
             thread.join(timeout=timeout)
 
-    def _thread(self, watch: SourceWatch) -> threading.Thread:
-        thread = threading.Thread(target=watch.run, name=f"watch-{self.name}-{watch.resource}", daemon=True)
+    def _thread(self, label: str, watch: Watch) -> threading.Thread:
+        thread = threading.Thread(target=watch.run, name=f"watch-{self.name}-{label}", daemon=True)
         thread.start()
         return thread
+
+
+def _relisting() -> type:
+    """The watches that always start from a LIST (pods: their owners and nodes are learnt from it)."""
+    from drift.snapshot.podwatch import PodWatch
+
+    return PodWatch
 
 
 def watch_clusters(
@@ -312,7 +403,8 @@ def watch_clusters(
 ) -> None:
     """Watch the clusters this process holds the lease of (one cluster's, or its share of every registered
     cluster's, picking up clusters added later and those another process gave back or stopped renewing), until
-    `stop`; then give the leases back."""
+    `stop`; then give the leases back. A cluster's watches share what they learn (owners, nodes, the probe
+    planner): they start and stop together."""
     keeper = leases.LeaseKeeper(leases.Holder.this_process(), lease_seconds, cluster_name)
     held: dict[int, _HeldCluster] = {}
     log.info("watcher %s started", keeper.holder)
@@ -320,27 +412,25 @@ def watch_clusters(
         while not stop.is_set():
             try:
                 change = keeper.take_round({pk: running.checkpoint() for pk, running in held.items()})
+                for cluster_id in change.lost:
+                    if cluster_id in held:
+                        log.info("stopped watching cluster %s", held.pop(cluster_id).name)
+                names = dict(Cluster.objects.filter(pk__in=change.gained).values_list("pk", "name"))
+                for cluster_id, resume_from in change.gained.items():
+                    name = names.get(cluster_id, str(cluster_id))
+                    running = _HeldCluster(
+                        name, cluster_watches(cluster_id, keeper.fence(cluster_id), stall_seconds, resume_from)
+                    )
+                    running.start()
+                    held[cluster_id] = running
+                    log.info("watching cluster %s (resuming from %s)", name, resume_from or "a fresh list")
             except DatabaseError as error:
-                # The fences run out by themselves if this lasts: no lease, no recording.
+                # PostgreSQL restarting: the fences run out by themselves if this lasts (no lease, no recording);
+                # a cluster gained but not yet started is started by the round that follows.
                 log.warning("lease round failed: database: %s", first_line(error))
                 connection.close()
                 stop.wait(keeper.renew_every)
                 continue
-            for cluster_id in change.lost:
-                if cluster_id in held:
-                    log.info("stopped watching cluster %s", held.pop(cluster_id).name)
-            try:
-                names = dict(Cluster.objects.filter(pk__in=change.gained).values_list("pk", "name"))
-            except DatabaseError:
-                names = {}  # names are for the logs only: PostgreSQL restarting must not end the process
-                connection.close()
-            for cluster_id, resume_from in change.gained.items():
-                fence = keeper.fence(cluster_id)
-                name = names.get(cluster_id, str(cluster_id))
-                running = _HeldCluster(name, cluster_watches(cluster_id, fence, stall_seconds, resume_from))
-                running.start()
-                held[cluster_id] = running
-                log.info("watching cluster %s (resuming from %s)", name, resume_from or "a fresh list")
             for running in held.values():
                 running.restart_the_ended()
             close_old_connections()
@@ -353,4 +443,4 @@ def watch_clusters(
         try:
             keeper.release_all({pk: running.checkpoint() for pk, running in held.items()})
         except DatabaseError as error:
-            log.warning("could not give the leases back (they expire by themselves): %s", error)
+            log.warning("could not give the leases back (they expire by themselves): %s", first_line(error))

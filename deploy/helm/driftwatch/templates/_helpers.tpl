@@ -128,11 +128,30 @@ runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follow
 
 {{/* The watcher (drift/snapshot/watch.py, `manage.py watch`): LIST, then WATCH from its resourceVersion. */}}
 {{- define "driftwatch.rules.watcher" -}}
+# drift/snapshot/watch.py SourceWatch, drift/snapshot/podwatch.py PodWatch (its LIST of the pods' owners, and a GET
+# of an owner created after it)
 - apiGroups: [""]
-  resources: [configmaps, secrets]
+  resources: [configmaps, secrets, pods]
   verbs: [list, watch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [list, get]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, get]
+{{- if not .Values.rbac.readOnly }}
+# drift/snapshot/podwatch.py ProbePlanner -> drift/kube/exec.py run_exec (a GET of the exec websocket, as the worker's)
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [create, get]
+{{- end }}
 {{- end -}}
-{{- define "driftwatch.clusterRules.watcher" -}}{{- end -}}
+{{- define "driftwatch.clusterRules.watcher" -}}
+# drift/snapshot/podwatch.py: simulated (kwok) nodes, listed and each new one read
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [list, get]
+{{- end -}}
 
 {{/* The register Job: /version only (open to every authenticated account). */}}
 {{- define "driftwatch.rules.register" -}}{{- end -}}
