@@ -754,6 +754,19 @@ class SsoIdentity(models.Model):
         return f"{self.user} ({self.issuer})"
 
 
+class RolloutQuerySet(models.QuerySet):
+    def going(self) -> RolloutQuerySet:
+        """Rollouts that may be changing their workload right now: `patching` (the patch or eviction is being
+        sent, or its answer is unknown) or `in_progress` (sent; the controller is replacing pods). One of them
+        blocks another rollout of the same workload, and the follower reads each of them again. Queued ones are
+        not going: nothing has been sent for them yet."""
+        return self.filter(status__in=Rollout.GOING)
+
+    def of(self, cluster: Cluster | int, kind: str, namespace: str, name: str) -> RolloutQuerySet:
+        """The rollouts of one workload (by kind and name, as Rollout rows store it)."""
+        return self.filter(cluster=cluster, kind=kind, namespace=namespace, name=name)
+
+
 class Rollout(models.Model):
     """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template."""
 
@@ -793,6 +806,8 @@ class Rollout(models.Model):
     batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
     patched_at = models.DateTimeField(null=True, blank=True, help_text="When the patch was sent.")
 
+    objects = RolloutQuerySet.as_manager()
+
     class Meta:
         ordering = ["-requested_at", "-id"]
         indexes = [models.Index(fields=["cluster", "namespace", "kind", "name", "-requested_at"])]
@@ -800,11 +815,18 @@ class Rollout(models.Model):
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} -n {self.namespace} {self.status}"
 
-    ACTIVE = (Status.IN_PROGRESS, Status.QUEUED, Status.PATCHING)
+    # Not ended yet: going (see RolloutQuerySet.going), or queued for its turn in a batch.
+    GOING = (Status.IN_PROGRESS, Status.PATCHING)
+    ACTIVE = (*GOING, Status.QUEUED)
 
     @property
     def finished(self) -> bool:
         return self.status not in self.ACTIVE
+
+    @property
+    def going(self) -> bool:
+        """The row form of RolloutQuerySet.going."""
+        return self.status in self.GOING
 
 
 def validate_webhook_url(value: str) -> None:

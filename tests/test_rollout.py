@@ -4,6 +4,8 @@ import pytest
 
 from drift.kube import InvalidName, core_path, validate_name, validate_namespace, workload_path
 from drift.rollout import (
+    KINDS,
+    ROLLABLE_KINDS,
     Target,
     busy_reason,
     config_hash,
@@ -16,6 +18,7 @@ from drift.rollout import (
     selector_string,
     update_strategy,
 )
+from drift.rollout.kinds import kinds_text
 
 KEY = "driftwatch.io/config-hash"
 
@@ -295,7 +298,7 @@ def test_namespaces_are_dns_labels_and_names_dns_subdomains(namespace, valid):
 )
 def test_each_kind_builds_its_own_path_and_permission(kind, path):
     target = Target(kind, "shop", "web")
-    assert target.path() == path == workload_path(kind, "shop", "web")
+    assert target.path() == path == workload_path("apps/v1", path.split("/")[-2], "shop", "web")
     assert target.permission("patch") == f"patch {path.split('/')[-2]}.apps in shop"
 
 
@@ -337,3 +340,33 @@ def test_a_rollout_past_the_clusters_deadline_is_stuck(kind, age, state, stuck):
     if stuck:
         assert found.state == "stuck"
         assert "not complete 60s after the patch" in found.message and "1 of 3 updated" in found.message
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet"])
+def test_each_kind_owns_where_its_template_lives_and_how_to_patch_it(kind):
+    rules = KINDS[kind]
+    workload = {"spec": {"template": {"metadata": {"annotations": {"a": "1"}}, "spec": {"containers": []}}}}
+    assert rules.pod_template(workload) == workload["spec"]["template"]
+    assert rules.pod_template({}) == {}
+    assert rules.restart_patch("k", "v") == {"spec": {"template": {"metadata": {"annotations": {"k": "v"}}}}}
+    assert rules.offers("template") and rules.offers("evict")
+
+
+def test_the_rollable_kinds_are_read_from_the_kinds_themselves():
+    assert {"Deployment", "StatefulSet", "DaemonSet"} == ROLLABLE_KINDS
+    assert not Target("ReplicaSet", "shop", "web").rollable
+    assert kinds_text() == "Deployments, StatefulSets and DaemonSets"
+
+
+@pytest.mark.django_db
+def test_going_means_patching_or_in_progress_and_nothing_else():
+    from drift.models import Cluster, Rollout
+
+    cluster = Cluster.objects.create(name="c", kubeconfig_path="/nonexistent")
+    for status in Rollout.Status.values:
+        Rollout.objects.create(cluster=cluster, kind="Deployment", namespace="shop", name=status.replace("_", "-"),
+                               requested_by="olga", annotation_key="k", status=status)  # fmt: skip
+    going = set(Rollout.objects.going().values_list("status", flat=True))
+    assert going == {"patching", "in_progress"}
+    assert {r.status for r in Rollout.objects.all() if r.going} == going
+    assert Rollout.objects.of(cluster, "Deployment", "shop", "patching").going().count() == 1

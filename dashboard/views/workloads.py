@@ -10,7 +10,7 @@ from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import workload as page
 from drift.models import Workload
 from drift.reload_settings import container_names, set_reload
-from drift.vocabulary import ROLLABLE_KINDS
+from drift.rollout.kinds import ROLLABLE_KINDS
 
 PARTIALS = {"workload-pods", "rollout-history"}
 

@@ -30,7 +30,6 @@ from drift.kube.errors import (
 )
 from drift.kube.exec import MAX_EXEC_OUTPUT_BYTES, proxy_options
 from drift.kube.paths import (
-    WORKLOAD_RESOURCES,
     core_path,
     exec_permission,
     validate_name,
@@ -42,7 +41,6 @@ from drift.kube.paths import (
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "MAX_EXEC_OUTPUT_BYTES",
-    "WORKLOAD_RESOURCES",
     "ApiRefused",
     "ClusterCredentials",
     "ExecFailed",

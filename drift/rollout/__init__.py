@@ -16,6 +16,7 @@ from drift.rollout.execute import request_rollout
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import (
     KINDS,
+    ROLLABLE_KINDS,
     WHAT_WORKS_INSTEAD,
     Progress,
     Target,
@@ -30,7 +31,6 @@ from drift.rollout.plan import Plan, SourceState, plan_rollout
 from drift.rollout.record import record_dry_run, record_outcome
 from drift.rollout.signals import rollout_completed
 from drift.rollout.template import (
-    annotation_patch,
     config_hash,
     gitops_warning,
     referenced_sources,
@@ -40,13 +40,13 @@ from drift.rollout.template import (
 
 __all__ = [
     "KINDS",
+    "ROLLABLE_KINDS",
     "WHAT_WORKS_INSTEAD",
     "Plan",
     "Progress",
     "SourceState",
     "Target",
     "advance_batch",
-    "annotation_patch",
     "busy_reason",
     "cancel_batch",
     "cancel_rollout",

@@ -25,9 +25,7 @@ _BROKEN = (Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
 def advance_batch(batch: uuid.UUID) -> list[Rollout]:
     """Refresh the batch's running rollouts and, per cluster, start the next group once none runs.
     Returns the batch's rollouts in order."""
-    for rollout in Rollout.objects.filter(
-        batch=batch, status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING]
-    ).select_related("cluster"):
+    for rollout in Rollout.objects.filter(batch=batch).going().select_related("cluster"):
         refresh_rollout(rollout)
     clusters = sorted(set(Rollout.objects.filter(batch=batch).values_list("cluster_id", flat=True)))
     for cluster_id in clusters:
@@ -47,7 +45,7 @@ def _claim_next_group(batch: uuid.UUID, cluster_id: int) -> list[Rollout]:
             .select_related("cluster")
             .order_by("id")
         )
-        if any(rollout.status in (Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING) for rollout in group):
+        if any(rollout.going for rollout in group):
             return []
         queued = [rollout for rollout in group if rollout.status == Rollout.Status.QUEUED]
         if not queued:
@@ -90,9 +88,7 @@ def cancel_batch(batch: uuid.UUID, actor: str) -> int:
 def follow_rollouts() -> dict[str, int]:
     """Everything that is moving: refresh rollouts in progress (or left `patching`) and advance batches."""
     refreshed = 0
-    for rollout in Rollout.objects.filter(
-        status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING], batch=None
-    ).select_related("cluster"):
+    for rollout in Rollout.objects.going().filter(batch=None).select_related("cluster"):
         refresh_rollout(rollout)
         refreshed += 1
     active = Rollout.objects.filter(status__in=Rollout.ACTIVE).values_list("batch", flat=True)

@@ -32,7 +32,6 @@ from drift.rollout.record import (
     record_dry_run,
     record_outcome,
 )
-from drift.rollout.template import annotation_patch
 
 
 def request_rollout(
@@ -68,13 +67,7 @@ def _request(cluster: Cluster, target: Target, actor: str, dry_run: bool, api: k
 
 def _ours_going(cluster: Cluster, target: Target) -> list[Rollout]:
     return list(
-        Rollout.objects.filter(
-            cluster=cluster,
-            kind=target.kind,
-            namespace=target.namespace,
-            name=target.name,
-            status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-        ).select_related("cluster")
+        Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going().select_related("cluster")
     )
 
 
@@ -83,13 +76,8 @@ def _claim(rollout: Rollout, plan: Plan) -> bool:
     with transaction.atomic():
         lock_cluster(rollout.cluster)
         going = (
-            Rollout.objects.filter(
-                cluster=rollout.cluster,
-                kind=rollout.kind,
-                namespace=rollout.namespace,
-                name=rollout.name,
-                status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-            )
+            Rollout.objects.of(rollout.cluster, rollout.kind, rollout.namespace, rollout.name)
+            .going()
             .exclude(pk=rollout.pk)
             .first()
         )
@@ -153,7 +141,7 @@ def patch_and_record(rollout: Rollout, plan: Plan, api: kube.KubeClient) -> Plan
     """Steps 3 and 4, for a row already recorded as `patching`."""
     target = plan.target
     try:
-        body = annotation_patch(plan.annotation_key, plan.config_hash)
+        body = target.rules.restart_patch(plan.annotation_key, plan.config_hash)
         patched = api.patch(target.path(), body, what=target.permission("patch"))
     except _CERTAIN_REFUSALS as error:
         return _not_applied(rollout, plan, error)
@@ -192,7 +180,7 @@ def settle_after_doubt(rollout: Rollout, plan: Plan, api: kube.KubeClient, error
         )
         rollout.refresh_from_db()
         return replace(plan, message=rollout.message)
-    if carries(workload, plan.annotation_key, plan.config_hash):
+    if carries(plan.target, workload, plan.annotation_key, plan.config_hash):
         generation = (workload.get("metadata") or {}).get("generation")
         record_applied(
             rollout,

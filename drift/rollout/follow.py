@@ -93,7 +93,7 @@ def settle_patching(rollout: Rollout, client: kube.KubeClient | None = None) -> 
     except kube.KubeError as error:
         log.warning("cannot settle rollout %s: %s", rollout.pk, error)
         return rollout
-    if carries(workload, rollout.annotation_key, rollout.config_hash):
+    if carries(target, workload, rollout.annotation_key, rollout.config_hash):
         generation = (workload.get("metadata") or {}).get("generation")
         record_applied(
             rollout,

@@ -1,8 +1,11 @@
-"""What Driftwatch knows about each kind it can roll out, read from the workload as the API server returns it
-(a plain dict): its update strategy, whether it is paused or busy, how far a rollout got. Pure, table-tested.
+"""Every kind Driftwatch can restart owns its shape here, read from the workload as the API server returns it (a
+plain dict): its API group and version, where its pod template lives, how to patch it, its update strategy,
+whether it is paused or busy, how far a rollout got, and which actions it offers. Pure, table-tested.
 
-One small class per kind; `KINDS` maps the kind as Kubernetes spells it to its class. The path and the
-permission of a workload are built here from validated, quoted names (drift.kube)."""
+One small class per kind (as Reloader's `workload` types); `KINDS` maps the kind as Kubernetes spells it to its
+class, and `ROLLABLE_KINDS` (the kinds a template patch restarts) is read from them: adding a kind means one class
+here, its entry in `KINDS`, and its verbs in the chart's RBAC. Callers never branch on the kind. The path and
+the permission of a workload are built from validated, quoted names (drift.kube)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any, ClassVar
 
 from drift import kube
 from drift.models import Rollout
-from drift.vocabulary import WorkloadKind
+from drift.vocabulary import RolloutAction, WorkloadKind
 
 # What a person can do instead, for the kinds a template annotation cannot restart.
 WHAT_WORKS_INSTEAD: dict[str, str] = {
@@ -72,9 +75,19 @@ def _generation_reason(workload: dict[str, Any]) -> str | None:
 
 
 class KindRules:
-    """The rules of one kind. Subclasses say how to read its strategy, business and progress."""
+    """The shape and rules of one kind. Subclasses say where its template lives, how to read its strategy,
+    business and progress, and which actions it offers."""
 
     kind: ClassVar[WorkloadKind]
+    # The API group and version its objects are served under, and its resource name in paths and RBAC.
+    group_version: ClassVar[str] = "apps/v1"
+    # Where its pod template lives in the object (a CronJob's or an Argo Rollout's differs).
+    template_at: ClassVar[tuple[str, ...]] = ("spec", "template")
+    # How a restart patch is sent: a strategic merge of the template's annotation.
+    patch_content_type: ClassVar[str] = "application/strategic-merge-patch+json"
+    # What Driftwatch can do with it: a template patch (the controller replaces every pod), an eviction of the
+    # stale pods only (the owner replaces each). The first is what "rollable" means.
+    actions: ClassVar[tuple[RolloutAction, ...]] = (RolloutAction.TEMPLATE, RolloutAction.EVICT)
     # Whether the controller itself gives up on a rollout (a Deployment's progressDeadlineSeconds). Kinds
     # without one can stay "in progress" forever: Driftwatch's own per-cluster deadline ends them.
     has_own_deadline: ClassVar[bool] = False
@@ -84,10 +97,27 @@ class KindRules:
         return self.kind.plural
 
     def path(self, namespace: str, name: str) -> str:
-        return kube.workload_path(self.kind, namespace, name)
+        return kube.workload_path(self.group_version, self.plural, namespace, name)
 
     def permission(self, verb: str, namespace: str) -> str:
-        return kube.workload_permission(self.kind, verb, namespace)
+        return kube.workload_permission(self.group_version, self.plural, verb, namespace)
+
+    def pod_template(self, workload: dict[str, Any]) -> dict[str, Any]:
+        """Its pod template ({} when it has none)."""
+        found: Any = workload
+        for key in self.template_at:
+            found = (found or {}).get(key) if isinstance(found, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    def restart_patch(self, key: str, value: str) -> dict[str, Any]:
+        """The patch that sets the template's annotation `key` to `value` (sent as `patch_content_type`)."""
+        patch: dict[str, Any] = {"metadata": {"annotations": {key: value}}}
+        for field in reversed(self.template_at):
+            patch = {field: patch}
+        return patch
+
+    def offers(self, action: str) -> bool:
+        return action in self.actions
 
     def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
         """(how the controller will replace pods, in words; why a template patch would restart nothing, or None)."""
@@ -255,6 +285,15 @@ class DaemonSet(KindRules):
 
 
 KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet())}
+# The kinds whose controllers replace every pod when the template changes: what "Roll out" patches. The one
+# definition; the vocabulary, the kube seam and the pages take it from here.
+ROLLABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.TEMPLATE))
+
+
+def kinds_text(kinds: frozenset[str] | None = None) -> str:
+    """ "Deployments, StatefulSets and DaemonSets": the kinds in words, in KINDS's order."""
+    names = [f"{kind}s" for kind in KINDS if kind in (ROLLABLE_KINDS if kinds is None else kinds)]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 @dataclass(frozen=True)
@@ -280,7 +319,7 @@ class Target:
 
     @property
     def rollable(self) -> bool:
-        return self.kind in KINDS
+        return self.kind in ROLLABLE_KINDS
 
     @property
     def rules(self) -> KindRules:
@@ -302,7 +341,7 @@ def not_rollable_reason(target: Target) -> str:
     if reason:
         return reason.format(namespace=target.namespace, name=target.name)
     return (
-        f"Driftwatch rolls out Deployments, StatefulSets and DaemonSets; {target.kind} {target.name} is none of "
+        f"Driftwatch rolls out {kinds_text()}; {target.kind} {target.name} is none of "
         "them. Restart it the way its own controller provides."
     )
 

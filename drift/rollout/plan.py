@@ -16,7 +16,6 @@ from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
 from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason
 from drift.rollout.template import (
-    annotation_patch,
     config_hash,
     gitops_warning,
     referenced_sources,
@@ -144,7 +143,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         return refused(target, refusal, **known)
 
     hasher = current_hasher()
-    template = spec.get("template") or {}
+    template = rules.pod_template(workload)
     sources = tuple(
         _source_state(api, target.namespace, kind, name, hasher) for kind, name in referenced_sources(template)
     )
@@ -155,7 +154,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
     if current == value:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
 
-    dry = api.patch(target.path(), annotation_patch(key, value), what=target.permission("patch"), dry_run=True)
+    dry = api.patch(target.path(), rules.restart_patch(key, value), what=target.permission("patch"), dry_run=True)
     dry_generation = (dry.get("metadata") or {}).get("generation")
     if dry_generation == generation:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
@@ -178,13 +177,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
 def busy(cluster: Cluster, target: Target, workload: dict[str, Any], claimed: int | None = None) -> str | None:
     """Why not now: one of our rollouts of this workload is still going (judged from the workload in hand,
     without recording anything), or the cluster shows a rollout under way (started by anyone)."""
-    ours = Rollout.objects.filter(
-        cluster=cluster,
-        kind=target.kind,
-        namespace=target.namespace,
-        name=target.name,
-        status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-    )
+    ours = Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going()
     if claimed is not None:
         ours = ours.exclude(pk=claimed)
     for rollout in ours:

@@ -120,8 +120,8 @@ def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
     return rollout
 
 
-def carries(workload: dict[str, Any], key: str, value: str) -> bool:
-    template = (workload.get("spec") or {}).get("template") or {}
+def carries(target: Target, workload: dict[str, Any], key: str, value: str) -> bool:
+    template = target.rules.pod_template(workload)
     return bool(value) and ((template.get("metadata") or {}).get("annotations") or {}).get(key) == value
 
 

@@ -90,7 +90,3 @@ def config_hash(contents: dict[tuple[str, str], str | None]) -> str:
     a Secret value. A new SECRET_KEY changes every hash: the next click then rolls out once more."""
     lines = [f"{kind}/{name}={content or 'absent'}" for (kind, name), content in sorted(contents.items())]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def annotation_patch(key: str, value: str) -> dict[str, Any]:
-    return {"spec": {"template": {"metadata": {"annotations": {key: value}}}}}

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from drift.kube import InvalidName
 from drift.models import Cluster, Rollout
-from drift.rollout import Plan, Target, refresh_rollout, request_rollout
+from drift.rollout import ROLLABLE_KINDS, Plan, Target, refresh_rollout, request_rollout
 from drift.vocabulary import WorkloadKind
 
 # kubectl's short names, beside the kind and its plural (any case): what people type.
@@ -78,7 +78,8 @@ def _kind(workload: str) -> str:
     if not name:
         raise CommandError(f"give the workload as KIND/NAME, e.g. deployment/env-demo (got {workload!r})")
     if kind.lower() not in KINDS:
-        raise CommandError(f"unknown kind {kind!r}: use deployment, statefulset or daemonset")
+        known = ", ".join(sorted(k.lower() for k in ROLLABLE_KINDS))
+        raise CommandError(f"unknown kind {kind!r}: use one of {known}")
     return KINDS[kind.lower()]
 
 
