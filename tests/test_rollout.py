@@ -18,7 +18,7 @@ from drift.rollout import (
     selector_string,
     update_strategy,
 )
-from drift.rollout.kinds import kinds_text
+from drift.rollout.kinds import controller_owner, kinds_text, owned_reason
 
 KEY = "driftwatch.io/config-hash"
 
@@ -178,7 +178,31 @@ def test_it_warns_that_gitops_tools_will_see_the_annotation_as_drift(labels, ann
     warning = gitops_warning(deployment(labels=labels, annotations=annotations), KEY)
     assert words in warning
     assert KEY in warning
-    assert "drift" in warning
+    assert "driftwatch" in warning  # the field manager to tell it by
+    if "Argo CD" in words:
+        assert "managedFieldsManagers: [driftwatch]" in warning
+        assert "RespectIgnoreDifferences=true" in warning
+    else:
+        assert "server-side apply" in warning
+
+
+@pytest.mark.parametrize(
+    ("references", "owner"),
+    [
+        ([], None),
+        ([{"kind": "Service", "name": "web", "controller": False}], None),
+        ([{"kind": "Revision", "name": "web-00001", "controller": True}], "Revision/web-00001"),
+    ],
+)
+def test_a_workload_another_controller_owns_is_refused_with_the_owner_named(references, owner):
+    workload = deployment()
+    workload["metadata"]["ownerReferences"] = references
+    assert controller_owner(workload) == owner
+    reason = owned_reason("Deployment", workload)
+    if owner is None:
+        assert reason is None
+    else:
+        assert f"owned by {owner}; it would revert the change" in reason
 
 
 def test_it_does_not_warn_for_helm_alone():

@@ -8,6 +8,7 @@ our own few exceptions, so the rest of Driftwatch never handles a client model o
 
 from drift.kube.client import (
     DEFAULT_TIMEOUT_SECONDS,
+    FIELD_MANAGER,
     ClusterCredentials,
     KubeClient,
     RateLimiter,
@@ -40,6 +41,7 @@ from drift.kube.paths import (
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "FIELD_MANAGER",
     "MAX_EXEC_OUTPUT_BYTES",
     "ApiRefused",
     "ClusterCredentials",

@@ -30,6 +30,11 @@ from drift.kube.errors import (
 from drift.kube.exec import run_exec
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
+# The name every write of Driftwatch carries (`?fieldManager=`): the API server records it in the object's
+# managedFields, so `kubectl get --show-managed-fields`, audit logs and GitOps tools (Argo CD's
+# ignoreDifferences.managedFieldsManagers) can tell Driftwatch's changes from anyone else's. Without it the
+# API server names the client library's user agent.
+FIELD_MANAGER = "driftwatch"
 
 
 @dataclass(frozen=True)
@@ -237,15 +242,29 @@ class KubeClient:
     def get(self, path: str, what: str) -> dict[str, Any]:
         return self.request("GET", path, what=what)
 
-    def patch(self, path: str, body: dict[str, Any], what: str, dry_run: bool = False) -> dict[str, Any]:
+    def patch(
+        self,
+        path: str,
+        body: dict[str, Any],
+        what: str,
+        dry_run: bool = False,
+        content_type: str = "application/strategic-merge-patch+json",
+    ) -> dict[str, Any]:
         return self.request(
             "PATCH",
             path,
-            query={"dryRun": "All" if dry_run else None},
+            query={"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER},
             body=body,
-            content_type="application/strategic-merge-patch+json",
+            content_type=content_type,
             what=what,
         )
+
+    def create(self, path: str, body: dict[str, Any], what: str, dry_run: bool = False) -> dict[str, Any]:
+        """A POST that creates (an object, or a subresource such as a pod's eviction), as Driftwatch's manager."""
+        return self.request(
+            "POST", path, query={"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER}, body=body,
+            what=what,
+        )  # fmt: skip
 
     # -- exec -------------------------------------------------------------------------------------
 

@@ -59,6 +59,27 @@ def deadline_exceeded(workload: dict[str, Any]) -> bool:
     return condition.get("status") == "False" and condition.get("reason") == "ProgressDeadlineExceeded"
 
 
+def controller_owner(workload: dict[str, Any]) -> str | None:
+    """ "Kind/name" of the controller that owns the workload (an ownerReference with controller: true), or None.
+    Such an owner (Knative, an operator) writes the workload's template back from its own spec."""
+    for reference in (workload.get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return f"{reference.get('kind', '?')}/{reference.get('name', '?')}"
+    return None
+
+
+def owned_reason(kind: str, workload: dict[str, Any]) -> str | None:
+    """Why a template patch must not be sent to a workload another controller owns, or None."""
+    owner = controller_owner(workload)
+    if owner is None:
+        return None
+    name = (workload.get("metadata") or {}).get("name", "")
+    return (
+        f"{kind}/{name} is owned by {owner}; it would revert the change (it writes the template back from its own "
+        f"spec). Restart it through {owner}, or restart the stale pods only: their owner replaces evicted pods."
+    )
+
+
 def _partition(spec: dict[str, Any]) -> int:
     return int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0)
 

@@ -14,7 +14,7 @@ from drift import kube
 from drift.clusters import connect
 from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
-from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason
+from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason, owned_reason
 from drift.rollout.template import (
     config_hash,
     gitops_warning,
@@ -138,6 +138,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
     generation = (workload.get("metadata") or {}).get("generation")
     strategy, refusal = rules.strategy(workload)
     known: dict[str, Any] = {"annotation_key": key, "strategy": strategy, "generation": generation}
+    refusal = owned_reason(target.kind, workload) or refusal
     refusal = refusal or rules.paused(workload) or busy(cluster, target, workload, claimed)
     if refusal:
         return refused(target, refusal, **known)
