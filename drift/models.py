@@ -20,7 +20,7 @@ from django.utils import timezone
 from drift.authorship import shown_client
 from drift.bounded import bound_fields, bounded, bounded_detail
 from drift.ignoring import default_ignored_config_maps, validate_patterns
-from drift.vocabulary import Mode, Reload, SourceKind, choices
+from drift.vocabulary import Mode, Reload, RolloutAction, SourceKind, choices
 
 ROLLOUT_DEADLINE_MAX_SECONDS = 7 * 24 * 3600
 
@@ -768,7 +768,8 @@ class RolloutQuerySet(models.QuerySet):
 
 
 class Rollout(models.Model):
-    """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template."""
+    """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template (action `template`),
+    or the eviction of its stale pods only, one group at a time (action `evict`, drift.rollout.evict)."""
 
     class Status(models.TextChoices):
         IN_PROGRESS = "in_progress", "in progress"
@@ -805,6 +806,14 @@ class Rollout(models.Model):
     available = models.PositiveIntegerField(default=0)
     batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
     patched_at = models.DateTimeField(null=True, blank=True, help_text="When the patch was sent.")
+    action = models.CharField(max_length=16, choices=choices(RolloutAction), default=RolloutAction.TEMPLATE.value)
+    # The eviction action's own record: the stale pods chosen when it was confirmed ({name, uid}, in order), the
+    # evictions sent so far ({name, uid, at}; each written here before it is sent), how many pods go at once, and
+    # how many times a PodDisruptionBudget answered 429 (wait and retry).
+    at_once = models.PositiveSmallIntegerField(default=1)
+    pods_to_restart = models.JSONField(default=list, blank=True)
+    evicted = models.JSONField(default=list, blank=True)
+    disruption_waits = models.PositiveIntegerField(default=0)
 
     objects = RolloutQuerySet.as_manager()
 

@@ -1,5 +1,7 @@
 """The pure half of drift.rollout: workloads as the API server returns them (plain dicts) in, decisions out."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from drift.kube import InvalidName, core_path, validate_name, validate_namespace, workload_path
@@ -10,6 +12,7 @@ from drift.rollout import (
     busy_reason,
     config_hash,
     gitops_warning,
+    next_step,
     not_rollable_reason,
     paused_reason,
     progress_of,
@@ -280,7 +283,7 @@ def test_the_config_hash_depends_on_content_only():
         ("Pod", "Delete it and create it again"),
         ("Job", "Delete the Job and create it again"),
         ("CronJob", "kubectl -n shop create job --from=cronjob/nightly nightly-now"),
-        ("ReplicaSet", "Manage it with a Deployment"),
+        ("ReplicaSet", "Restart its stale pods only"),
         ("Node", "Driftwatch rolls out Deployments, StatefulSets and DaemonSets"),
     ],
 )
@@ -394,3 +397,49 @@ def test_going_means_patching_or_in_progress_and_nothing_else():
     assert going == {"patching", "in_progress"}
     assert {r.status for r in Rollout.objects.all() if r.going} == going
     assert Rollout.objects.of(cluster, "Deployment", "shop", "patching").going().count() == 1
+
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _pod(name, uid, minutes=-5, ready=True):
+    return {"name": name, "uid": uid, "created": T0 + timedelta(minutes=minutes), "ready": ready}
+
+
+A, B, C = {"name": "web-a", "uid": "a"}, {"name": "web-b", "uid": "b"}, {"name": "web-c", "uid": "c"}
+FRESH = _pod("web-f", "f")  # fresh before the rollout started: never evicted, never counted as a replacement
+
+
+@pytest.mark.parametrize(
+    ("planned", "evicted", "live", "at_once", "evict", "done", "replaced"),
+    [
+        ([A, B], [], [_pod("web-a", "a"), _pod("web-b", "b"), FRESH], 1, ["a"], False, 0),
+        ([A, B], [], [_pod("web-a", "a"), _pod("web-b", "b"), FRESH], 2, ["a", "b"], False, 0),
+        # a's replacement not Ready yet: wait
+        ([A, B], [A], [_pod("web-x", "x", 1, ready=False), _pod("web-b", "b"), FRESH], 1, [], False, 0),
+        # a replaced and Ready: b next
+        ([A, B], [A], [_pod("web-x", "x", 1), _pod("web-b", "b"), FRESH], 1, ["b"], False, 1),
+        # a StatefulSet's replacement keeps the name, with a new UID
+        (
+            [A],
+            [A],
+            [{"name": "web-a", "uid": "a2", "created": T0 + timedelta(minutes=1), "ready": True}],
+            1,
+            [],
+            True,
+            1,
+        ),
+        ([A, B], [A, B], [_pod("web-x", "x", 1), _pod("web-y", "y", 2), FRESH], 1, [], True, 2),
+        # c vanished (someone deleted it): not evicted, but its replacement is awaited
+        ([A, C], [], [_pod("web-a", "a"), FRESH], 1, [], False, 0),
+        ([A, C], [], [_pod("web-a", "a"), _pod("web-z", "z", 1), FRESH], 1, ["a"], False, 1),
+    ],
+    ids=["first", "two-at-once", "waiting", "next", "same-name", "done", "vanished-wait", "vanished-replaced"],
+)
+def test_the_eviction_steps_wait_for_each_replacement_and_leave_fresh_pods_alone(
+    planned, evicted, live, at_once, evict, done, replaced
+):
+    step = next_step(planned, evicted, live, T0, at_once)
+    assert [pod["uid"] for pod in step.evict] == evict
+    assert "f" not in [pod["uid"] for pod in step.evict]
+    assert (step.done, step.replaced) == (done, replaced)

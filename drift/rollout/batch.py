@@ -11,12 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from drift.models import AuditEvent, Cluster, Rollout
+from drift.rollout.evict import start_claimed_eviction
 from drift.rollout.execute import start_claimed
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import refused
 from drift.rollout.record import audit, finish_without_patch, lock_cluster, new_rollout
 from drift.rollout.windows import closed_reason
+from drift.vocabulary import RolloutAction
 
 # Ends that stop the rest of their batch.
 _BROKEN = (Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
@@ -30,7 +32,11 @@ def advance_batch(batch: uuid.UUID) -> list[Rollout]:
     clusters = sorted(set(Rollout.objects.filter(batch=batch).values_list("cluster_id", flat=True)))
     for cluster_id in clusters:
         for rollout in _claim_next_group(batch, cluster_id):
-            start_claimed(rollout)  # Kubernetes calls: outside the transaction that claimed them
+            # Kubernetes calls: outside the transaction that claimed them
+            if rollout.action == RolloutAction.EVICT:
+                start_claimed_eviction(rollout)
+            else:
+                start_claimed(rollout)
     return list(Rollout.objects.filter(batch=batch).select_related("cluster").order_by("id"))
 
 

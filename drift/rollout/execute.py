@@ -22,6 +22,7 @@ from drift.rollout.follow import refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan, client_for, noop_message, plan_rollout, refused
 from drift.rollout.record import (
+    already_going,
     audit,
     carries,
     finish_without_patch,
@@ -82,16 +83,7 @@ def _claim(rollout: Rollout, plan: Plan) -> bool:
             .first()
         )
         if going is not None:
-            since = timezone.localtime(going.requested_at).strftime("%Y-%m-%d %H:%M:%S")
-            finish_without_patch(
-                rollout,
-                refused(
-                    plan.target,
-                    f"A rollout of {plan.target} is already in progress (requested by {going.requested_by} at "
-                    f"{since}). Wait for it to finish.",
-                    **_known(plan),
-                ),
-            )
+            finish_without_patch(rollout, refused(plan.target, already_going(plan.target, going), **_known(plan)))
             return False
         _mark_patching(rollout, plan)
         if rollout.batch is None:  # a batch's requests were audited when it was queued

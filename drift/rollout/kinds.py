@@ -31,8 +31,8 @@ WHAT_WORKS_INSTEAD: dict[str, str] = {
         "kubectl -n {namespace} create job --from=cronjob/{name} {name}-now"
     ),
     WorkloadKind.REPLICA_SET: (
-        "A ReplicaSet does not replace its pods when its template changes. Manage it with a Deployment, or delete "
-        "its pods one at a time so that it recreates them."
+        "A ReplicaSet does not replace its pods when its template changes. Restart its stale pods only (it "
+        "recreates each evicted pod), or manage it with a Deployment."
     ),
 }
 
@@ -305,10 +305,32 @@ class DaemonSet(KindRules):
         return _judge(self.kind, status.get("observedGeneration", 0) >= generation, done, counts)
 
 
-KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet())}
+class ReplicaSet(KindRules):
+    """A bare ReplicaSet: its controller keeps the pod count but never replaces a pod when the template changes,
+    so it offers the eviction of its stale pods only (each replacement reads the current configuration)."""
+
+    kind = WorkloadKind.REPLICA_SET
+    actions = (RolloutAction.EVICT,)
+
+    def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
+        return "none: a ReplicaSet replaces a pod only when it is gone", WHAT_WORKS_INSTEAD[self.kind]
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        return None
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        status = workload.get("status") or {}
+        ready = status.get("readyReplicas", 0)
+        counts = (self.desired(workload), 0, ready, status.get("availableReplicas", 0))
+        return _at(Rollout.Status.COMPLETE, counts, f"{ready} ready")
+
+
+KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet())}
 # The kinds whose controllers replace every pod when the template changes: what "Roll out" patches. The one
 # definition; the vocabulary, the kube seam and the pages take it from here.
 ROLLABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.TEMPLATE))
+# The kinds whose owner replaces an evicted pod: what "Restart the stale pods only" serves.
+EVICTABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.EVICT))
 
 
 def kinds_text(kinds: frozenset[str] | None = None) -> str:

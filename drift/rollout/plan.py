@@ -15,6 +15,7 @@ from drift.clusters import connect
 from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
 from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason, owned_reason
+from drift.rollout.preview import PodPreview
 from drift.rollout.template import (
     config_hash,
     gitops_warning,
@@ -23,7 +24,7 @@ from drift.rollout.template import (
     selector_string,
 )
 from drift.rollout.windows import closed_reason
-from drift.vocabulary import SourceKind, WorkloadKind
+from drift.vocabulary import RolloutAction, SourceKind, WorkloadKind
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ class Plan:
     dry_run: str = ""
     warnings: tuple[str, ...] = ()
     generation: int | None = None
+    # The eviction action (drift.rollout.evict): the pods that go (`pods`, with their UIDs), the fresh ones that
+    # stay, how many go at once, and per pod going what changes for it (drift.rollout.preview).
+    action: str = RolloutAction.TEMPLATE
+    pod_uids: tuple[str, ...] = ()
+    staying: tuple[str, ...] = ()
+    at_once: int = 1
+    previews: tuple[PodPreview, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -75,6 +83,8 @@ class Plan:
                 for s in self.sources
             ],
             "pods": list(self.pods),
+            "action": str(self.action),
+            **({"staying": list(self.staying), "at_once": self.at_once} if self.action == RolloutAction.EVICT else {}),
             "strategy": self.strategy,
             "dry_run": self.dry_run,
             "warnings": list(self.warnings),

@@ -13,6 +13,8 @@ from drift import metrics
 from drift.models import AuditEvent, Cluster, Rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan
+from drift.rollout.signals import rollout_completed
+from drift.vocabulary import RolloutAction
 
 # pg_advisory_xact_lock(namespace, key): serialises rollout decisions per cluster, without locking the
 # cluster row itself (the snapshot updates that row).
@@ -71,6 +73,36 @@ def pods_text(pods: tuple[str, ...]) -> str:
         return "no pod"
     shown = ", ".join(pods[:5]) + (f" and {len(pods) - 5} more" if len(pods) > 5 else "")
     return f"{len(pods)} pod(s) ({shown})"
+
+
+def already_going(target: Target, going: Rollout) -> str:
+    """Why another rollout of the workload must wait: one of ours is going."""
+    since = timezone.localtime(going.requested_at).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"A rollout of {target} is already in progress (requested by {going.requested_by} at {since}). "
+        "Wait for it to finish."
+    )
+
+
+def audit_end(rollout: Rollout, state: str, message: str, extra: dict[str, Any] | None = None) -> None:
+    """The audit entry that ends a rollout (complete, failed, paused, stuck); after a completed one, signal
+    `rollout_completed` once the transaction commits so the new pods get judged."""
+    target = Target.of(rollout)
+    counts = {"desired": rollout.desired, "updated": rollout.updated, "ready": rollout.ready}
+    detail = counts | {"available": rollout.available, "status": state, "requested_by": rollout.requested_by}
+    detail |= {"action": rollout.action} | (extra or {})
+    what = "rollout" if rollout.action == RolloutAction.TEMPLATE else "restart of the stale pods"
+    if state == Rollout.Status.COMPLETE:
+        audit(
+            rollout, AuditEvent.Action.ROLLOUT_COMPLETED, f"{what} of {target} {message}", detail, rollout.requested_by
+        )
+        transaction.on_commit(lambda: rollout_completed.send(sender=Rollout, rollout=rollout))
+        return
+    verbs: dict[str, str] = {Rollout.Status.PAUSED: "paused", Rollout.Status.STUCK: "stuck"}
+    verb = verbs.get(state, "failed")
+    audit(
+        rollout, AuditEvent.Action.ROLLOUT_FAILED, f"{what} of {target} {verb}: {message}", detail, rollout.requested_by
+    )
 
 
 def finish_without_patch(rollout: Rollout, plan: Plan) -> None:
