@@ -433,13 +433,25 @@ FRESH = _pod("web-f", "f")  # fresh before the rollout started: never evicted, n
         # c vanished (someone deleted it): not evicted, but its replacement is awaited
         ([A, C], [], [_pod("web-a", "a"), FRESH], 1, [], False, 0),
         ([A, C], [], [_pod("web-a", "a"), _pod("web-z", "z", 1), FRESH], 1, ["a"], False, 1),
+        # the API server's creationTimestamp has whole seconds: a replacement of the same second counts
+        ([A], [A], [_pod("web-x", "x", 0)], 1, [], True, 1),
     ],
-    ids=["first", "two-at-once", "waiting", "next", "same-name", "done", "vanished-wait", "vanished-replaced"],
+    ids=[
+        "first",
+        "two-at-once",
+        "waiting",
+        "next",
+        "same-name",
+        "done",
+        "vanished-wait",
+        "vanished-replaced",
+        "same-second",
+    ],
 )
 def test_the_eviction_steps_wait_for_each_replacement_and_leave_fresh_pods_alone(
     planned, evicted, live, at_once, evict, done, replaced
 ):
-    step = next_step(planned, evicted, live, T0, at_once)
+    step = next_step(planned, evicted, live, T0 + timedelta(microseconds=700_000), at_once)
     assert [pod["uid"] for pod in step.evict] == evict
     assert "f" not in [pod["uid"] for pod in step.evict]
     assert (step.done, step.replaced) == (done, replaced)

@@ -205,6 +205,9 @@ def next_step(
 ) -> Step:  # fmt: skip
     """Pure: from the pods chosen, the evictions sent and the pods now running, what comes next. A replacement is
     a Ready pod that is not one of the pods chosen and was created after the rollout started."""
+    # creationTimestamp has whole seconds: a replacement created within the second the rollout started would
+    # otherwise look older than it.
+    started = started.replace(microsecond=0)
     live_uids = {pod["uid"] for pod in live}
     planned_uids = {pod["uid"] for pod in planned}
     evicted_uids = {pod["uid"] for pod in evicted}
