@@ -123,7 +123,7 @@ def record_outcome(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
     """Record a plan that ended without a patch (refused or no-op), as when the Roll out button found it so."""
     if plan.ready:
         raise ValueError("record_outcome is for refused and no-op plans; use request_rollout to patch")
-    rollout = new_rollout(cluster, plan.target, actor, Rollout.Status.REFUSED)
+    rollout = new_rollout(cluster, plan.target, actor, Rollout.Status.REFUSED, action=plan.action)
     finish_without_patch(rollout, plan)
     return rollout
 
@@ -134,6 +134,7 @@ def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
         plan.target,
         actor,
         Rollout.Status.DRY_RUN,
+        action=plan.action,
         finished_at=timezone.now(),
         message=f"dry run: {plan.message} The {plan.dry_run}.",
         config_hash=plan.config_hash,
