@@ -330,6 +330,9 @@ def advance_eviction(rollout: Rollout, client: kube.KubeClient | None = None) ->
             step = next_step(rollout.pods_to_restart, rollout.evicted, live, started, rollout.at_once)
             if step.done or not step.evict:
                 return _record(rollout, step)
+            closed = closed_reason(rollout.cluster, rollout.namespace)
+            if closed:  # the window closed after it started: no further pod goes until it opens again
+                return _record(rollout, replace(step, evict=(), message=f"waiting: {closed}"))
             claimed = _claim_group(rollout, step)
             if claimed is None:
                 return Rollout.objects.select_related("cluster").get(pk=rollout.pk)
