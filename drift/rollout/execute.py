@@ -134,7 +134,9 @@ def patch_and_record(rollout: Rollout, plan: Plan, api: kube.KubeClient) -> Plan
     target = plan.target
     try:
         body = target.rules.restart_patch(plan.annotation_key, plan.config_hash)
-        patched = api.patch(target.path(), body, what=target.permission("patch"))
+        patched = api.patch(
+            target.path(), body, what=target.permission("patch"), content_type=target.rules.patch_content_type
+        )
     except _CERTAIN_REFUSALS as error:
         return _not_applied(rollout, plan, error)
     except kube.ApiRefused as error:

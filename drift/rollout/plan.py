@@ -165,7 +165,10 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
     if current == value:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
 
-    dry = api.patch(target.path(), rules.restart_patch(key, value), what=target.permission("patch"), dry_run=True)
+    dry = api.patch(
+        target.path(), rules.restart_patch(key, value), what=target.permission("patch"), dry_run=True,
+        content_type=rules.patch_content_type,
+    )  # fmt: skip
     dry_generation = (dry.get("metadata") or {}).get("generation")
     if dry_generation == generation:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
