@@ -20,7 +20,7 @@ from django.utils import timezone
 from drift.authorship import shown_client
 from drift.bounded import bound_fields, bounded, bounded_detail
 from drift.ignoring import default_ignored_config_maps, validate_patterns
-from drift.vocabulary import Mode, Reload, SourceKind, choices
+from drift.vocabulary import Mode, Reload, RolloutAction, SourceKind, choices
 
 ROLLOUT_DEADLINE_MAX_SECONDS = 7 * 24 * 3600
 
@@ -799,8 +799,22 @@ class SsoIdentity(models.Model):
         return f"{self.user} ({self.issuer})"
 
 
+class RolloutQuerySet(models.QuerySet):
+    def going(self) -> RolloutQuerySet:
+        """Rollouts that may be changing their workload right now: `patching` (the patch or eviction is being
+        sent, or its answer is unknown) or `in_progress` (sent; the controller is replacing pods). One of them
+        blocks another rollout of the same workload, and the follower reads each of them again. Queued ones are
+        not going: nothing has been sent for them yet."""
+        return self.filter(status__in=Rollout.GOING)
+
+    def of(self, cluster: Cluster | int, kind: str, namespace: str, name: str) -> RolloutQuerySet:
+        """The rollouts of one workload (by kind and name, as Rollout rows store it)."""
+        return self.filter(cluster=cluster, kind=kind, namespace=namespace, name=name)
+
+
 class Rollout(models.Model):
-    """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template."""
+    """A rollout Driftwatch was asked for: an annotation patch of a workload's pod template (action `template`),
+    or the eviction of its stale pods only, one group at a time (action `evict`, drift.rollout.evict)."""
 
     class Status(models.TextChoices):
         IN_PROGRESS = "in_progress", "in progress"
@@ -837,6 +851,16 @@ class Rollout(models.Model):
     available = models.PositiveIntegerField(default=0)
     batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
     patched_at = models.DateTimeField(null=True, blank=True, help_text="When the patch was sent.")
+    action = models.CharField(max_length=16, choices=choices(RolloutAction), default=RolloutAction.TEMPLATE.value)
+    # The eviction action's own record: the stale pods chosen when it was confirmed ({name, uid}, in order), the
+    # evictions sent so far ({name, uid, at}; each written here before it is sent), how many pods go at once, and
+    # how many times a PodDisruptionBudget answered 429 (wait and retry).
+    at_once = models.PositiveSmallIntegerField(default=1)
+    pods_to_restart = models.JSONField(default=list, blank=True)
+    evicted = models.JSONField(default=list, blank=True)
+    disruption_waits = models.PositiveIntegerField(default=0)
+
+    objects = RolloutQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -845,11 +869,18 @@ class Rollout(models.Model):
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} -n {self.namespace} {self.status}"
 
-    ACTIVE = (Status.IN_PROGRESS, Status.QUEUED, Status.PATCHING)
+    # Not ended yet: going (see RolloutQuerySet.going), or queued for its turn in a batch.
+    GOING = (Status.IN_PROGRESS, Status.PATCHING)
+    ACTIVE = (*GOING, Status.QUEUED)
 
     @property
     def finished(self) -> bool:
         return self.status not in self.ACTIVE
+
+    @property
+    def going(self) -> bool:
+        """The row form of RolloutQuerySet.going."""
+        return self.status in self.GOING
 
 
 def validate_webhook_url(value: str) -> None:

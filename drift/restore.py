@@ -28,9 +28,9 @@ from drift.clusters import connect
 from drift.diffs import KeyDiff, key_diffs
 from drift.history import version_number
 from drift.models import AuditEvent, Cluster, Consumption, SourceVersion, Workload
-from drift.vocabulary import ROLLABLE_KINDS, Mode, SourceKind
+from drift.rollout.kinds import ROLLABLE_KINDS
+from drift.vocabulary import Mode, SourceKind
 
-FIELD_MANAGER = "driftwatch"
 # Consumers that keep what they read at start: a restore reaches them only through a rollout.
 FIXED_AT_START = (Mode.ENV, Mode.ENV_FROM, Mode.SUBPATH)
 
@@ -132,7 +132,7 @@ def preview(version: SourceVersion, client: kube.KubeClient | None = None) -> Pr
             raise RestoreRefused("The ConfigMap is immutable: the API server refuses any change of its data.")
         body = _replacement(live, version)
         try:
-            api.put(_path(version), body, _what("update", version), dry_run=True, field_manager=FIELD_MANAGER)
+            api.put(_path(version), body, _what("update", version), dry_run=True)
         except kube.KubeError as error:
             raise RestoreRefused(f"The API server's dry run refused it: {error}") from None
     live_data = {key: str(value) for key, value in (live.get("data") or {}).items()}
@@ -206,9 +206,7 @@ def restore(
             _refused(actor, source.name, number, _changed_since(expected_resource_version, now_at), where, detail)
         body = _replacement(live, version)
         try:
-            answer = api.put(
-                _path(version), body, _what("update", version), dry_run=dry_run, field_manager=FIELD_MANAGER
-            )
+            answer = api.put(_path(version), body, _what("update", version), dry_run=dry_run)
         except kube.ApiRefused as error:
             if error.status == 409:
                 _refused(actor, source.name, number, _changed_since(expected_resource_version, "newer"), where, detail)

@@ -49,14 +49,13 @@ class WorkloadKind(StrEnum):
         """The resource name in API paths (deployments, statefulsets...)."""
         return self.value.lower() + "s"
 
-    @property
-    def rollable(self) -> bool:
-        """Whether a pod-template annotation patch makes its controller replace the pods."""
-        return self in ROLLABLE_KINDS
 
+class RolloutAction(StrEnum):
+    """How Driftwatch restarts a workload's pods. Which kinds offer which is said by each kind
+    (drift.rollout.kinds): that is also where ROLLABLE_KINDS comes from."""
 
-# The apps/v1 kinds whose controllers replace pods when the template changes: what Driftwatch rolls out.
-ROLLABLE_KINDS = (WorkloadKind.DEPLOYMENT, WorkloadKind.STATEFUL_SET, WorkloadKind.DAEMON_SET)
+    TEMPLATE = "template"  # patch the pod template's annotation: the controller replaces every pod
+    EVICT = "evict"  # evict the stale pods only (Eviction API): their owner replaces them
 
 
 class Mode(StrEnum):

@@ -25,6 +25,9 @@ ROLLOUT_CALLS = {
     ("apps", "deployments"): {"get", "patch"},
     ("apps", "statefulsets"): {"get", "patch"},
     ("apps", "daemonsets"): {"get", "patch"},
+    # drift/rollout/evict.py: restart the stale pods only (a bare ReplicaSet's selector; policy/v1 Evictions)
+    ("apps", "replicasets"): {"get"},
+    ("", "pods/eviction"): {"create"},
 }
 # The Celery worker: the snapshot (drift/snapshot/listing.py LIST, probing.py -> drift/kube/exec.py exec) and the
 # rollouts the beat task `track_rollouts` follows and starts (a bulk rollout's later groups: the rollout calls).

@@ -1,13 +1,18 @@
 """The pure half of drift.rollout: workloads as the API server returns them (plain dicts) in, decisions out."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from drift.kube import InvalidName, core_path, validate_name, validate_namespace, workload_path
 from drift.rollout import (
+    KINDS,
+    ROLLABLE_KINDS,
     Target,
     busy_reason,
     config_hash,
     gitops_warning,
+    next_step,
     not_rollable_reason,
     paused_reason,
     progress_of,
@@ -16,6 +21,7 @@ from drift.rollout import (
     selector_string,
     update_strategy,
 )
+from drift.rollout.kinds import controller_owner, kinds_text, owned_reason
 
 KEY = "driftwatch.io/config-hash"
 
@@ -175,7 +181,31 @@ def test_it_warns_that_gitops_tools_will_see_the_annotation_as_drift(labels, ann
     warning = gitops_warning(deployment(labels=labels, annotations=annotations), KEY)
     assert words in warning
     assert KEY in warning
-    assert "drift" in warning
+    assert "driftwatch" in warning  # the field manager to tell it by
+    if "Argo CD" in words:
+        assert "managedFieldsManagers: [driftwatch]" in warning
+        assert "RespectIgnoreDifferences=true" in warning
+    else:
+        assert "server-side apply" in warning
+
+
+@pytest.mark.parametrize(
+    ("references", "owner"),
+    [
+        ([], None),
+        ([{"kind": "Service", "name": "web", "controller": False}], None),
+        ([{"kind": "Revision", "name": "web-00001", "controller": True}], "Revision/web-00001"),
+    ],
+)
+def test_a_workload_another_controller_owns_is_refused_with_the_owner_named(references, owner):
+    workload = deployment()
+    workload["metadata"]["ownerReferences"] = references
+    assert controller_owner(workload) == owner
+    reason = owned_reason("Deployment", workload)
+    if owner is None:
+        assert reason is None
+    else:
+        assert f"owned by {owner}; it would revert the change" in reason
 
 
 def test_it_does_not_warn_for_helm_alone():
@@ -253,7 +283,7 @@ def test_the_config_hash_depends_on_content_only():
         ("Pod", "Delete it and create it again"),
         ("Job", "Delete the Job and create it again"),
         ("CronJob", "kubectl -n shop create job --from=cronjob/nightly nightly-now"),
-        ("ReplicaSet", "Manage it with a Deployment"),
+        ("ReplicaSet", "Restart its stale pods only"),
         ("Node", "Driftwatch rolls out Deployments, StatefulSets and DaemonSets"),
     ],
 )
@@ -295,7 +325,7 @@ def test_namespaces_are_dns_labels_and_names_dns_subdomains(namespace, valid):
 )
 def test_each_kind_builds_its_own_path_and_permission(kind, path):
     target = Target(kind, "shop", "web")
-    assert target.path() == path == workload_path(kind, "shop", "web")
+    assert target.path() == path == workload_path("apps/v1", path.split("/")[-2], "shop", "web")
     assert target.permission("patch") == f"patch {path.split('/')[-2]}.apps in shop"
 
 
@@ -337,3 +367,91 @@ def test_a_rollout_past_the_clusters_deadline_is_stuck(kind, age, state, stuck):
     if stuck:
         assert found.state == "stuck"
         assert "not complete 60s after the patch" in found.message and "1 of 3 updated" in found.message
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet"])
+def test_each_kind_owns_where_its_template_lives_and_how_to_patch_it(kind):
+    rules = KINDS[kind]
+    workload = {"spec": {"template": {"metadata": {"annotations": {"a": "1"}}, "spec": {"containers": []}}}}
+    assert rules.pod_template(workload) == workload["spec"]["template"]
+    assert rules.pod_template({}) == {}
+    assert rules.restart_patch("k", "v") == {"spec": {"template": {"metadata": {"annotations": {"k": "v"}}}}}
+    assert rules.offers("template") and rules.offers("evict")
+
+
+def test_the_rollable_kinds_are_read_from_the_kinds_themselves():
+    assert {"Deployment", "StatefulSet", "DaemonSet"} == ROLLABLE_KINDS
+    assert not Target("ReplicaSet", "shop", "web").rollable
+    assert kinds_text() == "Deployments, StatefulSets and DaemonSets"
+
+
+@pytest.mark.django_db
+def test_going_means_patching_or_in_progress_and_nothing_else():
+    from drift.models import Cluster, Rollout
+
+    cluster = Cluster.objects.create(name="c", kubeconfig_path="/nonexistent")
+    for status in Rollout.Status.values:
+        Rollout.objects.create(cluster=cluster, kind="Deployment", namespace="shop", name=status.replace("_", "-"),
+                               requested_by="olga", annotation_key="k", status=status)  # fmt: skip
+    going = set(Rollout.objects.going().values_list("status", flat=True))
+    assert going == {"patching", "in_progress"}
+    assert {r.status for r in Rollout.objects.all() if r.going} == going
+    assert Rollout.objects.of(cluster, "Deployment", "shop", "patching").going().count() == 1
+
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _pod(name, uid, minutes=-5, ready=True):
+    return {"name": name, "uid": uid, "created": T0 + timedelta(minutes=minutes), "ready": ready}
+
+
+A, B, C = {"name": "web-a", "uid": "a"}, {"name": "web-b", "uid": "b"}, {"name": "web-c", "uid": "c"}
+FRESH = _pod("web-f", "f")  # fresh before the rollout started: never evicted, never counted as a replacement
+
+
+@pytest.mark.parametrize(
+    ("planned", "evicted", "live", "at_once", "evict", "done", "replaced"),
+    [
+        ([A, B], [], [_pod("web-a", "a"), _pod("web-b", "b"), FRESH], 1, ["a"], False, 0),
+        ([A, B], [], [_pod("web-a", "a"), _pod("web-b", "b"), FRESH], 2, ["a", "b"], False, 0),
+        # a's replacement not Ready yet: wait
+        ([A, B], [A], [_pod("web-x", "x", 1, ready=False), _pod("web-b", "b"), FRESH], 1, [], False, 0),
+        # a replaced and Ready: b next
+        ([A, B], [A], [_pod("web-x", "x", 1), _pod("web-b", "b"), FRESH], 1, ["b"], False, 1),
+        # a StatefulSet's replacement keeps the name, with a new UID
+        (
+            [A],
+            [A],
+            [{"name": "web-a", "uid": "a2", "created": T0 + timedelta(minutes=1), "ready": True}],
+            1,
+            [],
+            True,
+            1,
+        ),
+        ([A, B], [A, B], [_pod("web-x", "x", 1), _pod("web-y", "y", 2), FRESH], 1, [], True, 2),
+        # c vanished (someone deleted it): not evicted, but its replacement is awaited
+        ([A, C], [], [_pod("web-a", "a"), FRESH], 1, [], False, 0),
+        ([A, C], [], [_pod("web-a", "a"), _pod("web-z", "z", 1), FRESH], 1, ["a"], False, 1),
+        # the API server's creationTimestamp has whole seconds: a replacement of the same second counts
+        ([A], [A], [_pod("web-x", "x", 0)], 1, [], True, 1),
+    ],
+    ids=[
+        "first",
+        "two-at-once",
+        "waiting",
+        "next",
+        "same-name",
+        "done",
+        "vanished-wait",
+        "vanished-replaced",
+        "same-second",
+    ],
+)
+def test_the_eviction_steps_wait_for_each_replacement_and_leave_fresh_pods_alone(
+    planned, evicted, live, at_once, evict, done, replaced
+):
+    step = next_step(planned, evicted, live, T0 + timedelta(microseconds=700_000), at_once)
+    assert [pod["uid"] for pod in step.evict] == evict
+    assert "f" not in [pod["uid"] for pod in step.evict]
+    assert (step.done, step.replaced) == (done, replaced)

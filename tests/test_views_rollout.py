@@ -206,3 +206,37 @@ def test_a_name_that_climbs_out_of_the_namespace_patches_nothing(client, kube, k
     assert not template.metadata.annotations
     assert AuditEvent.objects.filter(action="access.denied", actor="olga").count() == 2
     assert not Rollout.objects.exists()
+
+
+def test_restarting_the_stale_pods_is_authorised_on_the_workload_found_by_its_id(client, kube, kubeconfig):
+    """An operator of another namespace and a viewer get 403 from both eviction POSTs; nothing is recorded or sent."""
+    ready_app(kube, replicas=1)
+    Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig))
+    pods = {pod.metadata.uid for pod in kube.pods("env-demo")}
+    for who in (user("vera", "viewer"), user("oleg", "operator", namespaces=["local/elsewhere"])):
+        client.force_login(who)
+        for url in (reverse("evict-plan"), reverse("evict-start")):
+            response = client.post(url, form(kube.namespace) | {"at_once": "1"}, headers=HTMX)
+            assert response.status_code == 403, (who, url, response.status_code)
+    assert not Rollout.objects.exists()
+    assert {pod.metadata.uid for pod in kube.pods("env-demo")} == pods
+
+
+def test_a_restart_of_the_stale_pods_with_none_stale_is_a_recorded_no_op(operator, kube):
+    ready_app(kube, replicas=1)  # Driftwatch knows the workload (by id) but judged none of its pods stale
+
+    panel = operator.post(reverse("evict-plan"), form(kube.namespace) | {"at_once": "1"}, headers=HTMX)
+
+    assert "No stale pod to restart" in text(panel)
+    [rollout] = Rollout.objects.all()
+    assert (rollout.action, rollout.status) == ("evict", "noop")
+    [noop] = AuditEvent.objects.filter(action="rollout.noop")
+    assert noop.detail["action"] == "evict"
+
+
+def test_a_bad_pods_at_a_time_is_refused_with_a_clear_message(operator, kube):
+    ready_app(kube, replicas=1)
+
+    panel = operator.post(reverse("evict-plan"), form(kube.namespace) | {"at_once": "lots"}, headers=HTMX)
+
+    assert "Pods at once must be between 1 and 50" in text(panel)

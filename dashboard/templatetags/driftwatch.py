@@ -65,6 +65,12 @@ def bars(rollout: Rollout) -> list[tuple[str, int]]:
 
 
 @register.filter
+def eviction_bars(rollout: Rollout) -> list[tuple[str, int]]:
+    """The progress bars of a restart of the stale pods only, against the pods chosen."""
+    return [("Evicted", rollout.updated), ("Replaced", rollout.ready)]
+
+
+@register.filter
 def verdict_label(verdict: str | None) -> str:
     """A verdict as a team lead reads it ("new on disk only" for unreloaded)."""
     try:

@@ -1,4 +1,5 @@
-"""Roll out → confirmation panel (impact and a server-side dry run) → Confirm rollout → live progress.
+"""Roll out → confirmation panel (impact and a server-side dry run) → Confirm rollout → live progress. Restart the
+stale pods only → the pods that go and stay, with what changes for each → Confirm → the same live progress.
 
 Every POST names a workload (or a rollout) by primary key; the permission check and the action use that
 same row, so no name the client sent reaches a Kubernetes path. GETs only read: progress pages show what
@@ -20,9 +21,11 @@ from drift.rollout import (
     advance_batch,
     cancel_batch,
     cancel_rollout,
+    plan_eviction,
     plan_rollout,
     queue_batch,
     record_outcome,
+    request_eviction,
     request_rollout,
 )
 
@@ -81,6 +84,35 @@ def confirm(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def start(request: HtmxHttpRequest) -> HttpResponse:
     workload = _workload(request)
     rollout, _ = request_rollout(workload.cluster, Target.of(workload), request.user.get_username())
+    response = _render(request, "rollout-progress", {"rollout": rollout})
+    return trigger_client_event(response, "rollout-started")
+
+
+def _at_once(request: HtmxHttpRequest) -> int:
+    """Pods evicted at a time, from the form; out-of-range or malformed values are refused by the plan itself."""
+    value = request.POST.get("at_once", "1")
+    return int(value) if value.isdigit() and len(value) < 4 else 0
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def evict_plan(request: HtmxHttpRequest) -> HttpResponse:
+    """Restart the stale pods only: which pods go and which stay, what changes for each (read only). A refusal
+    or a no-op is recorded, and no Confirm is offered."""
+    workload = _workload(request)
+    found = plan_eviction(workload.cluster, Target.of(workload), at_once=_at_once(request))
+    rollout = None if found.ready else record_outcome(workload.cluster, found, request.user.get_username())
+    ctx = {"cluster": workload.cluster, "workload": workload, "plan": found, "rollout": rollout}
+    return _render(request, "evict-plan", ctx)
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def evict_start(request: HtmxHttpRequest) -> HttpResponse:
+    workload = _workload(request)
+    rollout, _ = request_eviction(
+        workload.cluster, Target.of(workload), request.user.get_username(), at_once=_at_once(request)
+    )
     response = _render(request, "rollout-progress", {"rollout": rollout})
     return trigger_client_event(response, "rollout-started")
 

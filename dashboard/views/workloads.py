@@ -12,7 +12,7 @@ from dashboard.pages import workload as page
 from dashboard.views.at import render_at
 from drift.models import Workload
 from drift.reload_settings import container_names, set_reload
-from drift.vocabulary import ROLLABLE_KINDS
+from drift.rollout.kinds import EVICTABLE_KINDS, ROLLABLE_KINDS
 
 PARTIALS = {"workload-pods", "rollout-history"}
 
@@ -32,6 +32,9 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
         "workload": found,
         "rollable": found.kind in ROLLABLE_KINDS,
         "can_roll_out": found.kind in ROLLABLE_KINDS
+        and not found.cluster.read_only
+        and may_roll_out(request.user, found.cluster.name, found.namespace),
+        "can_evict": found.kind in EVICTABLE_KINDS
         and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
         "can_set_reload": may_roll_out(request.user, found.cluster.name, found.namespace),

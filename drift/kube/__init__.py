@@ -8,6 +8,7 @@ our own few exceptions, so the rest of Driftwatch never handles a client model o
 
 from drift.kube.client import (
     DEFAULT_TIMEOUT_SECONDS,
+    FIELD_MANAGER,
     ClusterCredentials,
     KubeClient,
     RateLimiter,
@@ -31,7 +32,6 @@ from drift.kube.errors import (
 )
 from drift.kube.exec import MAX_EXEC_OUTPUT_BYTES, proxy_options
 from drift.kube.paths import (
-    WORKLOAD_RESOURCES,
     core_path,
     exec_permission,
     node_path,
@@ -44,8 +44,8 @@ from drift.kube.paths import (
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "FIELD_MANAGER",
     "MAX_EXEC_OUTPUT_BYTES",
-    "WORKLOAD_RESOURCES",
     "ApiRefused",
     "ClusterCredentials",
     "ExecFailed",

@@ -31,6 +31,13 @@ from drift.kube.errors import (
 )
 from drift.kube.exec import run_exec
 
+DEFAULT_TIMEOUT_SECONDS = 15.0
+# The name every write of Driftwatch carries (`?fieldManager=`): the API server records it in the object's
+# managedFields, so `kubectl get --show-managed-fields`, audit logs and GitOps tools (Argo CD's
+# ignoreDifferences.managedFieldsManagers) can tell Driftwatch's changes from anyone else's. Without it the
+# API server names the client library's user agent.
+FIELD_MANAGER = "driftwatch"
+
 
 @dataclass(frozen=True)
 class ClusterCredentials:
@@ -39,7 +46,6 @@ class ClusterCredentials:
     in_cluster: bool = False
 
 
-DEFAULT_TIMEOUT_SECONDS = 15.0
 # API priority and fairness answers 429 with Retry-After when a flow's queue is full: wait that long (at most
 # this, so that a hostile header cannot park a thread for hours) and try again, this many times.
 RETRY_AFTER_CAP_SECONDS = 60.0
@@ -304,28 +310,40 @@ class KubeClient:
     def get(self, path: str, what: str) -> dict[str, Any]:
         return self.request("GET", path, what=what)
 
-    def patch(self, path: str, body: dict[str, Any], what: str, dry_run: bool = False) -> dict[str, Any]:
+    def patch(
+        self,
+        path: str,
+        body: dict[str, Any],
+        what: str,
+        dry_run: bool = False,
+        content_type: str = "application/strategic-merge-patch+json",
+    ) -> dict[str, Any]:
         return self.request(
             "PATCH",
             path,
-            query={"dryRun": "All" if dry_run else None},
+            query={"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER},
             body=body,
-            content_type="application/strategic-merge-patch+json",
+            content_type=content_type,
             what=what,
         )
 
-    def put(
-        self, path: str, body: dict[str, Any], what: str, dry_run: bool = False, field_manager: str = ""
-    ) -> dict[str, Any]:
-        """Replace an object. With ``metadata.resourceVersion`` in ``body`` the API server refuses (409) when the
-        object changed since: the precondition a restore rests on."""
+    def put(self, path: str, body: dict[str, Any], what: str, dry_run: bool = False) -> dict[str, Any]:
+        """Replace an object, as Driftwatch's manager. With ``metadata.resourceVersion`` in ``body`` the API server
+        refuses (409) when the object changed since: the precondition a restore rests on."""
         return self.request(
             "PUT",
             path,
-            query={"dryRun": "All" if dry_run else None, "fieldManager": field_manager or None},
+            query={"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER},
             body=body,
             what=what,
         )
+
+    def create(self, path: str, body: dict[str, Any], what: str, dry_run: bool = False) -> dict[str, Any]:
+        """A POST that creates (an object, or a subresource such as a pod's eviction), as Driftwatch's manager."""
+        return self.request(
+            "POST", path, query={"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER}, body=body,
+            what=what,
+        )  # fmt: skip
 
     # -- exec -------------------------------------------------------------------------------------
 

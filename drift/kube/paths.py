@@ -7,14 +7,10 @@ import re
 from urllib.parse import quote
 
 from drift.kube.errors import InvalidName
-from drift.vocabulary import ROLLABLE_KINDS
 
 # RFC 1123, as the API server validates them: a DNS label (namespaces) and a DNS subdomain (most object names).
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-# The apps/v1 workloads Driftwatch may patch, by kind, with their resource names.
-WORKLOAD_RESOURCES = {kind.value: kind.plural for kind in ROLLABLE_KINDS}
 
 
 def validate_namespace(value: str) -> str:
@@ -36,16 +32,18 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def workload_path(kind: str, namespace: str, name: str) -> str:
-    """The API path of one Deployment, StatefulSet or DaemonSet, from validated, quoted segments."""
-    plural = WORKLOAD_RESOURCES[kind]
+def workload_path(group_version: str, plural: str, namespace: str, name: str) -> str:
+    """The API path of one namespaced object of a named API group ("apps/v1", "argoproj.io/v1alpha1"), from
+    validated, quoted segments. Each kind says its own group and resource (drift.rollout.kinds)."""
     namespace, name = _segment(validate_namespace(namespace)), _segment(validate_name(name))
-    return f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}"
+    return f"/apis/{group_version}/namespaces/{namespace}/{_segment(plural)}/{name}"
 
 
-def workload_permission(kind: str, verb: str, namespace: str) -> str:
-    """What RBAC must allow to `verb` a workload of `kind`, as a 403 names it."""
-    return f"{verb} {WORKLOAD_RESOURCES[kind]}.apps in {namespace}"
+def workload_permission(group_version: str, plural: str, verb: str, namespace: str) -> str:
+    """What RBAC must allow to `verb` such an object, as a 403 names it ("patch deployments.apps in shop")."""
+    group = group_version.rpartition("/")[0]
+    resource = f"{plural}.{group}" if group else plural
+    return f"{verb} {resource} in {namespace}"
 
 
 def core_path(plural: str, namespace: str, name: str = "") -> str:

@@ -8,14 +8,18 @@ replaces the pods with ones that read the current ConfigMaps and Secrets.
 - `record`: the row and its audit entry, and the one lock order (cluster advisory lock, then rows).
 - `execute`: plan, record `patching`, patch outside transactions, record the answer (or read again).
 - `follow`: progress to the end, stuck past the cluster's deadline, cancel.
+- `evict`: the other action, "Restart the stale pods only": evict the stale pods a group at a time (Eviction
+  API, PodDisruptionBudgets respected); `preview`: what each pod going will pick up, and who changed it.
 - `batch`: bulk rollouts a group at a time, advanced by the beat task.
 A completed rollout sends `signals.rollout_completed`; drift.apps turns it into a snapshot."""
 
 from drift.rollout.batch import advance_batch, cancel_batch, follow_rollouts, queue_batch
+from drift.rollout.evict import advance_eviction, next_step, plan_eviction, request_eviction
 from drift.rollout.execute import request_rollout
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import (
     KINDS,
+    ROLLABLE_KINDS,
     WHAT_WORKS_INSTEAD,
     Progress,
     Target,
@@ -30,7 +34,6 @@ from drift.rollout.plan import Plan, SourceState, plan_rollout
 from drift.rollout.record import record_dry_run, record_outcome
 from drift.rollout.signals import rollout_completed
 from drift.rollout.template import (
-    annotation_patch,
     config_hash,
     gitops_warning,
     referenced_sources,
@@ -40,13 +43,14 @@ from drift.rollout.template import (
 
 __all__ = [
     "KINDS",
+    "ROLLABLE_KINDS",
     "WHAT_WORKS_INSTEAD",
     "Plan",
     "Progress",
     "SourceState",
     "Target",
     "advance_batch",
-    "annotation_patch",
+    "advance_eviction",
     "busy_reason",
     "cancel_batch",
     "cancel_rollout",
@@ -54,8 +58,10 @@ __all__ = [
     "deadline_exceeded",
     "follow_rollouts",
     "gitops_warning",
+    "next_step",
     "not_rollable_reason",
     "paused_reason",
+    "plan_eviction",
     "plan_rollout",
     "progress_of",
     "queue_batch",
@@ -63,6 +69,7 @@ __all__ = [
     "record_outcome",
     "referenced_sources",
     "refresh_rollout",
+    "request_eviction",
     "request_rollout",
     "restart_tool_warning",
     "rollout_completed",

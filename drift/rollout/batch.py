@@ -11,12 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from drift.models import AuditEvent, Cluster, Rollout
+from drift.rollout.evict import start_claimed_eviction
 from drift.rollout.execute import start_claimed
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import refused
 from drift.rollout.record import audit, finish_without_patch, lock_cluster, new_rollout
 from drift.rollout.windows import closed_reason
+from drift.vocabulary import RolloutAction
 
 # Ends that stop the rest of their batch.
 _BROKEN = (Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
@@ -25,14 +27,16 @@ _BROKEN = (Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
 def advance_batch(batch: uuid.UUID) -> list[Rollout]:
     """Refresh the batch's running rollouts and, per cluster, start the next group once none runs.
     Returns the batch's rollouts in order."""
-    for rollout in Rollout.objects.filter(
-        batch=batch, status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING]
-    ).select_related("cluster"):
+    for rollout in Rollout.objects.filter(batch=batch).going().select_related("cluster"):
         refresh_rollout(rollout)
     clusters = sorted(set(Rollout.objects.filter(batch=batch).values_list("cluster_id", flat=True)))
     for cluster_id in clusters:
         for rollout in _claim_next_group(batch, cluster_id):
-            start_claimed(rollout)  # Kubernetes calls: outside the transaction that claimed them
+            # Kubernetes calls: outside the transaction that claimed them
+            if rollout.action == RolloutAction.EVICT:
+                start_claimed_eviction(rollout)
+            else:
+                start_claimed(rollout)
     return list(Rollout.objects.filter(batch=batch).select_related("cluster").order_by("id"))
 
 
@@ -47,7 +51,7 @@ def _claim_next_group(batch: uuid.UUID, cluster_id: int) -> list[Rollout]:
             .select_related("cluster")
             .order_by("id")
         )
-        if any(rollout.status in (Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING) for rollout in group):
+        if any(rollout.going for rollout in group):
             return []
         queued = [rollout for rollout in group if rollout.status == Rollout.Status.QUEUED]
         if not queued:
@@ -90,9 +94,7 @@ def cancel_batch(batch: uuid.UUID, actor: str) -> int:
 def follow_rollouts() -> dict[str, int]:
     """Everything that is moving: refresh rollouts in progress (or left `patching`) and advance batches."""
     refreshed = 0
-    for rollout in Rollout.objects.filter(
-        status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING], batch=None
-    ).select_related("cluster"):
+    for rollout in Rollout.objects.going().filter(batch=None).select_related("cluster"):
         refresh_rollout(rollout)
         refreshed += 1
     active = Rollout.objects.filter(status__in=Rollout.ACTIVE).values_list("batch", flat=True)

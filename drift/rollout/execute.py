@@ -22,6 +22,7 @@ from drift.rollout.follow import refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan, client_for, noop_message, plan_rollout, refused
 from drift.rollout.record import (
+    already_going,
     audit,
     carries,
     finish_without_patch,
@@ -33,7 +34,6 @@ from drift.rollout.record import (
     record_outcome,
     requeue,
 )
-from drift.rollout.template import annotation_patch
 
 
 def request_rollout(
@@ -69,13 +69,7 @@ def _request(cluster: Cluster, target: Target, actor: str, dry_run: bool, api: k
 
 def _ours_going(cluster: Cluster, target: Target) -> list[Rollout]:
     return list(
-        Rollout.objects.filter(
-            cluster=cluster,
-            kind=target.kind,
-            namespace=target.namespace,
-            name=target.name,
-            status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-        ).select_related("cluster")
+        Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going().select_related("cluster")
     )
 
 
@@ -84,27 +78,13 @@ def _claim(rollout: Rollout, plan: Plan) -> bool:
     with transaction.atomic():
         lock_cluster(rollout.cluster)
         going = (
-            Rollout.objects.filter(
-                cluster=rollout.cluster,
-                kind=rollout.kind,
-                namespace=rollout.namespace,
-                name=rollout.name,
-                status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-            )
+            Rollout.objects.of(rollout.cluster, rollout.kind, rollout.namespace, rollout.name)
+            .going()
             .exclude(pk=rollout.pk)
             .first()
         )
         if going is not None:
-            since = timezone.localtime(going.requested_at).strftime("%Y-%m-%d %H:%M:%S")
-            finish_without_patch(
-                rollout,
-                refused(
-                    plan.target,
-                    f"A rollout of {plan.target} is already in progress (requested by {going.requested_by} at "
-                    f"{since}). Wait for it to finish.",
-                    **_known(plan),
-                ),
-            )
+            finish_without_patch(rollout, refused(plan.target, already_going(plan.target, going), **_known(plan)))
             return False
         _mark_patching(rollout, plan)
         if rollout.batch is None:  # a batch's requests were audited when it was queued
@@ -157,8 +137,10 @@ def patch_and_record(rollout: Rollout, plan: Plan, api: kube.KubeClient) -> Plan
     """Steps 3 and 4, for a row already recorded as `patching`."""
     target = plan.target
     try:
-        body = annotation_patch(plan.annotation_key, plan.config_hash)
-        patched = api.patch(target.path(), body, what=target.permission("patch"))
+        body = target.rules.restart_patch(plan.annotation_key, plan.config_hash)
+        patched = api.patch(
+            target.path(), body, what=target.permission("patch"), content_type=target.rules.patch_content_type
+        )
     except _CERTAIN_REFUSALS as error:
         return _not_applied(rollout, plan, error)
     except kube.ApiRefused as error:
@@ -196,7 +178,7 @@ def settle_after_doubt(rollout: Rollout, plan: Plan, api: kube.KubeClient, error
         )
         rollout.refresh_from_db()
         return replace(plan, message=rollout.message)
-    if carries(workload, plan.annotation_key, plan.config_hash):
+    if carries(plan.target, workload, plan.annotation_key, plan.config_hash):
         generation = (workload.get("metadata") or {}).get("generation")
         record_applied(
             rollout,

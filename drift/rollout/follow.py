@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from drift import kube
 from drift.models import AuditEvent, Rollout
+from drift.rollout.evict import advance_eviction
 from drift.rollout.kinds import Progress, Target
 from drift.rollout.plan import client_for, refused
-from drift.rollout.record import audit, carries, finish_without_patch, record_applied, requeue
-from drift.rollout.signals import rollout_completed
+from drift.rollout.record import audit, audit_end, carries, finish_without_patch, record_applied, requeue
+from drift.vocabulary import RolloutAction
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ PATCH_IN_FLIGHT_SECONDS = 60
 def refresh_rollout(rollout: Rollout, client: kube.KubeClient | None = None) -> Rollout:
     """Read the workload's status and record the rollout's progress; at its end, audit it, and after a
     completed one signal `rollout_completed` so the new pods get judged."""
+    if rollout.action == RolloutAction.EVICT:
+        return advance_eviction(rollout, client)  # its own steps; it is never left `patching` by a crash
     if rollout.status == Rollout.Status.PATCHING:
         return settle_patching(rollout, client)
     if rollout.status != Rollout.Status.IN_PROGRESS:
@@ -58,7 +61,7 @@ def refresh_rollout(rollout: Rollout, client: kube.KubeClient | None = None) -> 
         locked.message = progress.message
         if progress.state != Rollout.Status.IN_PROGRESS:
             locked.status, locked.finished_at = progress.state, timezone.now()
-            _audit_end(locked, progress)
+            audit_end(locked, progress.state, progress.message)
         locked.save()
     return locked
 
@@ -93,7 +96,7 @@ def settle_patching(rollout: Rollout, client: kube.KubeClient | None = None) -> 
     except kube.KubeError as error:
         log.warning("cannot settle rollout %s: %s", rollout.pk, error)
         return rollout
-    if carries(workload, rollout.annotation_key, rollout.config_hash):
+    if carries(target, workload, rollout.annotation_key, rollout.config_hash):
         generation = (workload.get("metadata") or {}).get("generation")
         record_applied(
             rollout,
@@ -127,31 +130,6 @@ def settle_patching(rollout: Rollout, client: kube.KubeClient | None = None) -> 
     return rollout
 
 
-def _audit_end(rollout: Rollout, progress: Progress) -> None:
-    target = Target.of(rollout)
-    counts = {"desired": progress.desired, "updated": progress.updated, "ready": progress.ready}
-    detail = counts | {"available": progress.available, "status": progress.state, "requested_by": rollout.requested_by}
-    if progress.state == Rollout.Status.COMPLETE:
-        audit(
-            rollout,
-            AuditEvent.Action.ROLLOUT_COMPLETED,
-            f"rollout of {target} {progress.message}",
-            detail,
-            rollout.requested_by,
-        )
-        transaction.on_commit(lambda: rollout_completed.send(sender=Rollout, rollout=rollout))
-        return
-    verbs: dict[str, str] = {Rollout.Status.PAUSED: "paused", Rollout.Status.STUCK: "stuck"}
-    verb = verbs.get(progress.state, "failed")
-    audit(
-        rollout,
-        AuditEvent.Action.ROLLOUT_FAILED,
-        f"rollout of {target} {verb}: {progress.message}",
-        detail,
-        rollout.requested_by,
-    )
-
-
 def cancel_rollout(rollout: Rollout, actor: str) -> bool:
     """Stop following a queued or in-progress rollout (audited). A patch already sent is not undone: the
     controller goes on replacing pods, but nothing waits for it any more. False when it had already ended."""
@@ -161,7 +139,10 @@ def cancel_rollout(rollout: Rollout, actor: str) -> bool:
             return False
         was = locked.get_status_display()
         locked.status, locked.finished_at = Rollout.Status.CANCELLED, timezone.now()
-        sent = " The patch already sent stays: the controller goes on replacing pods." if locked.generation else ""
+        if locked.action == RolloutAction.EVICT:
+            sent = " Pods already evicted stay evicted (their owner replaces them); no other pod is evicted."
+        else:
+            sent = " The patch already sent stays: the controller goes on replacing pods." if locked.generation else ""
         locked.message = f"cancelled by {actor} (it was {was}).{sent}"
         locked.save()
         audit(

@@ -1,8 +1,11 @@
-"""What Driftwatch knows about each kind it can roll out, read from the workload as the API server returns it
-(a plain dict): its update strategy, whether it is paused or busy, how far a rollout got. Pure, table-tested.
+"""Every kind Driftwatch can restart owns its shape here, read from the workload as the API server returns it (a
+plain dict): its API group and version, where its pod template lives, how to patch it, its update strategy,
+whether it is paused or busy, how far a rollout got, and which actions it offers. Pure, table-tested.
 
-One small class per kind; `KINDS` maps the kind as Kubernetes spells it to its class. The path and the
-permission of a workload are built here from validated, quoted names (drift.kube)."""
+One small class per kind (as Reloader's `workload` types); `KINDS` maps the kind as Kubernetes spells it to its
+class, and `ROLLABLE_KINDS` (the kinds a template patch restarts) is read from them: adding a kind means one class
+here, its entry in `KINDS`, and its verbs in the chart's RBAC. Callers never branch on the kind. The path and
+the permission of a workload are built from validated, quoted names (drift.kube)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any, ClassVar
 
 from drift import kube
 from drift.models import Rollout
-from drift.vocabulary import WorkloadKind
+from drift.vocabulary import RolloutAction, WorkloadKind
 
 # What a person can do instead, for the kinds a template annotation cannot restart.
 WHAT_WORKS_INSTEAD: dict[str, str] = {
@@ -28,8 +31,8 @@ WHAT_WORKS_INSTEAD: dict[str, str] = {
         "kubectl -n {namespace} create job --from=cronjob/{name} {name}-now"
     ),
     WorkloadKind.REPLICA_SET: (
-        "A ReplicaSet does not replace its pods when its template changes. Manage it with a Deployment, or delete "
-        "its pods one at a time so that it recreates them."
+        "A ReplicaSet does not replace its pods when its template changes. Restart its stale pods only (it "
+        "recreates each evicted pod), or manage it with a Deployment."
     ),
 }
 
@@ -56,6 +59,27 @@ def deadline_exceeded(workload: dict[str, Any]) -> bool:
     return condition.get("status") == "False" and condition.get("reason") == "ProgressDeadlineExceeded"
 
 
+def controller_owner(workload: dict[str, Any]) -> str | None:
+    """ "Kind/name" of the controller that owns the workload (an ownerReference with controller: true), or None.
+    Such an owner (Knative, an operator) writes the workload's template back from its own spec."""
+    for reference in (workload.get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return f"{reference.get('kind', '?')}/{reference.get('name', '?')}"
+    return None
+
+
+def owned_reason(kind: str, workload: dict[str, Any]) -> str | None:
+    """Why a template patch must not be sent to a workload another controller owns, or None."""
+    owner = controller_owner(workload)
+    if owner is None:
+        return None
+    name = (workload.get("metadata") or {}).get("name", "")
+    return (
+        f"{kind}/{name} is owned by {owner}; it would revert the change (it writes the template back from its own "
+        f"spec). Restart it through {owner}, or restart the stale pods only: their owner replaces evicted pods."
+    )
+
+
 def _partition(spec: dict[str, Any]) -> int:
     return int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0)
 
@@ -72,9 +96,19 @@ def _generation_reason(workload: dict[str, Any]) -> str | None:
 
 
 class KindRules:
-    """The rules of one kind. Subclasses say how to read its strategy, business and progress."""
+    """The shape and rules of one kind. Subclasses say where its template lives, how to read its strategy,
+    business and progress, and which actions it offers."""
 
     kind: ClassVar[WorkloadKind]
+    # The API group and version its objects are served under, and its resource name in paths and RBAC.
+    group_version: ClassVar[str] = "apps/v1"
+    # Where its pod template lives in the object (a CronJob's or an Argo Rollout's differs).
+    template_at: ClassVar[tuple[str, ...]] = ("spec", "template")
+    # How a restart patch is sent: a strategic merge of the template's annotation.
+    patch_content_type: ClassVar[str] = "application/strategic-merge-patch+json"
+    # What Driftwatch can do with it: a template patch (the controller replaces every pod), an eviction of the
+    # stale pods only (the owner replaces each). The first is what "rollable" means.
+    actions: ClassVar[tuple[RolloutAction, ...]] = (RolloutAction.TEMPLATE, RolloutAction.EVICT)
     # Whether the controller itself gives up on a rollout (a Deployment's progressDeadlineSeconds). Kinds
     # without one can stay "in progress" forever: Driftwatch's own per-cluster deadline ends them.
     has_own_deadline: ClassVar[bool] = False
@@ -84,10 +118,27 @@ class KindRules:
         return self.kind.plural
 
     def path(self, namespace: str, name: str) -> str:
-        return kube.workload_path(self.kind, namespace, name)
+        return kube.workload_path(self.group_version, self.plural, namespace, name)
 
     def permission(self, verb: str, namespace: str) -> str:
-        return kube.workload_permission(self.kind, verb, namespace)
+        return kube.workload_permission(self.group_version, self.plural, verb, namespace)
+
+    def pod_template(self, workload: dict[str, Any]) -> dict[str, Any]:
+        """Its pod template ({} when it has none)."""
+        found: Any = workload
+        for key in self.template_at:
+            found = (found or {}).get(key) if isinstance(found, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    def restart_patch(self, key: str, value: str) -> dict[str, Any]:
+        """The patch that sets the template's annotation `key` to `value` (sent as `patch_content_type`)."""
+        patch: dict[str, Any] = {"metadata": {"annotations": {key: value}}}
+        for field in reversed(self.template_at):
+            patch = {field: patch}
+        return patch
+
+    def offers(self, action: str) -> bool:
+        return action in self.actions
 
     def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
         """(how the controller will replace pods, in words; why a template patch would restart nothing, or None)."""
@@ -254,7 +305,38 @@ class DaemonSet(KindRules):
         return _judge(self.kind, status.get("observedGeneration", 0) >= generation, done, counts)
 
 
-KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet())}
+class ReplicaSet(KindRules):
+    """A bare ReplicaSet: its controller keeps the pod count but never replaces a pod when the template changes,
+    so it offers the eviction of its stale pods only (each replacement reads the current configuration)."""
+
+    kind = WorkloadKind.REPLICA_SET
+    actions = (RolloutAction.EVICT,)
+
+    def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
+        return "none: a ReplicaSet replaces a pod only when it is gone", WHAT_WORKS_INSTEAD[self.kind]
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        return None
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        status = workload.get("status") or {}
+        ready = status.get("readyReplicas", 0)
+        counts = (self.desired(workload), 0, ready, status.get("availableReplicas", 0))
+        return _at(Rollout.Status.COMPLETE, counts, f"{ready} ready")
+
+
+KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet())}
+# The kinds whose controllers replace every pod when the template changes: what "Roll out" patches. The one
+# definition; the vocabulary, the kube seam and the pages take it from here.
+ROLLABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.TEMPLATE))
+# The kinds whose owner replaces an evicted pod: what "Restart the stale pods only" serves.
+EVICTABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.EVICT))
+
+
+def kinds_text(kinds: frozenset[str] | None = None) -> str:
+    """ "Deployments, StatefulSets and DaemonSets": the kinds in words, in KINDS's order."""
+    names = [f"{kind}s" for kind in KINDS if kind in (ROLLABLE_KINDS if kinds is None else kinds)]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 @dataclass(frozen=True)
@@ -280,7 +362,7 @@ class Target:
 
     @property
     def rollable(self) -> bool:
-        return self.kind in KINDS
+        return self.kind in ROLLABLE_KINDS
 
     @property
     def rules(self) -> KindRules:
@@ -302,7 +384,7 @@ def not_rollable_reason(target: Target) -> str:
     if reason:
         return reason.format(namespace=target.namespace, name=target.name)
     return (
-        f"Driftwatch rolls out Deployments, StatefulSets and DaemonSets; {target.kind} {target.name} is none of "
+        f"Driftwatch rolls out {kinds_text()}; {target.kind} {target.name} is none of "
         "them. Restart it the way its own controller provides."
     )
 

@@ -14,9 +14,9 @@ from drift import kube
 from drift.clusters import connect
 from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
-from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason
+from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason, owned_reason
+from drift.rollout.preview import PodPreview
 from drift.rollout.template import (
-    annotation_patch,
     config_hash,
     gitops_warning,
     referenced_sources,
@@ -24,7 +24,7 @@ from drift.rollout.template import (
     selector_string,
 )
 from drift.rollout.windows import closed_reason
-from drift.vocabulary import SourceKind, WorkloadKind
+from drift.vocabulary import RolloutAction, SourceKind, WorkloadKind
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,13 @@ class Plan:
     generation: int | None = None
     # Refused for a fault that passes (the API server unreachable or not ready): a batch tries it again later.
     retry: bool = False
+    # The eviction action (drift.rollout.evict): the pods that go (`pods`, with their UIDs), the fresh ones that
+    # stay, how many go at once, and per pod going what changes for it (drift.rollout.preview).
+    action: str = RolloutAction.TEMPLATE
+    pod_uids: tuple[str, ...] = ()
+    staying: tuple[str, ...] = ()
+    at_once: int = 1
+    previews: tuple[PodPreview, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -78,6 +85,8 @@ class Plan:
                 for s in self.sources
             ],
             "pods": list(self.pods),
+            "action": str(self.action),
+            **({"staying": list(self.staying), "at_once": self.at_once} if self.action == RolloutAction.EVICT else {}),
             "strategy": self.strategy,
             "dry_run": self.dry_run,
             "warnings": list(self.warnings),
@@ -144,12 +153,13 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
     generation = (workload.get("metadata") or {}).get("generation")
     strategy, refusal = rules.strategy(workload)
     known: dict[str, Any] = {"annotation_key": key, "strategy": strategy, "generation": generation}
+    refusal = owned_reason(target.kind, workload) or refusal
     refusal = refusal or rules.paused(workload) or busy(cluster, target, workload, claimed)
     if refusal:
         return refused(target, refusal, **known)
 
     hasher = current_hasher()
-    template = spec.get("template") or {}
+    template = rules.pod_template(workload)
     sources = tuple(
         _source_state(api, target.namespace, kind, name, hasher) for kind, name in referenced_sources(template)
     )
@@ -160,7 +170,10 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
     if current == value:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
 
-    dry = api.patch(target.path(), annotation_patch(key, value), what=target.permission("patch"), dry_run=True)
+    dry = api.patch(
+        target.path(), rules.restart_patch(key, value), what=target.permission("patch"), dry_run=True,
+        content_type=rules.patch_content_type,
+    )  # fmt: skip
     dry_generation = (dry.get("metadata") or {}).get("generation")
     if dry_generation == generation:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
@@ -183,13 +196,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
 def busy(cluster: Cluster, target: Target, workload: dict[str, Any], claimed: int | None = None) -> str | None:
     """Why not now: one of our rollouts of this workload is still going (judged from the workload in hand,
     without recording anything), or the cluster shows a rollout under way (started by anyone)."""
-    ours = Rollout.objects.filter(
-        cluster=cluster,
-        kind=target.kind,
-        namespace=target.namespace,
-        name=target.name,
-        status__in=[Rollout.Status.IN_PROGRESS, Rollout.Status.PATCHING],
-    )
+    ours = Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going()
     if claimed is not None:
         ours = ours.exclude(pk=claimed)
     for rollout in ours:

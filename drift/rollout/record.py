@@ -13,6 +13,8 @@ from drift import metrics
 from drift.models import AuditEvent, Cluster, Rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan
+from drift.rollout.signals import rollout_completed
+from drift.vocabulary import RolloutAction
 
 # pg_advisory_xact_lock(namespace, key): serialises rollout decisions per cluster, without locking the
 # cluster row itself (the snapshot updates that row).
@@ -87,6 +89,36 @@ def requeue(rollout: Rollout, message: str, claimed_at: Any = None) -> None:
     rollout.refresh_from_db()
 
 
+def already_going(target: Target, going: Rollout) -> str:
+    """Why another rollout of the workload must wait: one of ours is going."""
+    since = timezone.localtime(going.requested_at).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"A rollout of {target} is already in progress (requested by {going.requested_by} at {since}). "
+        "Wait for it to finish."
+    )
+
+
+def audit_end(rollout: Rollout, state: str, message: str, extra: dict[str, Any] | None = None) -> None:
+    """The audit entry that ends a rollout (complete, failed, paused, stuck); after a completed one, signal
+    `rollout_completed` once the transaction commits so the new pods get judged."""
+    target = Target.of(rollout)
+    counts = {"desired": rollout.desired, "updated": rollout.updated, "ready": rollout.ready}
+    detail = counts | {"available": rollout.available, "status": state, "requested_by": rollout.requested_by}
+    detail |= {"action": rollout.action} | (extra or {})
+    what = "rollout" if rollout.action == RolloutAction.TEMPLATE else "restart of the stale pods"
+    if state == Rollout.Status.COMPLETE:
+        audit(
+            rollout, AuditEvent.Action.ROLLOUT_COMPLETED, f"{what} of {target} {message}", detail, rollout.requested_by
+        )
+        transaction.on_commit(lambda: rollout_completed.send(sender=Rollout, rollout=rollout))
+        return
+    verbs: dict[str, str] = {Rollout.Status.PAUSED: "paused", Rollout.Status.STUCK: "stuck"}
+    verb = verbs.get(state, "failed")
+    audit(
+        rollout, AuditEvent.Action.ROLLOUT_FAILED, f"{what} of {target} {verb}: {message}", detail, rollout.requested_by
+    )
+
+
 def finish_without_patch(rollout: Rollout, plan: Plan) -> None:
     """Record a refusal or a no-op: the row and its audit entry, in one transaction."""
     is_refused = plan.outcome == Plan.REFUSED
@@ -105,7 +137,7 @@ def record_outcome(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
     """Record a plan that ended without a patch (refused or no-op), as when the Roll out button found it so."""
     if plan.ready:
         raise ValueError("record_outcome is for refused and no-op plans; use request_rollout to patch")
-    rollout = new_rollout(cluster, plan.target, actor, Rollout.Status.REFUSED)
+    rollout = new_rollout(cluster, plan.target, actor, Rollout.Status.REFUSED, action=plan.action)
     finish_without_patch(rollout, plan)
     return rollout
 
@@ -116,6 +148,7 @@ def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
         plan.target,
         actor,
         Rollout.Status.DRY_RUN,
+        action=plan.action,
         finished_at=timezone.now(),
         message=f"dry run: {plan.message} The {plan.dry_run}.",
         config_hash=plan.config_hash,
@@ -134,8 +167,8 @@ def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
     return rollout
 
 
-def carries(workload: dict[str, Any], key: str, value: str) -> bool:
-    template = (workload.get("spec") or {}).get("template") or {}
+def carries(target: Target, workload: dict[str, Any], key: str, value: str) -> bool:
+    template = target.rules.pod_template(workload)
     return bool(value) and ((template.get("metadata") or {}).get("annotations") or {}).get(key) == value
 
 

@@ -8,9 +8,19 @@ from typing import Any
 
 from drift import podspec
 
+# What Argo CD and Flux do with a field Driftwatch writes (under its field manager, drift.kube.FIELD_MANAGER):
+# - Argo CD: https://argo-cd.readthedocs.io/en/stable/user-guide/diffing/ (ignoreDifferences, with
+#   managedFieldsManagers: "fields mutated by those managers take precedence over the desired state ... and
+#   won't be displayed in diffs") and https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/
+#   (RespectIgnoreDifferences=true: a sync leaves ignored fields as they are live).
+# - Flux: https://fluxcd.io/flux/faq/#why-are-kubectl-edits-rolled-back-by-flux — the kustomize-controller
+#   applies Git with server-side apply: it puts back the fields it manages and removes edits made under kubectl's
+#   own field managers; a field that Git does not set and another manager owns is left alone.
+
 
 def gitops_warning(workload: dict[str, Any], annotation_key: str) -> str | None:
-    """A warning when Argo CD or Flux manages the workload: our annotation is not in their manifests."""
+    """A warning when Argo CD or Flux manages the workload, saying what it will do with our annotation and how to
+    have it leave Driftwatch's field alone."""
     metadata = workload.get("metadata") or {}
     labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
     argo_annotations = [key for key in annotations if key.startswith("argocd.argoproj.io/")]
@@ -24,8 +34,11 @@ def gitops_warning(workload: dict[str, Any], annotation_key: str) -> str | None:
         )
         return (
             f"Managed by Argo CD (application {application}): the {annotation_key} annotation is not in its "
-            "manifests, so Argo CD will show this workload as drifted (OutOfSync), and a sync may remove the "
-            "annotation again. Add it to the manifests or to the application's ignoreDifferences."
+            f"manifests. Where the manifests set the pod template's annotations, Argo CD shows this as drift "
+            f"(OutOfSync) and its next sync (or self-heal) writes Git's template back, which restarts the pods "
+            f"once more. To let Driftwatch's change stand, add to application {application}: ignoreDifferences: "
+            f"[{{group: apps, kind: {workload.get('kind') or 'Deployment'}, managedFieldsManagers: [driftwatch]}}] "
+            "and the sync option RespectIgnoreDifferences=true."
         )
     for label, what in (
         ("kustomize.toolkit.fluxcd.io/name", "Kustomization"),
@@ -35,8 +48,11 @@ def gitops_warning(workload: dict[str, Any], annotation_key: str) -> str | None:
             owner_namespace = labels.get(label.replace("/name", "/namespace"), "")
             owner = f"{owner_namespace}/{labels[label]}" if owner_namespace else labels[label]
             return (
-                f"Managed by Flux ({what} {owner}): the {annotation_key} annotation is not in its manifests, so "
-                "it will show as drift there and a reconciliation may remove it again. Add it to the manifests."
+                f"Managed by Flux ({what} {owner}): the {annotation_key} annotation is not in its manifests. Flux "
+                "applies Git with server-side apply: it leaves a field Git does not set and that Driftwatch's field "
+                "manager (driftwatch) owns, so the annotation stays; if Git sets the same annotation, its next "
+                "reconciliation writes Git's value back and the pods restart once more. Keep that annotation out "
+                "of the manifests (or set it there)."
             )
     return None
 
@@ -90,7 +106,3 @@ def config_hash(contents: dict[tuple[str, str], str | None]) -> str:
     a Secret value. A new SECRET_KEY changes every hash: the next click then rolls out once more."""
     lines = [f"{kind}/{name}={content or 'absent'}" for (kind, name), content in sorted(contents.items())]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def annotation_patch(key: str, value: str) -> dict[str, Any]:
-    return {"spec": {"template": {"metadata": {"annotations": {key: value}}}}}

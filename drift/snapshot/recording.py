@@ -147,6 +147,8 @@ def _record_past_version(
 
 def _number(version: SourceVersion) -> int:
     return int(version.resource_version)
+
+
 def record_pods(cluster: Cluster, listing: Listing, now: datetime) -> Recorded:
     """The pod watcher's relist: the pods and container runs of a full listing, compared as a snapshot does."""
     recorded = Recorded()

@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from drift.rollout.kinds import ROLLABLE_KINDS
 from drift.verdicts.facts import DriftRow
-from drift.vocabulary import ROLLABLE_KINDS, VERDICT_ORDER, Verdict
+from drift.vocabulary import VERDICT_ORDER, Verdict
 
 
 @dataclass

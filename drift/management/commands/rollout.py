@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from drift.kube import InvalidName
 from drift.models import Cluster, Rollout
-from drift.rollout import Plan, Target, refresh_rollout, request_rollout
-from drift.vocabulary import WorkloadKind
+from drift.rollout import ROLLABLE_KINDS, Plan, Target, refresh_rollout, request_eviction, request_rollout
+from drift.vocabulary import RolloutAction, WorkloadKind
 
 # kubectl's short names, beside the kind and its plural (any case): what people type.
 SHORT_NAMES = {
@@ -18,8 +18,9 @@ KINDS = {name: kind for kind in WorkloadKind for name in (kind.lower(), kind.plu
 
 class Command(BaseCommand):
     help = (
-        "Roll out a workload so its pods read the current ConfigMaps and Secrets: the same operation as the "
-        "dashboard's Roll out button, recorded under --actor."
+        "Roll out a workload so its pods read the current ConfigMaps and Secrets: the same operations as the "
+        "dashboard's Roll out and Restart the stale pods only buttons, recorded under --actor. A refusal exits "
+        "non-zero and names its reason (the owner, the window, the permission)."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -29,6 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="plan and ask the API server for a dry run only")
         parser.add_argument("--actor", required=True, help="who asks; recorded in the audit history")
         parser.add_argument("--wait", action="store_true", help="follow the rollout until it ends")
+        parser.add_argument(
+            "--pods",
+            choices=["all", "stale"],
+            default="all",
+            help="all: patch the pod template (every pod is replaced); stale: evict the stale pods only, as the last "
+            "snapshot judged them (their owner replaces them)",
+        )
+        parser.add_argument("--at-once", type=int, default=1, help="with --pods stale: pods evicted at a time")
         parser.add_argument("--timeout", type=float, default=600, help="seconds --wait waits at most (default 600)")
 
     def handle(self, *args: object, **options: object) -> None:
@@ -40,14 +49,22 @@ class Command(BaseCommand):
         actor = str(options["actor"]).strip()
         if not actor:
             raise CommandError("--actor must name who asks for the rollout")
-        rollout, plan = request_rollout(cluster, target, actor, dry_run=bool(options["dry_run"]))
+        dry_run = bool(options["dry_run"])
+        if options["pods"] == "stale":
+            at_once = int(str(options["at_once"]))
+            rollout, plan = request_eviction(cluster, target, actor, at_once=at_once, dry_run=dry_run)
+        else:
+            rollout, plan = request_rollout(cluster, target, actor, dry_run=dry_run)
         self._describe(plan)
         if not rollout.finished and options["wait"]:
             rollout = self._follow(rollout, float(str(options["timeout"])))
         self.stdout.write(f"{target}: {rollout.get_status_display().lower()}: {rollout.message}")
         unhappy = (Rollout.Status.REFUSED, Rollout.Status.FAILED, Rollout.Status.PAUSED, Rollout.Status.STUCK)
         if rollout.status in unhappy:
-            raise CommandError(f"rollout of {target} {rollout.get_status_display().lower()}")
+            permission = f" (missing permission: {plan.permission})" if plan.permission else ""
+            raise CommandError(
+                f"rollout of {target} {rollout.get_status_display().lower()}: {rollout.message}{permission}"
+            )
 
     def _describe(self, plan: Plan) -> None:
         if plan.strategy:
@@ -56,7 +73,15 @@ class Command(BaseCommand):
             state = f"resourceVersion {source.resource_version}" if source.content_hash else "absent"
             self.stdout.write(f"reads {source.kind} {source.name} ({state})")
         if plan.pods:
-            self.stdout.write(f"pods to replace: {', '.join(plan.pods)}")
+            verb = "to evict" if plan.action == RolloutAction.EVICT else "to replace"
+            self.stdout.write(f"pods {verb}: {', '.join(plan.pods)}")
+        if plan.staying:
+            self.stdout.write(f"fresh pods staying: {', '.join(plan.staying)}")
+        for pod in plan.previews:
+            for changed in pod.sources:
+                keys = ", ".join(f"{key.key} ({key.status})" for key in changed.keys) or "keys unknown"
+                who = "; ".join(str(change) for change in changed.changes)
+                self.stdout.write(f"  {pod.name}: {changed.kind} {changed.name}: {keys}{'; ' + who if who else ''}")
         if plan.dry_run:
             self.stdout.write(plan.dry_run)
         for warning in plan.warnings:
@@ -67,9 +92,12 @@ class Command(BaseCommand):
         while not rollout.finished and time.monotonic() < deadline:
             time.sleep(1)
             rollout = refresh_rollout(rollout)
-            self.stdout.write(
-                f"  {rollout.updated}/{rollout.desired} updated, {rollout.ready} ready, {rollout.available} available"
-            )
+            if rollout.action == RolloutAction.EVICT:
+                waits = f", {rollout.disruption_waits} PodDisruptionBudget wait(s)" if rollout.disruption_waits else ""
+                self.stdout.write(f"  {rollout.updated}/{rollout.desired} evicted, {rollout.ready} replaced{waits}")
+            else:
+                counts = f"{rollout.updated}/{rollout.desired} updated, {rollout.ready} ready"
+                self.stdout.write(f"  {counts}, {rollout.available} available")
         return rollout
 
 
@@ -78,7 +106,8 @@ def _kind(workload: str) -> str:
     if not name:
         raise CommandError(f"give the workload as KIND/NAME, e.g. deployment/env-demo (got {workload!r})")
     if kind.lower() not in KINDS:
-        raise CommandError(f"unknown kind {kind!r}: use deployment, statefulset or daemonset")
+        known = ", ".join(sorted(k.lower() for k in ROLLABLE_KINDS))
+        raise CommandError(f"unknown kind {kind!r}: use one of {known}")
     return KINDS[kind.lower()]
 
 

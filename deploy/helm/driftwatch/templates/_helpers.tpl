@@ -83,6 +83,14 @@ runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follow
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, patch]
+# drift/rollout/evict.py: "Restart the stale pods only" GETs the workload (a bare ReplicaSet too, for its
+# selector) and POSTs policy/v1 Evictions of its stale pods (a dry run when planning)
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
 {{- end }}
 {{- end -}}
 

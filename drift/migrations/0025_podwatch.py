@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("drift", "0020_pod_restarted_at"),
+        ("drift", "0024_phone"),
     ]
 
     operations = [
