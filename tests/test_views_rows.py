@@ -1,0 +1,100 @@
+"""The overview's rows say why and what to do, offer Roll out where a restart is the cure, and agree with each
+other: one line across clusters, the chart's last point and the badges from the same stored verdicts, and each
+card's "as of"."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from drift import verdicts
+from tests.facts import Facts, user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
+
+
+@pytest.fixture
+def facts():
+    return Facts.for_cluster()
+
+
+@pytest.fixture
+def lead(facts):
+    """env-demo (2 pods) reads env-config through envFrom, subpath-demo one key of special-config through a
+    subPath; both started before their ConfigMap changed: stale. volume-demo mounts special-config, changed a
+    moment ago: propagating. api (namespace shop) reads a Secret that never changed: fresh."""
+    facts.source("env-config", (90, {"log_level": "INFO"}), (10, {"log_level": "DEBUG"}))
+    facts.source("special-config", (90, {"special.how": "very"}), (0.2, {"special.how": "more"}))
+    facts.source("db", (90, {"password": "s3cr3t"}), kind="Secret", namespace="shop")
+    for name in ("env-demo-a", "env-demo-b"):
+        facts.pod("env-demo", name, [{"source_name": "env-config"}])
+    facts.pod(
+        "subpath-demo",
+        "subpath-demo-a",
+        [{"source_name": "special-config", "mode": "subPath", "keys": ["special.how"], "mount_path": "/etc/x",
+          "sub_path": "special.how"}],
+    )  # fmt: skip
+    facts.pod(
+        "volume-demo",
+        "volume-demo-a",
+        [{"source_name": "special-config", "mode": "volume", "mount_path": "/etc/config"}],
+    )
+    facts.pod("api", "api-a", [{"source_kind": "Secret", "source_name": "db"}], namespace="shop")
+    facts.run(counts={"stale": 0, "fresh": 5})  # the last snapshot's counts, before the watcher saw the changes
+    verdicts.facts_changed(facts.cluster)
+    return facts
+
+
+def row_of(content: str, name: str) -> str:
+    """The text and markup of the overview row that links to workload `name`."""
+    for row in re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", content, re.S):
+        if re.search(rf"/workloads/\w+/{name}/\">", row):
+            return row
+    raise AssertionError(f"no row for {name}")
+
+
+def text(markup: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup)).strip()
+
+
+def test_each_row_says_why_and_what_to_do_per_mode(client, lead):
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    assert "env read at start — restart needed" in text(row_of(content, "env-demo"))
+    assert "subPath never refreshed — restart needed" in text(row_of(content, "subpath-demo"))
+    assert re.search(r"volume: the kubelet refreshes it by about \d\d:\d\d", text(row_of(content, "volume-demo")))
+
+
+def test_an_operator_gets_a_roll_out_on_the_rows_a_restart_cures_and_only_where_she_may(client, lead):
+    client.force_login(user("olga", "operator", ["local/demo"]))
+    content = client.get(reverse("overview")).content.decode()
+    for name in ("env-demo", "subpath-demo"):
+        row = row_of(content, name)
+        assert f'aria-label="Roll out Deployment/{name}"' in row
+        assert f'action="{reverse("rollout-plan")}"' in row and 'method="post"' in row
+        assert "csrfmiddlewaretoken" in row
+    assert "Roll out Deployment/volume-demo" not in content  # propagating: nothing to do yet
+    client.force_login(user("vera", "viewer"))
+    assert "Roll out Deployment/env-demo" not in client.get(reverse("overview")).content.decode()
+    client.force_login(user("sam", "operator", ["local/shop"]))
+    assert "Roll out Deployment/env-demo" not in client.get(reverse("overview")).content.decode()
+
+
+def test_a_line_at_the_top_counts_the_workloads_that_need_a_restart_across_clusters(client, lead):
+    Facts.for_cluster("staging").run()
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    assert "2 workloads need a restart in 1 of 2 clusters." in text(content)
+
+
+def test_the_charts_last_point_is_what_the_badges_count(client, lead):
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    assert '<span class="verdict stale">3 stale</span>' in content
+    assert re.search(r"Stale pods in local since [\d-]+ [\d:]+: 3 now", content)  # not the last run's 0
+
+
+def test_each_card_says_as_of_when_from_its_stored_verdicts(client, lead):
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview")).content.decode()
+    assert re.search(r"as of \d+ s ago", content)
