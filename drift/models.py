@@ -325,6 +325,9 @@ class Pod(models.Model):
     restarted_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # metadata.deletionTimestamp: the pod is being deleted (a rollout's old pods, for their grace period). It is
+    # left out of the verdicts and their counts at once, and pages show it as terminating.
+    terminating_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["namespace", "name"]
@@ -791,6 +794,7 @@ class Rollout(models.Model):
     ready = models.PositiveIntegerField(default=0)
     available = models.PositiveIntegerField(default=0)
     batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
+    reason = models.CharField(max_length=500, blank=True, help_text="Why the operator asked for it (optional).")
     patched_at = models.DateTimeField(null=True, blank=True, help_text="When the patch was sent.")
 
     class Meta:

@@ -98,3 +98,28 @@ def test_each_card_says_as_of_when_from_its_stored_verdicts(client, lead):
     client.force_login(user("vera", "viewer"))
     content = client.get(reverse("overview")).content.decode()
     assert re.search(r"as of \d+ s ago", content)
+
+
+def test_a_pod_being_deleted_is_shown_terminating_and_left_out_of_the_counts(client, facts):
+    """After a rollout of two replicas: the two new pods fresh, one old pod still terminating. Not "split, 1
+    stale + 2 fresh"."""
+    from django.utils import timezone
+
+    from drift.models import Pod
+
+    facts.source("env-config", (90, {"log_level": "INFO"}), (10, {"log_level": "DEBUG"}))
+    old = facts.pod("env-demo", "env-demo-old", [{"source_name": "env-config"}], started_minutes_ago=30)
+    for name in ("env-demo-new-a", "env-demo-new-b"):
+        facts.pod("env-demo", name, [{"source_name": "env-config"}], started_minutes_ago=1)
+    Pod.objects.filter(pk=old.pk).update(terminating_since=timezone.now())
+    facts.run()
+    verdicts.facts_changed(facts.cluster)
+    client.force_login(user("vera", "viewer"))
+    content = client.get(reverse("overview"), {"verdict": "fresh"}).content.decode()
+    row = text(row_of(content, "env-demo"))
+    assert "split" not in row
+    assert '<span class="verdict stale">' not in content
+    page = client.get(reverse("workload", args=["local", "demo", "Deployment", "env-demo"])).content.decode()
+    assert "Terminating, not counted: env-demo-old" in text(page)
+    assert 'data-pod="env-demo-old"' not in page
+    assert page.count('<tbody class="pod"') == 2

@@ -280,6 +280,7 @@ class KnownPod:
     pk: int
     namespace: str
     started_at: datetime | None
+    terminating_since: datetime | None = None
 
 
 @dataclass
@@ -325,10 +326,10 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
 
 def _known_pods(cluster: Cluster) -> KnownPods:
     pods = {
-        uid: KnownPod(pk, namespace, started_at)
-        for pk, uid, namespace, started_at in Pod.objects.filter(cluster=cluster, deleted_at=None).values_list(
-            "pk", "uid", "namespace", "started_at"
-        )
+        uid: KnownPod(pk, namespace, started_at, terminating)
+        for pk, uid, namespace, started_at, terminating in Pod.objects.filter(
+            cluster=cluster, deleted_at=None
+        ).values_list("pk", "uid", "namespace", "started_at", "terminating_since")
     }
     instances: dict[int, dict[tuple[str, str], tuple[int, bool]]] = defaultdict(dict)
     for pk, pod_id, name, identity, running in ContainerInstance.objects.filter(
@@ -353,6 +354,7 @@ def _record_pod(
     uid, namespace = metadata.get("uid", ""), metadata.get("namespace", "")
     pod_started = podspec.parse_time((item.get("status") or {}).get("startTime"))
     node_name = (item.get("spec") or {}).get("nodeName") or ""
+    terminating = podspec.terminating_since(metadata)
     pod = known.pods.get(uid)
     if pod is None:
         kind, name = podspec.top_owner(metadata, listing.owners)
@@ -366,13 +368,19 @@ def _record_pod(
         created = Pod.objects.create(
             cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
             uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
-            restarted_at=podspec.restarted_at(metadata),
+            restarted_at=podspec.restarted_at(metadata), terminating_since=terminating,
         )  # fmt: skip
-        pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started)
+        pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started, terminating)
         recorded.rows += 1
-    elif pod.started_at is None and pod_started is not None:
+        return pod
+    if pod.started_at is None and pod_started is not None:
         # First seen while pending: the kubelet has taken it since.
         Pod.objects.filter(pk=pod.pk).update(started_at=pod_started, node_name=node_name)
+        recorded.rows += 1
+    if terminating is not None and pod.terminating_since is None:
+        # Its deletion was asked for (a rollout replaced it): out of the verdicts now, not when it is gone.
+        Pod.objects.filter(pk=pod.pk).update(terminating_since=terminating)
+        pod = known.pods[uid] = KnownPod(pod.pk, pod.namespace, pod.started_at or pod_started, terminating)
         recorded.rows += 1
     return pod
 

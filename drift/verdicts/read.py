@@ -147,9 +147,13 @@ def rows_with_expiry(
     plan = read_plans([cluster], now)[cluster.pk]
     if not plan.valid:
         return _judged_now(cluster, namespace, workload_ids, now)
-    # Only rows of consumptions still live: a container that ended after the last judgement is not shown.
+    # Only rows of consumptions still live: a container that ended, or a pod being deleted, after the last judgement
+    # is not shown.
     stored = StoredVerdict.objects.filter(
-        cluster=cluster, consumption__container__ended_at=None, consumption__container__pod__deleted_at=None
+        cluster=cluster,
+        consumption__container__ended_at=None,
+        consumption__container__pod__deleted_at=None,
+        consumption__container__pod__terminating_since=None,
     )
     if namespace:
         stored = stored.filter(consumption__container__pod__namespace=namespace)
