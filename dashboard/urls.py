@@ -70,6 +70,7 @@ dashboard_urls = [
     path("workloads/<int:pk>/confirm/", rollouts.confirm, name="workload-confirm"),
     path("workloads/<int:pk>/reload/", workloads.set_reload_setting, name="workload-reload"),
     path("rollouts/", rollouts.start, name="rollout-start"),
+    path("rollouts/list/", rollouts.rollout_list, name="rollouts"),
     path("rollouts/<int:pk>/", rollouts.progress, name="rollout"),
     path("rollouts/<int:pk>/cancel/", rollouts.cancel, name="rollout-cancel"),
     path("rollouts/bulk/plan/", rollouts.bulk_plan, name="rollout-bulk-plan"),
