@@ -93,6 +93,9 @@ VERDICT_ORDER = (
     Verdict.STALE, Verdict.MISSING, Verdict.UNRELOADED, Verdict.PROPAGATING, Verdict.UNKNOWN, Verdict.FRESH,
 )  # fmt: skip
 
+# The verdicts a restart cures: the container runs old config (stale), or its file is new on disk only.
+RESTART_VERDICTS = (Verdict.STALE, Verdict.UNRELOADED)
+
 # What a team lead reads for each verdict.
 VERDICT_LABELS = {
     Verdict.FRESH: "fresh",

@@ -123,3 +123,27 @@ def test_a_pod_being_deleted_is_shown_terminating_and_left_out_of_the_counts(cli
     assert "Terminating, not counted: env-demo-old" in text(page)
     assert 'data-pod="env-demo-old"' not in page
     assert page.count('<tbody class="pod"') == 2
+
+
+def test_a_sources_page_offers_to_roll_out_its_stale_consumers_to_whoever_may(client, lead):
+    url = reverse("source", args=["local", "demo", "configmaps", "special-config"])
+    client.force_login(user("olga", "operator", ["local/demo"]))
+    content = client.get(url).content.decode()
+    form = re.search(r'<form id="stale-consumers".*?</form>', content, re.S).group(0)
+    assert f'action="{reverse("rollout-bulk-plan")}"' in form and "csrfmiddlewaretoken" in form
+    assert "Roll out the stale consumers" in form
+    from drift.models import Workload
+
+    ids = {int(value) for value in re.findall(r'name="workload" value="(\d+)"', form)}
+    assert ids == {Workload.objects.get(name="subpath-demo").pk}  # volume-demo is propagating: nothing to do yet
+    assert "subPath never refreshed — restart needed" in text(content)
+    client.force_login(user("vera", "viewer"))
+    assert "Roll out the stale consumers" not in client.get(url).content.decode()
+    client.force_login(user("sam", "operator", ["local/shop"]))
+    assert "Roll out the stale consumers" not in client.get(url).content.decode()
+
+
+def test_the_workload_pages_rows_say_why(client, lead):
+    client.force_login(user("vera", "viewer"))
+    page = client.get(reverse("workload", args=["local", "demo", "Deployment", "env-demo"])).content.decode()
+    assert text(page).count("env read at start — restart needed") == 2  # one row per pod

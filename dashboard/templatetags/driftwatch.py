@@ -9,6 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from dashboard import access
 from drift.models import Rollout
+from drift.verdicts import DriftRow, rules
+from drift.verdicts.rules import Advice
 from drift.vocabulary import VERDICT_LABELS, SourceKind, Verdict, WorkloadKind
 
 register = template.Library()
@@ -64,3 +66,9 @@ def verdict_label(verdict: str | None) -> str:
         return VERDICT_LABELS[Verdict(verdict or "")]
     except ValueError:
         return str(verdict or "")
+
+
+@register.filter
+def advice(row: DriftRow) -> Advice | None:
+    """Why one drift row is not fresh and what to do (drift.verdicts.rules.advice), without the kubelet's time."""
+    return rules.advice(row.mode, row.verdict)

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from dashboard.access import may_roll_out
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from drift.diffs import key_diffs
@@ -39,6 +40,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         frozenset(old.version.binary_keys) | frozenset(new.version.binary_keys),
         context=None if full else 3,
     )
+    consumers = page.source_consumers(found, namespace, kind, name)
     ctx = {
         "cluster": found,
         "namespace": namespace,
@@ -52,7 +54,12 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         "diffs": diffs,
         "unchanged": [diff.key for diff in diffs if diff.status == "unchanged"],
         "full": full,
-        "consumers": page.source_consumers(found, namespace, kind, name),
+        "consumers": consumers,
+        "stale_consumers": [
+            workload
+            for workload in page.stale_consumers(consumers)
+            if not found.read_only and may_roll_out(request.user, found.name, workload.namespace)
+        ],
         "content_addressed": bool(page.CONTENT_HASH_SUFFIX.search(name)),
         "in_place_edits": page.in_place_edits(name, history),
     }
