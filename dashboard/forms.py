@@ -10,9 +10,10 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 
+from dashboard.pages import rollouts as rollout_pages
 from dashboard.pages.audit import AuditFilters, action_families
 from dashboard.pages.overview import OverviewFilters
-from drift.models import AuditEvent
+from drift.models import AuditEvent, Rollout
 from drift.reload_settings import CLEAR
 from drift.vocabulary import VERDICT_ORDER, Reload
 
@@ -61,6 +62,22 @@ class OverviewFilterForm(FilterForm):
 
     def filters(self) -> OverviewFilters:
         return OverviewFilters(**self.valid())  # type: ignore[arg-type]
+
+
+class RolloutFilterForm(FilterForm):
+    cluster = forms.SlugField(label="Cluster", required=False, max_length=63)
+    namespace = forms.CharField(label="Namespace", required=False, max_length=253)
+    state = forms.ChoiceField(
+        label="State",
+        required=False,
+        choices=[
+            ("", "any"), (rollout_pages.RUNNING, "running"), (rollout_pages.FINISHED, "finished"),
+            *Rollout.Status.choices,
+        ],
+    )  # fmt: skip
+
+    def filters(self) -> rollout_pages.RolloutFilters:
+        return rollout_pages.RolloutFilters(**self.valid())  # type: ignore[arg-type]
 
 
 class AuditFilterForm(FilterForm):

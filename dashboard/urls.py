@@ -79,6 +79,7 @@ dashboard_urls = [
     path("rollouts/", rollouts.start, name="rollout-start"),
     path("rollouts/stale-pods/plan/", rollouts.evict_plan, name="evict-plan"),
     path("rollouts/stale-pods/", rollouts.evict_start, name="evict-start"),
+    path("rollouts/list/", rollouts.rollout_list, name="rollouts"),
     path("rollouts/<int:pk>/", rollouts.progress, name="rollout"),
     path("rollouts/<int:pk>/cancel/", rollouts.cancel, name="rollout-cancel"),
     path("rollouts/bulk/plan/", rollouts.bulk_plan, name="rollout-bulk-plan"),

@@ -351,7 +351,8 @@ class Pod(models.Model):
     restarted_at = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
-    # metadata.deletionTimestamp: being deleted (graceful termination, a finalizer), still listed until it is gone.
+    # metadata.deletionTimestamp: the pod is being deleted (a rollout's old pods, for their grace period). It is
+    # left out of the verdicts and their counts at once, and pages show it as terminating.
     terminating_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -850,6 +851,7 @@ class Rollout(models.Model):
     ready = models.PositiveIntegerField(default=0)
     available = models.PositiveIntegerField(default=0)
     batch = models.UUIDField(null=True, blank=True, help_text="Rollouts requested together in one bulk action.")
+    reason = models.CharField(max_length=500, blank=True, help_text="Why the operator asked for it (optional).")
     patched_at = models.DateTimeField(null=True, blank=True, help_text="When the patch was sent.")
     action = models.CharField(max_length=16, choices=choices(RolloutAction), default=RolloutAction.TEMPLATE.value)
     # The eviction action's own record: the stale pods chosen when it was confirmed ({name, uid}, in order), the

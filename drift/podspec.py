@@ -56,6 +56,14 @@ def restarted_at(metadata: Mapping[str, Any]) -> datetime | None:
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
+def terminating_since(metadata: Mapping[str, Any]) -> datetime | None:
+    """metadata.deletionTimestamp: when the pod's deletion was asked for (it runs on for its grace period)."""
+    try:
+        return parse_time(metadata.get("deletionTimestamp"))
+    except ValueError:
+        return None
+
+
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None

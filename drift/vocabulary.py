@@ -92,6 +92,9 @@ VERDICT_ORDER = (
     Verdict.STALE, Verdict.MISSING, Verdict.UNRELOADED, Verdict.PROPAGATING, Verdict.UNKNOWN, Verdict.FRESH,
 )  # fmt: skip
 
+# The verdicts a restart cures: the container runs old config (stale), or its file is new on disk only.
+RESTART_VERDICTS = (Verdict.STALE, Verdict.UNRELOADED)
+
 # What a team lead reads for each verdict.
 VERDICT_LABELS = {
     Verdict.FRESH: "fresh",
@@ -101,6 +104,25 @@ VERDICT_LABELS = {
     Verdict.MISSING: "missing",
     Verdict.UNKNOWN: "unknown",
 }
+
+
+# What a team lead reads on a row: why it is not fresh and what to do, per mode and verdict. Put together (with
+# the kubelet's expected time for a propagating volume) by drift.verdicts.rules.advice; pages only show it.
+RESTART_NEEDED = "restart needed"
+WHY_STALE = {
+    Mode.ENV: "env read at start",
+    Mode.ENV_FROM: "env read at start",
+    Mode.SUBPATH: "subPath never refreshed",
+    Mode.VOLUME: "volume not refreshed within the kubelet's window",
+    Mode.PROJECTED: "projected volume not refreshed within the kubelet's window",
+}
+WHY_UNRELOADED = "file new, app not known to reload"
+WHY_MISSING = "source missing: create it or fix the reference"
+WHY_UNKNOWN = "not known yet: see the workload page for why"
+# "volume: the kubelet refreshes it by about 09:12 (median 30 s on this cluster)"
+REFRESH_BY = "{mode}: the kubelet refreshes it by about {by}"
+REFRESH_SOON = "{mode}: the kubelet refreshes it within its window"
+REFRESH_MEDIAN = " (median {seconds} s on this cluster)"
 
 
 class Reload(StrEnum):

@@ -57,7 +57,7 @@ def test_roll_out_confirm_and_follow_to_complete(operator, kube):
 
     content = text(panel)
     assert panel.content.decode().lstrip().startswith('<section id="rollout-panel"')
-    assert f"Roll out Deployment/env-demo in {kube.namespace}?" in content
+    assert f"Roll out Deployment/env-demo in {kube.namespace} of cluster local?" in content
     assert all(pod in content for pod in pods)
     assert "RollingUpdate" in content
     assert "server-side dry run accepted the patch" in content

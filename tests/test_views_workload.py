@@ -49,7 +49,9 @@ def test_it_shows_what_each_container_runs_against_the_current_version(client, f
     assert "Deployment/env-demo" in content
     assert "2 stale" in content
     row = re.search(r"env-demo-a stale app ConfigMap env-config envFrom (.*?) env-demo-b", content).group(1)
-    assert row.startswith("#1 #2 diff stale inferred : envFrom fixed at container start")
+    assert row.startswith(
+        "#1 #2 diff stale env read at start — restart needed inferred : envFrom fixed at container start"
+    )
     assert "changed at" in row
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row)  # stale since
 

@@ -15,6 +15,7 @@ from drift import verdicts
 from drift.models import AuditWebhookRejection, Cluster, ClusterLease, ContainerInstance, Pod, SnapshotRun, Source
 from drift.snapshot.watch import WATCHER_DOWN_AFTER_SECONDS
 from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, refresh
+from drift.verdicts.rules import Advice, restart_summary, workload_advice
 from drift.vocabulary import Verdict
 
 # The order of the overview's columns and filter choices.
@@ -104,6 +105,27 @@ class ClusterOverview:
         """The lease of the process watching this cluster now; None when no process holds it."""
         return self.lease if self.lease is not None and self.lease.held_at(timezone.now()) else None
 
+    restart_workloads: int = 0  # workloads a restart would bring up to date (the line across clusters)
+    as_of: dt.datetime | None = None  # the moment the stored verdicts shown are as of
+    now: dt.datetime | None = None
+
+    @property
+    def as_of_seconds(self) -> int | None:
+        if self.as_of is None or self.now is None:
+            return None
+        return max(0, round((self.now - self.as_of).total_seconds()))
+
+    def advice(self, summary: WorkloadSummary) -> list[Advice]:
+        """Why this row needs attention and what to do, per mode (drift.verdicts.rules.workload_advice)."""
+        refresh_by = timezone.localtime(summary.expires_at) if summary.expires_at is not None else None
+        median = self.refresh_delays.median if self.refresh_delays.count else None
+        return workload_advice(summary.modes, refresh_by, median)
+
+    @property
+    def rows(self) -> list[tuple[str, list[tuple[WorkloadSummary, list[Advice]]]]]:
+        """The page's workloads per namespace, each with its advice."""
+        return [(ns, [(w, self.advice(w)) for w in workloads]) for ns, workloads in self.namespaces]
+
     @property
     def refused_audit_events(self) -> list[tuple[str, int]]:
         return [(reason, count) for reason, count in self.audit_refusals if reason.startswith("event ")]
@@ -168,6 +190,7 @@ def overview(
     else:
         listing = filters.verdict or verdicts.ATTENTION
         pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+    moments = verdicts.as_of(clusters, now)
     tools = restart_tools([w.workload_id for shown in pages.values() for w in shown.workloads])
     refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for name, reason, count in AuditWebhookRejection.objects.filter(
@@ -189,6 +212,10 @@ def overview(
         shown = pages[cluster.pk]
         namespaces = sorted(shown.namespaces.items())
         totals = dict(shown.listed.pods) if filters.verdict else shown.pods
+        # The chart's last point is the stale pods the badges count, from the same stored verdicts (a watcher's
+        # version may have changed them since the last snapshot recorded its counts).
+        whole_cluster = not (filters.namespace or searching)
+        stale_now = shown.pods[Verdict.STALE] if whole_cluster else verdicts.cluster_counts(cluster, now)[Verdict.STALE]
         result.append(
             ClusterOverview(
                 cluster=cluster,
@@ -204,12 +231,15 @@ def overview(
                 quiet=0 if filters.verdict or searching else sum(tally.fresh for _, tally in namespaces),
                 totals=totals,
                 namespace_counts=[NamespaceCounts(ns, t.attention, t.fresh, t.pods) for ns, t in namespaces],
-                chart=stale_series(cluster, now),
+                chart=stale_series(cluster, now, latest=stale_now),
                 refresh_delays=measured.refresh_delays(cluster, now),
                 namespace_choices=shown.every_namespace,
                 audit_refusals=refusals[cluster.name],
                 restart_tools={w.workload_id: tools[w.workload_id] for w in shown.workloads if w.workload_id in tools},
                 lease=_lease(cluster),
+                restart_workloads=shown.restart,
+                as_of=moments.get(cluster.pk),
+                now=now,
             )
         )
     return result
@@ -265,9 +295,12 @@ def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> l
     return verdicts.summarise(rows)
 
 
-def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: int = 200) -> StaleSeries | None:
+def stale_series(
+    cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: int = 200, latest: int | None = None
+) -> StaleSeries | None:
     """Stale pods per finished snapshot over the last `hours` (or since the first snapshot, when the cluster is
-    younger), from each run's recorded verdict counts."""
+    younger), from each run's recorded verdict counts; ``latest``, the stale pods the stored verdicts count now,
+    is the last point (so the chart and the badges never disagree)."""
     runs = list(
         cluster.runs.filter(
             started_at__gte=now - dt.timedelta(hours=hours),
@@ -280,12 +313,17 @@ def stale_series(cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: i
         return None
     starts = [started for started, _ in runs]
     stale = [int((counts or {}).get(Verdict.STALE, 0)) for _, counts in runs]
+    if latest is not None:
+        starts.append(now)
+        stale.append(latest)
     start = min(starts[0], now - dt.timedelta(minutes=1))
     span = max((now - start).total_seconds(), 1.0)
     folded: dict[int, int] = {}
     for started, pods in zip(starts, stale, strict=True):
         bucket = min(buckets - 1, int((started - start).total_seconds() / span * buckets))
         folded[bucket] = max(folded.get(bucket, 0), pods)
+    if latest is not None:
+        folded[buckets - 1] = latest  # now: what the stored verdicts say, not the bucket's maximum
     return StaleSeries(sorted(folded.items()), buckets, start, now, len(runs), stale[-1])
 
 
@@ -313,3 +351,8 @@ def source_names(cluster_name: str = "") -> list[str]:
     if cluster_name:
         sources = sources.filter(cluster__name=cluster_name)
     return list(sources.order_by("name").values_list("name", flat=True).distinct())
+
+
+def restart_line(shown: list[ClusterOverview]) -> str:
+    """ "3 workloads need a restart in 1 of 4 clusters", over the clusters shown."""
+    return restart_summary(item.restart_workloads for item in shown)

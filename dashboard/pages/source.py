@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from dashboard.pages.version_links import LinkedRow, link_versions
 from drift import verdicts
 from drift.diffs import changed_keys
-from drift.models import Cluster, Source, SourceVersion
+from drift.models import Cluster, Source, SourceVersion, Workload
+from drift.rollout.kinds import ROLLABLE_KINDS
+from drift.vocabulary import RESTART_VERDICTS
 
 
 @dataclass
@@ -107,3 +109,11 @@ def source_consumers(
         row for row in verdicts.rows(cluster, namespace, now=now) if row.source.kind == kind and row.source.name == name
     ]
     return link_versions(cluster, namespace, rows)
+
+
+def stale_consumers(consumers: list[LinkedRow]) -> list[Workload]:
+    """The rollable workloads a restart would bring up to date on this source (a stale or new-on-disk-only row):
+    what "Roll out the stale consumers" offers, looked up by id so the rollout authorises each on its own row."""
+    ids = {judged.row.workload_id for judged in consumers if judged.row.verdict in RESTART_VERDICTS}
+    found = Workload.objects.filter(pk__in=ids, kind__in=ROLLABLE_KINDS).select_related("cluster")
+    return list(found.order_by("namespace", "kind", "name"))

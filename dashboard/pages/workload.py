@@ -31,6 +31,7 @@ class WorkloadDetail:
     split_sources: list[str]
     rollouts: list[Rollout]
     kubectl_restarts: list[dt.datetime] = field(default_factory=list)  # `kubectl rollout restart`s, newest first
+    terminating: list[tuple[str, dt.datetime]] = field(default_factory=list)  # pods being deleted, not counted
 
     @property
     def service_account_counts(self) -> dict[str, int]:
@@ -73,7 +74,14 @@ def workload_detail(workload: Workload, now: dt.datetime | None = None) -> Workl
         split_sources=sorted({str(r.source) for r in rows if r.split}),
         rollouts=rollout_history(workload),
         kubectl_restarts=kubectl_restarts(workload),
+        terminating=terminating_pods(workload),
     )
+
+
+def terminating_pods(workload: Workload) -> list[tuple[str, dt.datetime]]:
+    """(name, deletion asked at) of the workload's pods being deleted: left out of the verdicts and counts."""
+    pods = Pod.objects.filter(workload=workload, deleted_at=None, terminating_since__isnull=False)
+    return [(name, since) for name, since in pods.values_list("name", "terminating_since") if since is not None]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from dashboard import access
 from dashboard.pages.at import at_query
 from drift import kube
 from drift.models import Rollout
+from drift.verdicts import DriftRow, rules
+from drift.verdicts.rules import Advice
 from drift.vocabulary import VERDICT_LABELS, SourceKind, Verdict, WorkloadKind
 
 register = template.Library()
@@ -104,3 +106,8 @@ def version_name(number: int | None, resource_version: str | None = "") -> SafeS
     if resource_version:
         return f"resourceVersion {resource_version}"
     return "unknown"
+
+
+def advice(row: DriftRow) -> Advice | None:
+    """Why one drift row is not fresh and what to do (drift.verdicts.rules.advice), without the kubelet's time."""
+    return rules.advice(row.mode, row.verdict)

@@ -42,6 +42,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "pager_query": pager.urlencode(),
         "stamp": stamp,
+        "restart_line": page.restart_line(shown),
         "is_operator": role_of(request.user) == Role.OPERATOR,
     }
     template = "dashboard/overview.html"

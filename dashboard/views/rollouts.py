@@ -14,9 +14,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from dashboard.access import refuse_unknown_workload, require_rollout_permission
+from dashboard.forms import RolloutFilterForm
 from dashboard.htmx import HtmxHttpRequest
-from drift.models import Rollout, Workload
+from dashboard.pages import rollouts as page
+from drift.bounded import bounded
+from drift.models import Cluster, Rollout, Workload
 from drift.rollout import (
+    REASON_MAX,
     Target,
     advance_batch,
     cancel_batch,
@@ -61,7 +65,10 @@ def plan(request: HtmxHttpRequest) -> HttpResponse:
     workload = _workload(request)
     found = plan_rollout(workload.cluster, Target.of(workload))
     rollout = None if found.ready else record_outcome(workload.cluster, found, request.user.get_username())
-    ctx = {"cluster": workload.cluster, "workload": workload, "plan": found, "rollout": rollout}
+    ctx = {
+        "cluster": workload.cluster, "workload": workload, "plan": found, "rollout": rollout,
+        "all_fresh": page.every_pod_fresh(workload),
+    }  # fmt: skip
     return _render(request, "rollout-plan", ctx)
 
 
@@ -75,7 +82,10 @@ def confirm(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         refuse_unknown_workload(request, {"workload": str(pk)})
     require_rollout_permission(request, workload)
     found = plan_rollout(workload.cluster, Target.of(workload))
-    ctx = {"cluster": workload.cluster, "workload": workload, "plan": found, "rollout": None, "partial": "rollout-plan"}
+    ctx = {
+        "cluster": workload.cluster, "workload": workload, "plan": found, "rollout": None, "partial": "rollout-plan",
+        "all_fresh": page.every_pod_fresh(workload),
+    }  # fmt: skip
     return render(request, TEMPLATE, ctx)
 
 
@@ -83,7 +93,8 @@ def confirm(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def start(request: HtmxHttpRequest) -> HttpResponse:
     workload = _workload(request)
-    rollout, _ = request_rollout(workload.cluster, Target.of(workload), request.user.get_username())
+    actor = request.user.get_username()
+    rollout, _ = request_rollout(workload.cluster, Target.of(workload), actor, reason=_reason(request))
     response = _render(request, "rollout-progress", {"rollout": rollout})
     return trigger_client_event(response, "rollout-started")
 
@@ -139,6 +150,11 @@ def cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return trigger_client_event(response, "rollout-finished")
 
 
+def _reason(request: HtmxHttpRequest) -> str:
+    """The operator's optional reason, cut to its column (and marked so) when longer."""
+    return bounded(request.POST.get("reason", "").strip(), REASON_MAX)
+
+
 def _selected(request: HtmxHttpRequest) -> list[Workload]:
     ids = [int(value) for value in request.POST.getlist("workload") if value.isdigit() and len(value) < 19]
     workloads = list(Workload.objects.filter(pk__in=ids).select_related("cluster").order_by("namespace", "name"))
@@ -151,7 +167,7 @@ def _selected(request: HtmxHttpRequest) -> list[Workload]:
 @vary_on_headers("HX-Request")
 def bulk_plan(request: HtmxHttpRequest) -> HttpResponse:
     workloads = _selected(request)
-    plans = [(w, plan_rollout(w.cluster, Target.of(w))) for w in workloads]
+    plans = [(w, plan_rollout(w.cluster, Target.of(w)), page.every_pod_fresh(w)) for w in workloads]
     batch_sizes = sorted({w.cluster.rollout_batch_size for w in workloads})
     return _render(request, "bulk-plan", {"plans": plans, "batch_sizes": batch_sizes})
 
@@ -163,7 +179,9 @@ def bulk_start(request: HtmxHttpRequest) -> HttpResponse:
     workloads = _selected(request)
     if not workloads:
         return _render(request, "bulk-plan", {"plans": [], "batch_sizes": []})
-    batch_id = queue_batch([(w.cluster, Target.of(w)) for w in workloads], request.user.get_username())
+    batch_id = queue_batch(
+        [(w.cluster, Target.of(w)) for w in workloads], request.user.get_username(), reason=_reason(request)
+    )
     rollouts = advance_batch(batch_id)
     response = _render(request, "batch-progress", _batch_context(batch_id, rollouts))
     return trigger_client_event(response, "rollout-started")
@@ -201,3 +219,22 @@ def batch_cancel(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     cancel_batch(batch_id, request.user.get_username())
     response = _render(request, "batch-progress", _batch_context(batch_id, _batch_rows(batch_id)))
     return trigger_client_event(response, "rollout-finished")
+
+
+@require_GET
+def rollout_list(request: HtmxHttpRequest) -> HttpResponse:
+    """Running and recent rollouts, filtered by cluster, namespace and state (every user reads every rollout, as
+    on every other page); a bad filter is left out and said."""
+    form = RolloutFilterForm(request.GET)
+    filters = form.filters()
+    ctx = {
+        "form": form,
+        "filters": filters,
+        "filter_errors": form.messages(),
+        "rollouts": list(page.rollouts(filters)),
+        "limit": page.LIMIT,
+        "clusters": list(Cluster.objects.order_by("name").values_list("name", flat=True)),
+        "namespaces": list(Rollout.objects.order_by("namespace").values_list("namespace", flat=True).distinct()),
+        "states": form.fields["state"].choices,  # type: ignore[attr-defined]
+    }
+    return render(request, "dashboard/rollouts.html", ctx)

@@ -36,6 +36,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     stamp = page.source_stamp(found, history)
     if polled and stamp and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204)  # nothing new: htmx keeps what it shows
+    consumers = page.source_consumers(found, namespace, kind, name)
     ctx = {
         "cluster": found,
         "namespace": namespace,
@@ -44,7 +45,13 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         "name": name,
         "secret": kind == SourceKind.SECRET,
         "history": history,
-        "consumers": page.source_consumers(found, namespace, kind, name),
+        "consumers": consumers,
+        # "Roll out the stale consumers": only those this user may roll out (the confirmation checks each again).
+        "stale_consumers": [
+            workload
+            for workload in page.stale_consumers(consumers)
+            if not found.read_only and may_roll_out(request.user, found.name, workload.namespace)
+        ],
         "stamp": stamp,
         "polled": polled,
     }

@@ -31,7 +31,7 @@ from drift.rollout.kinds import (
     update_strategy,
 )
 from drift.rollout.plan import Plan, SourceState, plan_rollout
-from drift.rollout.record import record_dry_run, record_outcome
+from drift.rollout.record import REASON_MAX, record_dry_run, record_outcome
 from drift.rollout.signals import rollout_completed
 from drift.rollout.template import (
     config_hash,
@@ -43,6 +43,7 @@ from drift.rollout.template import (
 
 __all__ = [
     "KINDS",
+    "REASON_MAX",
     "ROLLABLE_KINDS",
     "WHAT_WORKS_INSTEAD",
     "Plan",

@@ -16,7 +16,7 @@ from drift.rollout.execute import start_claimed
 from drift.rollout.follow import cancel_rollout, refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import refused
-from drift.rollout.record import audit, finish_without_patch, lock_cluster, new_rollout
+from drift.rollout.record import REASON_MAX, audit, finish_without_patch, lock_cluster, new_rollout
 from drift.rollout.windows import closed_reason
 from drift.vocabulary import RolloutAction
 
@@ -104,20 +104,22 @@ def follow_rollouts() -> dict[str, int]:
     return {"refreshed": refreshed, "batches": len(batches)}
 
 
-def queue_batch(requests: list[tuple[Cluster, Target]], actor: str) -> uuid.UUID:
+def queue_batch(requests: list[tuple[Cluster, Target]], actor: str, reason: str = "") -> uuid.UUID:
     """Queue several rollouts under one batch id; drift.rollout.batch starts them, a cluster's
-    `rollout_batch_size` at a time, each group once the previous one has finished."""
+    `rollout_batch_size` at a time, each group once the previous one has finished. ``reason``: why the operator
+    asked (optional), kept on each row and in its `rollout.requested` entry."""
     batch = uuid.uuid4()
+    reason = reason[:REASON_MAX]
     with transaction.atomic():
         for position, (cluster, target) in enumerate(requests, start=1):
-            rollout = new_rollout(cluster, target, actor, Rollout.Status.QUEUED, batch=batch)
+            rollout = new_rollout(cluster, target, actor, Rollout.Status.QUEUED, batch=batch, reason=reason)
             rollout.save()
             audit(
                 rollout,
                 AuditEvent.Action.ROLLOUT_REQUESTED,
                 f"rollout of {target} requested in a batch of {len(requests)} (position {position}; "
-                f"{cluster.rollout_batch_size} at a time)",
-                {"position": position, "batch_size": cluster.rollout_batch_size},
+                f"{cluster.rollout_batch_size} at a time)" + (f"; reason: {reason}" if reason else ""),
+                {"position": position, "batch_size": cluster.rollout_batch_size, "reason": reason},
                 actor,
             )
     return batch

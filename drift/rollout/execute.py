@@ -22,6 +22,7 @@ from drift.rollout.follow import refresh_rollout
 from drift.rollout.kinds import Target
 from drift.rollout.plan import Plan, client_for, noop_message, plan_rollout, refused
 from drift.rollout.record import (
+    REASON_MAX,
     already_going,
     audit,
     carries,
@@ -37,22 +38,31 @@ from drift.rollout.record import (
 
 
 def request_rollout(
-    cluster: Cluster, target: Target, actor: str, *, dry_run: bool = False, client: kube.KubeClient | None = None
+    cluster: Cluster,
+    target: Target,
+    actor: str,
+    *,
+    dry_run: bool = False,
+    client: kube.KubeClient | None = None,
+    reason: str = "",
 ) -> tuple[Rollout, Plan]:
     """Plan again (what the confirmation panel showed may be old) and patch. Never raises for the cluster's
-    answers: a refusal, a no-op or a dry run is recorded like a rollout."""
+    answers: a refusal, a no-op or a dry run is recorded like a rollout. ``reason``: why the operator asked
+    (optional), kept on the row and in its `rollout.requested` entry."""
     if not target.rollable:
         plan = plan_rollout(cluster, target)
         return record_outcome(cluster, plan, actor), plan
     try:
         with client_for(cluster, client) as api:
-            return _request(cluster, target, actor, dry_run, api)
+            return _request(cluster, target, actor, dry_run, api, reason)
     except kube.KubeConfigError as error:
         plan = refused(target, f"Cannot connect to cluster {cluster.name}: {error}")
         return record_outcome(cluster, plan, actor), plan
 
 
-def _request(cluster: Cluster, target: Target, actor: str, dry_run: bool, api: kube.KubeClient) -> tuple[Rollout, Plan]:
+def _request(
+    cluster: Cluster, target: Target, actor: str, dry_run: bool, api: kube.KubeClient, reason: str
+) -> tuple[Rollout, Plan]:
     # Our own earlier rollout of this workload may have ended since anyone looked: record its end first.
     for earlier in _ours_going(cluster, target):
         refresh_rollout(earlier, api)
@@ -61,7 +71,7 @@ def _request(cluster: Cluster, target: Target, actor: str, dry_run: bool, api: k
         return record_outcome(cluster, plan, actor), plan
     if dry_run:
         return record_dry_run(cluster, plan, actor), plan
-    rollout = new_rollout(cluster, target, actor, Rollout.Status.PATCHING)
+    rollout = new_rollout(cluster, target, actor, Rollout.Status.PATCHING, reason=reason[:REASON_MAX])
     if not _claim(rollout, plan):
         return rollout, replace(plan, outcome=Plan.REFUSED, message=rollout.message)
     return rollout, patch_and_record(rollout, plan, api)
@@ -92,8 +102,8 @@ def _claim(rollout: Rollout, plan: Plan) -> bool:
                 rollout,
                 AuditEvent.Action.ROLLOUT_REQUESTED,
                 f"rollout of {plan.target} requested: {pods_text(plan.pods)} to be replaced ({plan.strategy}); "
-                "patching",
-                plan.detail() | {"generation_before": plan.generation},
+                "patching" + (f"; reason: {rollout.reason}" if rollout.reason else ""),
+                plan.detail() | {"generation_before": plan.generation, "reason": rollout.reason},
                 actor=rollout.requested_by,
             )
     return True

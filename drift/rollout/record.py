@@ -19,6 +19,8 @@ from drift.vocabulary import RolloutAction
 # pg_advisory_xact_lock(namespace, key): serialises rollout decisions per cluster, without locking the
 # cluster row itself (the snapshot updates that row).
 _ADVISORY_LOCK_NAMESPACE = 0x0D71
+# The longest reason an operator may give for a rollout (Rollout.reason's column).
+REASON_MAX = 500
 # The audit entries that end a rollout; each counts once in driftwatch_rollouts_total, by the row's status.
 ENDING_ACTIONS = frozenset(
     {

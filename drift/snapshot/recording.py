@@ -501,7 +501,7 @@ def _record_pod(
     pod_started = podspec.parse_time((item.get("status") or {}).get("startTime"))
     node_name = (item.get("spec") or {}).get("nodeName") or ""
     # Being deleted (graceful termination, a finalizer): still listed, no longer a replica that stays.
-    terminating_since = podspec.parse_time(metadata.get("deletionTimestamp"))
+    terminating_since = podspec.terminating_since(metadata)
     pod = known.pods.get(uid)
     if pod is None:
         kind, name = podspec.top_owner(metadata, listing.owners)

@@ -23,7 +23,15 @@ from drift.verdicts.facts import (
     live_consumptions,
 )
 from drift.verdicts.paging import ATTENTION, SPLIT, Tally, WorkloadPage, listed_by, listing_order, workload_pages
-from drift.verdicts.read import cluster_counts, matching_workloads, rows, rows_with_expiry, stamp, workload_summaries
+from drift.verdicts.read import (
+    as_of,
+    cluster_counts,
+    matching_workloads,
+    rows,
+    rows_with_expiry,
+    stamp,
+    workload_summaries,
+)
 from drift.verdicts.read_at import PointInTime, point_in_time
 from drift.verdicts.store import after_cycle, facts_changed, source_changed, workloads_changed
 from drift.verdicts.summary import WorkloadSummary, pod_verdicts, summarise, worst
@@ -41,6 +49,7 @@ __all__ = [
     "WorkloadRef",
     "WorkloadSummary",
     "after_cycle",
+    "as_of",
     "cluster_counts",
     "cluster_moment",
     "drift_rows",

@@ -116,9 +116,9 @@ def live_consumptions(
     workload_id: int | None = None,
     workload_ids: Collection[int] | None = None,
 ) -> QuerySet[Consumption]:
-    queryset = Consumption.objects.filter(container__ended_at=None, container__pod__deleted_at=None).select_related(
-        "container__pod__workload", "container__pod__cluster"
-    )
+    queryset = Consumption.objects.filter(
+        container__ended_at=None, container__pod__deleted_at=None, container__pod__terminating_since=None
+    ).select_related("container__pod__workload", "container__pod__cluster")
     if cluster is not None:
         queryset = queryset.filter(container__pod__cluster=cluster)
     if namespace:

@@ -22,10 +22,12 @@ SPLIT = "split"
 
 @dataclass
 class Tally:
-    """Workloads that need attention, fresh ones, and pods per (worst) verdict."""
+    """Workloads that need attention, fresh ones, those a restart would bring up to date (a stale or new-on-disk-only
+    pod), and pods per (worst) verdict."""
 
     attention: int = 0
     fresh: int = 0
+    restart: int = 0
     pods: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICT_ORDER, 0))
 
     def add(self, summary: WorkloadSummary) -> None:
@@ -33,6 +35,8 @@ class Tally:
             self.attention += 1
         else:
             self.fresh += 1
+        if summary.restart_needed_pod_count:
+            self.restart += 1
         for verdict, count in summary.pods.items():
             self.pods[verdict] = self.pods.get(verdict, 0) + count
 
@@ -61,6 +65,11 @@ class WorkloadPage:
             for verdict, count in tally.pods.items():
                 total[verdict] += count
         return total
+
+    @property
+    def restart(self) -> int:
+        """Workloads a restart would bring up to date, over every namespace counted."""
+        return sum(tally.restart for tally in self.namespaces.values())
 
     def turn_to(self, page: int, page_size: int) -> None:
         """Set the number of pages for what is listed, and the page shown: the one asked for, within them."""
@@ -123,6 +132,7 @@ def workload_pages(
         .annotate(
             attention_count=Count("pk", filter=Q(attention=True)),
             fresh_count=Count("pk", filter=Q(attention=False)),
+            restart_count=Count("pk", filter=Q(pods__stale__gt=0) | Q(pods__unreloaded__gt=0)),
             listed_attention_count=Count("pk", filter=listed & Q(attention=True)),
             listed_fresh_count=Count("pk", filter=listed & Q(attention=False)),
             **{f"pods_{v}": pods_with(v) for v in VERDICT_ORDER},
@@ -139,6 +149,7 @@ def workload_pages(
         tally = each.namespaces.setdefault(row["namespace"], Tally())
         tally.attention += row["attention_count"]
         tally.fresh += row["fresh_count"]
+        tally.restart += row["restart_count"]
         each.listed.attention += row["listed_attention_count"]
         each.listed.fresh += row["listed_fresh_count"]
         for verdict in VERDICT_ORDER:

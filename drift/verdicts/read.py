@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import IntegerField, Max, Q, Sum
+from django.db.models import IntegerField, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
@@ -147,9 +147,13 @@ def rows_with_expiry(
     plan = read_plans([cluster], now)[cluster.pk]
     if not plan.valid:
         return _judged_now(cluster, namespace, workload_ids, now)
-    # Only rows of consumptions still live: a container that ended after the last judgement is not shown.
+    # Only rows of consumptions still live: a container that ended, or a pod being deleted, after the last judgement
+    # is not shown.
     stored = StoredVerdict.objects.filter(
-        cluster=cluster, consumption__container__ended_at=None, consumption__container__pod__deleted_at=None
+        cluster=cluster,
+        consumption__container__ended_at=None,
+        consumption__container__pod__deleted_at=None,
+        consumption__container__pod__terminating_since=None,
     )
     if namespace:
         stored = stored.filter(consumption__container__pod__namespace=namespace)
@@ -266,6 +270,30 @@ def stamp(clusters: Iterable[Cluster], now: datetime | None = None) -> str:
         expired = expiry.timestamp() if expiry is not None else 0
         parts.append(f"{pk}.{record.stamp}.{latest_runs.get(pk, 0)}.{expired}")
     return "-".join(parts)
+
+
+def as_of(clusters: Iterable[Cluster], now: datetime | None = None) -> dict[int, datetime]:
+    """Per cluster (by id), the moment its stored verdicts are as of: the latest of their whole judgement, any
+    stored summary written since (a watcher's version, a rollout's pods) and the last good snapshot, which
+    confirmed the stored verdicts even when it changed none. A cluster whose stored verdicts do not hold is
+    judged when read: as of now. One query."""
+    now = now or timezone.now()
+    ids = [c.pk for c in clusters]
+    summaries = WorkloadVerdicts.objects.filter(cluster=OuterRef("pk")).order_by().values("cluster")
+    good = SnapshotRun.objects.filter(
+        cluster=OuterRef("pk"), status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]
+    )
+    records = ClusterVerdicts.objects.filter(cluster__in=ids).annotate(
+        summary_at=Subquery(summaries.annotate(latest=Max("judged_at")).values("latest")[:1]),
+        good_at=Subquery(good.order_by("-finished_at").values("finished_at")[:1]),
+    )
+    result = dict.fromkeys(ids, now)
+    for record in records:
+        if record.expires_at is not None and record.expires_at <= now:
+            continue  # judged when read
+        moments = [record.judged_at, record.summary_at, record.good_at]
+        result[record.pk] = min(now, max(moment for moment in moments if moment is not None))
+    return result
 
 
 def clusters_named(cluster: Cluster | str | None) -> list[Cluster]:

@@ -29,7 +29,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from drift.vocabulary import ENV_MODES, REFRESHED_MODES, Evidence, Mode, Reload, Verdict
+from drift import vocabulary
+from drift.vocabulary import ENV_MODES, REFRESHED_MODES, VERDICT_ORDER, Evidence, Mode, Reload, Verdict
 
 # A consumer's view of one content: sorted (key, hash) pairs, hash None when the key is absent.
 Projection = tuple[tuple[str, str | None], ...]
@@ -738,3 +739,69 @@ def _judge_missing(case: _Case) -> Judgement:
                 f"({running.in_parentheses})"
             )
     return case.judgement(Verdict.MISSING, Evidence.OBSERVED, reason, running=running)
+
+
+# --- what a team lead reads: why, and what to do ---
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Why a row is not fresh and what to do, in a team lead's words; ``restart``: a rollout is the cure (the page
+    offers Roll out next to it)."""
+
+    text: str
+    restart: bool
+
+
+def advice(
+    mode: Mode | str, verdict: Verdict | str, refresh_by: datetime | None = None, median_seconds: float | None = None
+) -> Advice | None:
+    """The advice for one consumption's verdict (None when fresh). ``refresh_by``: the moment (in the reader's
+    zone) the kubelet has rewritten a propagating volume by; ``median_seconds``: this cluster's measured median
+    refresh delay, when one was seen. The words are drift.vocabulary's."""
+    mode, verdict = Mode(mode), Verdict(verdict)
+    if verdict is Verdict.FRESH:
+        return None
+    if verdict is Verdict.STALE:
+        return Advice(f"{vocabulary.WHY_STALE[mode]} — {vocabulary.RESTART_NEEDED}", restart=True)
+    if verdict is Verdict.UNRELOADED:
+        return Advice(vocabulary.WHY_UNRELOADED, restart=True)
+    if verdict is Verdict.PROPAGATING:
+        noun = "volume" if mode is not Mode.PROJECTED else "projected volume"
+        if refresh_by is not None:
+            text = vocabulary.REFRESH_BY.format(mode=noun, by=refresh_by.strftime("%H:%M"))
+        else:
+            text = vocabulary.REFRESH_SOON.format(mode=noun)
+        if median_seconds is not None:
+            text += vocabulary.REFRESH_MEDIAN.format(seconds=round(median_seconds))
+        return Advice(text, restart=False)
+    if verdict is Verdict.MISSING:
+        return Advice(vocabulary.WHY_MISSING, restart=False)
+    return Advice(vocabulary.WHY_UNKNOWN, restart=False)
+
+
+def workload_advice(
+    modes: Mapping[str, Mapping[str, int]], refresh_by: datetime | None = None, median_seconds: float | None = None
+) -> list[Advice]:
+    """A workload's advice from its pods per mode and verdict (drift.verdicts.WorkloadSummary.modes): per mode,
+    the worst verdict any of its pods has through it; each text once, those that need a restart first."""
+    found: list[Advice] = []
+    for mode in Mode:
+        counts = modes.get(mode.value) or {}
+        present = [verdict for verdict in VERDICT_ORDER if counts.get(verdict.value)]
+        said = advice(mode, present[0], refresh_by, median_seconds) if present else None
+        if said is not None and said not in found:
+            found.append(said)
+    return sorted(found, key=lambda said: not said.restart)
+
+
+def restart_summary(restart_workloads_per_cluster: Iterable[int]) -> str:
+    """The line across clusters: "3 workloads need a restart in 1 of 4 clusters" (one count per cluster shown)."""
+    counts = list(restart_workloads_per_cluster)
+    workloads, clusters = sum(counts), len(counts)
+    where = sum(1 for count in counts if count)
+    of = f"{clusters} cluster" + ("" if clusters == 1 else "s")
+    if not workloads:
+        return f"No workload needs a restart in {'' if clusters == 1 else 'any of '}{of}"
+    need = "workload needs" if workloads == 1 else "workloads need"
+    return f"{workloads} {need} a restart in {where} of {of}"

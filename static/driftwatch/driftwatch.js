@@ -40,6 +40,16 @@
     if (form && document.querySelector('input[form="' + form + '"]:checked')) event.preventDefault();
   });
 
+  // A rollout's end (one workload, or a whole batch) unticks the workloads chosen for it and refreshes the list
+  // at once: otherwise the ticks hold the poll, and the rows would go on showing the moment before the rollout.
+  document.addEventListener("rollout-finished", function () {
+    document.querySelectorAll('input[form="bulk-form"]:checked').forEach(function (box) {
+      box.checked = false;
+    });
+    var rows = document.getElementById("overview-body");
+    if (rows && window.htmx) window.htmx.trigger(rows, "rows-refresh");
+  });
+
   // htmx keeps no page in the browser's storage (historyCacheSize 0), only the path it shows; logging out
   // forgets that too, so nothing of the session is left in the tab.
   document.addEventListener("submit", function (event) {
