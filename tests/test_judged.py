@@ -12,7 +12,7 @@ from django.db import connection
 from drift import verdicts
 from drift.models import ClusterVerdicts, Consumption, Observation, SnapshotRun, StoredVerdict, WorkloadVerdicts
 from drift.verdicts import drift_rows, pod_verdicts
-from drift.vocabulary import VERDICT_ORDER
+from drift.vocabulary import RESTART_VERDICTS, VERDICT_ORDER
 from tests.facts import Facts, value_hash
 
 pytestmark = pytest.mark.django_db
@@ -303,6 +303,8 @@ def test_pages_and_counts_are_what_the_scenario_gives(facts, judge_first):
                 expected_namespaces[name] = verdicts.Tally(
                     attention=len(attention.intersection(here)),
                     fresh=len(set(here) - attention),
+                    # a restart brings a workload up to date when a pod of it is stale or new on disk only
+                    restart=sum(1 for w in here if any(workloads[w][1].get(v, 0) for v in RESTART_VERDICTS)),
                     pods=pods_of(workloads, here),
                 )
             assert got.namespaces == expected_namespaces, (moment, namespace)

@@ -3,15 +3,17 @@ the one refused) and the request tried again; it is never an error while the API
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from drift import kube
 from drift.clusters import connect
-from drift.kube.client import THROTTLED_RETRIES
+from drift.kube.client import THROTTLED_RETRIES, is_throttling
 from drift.models import Cluster
 from tests.faultproxy import FaultProxy
 
@@ -69,3 +71,31 @@ def test_a_429_that_does_not_end_is_an_error_after_a_few_tries(kubeconfig, tmp_p
         assert client.throttled_count == THROTTLED_RETRIES
     finally:
         proxy.stop()
+
+
+def _status_429(body: object) -> ApiException:
+    error = ApiException(status=429, reason="Too Many Requests")
+    error.body = json.dumps(body) if not isinstance(body, str) else body
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "throttled"),
+    [
+        ({"kind": "Status", "reason": "TooManyRequests", "message": "Too many requests, please try again later."}, True),
+        ("not json at all", True),
+        # The Eviction API's answer when a PodDisruptionBudget allows no disruption now: the caller's to handle
+        # (the stale-pods restart counts it and tries later), never retried here nor held against the cluster.
+        (
+            {
+                "kind": "Status",
+                "reason": "TooManyRequests",
+                "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                "details": {"causes": [{"reason": "DisruptionBudget", "message": "needs 2 healthy pods, has 2"}]},
+            },
+            False,
+        ),
+    ],
+)
+def test_only_api_priority_and_fairness_429s_are_throttling(body, throttled):
+    assert is_throttling(_status_429(body)) is throttled

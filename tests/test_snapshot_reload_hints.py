@@ -80,6 +80,7 @@ def test_kubectl_rollout_restart_is_read_as_a_rollout_in_the_history(kube, kubec
     assert snapshot(cluster).status == SnapshotRun.Status.SUCCEEDED
     client.force_login(user("vera", "viewer"))
     content = client.get(reverse("workload", args=["local", kube.namespace, "Deployment", "web"])).content.decode()
-    shown = re.search(r"<code>kubectl rollout restart</code> at (\S+ \S+) UTC", content)
+    # When, relative, with the absolute time (and its zone) on hover.
+    shown = re.search(r'<code>kubectl rollout restart</code> <time datetime="[^"]+" title="(\S+ \S+) UTC">', content)
     assert shown, "the restart is in the rollout history"
     assert shown.group(1) == restarted.replace("T", " ").removesuffix("Z")

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 SETTINGS = {
     "snapshot_interval_seconds": 30, "propagation_window_seconds": 120, "exec_concurrency": 4,
     "exec_timeout_seconds": 10, "api_requests_per_second": 20, "rollout_batch_size": 3, "file_probes": "auto", "reload_default": "unknown",
-    "rollout_deadline_seconds": 1800, "ignored_config_maps": '["cluster-autoscaler-status"]',
+    "rollout_deadline_seconds": 1800, "reconcile_interval_seconds": 600, "ignored_config_maps": '["cluster-autoscaler-status"]',
 }  # fmt: skip
 
 

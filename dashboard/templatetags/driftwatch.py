@@ -108,6 +108,7 @@ def version_name(number: int | None, resource_version: str | None = "") -> SafeS
     return "unknown"
 
 
+@register.filter
 def advice(row: DriftRow) -> Advice | None:
     """Why one drift row is not fresh and what to do (drift.verdicts.rules.advice), without the kubelet's time."""
     return rules.advice(row.mode, row.verdict)

@@ -90,6 +90,19 @@ class Traffic:
             self.bytes_read += bytes_read
 
 
+def is_throttling(error: ApiException) -> bool:
+    """Whether a 429 is API priority and fairness asking to slow down (wait, try again), rather than the Eviction
+    API saying a PodDisruptionBudget allows no disruption now: that one is an answer for the caller (the
+    stale-pods restart counts it and tries later), and holding the cluster's limiter for it would slow every
+    other request for nothing."""
+    try:
+        status = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return True
+    causes = ((status.get("details") or {}).get("causes") or []) if isinstance(status, dict) else []
+    return not any(isinstance(cause, dict) and cause.get("reason") == "DisruptionBudget" for cause in causes)
+
+
 def retry_after_seconds(error: ApiException) -> float:
     """The Retry-After of a 429 in seconds (API priority and fairness sends whole seconds), bounded; 1 s when
     absent or not a number."""
@@ -206,7 +219,7 @@ class KubeClient:
                     _request_timeout=self.timeout_seconds,
                 )
             except ApiException as error:
-                if error.status == 429 and attempt < THROTTLED_RETRIES:
+                if error.status == 429 and attempt < THROTTLED_RETRIES and is_throttling(error):
                     self._throttled(error)
                     continue
                 raise translate_api_exception(error, what or f"{method} {path}") from None
