@@ -82,7 +82,10 @@ def _status_429(body: object) -> ApiException:
 @pytest.mark.parametrize(
     ("body", "throttled"),
     [
-        ({"kind": "Status", "reason": "TooManyRequests", "message": "Too many requests, please try again later."}, True),
+        (
+            {"kind": "Status", "reason": "TooManyRequests", "message": "Too many requests, please try again later."},
+            True,
+        ),
         ("not json at all", True),
         # The Eviction API's answer when a PodDisruptionBudget allows no disruption now: the caller's to handle
         # (the stale-pods restart counts it and tries later), never retried here nor held against the cluster.
