@@ -91,7 +91,7 @@ def test_the_charts_last_point_is_what_the_badges_count(client, lead):
     client.force_login(user("vera", "viewer"))
     content = client.get(reverse("overview")).content.decode()
     assert '<span class="verdict stale">3 stale</span>' in content
-    assert re.search(r"Stale pods in local since [\d-]+ [\d:]+: 3 now", content)  # not the last run's 0
+    assert re.search(r"Stale pods in local since [\d-]+ [\d:]+ UTC: 3 now", content)  # not the last run's 0
 
 
 def test_each_card_says_as_of_when_from_its_stored_verdicts(client, lead):
