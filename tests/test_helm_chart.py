@@ -255,7 +255,7 @@ def test_the_watcher_runs_two_processes_sharing_the_clusters_with_the_same_accou
     (deployment,) = [d for d in of_kind(documents, "Deployment") if d["metadata"]["name"] == "dw-driftwatch-watcher"]
     assert deployment["spec"]["replicas"] == 2
     assert "strategy" not in deployment["spec"]  # rolling: the old pod gives its leases back as it stops
-    assert granted_to(documents, "watcher") == WATCH_CALLS
+    assert granted_to(documents, "watcher") == ACCOUNT_CALLS["cluster-wide"]["watcher"]
     single = render(*SECRET, *WATCHER, "--set", "watcher.replicas=1", "--set", "watcher.leaseSeconds=30")
     (deployment,) = [d for d in of_kind(single, "Deployment") if d["metadata"]["name"] == "dw-driftwatch-watcher"]
     assert deployment["spec"]["replicas"] == 1

@@ -44,12 +44,15 @@ def test_coverage_says_not_known_where_driftwatch_did_not_watch(at, before, afte
     [
         (t(30), None, run(9.7), pit.Presence.RAN),
         (t(5), None, run(9.7), pit.Presence.NOT_RAN),  # started after T
+        # The API gives start times in whole seconds: one in T's own second may have started after T.
+        (t(10), None, run(9.7), pit.Presence.NOT_KNOWN),
+        (t(10) - timedelta(seconds=1), None, run(9.7), pit.Presence.RAN),
+        (t(10) + timedelta(milliseconds=1), None, run(9.7), pit.Presence.NOT_RAN),  # a precise time: after T
         (None, None, run(9.7), pit.Presence.NOT_RAN),  # never started
         (t(30), t(12), run(9.7), pit.Presence.NOT_RAN),  # known gone before T
         (t(30), t(9.69), run(9.7), pit.Presence.NOT_KNOWN),  # the snapshot after T no longer listed it
         (t(30), t(9), run(9.7), pit.Presence.RAN),  # a later snapshot missed it: the one after T still had it
         (t(30), t(9), None, pit.Presence.NOT_KNOWN),  # no snapshot after T finished
-        (t(10), None, run(9.7), pit.Presence.RAN),  # started exactly at T
     ],
 )
 def test_presence_at_ten_minutes_ago(started, ended, after, expected):

@@ -93,6 +93,9 @@ def presence(at: datetime, started_at: datetime | None, ended_at: datetime | Non
     first missed it (None: it still exists)."""
     if started_at is None or started_at > at:
         return Presence.NOT_RAN
+    if started_at.microsecond == 0 and at - started_at < timedelta(seconds=1):
+        # The API's times are whole seconds: a start in T's own second may have come after T.
+        return Presence.NOT_KNOWN
     if ended_at is None:
         return Presence.RAN
     if ended_at <= at:
