@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from drift.models import Cluster, Consumption, Observation, ReloadSetting, SnapshotRun, Source, SourceVersion
@@ -231,7 +232,7 @@ def _cluster_rows(
     if not facts:
         return ClusterJudgement([], basis, window_expires_at)
     sources = _sources(cluster, {(fact.namespace, fact.source_kind, fact.source_name) for fact in facts})
-    probes = _latest_probes([fact.consumption_id for fact in facts])
+    probes = latest_probes([fact.consumption_id for fact in facts])
     settings = _reload_settings({fact.workload_id for fact in facts if fact.mode in REFRESHED_MODES})
     judged: list[_Judged] = []
     for fact in facts:
@@ -424,10 +425,16 @@ def _with_previous(versions: list[SourceVersion]) -> list[tuple[SourceVersion | 
     return list(zip([None, *versions[:-1]], versions, strict=True))
 
 
-def _latest_probes(consumption_ids: list[int]) -> dict[int, rules.Probe]:
+def latest_probes(consumption_ids: list[int], at: datetime | None = None) -> dict[int, rules.Probe]:
+    """The last read of each consumption (at or before `at`, when given: point in time)."""
+    observations = Observation.objects.filter(
+        # The ids as one array parameter: Django compiles an IN list of 15,000 placeholders in over a second.
+        consumption_id__in=RawSQL("SELECT unnest(%s::bigint[])", (consumption_ids,))
+    )
+    if at is not None:
+        observations = observations.filter(observed_at__lte=at)
     latest = (
-        Observation.objects.filter(consumption_id__in=consumption_ids)
-        .latest_per_consumption()
+        observations.latest_per_consumption()
         .values_list(
             "consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at", "watching",
             "holds_earlier_file",

@@ -16,11 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from drift.authorship import describe
-from drift.models import Cluster, Consumption, Observation, ReloadSetting, SnapshotRun, Source, SourceVersion
+from drift.models import Cluster, Consumption, ReloadSetting, SnapshotRun, Source, SourceVersion
 from drift.verdicts import at as pit
 from drift.verdicts import measured, rules
 from drift.verdicts.facts import (
@@ -33,6 +32,7 @@ from drift.verdicts.facts import (
     _row,
     _running_projection,
     _split_pairs,
+    latest_probes,
 )
 from drift.vocabulary import Evidence, Mode, Verdict
 
@@ -134,7 +134,7 @@ def point_in_time(
     sources, numbered = _sources_at(
         cluster, {(f.fact.namespace, f.fact.source_kind, f.fact.source_name) for f in facts}
     )
-    probes = _probes_at([f.fact.consumption_id for f in facts], at)
+    probes = latest_probes([f.fact.consumption_id for f in facts], at)
     settings = _reload_settings_at({f.fact.workload_id for f in facts}, at)
     judged: list[tuple[_Judged, _FactAt]] = []
     cut: dict[tuple[str, str, str], rules.Source] = {}
@@ -327,33 +327,6 @@ def _sources_at(
         )
         numbered[key] = named
     return result, numbered
-
-
-def _probes_at(consumption_ids: list[int], at: datetime) -> dict[int, rules.Probe]:
-    """The last read of each consumption at or before T (the index observation_last_read)."""
-    latest = (
-        # The ids as one array parameter: Django compiles an IN list of 15,000 placeholders in over a second.
-        Observation.objects.filter(
-            consumption_id__in=RawSQL("SELECT unnest(%s::bigint[])", (consumption_ids,)), observed_at__lte=at
-        )
-        .latest_per_consumption()
-        .values_list(
-            "consumption_id", "observed_at", "ok", "reason", "key_hashes", "volume_written_at", "watching",
-            "holds_earlier_file",
-        )
-    )  # fmt: skip
-    return {
-        consumption_id: rules.Probe(
-            observed_at=observed_at,
-            ok=ok,
-            reason=reason,
-            key_hashes=key_hashes,
-            volume_written_at=written_at,
-            watching=watching,
-            holds_earlier_file=holds,
-        )
-        for consumption_id, observed_at, ok, reason, key_hashes, written_at, watching, holds in latest
-    }
 
 
 def _reload_settings_at(workload_ids: set[int], at: datetime) -> dict[tuple[int, str], tuple[str, str, datetime]]:
