@@ -162,9 +162,11 @@ ACCOUNT_CAN = {
     "web": [
         ("get", "secrets", "yes"), ("list", "pods", "yes"), ("patch", "deployments.apps", "yes"),
         ("patch", "daemonsets.apps", "yes"), ("get", "statefulsets.apps", "yes"),
+        # a ConfigMap restore (drift/restore.py) and "Restart the stale pods only" (drift/rollout/evict.py)
+        ("update", "configmaps", "yes"), ("create", "pods --subresource=eviction", "yes"),
         ("list", "secrets", "no"), ("list", "configmaps", "no"), ("create", "pods --subresource=exec", "no"),
         ("get", "pods --subresource=exec", "no"), ("watch", "secrets", "no"), ("list", "nodes", "no"),
-        ("delete", "pods", "no"), ("update", "configmaps", "no"), ("create", "deployments.apps", "no"),
+        ("delete", "pods", "no"), ("create", "deployments.apps", "no"), ("update", "secrets", "no"),
     ],
     "worker": [
         ("list", "secrets", "yes"), ("list", "replicasets.apps", "yes"), ("list", "jobs.batch", "yes"),
@@ -176,8 +178,11 @@ ACCOUNT_CAN = {
     "watcher": [
         ("list", "configmaps", "yes"), ("watch", "configmaps", "yes"), ("list", "secrets", "yes"),
         ("watch", "secrets", "yes"),
-        ("get", "secrets", "no"), ("list", "pods", "no"), ("create", "pods --subresource=exec", "no"),
-        ("patch", "deployments.apps", "no"),
+        # the pod watch, its owners and nodes, and the probes it plans from events (drift/snapshot/podwatch.py)
+        ("list", "pods", "yes"), ("watch", "pods", "yes"), ("list", "replicasets.apps", "yes"),
+        ("list", "nodes", "yes"), ("create", "pods --subresource=exec", "yes"),
+        ("get", "secrets", "no"), ("patch", "deployments.apps", "no"), ("delete", "pods", "no"),
+        ("update", "configmaps", "no"),
     ],
     "register": [("list", "pods", "no"), ("get", "secrets", "no"), ("create", "pods --subresource=exec", "no")],
     # Beat and the audit receiver have no account of their own and mount no token: the namespace's default account
