@@ -23,6 +23,7 @@ from drift.models import Cluster, Consumption, ReloadSetting, SnapshotRun, Sourc
 from drift.verdicts import at as pit
 from drift.verdicts import measured, rules
 from drift.verdicts.facts import (
+    _FACT_FIELDS,
     ClusterMoment,
     DriftRow,
     _Fact,
@@ -193,16 +194,7 @@ class _FactAt:
     container_seen: datetime
 
 
-# _Fact's attribute -> the field it is read from, and what deciding presence at T needs besides.
-_FIELDS = {
-    "consumption_id": "pk", "source_kind": "source_kind", "source_name": "source_name", "mode": "mode",
-    "keys": "keys", "optional": "optional", "mount_path": "mount_path", "container": "container__name",
-    "init": "container__init", "running": "container__running", "started_at": "container__started_at",
-    "pod_id": "container__pod_id", "pod": "container__pod__name", "namespace": "container__pod__namespace",
-    "pod_started_at": "container__pod__started_at", "workload_id": "container__pod__workload_id",
-    "workload_kind": "container__pod__workload__kind", "workload_name": "container__pod__workload__name",
-    "reload_hints": "container__reload_hints",
-}  # fmt: skip
+# What deciding presence at T needs besides _Fact's own fields (facts._FACT_FIELDS).
 _EXTRA = ("container__first_seen", "container__ended_at", "container__pod__first_seen", "container__pod__deleted_at",
           "container__pod__uid")  # fmt: skip
 
@@ -235,12 +227,12 @@ def _facts_at(
         queryset = queryset.filter(container__pod__workload_id__in=list(workload_ids))
     ordered = queryset.order_by(
         "container__pod__namespace", "container__pod__name", "container__init", "container__name", "id"
-    ).values_list(*_FIELDS.values(), *_EXTRA)
+    ).values_list(*_FACT_FIELDS.values(), *_EXTRA)
     found: list[_FactAt] = []
     latest_run: dict[tuple[int, str, bool], datetime] = {}
     for row in ordered:
-        values = dict(zip(_FIELDS, row[: len(_FIELDS)], strict=True))
-        container_seen, container_ended, pod_seen, pod_deleted, pod_uid = row[len(_FIELDS) :]
+        values = dict(zip(_FACT_FIELDS, row[: len(_FACT_FIELDS)], strict=True))
+        container_seen, container_ended, pod_seen, pod_deleted, pod_uid = row[len(_FACT_FIELDS) :]
         values["keys"] = tuple(values["keys"])
         # A run that ended after T was running (or restarting) until then, whatever it does now.
         values["running"] = values["running"] or container_ended is not None
