@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -35,9 +35,11 @@ from drift.rollout.record import (
     already_going,
     audit,
     audit_end,
+    deadline_passed,
     finish_without_patch,
     lock_cluster,
     new_rollout,
+    other_going,
     pods_text,
     record_dry_run,
     record_outcome,
@@ -263,12 +265,7 @@ def request_eviction(
 def _claim(rollout: Rollout, plan: Plan) -> bool:
     with transaction.atomic():
         lock_cluster(rollout.cluster)
-        going = (
-            Rollout.objects.of(rollout.cluster, rollout.kind, rollout.namespace, rollout.name)
-            .going()
-            .exclude(pk=rollout.pk)
-            .first()
-        )
+        going = other_going(rollout)
         if going is not None:
             finish_without_patch(rollout, refused(plan.target, already_going(plan.target, going), action=plan.action))
             return False
@@ -348,15 +345,10 @@ def advance_eviction(rollout: Rollout, client: kube.KubeClient | None = None) ->
         return rollout
 
 
-def _past_deadline(rollout: Rollout) -> bool:
-    started = rollout.patched_at or rollout.requested_at
-    return timezone.now() - started >= timedelta(seconds=rollout.cluster.rollout_deadline_seconds)
-
-
 def _record(rollout: Rollout, step: Step) -> Rollout:
     if step.done:
         return _end(rollout, Rollout.Status.COMPLETE, step.message, replaced=step.replaced)
-    if _past_deadline(rollout):
+    if deadline_passed(rollout):
         deadline = rollout.cluster.rollout_deadline_seconds
         return _end(
             rollout, Rollout.Status.STUCK,

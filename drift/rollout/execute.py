@@ -29,6 +29,7 @@ from drift.rollout.record import (
     finish_without_patch,
     lock_cluster,
     new_rollout,
+    other_going,
     pods_text,
     record_applied,
     record_dry_run,
@@ -87,12 +88,7 @@ def _claim(rollout: Rollout, plan: Plan) -> bool:
     """Step 2: the `patching` row and its audit entry, committed before anything is sent."""
     with transaction.atomic():
         lock_cluster(rollout.cluster)
-        going = (
-            Rollout.objects.of(rollout.cluster, rollout.kind, rollout.namespace, rollout.name)
-            .going()
-            .exclude(pk=rollout.pk)
-            .first()
-        )
+        going = other_going(rollout)
         if going is not None:
             finish_without_patch(rollout, refused(plan.target, already_going(plan.target, going), **_known(plan)))
             return False

@@ -15,7 +15,15 @@ from drift.models import AuditEvent, Rollout
 from drift.rollout.evict import advance_eviction
 from drift.rollout.kinds import Progress, Target
 from drift.rollout.plan import client_for, refused
-from drift.rollout.record import audit, audit_end, carries, finish_without_patch, record_applied, requeue
+from drift.rollout.record import (
+    audit,
+    audit_end,
+    carries,
+    deadline_passed,
+    finish_without_patch,
+    record_applied,
+    requeue,
+)
 from drift.vocabulary import RolloutAction
 
 log = logging.getLogger(__name__)
@@ -71,10 +79,9 @@ def past_deadline(rollout: Rollout, progress: Progress) -> Progress | None:
     has no deadline of its own, so without this it would block its batch and every later request forever."""
     if progress.state != Rollout.Status.IN_PROGRESS or Target.of(rollout).rules.has_own_deadline:
         return None
-    started = rollout.patched_at or rollout.requested_at
-    deadline = rollout.cluster.rollout_deadline_seconds
-    if timezone.now() - started < timedelta(seconds=deadline):
+    if not deadline_passed(rollout):
         return None
+    deadline = rollout.cluster.rollout_deadline_seconds
     return Progress(
         Rollout.Status.STUCK, progress.desired, progress.updated, progress.ready, progress.available,
         f"stuck: not complete {deadline}s after the patch (cluster {rollout.cluster.name}'s rollout deadline; "

@@ -3,6 +3,7 @@ order every writer follows (the cluster's advisory lock first, then Rollout rows
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -89,6 +90,22 @@ def requeue(rollout: Rollout, message: str, claimed_at: Any = None) -> None:
             locked.status, locked.patched_at, locked.message = Rollout.Status.QUEUED, None, message[:2000]
             locked.save(update_fields=["status", "patched_at", "message"])
     rollout.refresh_from_db()
+
+
+def other_going(rollout: Rollout) -> Rollout | None:
+    """Another of our rollouts of the same workload still going (asked under the cluster's lock, by a claim)."""
+    return (
+        Rollout.objects.of(rollout.cluster, rollout.kind, rollout.namespace, rollout.name)
+        .going()
+        .exclude(pk=rollout.pk)
+        .first()
+    )
+
+
+def deadline_passed(rollout: Rollout) -> bool:
+    """Whether the cluster's rollout deadline has passed since the rollout was sent (or asked for)."""
+    started = rollout.patched_at or rollout.requested_at
+    return timezone.now() - started >= timedelta(seconds=rollout.cluster.rollout_deadline_seconds)
 
 
 def already_going(target: Target, going: Rollout) -> str:
