@@ -87,18 +87,23 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     return render(request, template, ctx)
 
 
-@require_GET
-def download(request: HtmxHttpRequest, cluster: str, namespace: str, name: str, version: int, key: str) -> HttpResponse:
-    """One key of one ConfigMap version as a file, for values too large to diff on the page. Readable by whoever
-    may read the page (every logged-in user). Only ConfigMaps: a Secret's values are never stored."""
-    found = get_object_or_404(
-        SourceVersion.objects.select_related("source"),
+def _config_map_version(cluster: str, namespace: str, name: str, version: int) -> SourceVersion:
+    """A ConfigMap version by its id, only within the ConfigMap the URL names (404 otherwise)."""
+    return get_object_or_404(
+        SourceVersion.objects.select_related("source__cluster"),
         pk=version,
         source__cluster__name=cluster,
         source__namespace=namespace,
         source__kind=SourceKind.CONFIG_MAP,
         source__name=name,
     )
+
+
+@require_GET
+def download(request: HtmxHttpRequest, cluster: str, namespace: str, name: str, version: int, key: str) -> HttpResponse:
+    """One key of one ConfigMap version as a file, for values too large to diff on the page. Readable by whoever
+    may read the page (every logged-in user). Only ConfigMaps: a Secret's values are never stored."""
+    found = _config_map_version(cluster, namespace, name, version)
     if key not in found.data:
         raise Http404(f"no text key {key} in this version")
     filename = UNSAFE_FILENAME.sub("_", f"{name}-rv{found.resource_version}-{key}.txt")
@@ -111,14 +116,7 @@ def download(request: HtmxHttpRequest, cluster: str, namespace: str, name: str, 
 def _restorable_version(request: HttpRequest, cluster: str, namespace: str, name: str, version: int) -> SourceVersion:
     """The ConfigMap version the URL names, looked up by its id within that ConfigMap, and the user authorised on
     that version's own cluster and namespace (an operator scope), before anything else."""
-    found = get_object_or_404(
-        SourceVersion.objects.select_related("source__cluster"),
-        pk=version,
-        source__cluster__name=cluster,
-        source__namespace=namespace,
-        source__kind=SourceKind.CONFIG_MAP,
-        source__name=name,
-    )
+    found = _config_map_version(cluster, namespace, name, version)
     require_operator_on(request, found.source, "restore a ConfigMap")
     return found
 
