@@ -140,3 +140,70 @@ def test_a_window_that_closes_mid_way_holds_the_next_pod_until_it_opens(kube, cl
     assert rollout.status == "complete", rollout.message
     assert set(uids(kube, "held")).isdisjoint(before)
     assert AuditEvent.objects.filter(action="rollout.completed", object_name="held").count() == 1
+
+
+HTMX = {"HX-Request": "true", "HX-Target": "rollout-panel"}
+
+
+@pytest.mark.usefixtures("plain_http")
+def test_the_bulk_form_restarts_only_the_stale_pods_of_every_ticked_workload(kube, cluster, client):
+    from django.urls import reverse
+
+    from drift.models import Workload
+    from drift.tasks import track_rollouts
+    from tests.facts import user
+
+    kube.config_map("env-config", {"log_level": "INFO"})
+    container = {"name": "app", "image": "nginx:1.27", "envFrom": [{"configMapRef": {"name": "env-config"}}]}
+    for name in ("one", "two"):
+        kube.create_deployment(deployment(name, [container], replicas=2))
+    for name in ("one", "two"):
+        kube.wait_deployment_ready(name)
+    snapshot()
+    kube.edit_config_map("env-config", {"log_level": "DEBUG"})
+    # Split "two": one of its pods is replaced by hand and reads the new value; the other stays stale.
+    original = set(uids(kube, "two"))
+    replaced = sorted(kube.pods("two"), key=lambda pod: pod.metadata.name)[0]
+    kube.core.delete_namespaced_pod(replaced.metadata.name, kube.namespace)
+    wait_until(lambda: replaced.metadata.uid not in uids(kube, "two"), what="the hand-deleted pod gone")
+    kube.wait_deployment_ready("two")
+    wait_until(lambda: len(kube.ready_pods("two")) == 2, what="two's two pods Ready")
+    snapshot()
+    before = {name: uids(kube, name) for name in ("one", "two")}
+    [fresh_uid] = set(before["two"]) - original
+    ids = [Workload.objects.get(cluster=cluster, kind="Deployment", namespace=kube.namespace, name=n).pk for n in ("one", "two")]  # fmt: skip
+
+    # A viewer may not even plan it; an unknown action is refused before anything is read.
+    client.force_login(user("vera", "viewer"))
+    assert (
+        client.post(reverse("rollout-bulk-plan"), {"workload": ids, "action": "evict"}, headers=HTMX).status_code == 403
+    )
+    client.force_login(user("olga", "operator"))
+    assert (
+        client.post(reverse("rollout-bulk-plan"), {"workload": ids, "action": "nuke"}, headers=HTMX).status_code == 400
+    )
+
+    plan = client.post(reverse("rollout-bulk-plan"), {"workload": ids, "action": "evict"}, headers=HTMX)
+    content = plan.content.decode()
+    assert "Restart the stale pods of 2 workloads?" in content
+    assert before["two"][fresh_uid].metadata.name in content  # listed among the pods that stay
+    assert 'name="action" value="evict"' in content
+
+    started = client.post(reverse("rollout-bulk-start"), {"workload": ids, "action": "evict"}, headers=HTMX)
+    assert started.status_code == 200
+    batch = Rollout.objects.filter(name="one").get().batch
+
+    def poll():
+        track_rollouts()
+        response = client.get(reverse("rollout-batch", args=[batch]), headers=HTMX)
+        return response if response.status_code == 286 else None
+
+    wait_until(poll, timeout=180, what="the batch to finish")
+    ended = sorted(Rollout.objects.filter(batch=batch).values_list("action", "status", "message"))
+    assert [row[:2] for row in ended] == [("evict", "complete")] * 2, ended
+    after = {name: uids(kube, name) for name in ("one", "two")}
+    assert set(after["one"]).isdisjoint(before["one"]), "a stale pod of one is still there"
+    assert fresh_uid in after["two"], "the fresh pod of two was evicted"
+    assert set(after["two"]) & set(before["two"]) == {fresh_uid}
+    requested = AuditEvent.objects.filter(action="rollout.requested", actor="olga").order_by("id")
+    assert [event.detail["action"] for event in requested] == ["evict", "evict"]

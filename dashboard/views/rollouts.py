@@ -7,7 +7,7 @@ the `track_rollouts` beat task recorded, and never advance a batch or send a pat
 
 import uuid
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -32,6 +32,7 @@ from drift.rollout import (
     request_eviction,
     request_rollout,
 )
+from drift.vocabulary import RolloutAction
 
 TEMPLATE = "dashboard/rollout.html"
 # htmx stops polling when the answer's status is 286.
@@ -163,24 +164,42 @@ def _selected(request: HtmxHttpRequest) -> list[Workload]:
     return workloads
 
 
+def _bulk_action(request: HtmxHttpRequest) -> RolloutAction | None:
+    """Which action the bulk form asks for: the template patch (the default) or the stale pods' eviction."""
+    value = request.POST.get("action", RolloutAction.TEMPLATE.value)
+    return next((action for action in RolloutAction if action.value == value), None)
+
+
 @require_POST
 @vary_on_headers("HX-Request")
 def bulk_plan(request: HtmxHttpRequest) -> HttpResponse:
+    action = _bulk_action(request)
+    if action is None:
+        return HttpResponseBadRequest("unknown action")
     workloads = _selected(request)
-    plans = [(w, plan_rollout(w.cluster, Target.of(w)), page.every_pod_fresh(w)) for w in workloads]
+    if action == RolloutAction.EVICT:
+        plans = [(w, plan_eviction(w.cluster, Target.of(w)), False) for w in workloads]
+    else:
+        plans = [(w, plan_rollout(w.cluster, Target.of(w)), page.every_pod_fresh(w)) for w in workloads]
     batch_sizes = sorted({w.cluster.rollout_batch_size for w in workloads})
-    return _render(request, "bulk-plan", {"plans": plans, "batch_sizes": batch_sizes})
+    return _render(request, "bulk-plan", {"plans": plans, "batch_sizes": batch_sizes, "action": action})
 
 
 @require_POST
 @vary_on_headers("HX-Request")
 def bulk_start(request: HtmxHttpRequest) -> HttpResponse:
     """Queue the batch and start its first group now (an explicit POST); the beat task does the rest."""
+    action = _bulk_action(request)
+    if action is None:
+        return HttpResponseBadRequest("unknown action")
     workloads = _selected(request)
     if not workloads:
-        return _render(request, "bulk-plan", {"plans": [], "batch_sizes": []})
+        return _render(request, "bulk-plan", {"plans": [], "batch_sizes": [], "action": action})
     batch_id = queue_batch(
-        [(w.cluster, Target.of(w)) for w in workloads], request.user.get_username(), reason=_reason(request)
+        [(w.cluster, Target.of(w)) for w in workloads],
+        request.user.get_username(),
+        reason=_reason(request),
+        action=action,
     )
     rollouts = advance_batch(batch_id)
     response = _render(request, "batch-progress", _batch_context(batch_id, rollouts))

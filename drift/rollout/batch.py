@@ -104,22 +104,31 @@ def follow_rollouts() -> dict[str, int]:
     return {"refreshed": refreshed, "batches": len(batches)}
 
 
-def queue_batch(requests: list[tuple[Cluster, Target]], actor: str, reason: str = "") -> uuid.UUID:
+def queue_batch(
+    requests: list[tuple[Cluster, Target]],
+    actor: str,
+    reason: str = "",
+    action: RolloutAction = RolloutAction.TEMPLATE,
+) -> uuid.UUID:
     """Queue several rollouts under one batch id; drift.rollout.batch starts them, a cluster's
     `rollout_batch_size` at a time, each group once the previous one has finished. ``reason``: why the operator
-    asked (optional), kept on each row and in its `rollout.requested` entry."""
+    asked (optional), kept on each row and in its `rollout.requested` entry. ``action``: the template patch, or
+    the eviction of each workload's stale pods (one at a time; which pods go is planned again when it starts)."""
     batch = uuid.uuid4()
     reason = reason[:REASON_MAX]
+    what = "restart of the stale pods" if action == RolloutAction.EVICT else "rollout"
     with transaction.atomic():
         for position, (cluster, target) in enumerate(requests, start=1):
-            rollout = new_rollout(cluster, target, actor, Rollout.Status.QUEUED, batch=batch, reason=reason)
+            rollout = new_rollout(
+                cluster, target, actor, Rollout.Status.QUEUED, batch=batch, reason=reason, action=action
+            )
             rollout.save()
             audit(
                 rollout,
                 AuditEvent.Action.ROLLOUT_REQUESTED,
-                f"rollout of {target} requested in a batch of {len(requests)} (position {position}; "
+                f"{what} of {target} requested in a batch of {len(requests)} (position {position}; "
                 f"{cluster.rollout_batch_size} at a time)" + (f"; reason: {reason}" if reason else ""),
-                {"position": position, "batch_size": cluster.rollout_batch_size, "reason": reason},
+                {"position": position, "batch_size": cluster.rollout_batch_size, "reason": reason, "action": action},
                 actor,
             )
     return batch

@@ -73,8 +73,16 @@ def eviction_body(namespace: str, pod: str, uid: str) -> dict[str, Any]:
 # -- planning ---------------------------------------------------------------------------------------------------
 
 
-def plan_eviction(cluster: Cluster, target: Target, client: kube.KubeClient | None = None, *, at_once: int = 1) -> Plan:
-    """Which pods would go and which stay, what changes for each, and a dry run of the first eviction."""
+def plan_eviction(
+    cluster: Cluster,
+    target: Target,
+    client: kube.KubeClient | None = None,
+    *,
+    at_once: int = 1,
+    claimed: int | None = None,
+) -> Plan:
+    """Which pods would go and which stay, what changes for each, and a dry run of the first eviction.
+    ``claimed``: the batch's own row, already `patching`, which is not "another rollout going"."""
     known: dict[str, Any] = {"action": RolloutAction.EVICT, "at_once": at_once}
     if target.kind not in EVICTABLE_KINDS:
         return refused(
@@ -95,7 +103,7 @@ def plan_eviction(cluster: Cluster, target: Target, client: kube.KubeClient | No
         return refused(target, f"Driftwatch has not seen {target} yet: take a snapshot first.", **known)
     try:
         with client_for(cluster, client) as api:
-            return _plan(cluster, target, workload_row, api, known)
+            return _plan(cluster, target, workload_row, api, known, claimed)
     except kube.Forbidden as error:
         permission = error.permission or "the needed permission"
         return refused(
@@ -112,9 +120,11 @@ def plan_eviction(cluster: Cluster, target: Target, client: kube.KubeClient | No
         return refused(target, f"Cluster {cluster.name} did not answer as expected: {error}", **known)
 
 
-def _plan(cluster: Cluster, target: Target, workload_row: Workload, api: kube.KubeClient, known: dict) -> Plan:
+def _plan(
+    cluster: Cluster, target: Target, workload_row: Workload, api: kube.KubeClient, known: dict, claimed: int | None
+) -> Plan:
     workload = api.get(target.path(), what=target.permission("get"))
-    ours = Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going().first()
+    ours = Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going().exclude(pk=claimed).first()
     if ours is not None:
         return refused(target, already_going(target, ours), **known)
     live = live_pods(api, target, workload)
@@ -299,7 +309,7 @@ def start_claimed_eviction(rollout: Rollout) -> None:
     target = Target.of(rollout)
     try:
         with client_for(rollout.cluster, None) as api:
-            plan = plan_eviction(rollout.cluster, target, api, at_once=rollout.at_once)
+            plan = plan_eviction(rollout.cluster, target, api, at_once=rollout.at_once, claimed=rollout.pk)
             with transaction.atomic():
                 locked = Rollout.objects.select_for_update().get(pk=rollout.pk)
                 if locked.status != Rollout.Status.PATCHING:
