@@ -138,6 +138,25 @@ class Reload(StrEnum):
 RELOAD_ANNOTATION = "driftwatch.io/reload"
 
 
+class PickUp(StrEnum):
+    """How a container run took up a version of a source ("what did this change do?")."""
+
+    STARTED_WITH = "started with it"  # the run started while it was current (env, subPath, a fresh volume)
+    ON_DISK = "read it on disk"  # a probe saw its content in the run's volume (the kubelet rewrote the file)
+
+
+class Trouble(StrEnum):
+    """What went wrong with a pod soon after it took up a version."""
+
+    RESTARTED = "restarted"  # a later run of the same container started (the kubelet restarted it)
+    CRASHED = "crashed"  # a run ended with a failure (Error, OOMKilled, a non-zero exit) or is crash-looping
+
+
+# "What did this change do?" looks this many minutes past each pick-up for trouble, unless the URL says (bounded).
+TROUBLE_MINUTES_DEFAULT = 10
+TROUBLE_MINUTES_MAX = 24 * 60
+
+
 class Evidence(StrEnum):
     """OBSERVED: read from the container or the API server. INFERRED: deduced from timestamps and the rules."""
 
