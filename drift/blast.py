@@ -1,0 +1,309 @@
+"""What did this change do? For one version of a ConfigMap or Secret: the pods that took it up and when, the
+ones that crashed or restarted within N minutes of taking it up (with the reason the pod status gave), and the
+rollouts that followed it among its consumers (Driftwatch's, and `kubectl rollout restart`'s as the pods carry
+it): the blast radius after the fact.
+
+Only what is stored answers: a container run takes a version up at its start when the version was current then
+(env, subPath and a new volume are set up at start), or later when a probe read the version's content in its
+volume (drift.verdicts.rules.picked_up); what went wrong is what the pod status said of its runs
+(rules.trouble_after). Bounded whatever the number of pods: two queries for the source's lineages and versions,
+one for the consumptions with their runs and pods, one for the probes of the volumes that started earlier, one
+for every run of the pods that took it up, one for Driftwatch's rollouts and one for kubectl's restarts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+
+from drift.models import Cluster, Consumption, ContainerInstance, Observation, Pod, Rollout
+from drift.verdicts import rules
+from drift.verdicts.facts import WorkloadRef
+from drift.verdicts.read_at import VersionAt, _sources_at
+from drift.vocabulary import REFRESHED_MODES, TROUBLE_MINUTES_DEFAULT, TROUBLE_MINUTES_MAX, Mode, PickUp
+
+# A volume's probe may read a version's content a while after the next version appeared (the kubelet's delay,
+# the probe's own): reads up to this long after it still tell when the volume took the version up.
+LATE_READS = timedelta(minutes=15)
+
+# Rollouts that changed nothing in the cluster are not something a version caused.
+_NOTHING_SENT = (Rollout.Status.REFUSED, Rollout.Status.DRY_RUN, Rollout.Status.NOOP, Rollout.Status.QUEUED)
+
+
+def trouble_window(value: str | None) -> tuple[int, str]:
+    """The minutes after a pick-up to look for trouble, from a URL's ``within``: (minutes, "") or the default
+    with the reason the value was refused."""
+    if value is None or value == "":
+        return TROUBLE_MINUTES_DEFAULT, ""
+    if len(value) > 5 or not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= TROUBLE_MINUTES_MAX:
+        return TROUBLE_MINUTES_DEFAULT, (
+            f"within must be a whole number of minutes from 1 to {TROUBLE_MINUTES_MAX}; "
+            f"showing {TROUBLE_MINUTES_DEFAULT}"
+        )
+    return int(value), ""
+
+
+@dataclass(frozen=True)
+class ContainerPickUp:
+    container: str
+    init: bool
+    mode: Mode
+    at: datetime
+    how: PickUp
+    troubles: list[rules.TroubleSeen]
+
+
+@dataclass
+class PodPickUp:
+    """A pod that took the version up: its containers (each with when, how and what went wrong after)."""
+
+    pod_id: int
+    pod_uid: str
+    pod: str
+    workload: WorkloadRef
+    workload_id: int
+    deleted_at: datetime | None
+    containers: list[ContainerPickUp] = field(default_factory=list)
+
+    @property
+    def at(self) -> datetime:
+        return min(container.at for container in self.containers)
+
+    @property
+    def troubles(self) -> list[rules.TroubleSeen]:
+        return sorted((t for c in self.containers for t in c.troubles), key=lambda seen: (seen.at, seen.what))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "pod": self.pod,
+            "pod_uid": self.pod_uid,
+            "workload": {"kind": self.workload.kind, "name": self.workload.name},
+            "picked_up_at": self.at.isoformat(),
+            "containers": [
+                {
+                    "container": each.container,
+                    "mode": str(each.mode),
+                    "picked_up_at": each.at.isoformat(),
+                    "how": str(each.how),
+                    "troubles": [
+                        {"at": seen.at.isoformat(), "what": str(seen.what), "reason": seen.reason}
+                        for seen in each.troubles
+                    ],
+                }
+                for each in self.containers
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class RolloutAfter:
+    """A rollout of a consumer while the version was the latest: Driftwatch's (``rollout`` set) or a
+    `kubectl rollout restart` (its restartedAt, as the workload's pods carry it)."""
+
+    workload: WorkloadRef
+    at: datetime
+    by: str
+    what: str
+    rollout: Rollout | None = None
+
+
+@dataclass
+class BlastRadius:
+    version: VersionAt
+    until: datetime | None  # when the next version appeared (None: it is the latest)
+    within: timedelta
+    pods: list[PodPickUp]
+    rollouts: list[RolloutAfter]
+
+    @property
+    def troubled(self) -> list[PodPickUp]:
+        return [pod for pod in self.pods if pod.troubles]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version.as_json(),
+            "until": self.until.isoformat() if self.until else None,
+            "within_minutes": int(self.within.total_seconds() // 60),
+            "pods": [pod.as_json() for pod in self.pods],
+            "rollouts": [
+                {"workload": str(each.workload), "at": each.at.isoformat(), "by": each.by, "what": each.what}
+                for each in self.rollouts
+            ],
+        }
+
+
+def blast_radius(
+    cluster: Cluster, namespace: str, kind: str, name: str, number: int, within: timedelta | None = None
+) -> BlastRadius | None:
+    """What version ``number`` (#N, as the source page counts) of one source did; None when there is no #N."""
+    within = within if within is not None else timedelta(minutes=TROUBLE_MINUTES_DEFAULT)
+    key = (namespace, kind, name)
+    sources, numbered = _sources_at(cluster, {key})
+    source, named = sources.get(key), numbered.get(key, {})
+    chosen = next((each for each in named.values() if each.number == number), None)
+    if source is None or chosen is None:
+        return None
+    index = next(i for i, each in enumerate(source.versions) if each.resource_version == chosen.resource_version)
+    version = source.versions[index]
+    until = source.versions[index + 1].changed_at if index + 1 < len(source.versions) else None
+    runs = _consumer_runs(cluster, namespace, kind, name, version.changed_at, until)
+    probes = _volume_reads(runs, version.changed_at, until)
+    picked: list[tuple[_ConsumerRun, rules.PickedUp]] = []
+    for run in runs:
+        consumer = rules.Consumer(mode=Mode(run.mode), keys=run.keys, optional=run.optional)
+        found = rules.picked_up(consumer, run.began, probes.get(run.consumption_id, []), source, index)
+        if found is not None:
+            picked.append((run, found))
+    every_run = _runs_of({run.pod_id for run, _ in picked})
+    pods: dict[int, PodPickUp] = {}
+    taken: set[tuple[int, str, bool]] = set()
+    for run, found in sorted(picked, key=lambda pair: pair[1].at):
+        container_key = (run.pod_id, run.container, run.init)
+        if container_key in taken:  # a later run or another consumption of the same container: its first counts
+            continue
+        taken.add(container_key)
+        pod = pods.setdefault(
+            run.pod_id,
+            PodPickUp(run.pod_id, run.pod_uid, run.pod, WorkloadRef(run.workload_kind, run.workload_name),
+                      run.workload_id, run.pod_deleted_at),
+        )  # fmt: skip
+        troubles = rules.trouble_after(found.at, every_run.get(container_key, []), within)
+        pod.containers.append(ContainerPickUp(run.container, run.init, Mode(run.mode), found.at, found.how, troubles))
+    workloads = {run.workload_id: WorkloadRef(run.workload_kind, run.workload_name) for run in runs}
+    rollouts = _rollouts_after(cluster, namespace, workloads, version.changed_at, until)
+    ordered = sorted(pods.values(), key=lambda pod: (pod.at, pod.pod))
+    return BlastRadius(chosen, until, within, ordered, rollouts)
+
+
+@dataclass(frozen=True, slots=True)
+class _ConsumerRun:
+    consumption_id: int
+    mode: str
+    keys: tuple[str, ...]
+    optional: bool
+    container: str
+    init: bool
+    began: datetime
+    pod_id: int
+    pod_uid: str
+    pod: str
+    pod_deleted_at: datetime | None
+    workload_id: int
+    workload_kind: str
+    workload_name: str
+
+
+def _consumer_runs(
+    cluster: Cluster, namespace: str, kind: str, name: str, since: datetime, until: datetime | None
+) -> list[_ConsumerRun]:
+    """Every consumption of the source by a container run that was alive at some moment after ``since`` and had
+    started (or been seen) before ``until``: the runs that may have taken the version up."""
+    queryset = Consumption.objects.filter(
+        Q(container__ended_at=None) | Q(container__ended_at__gte=since),
+        container__pod__cluster=cluster,
+        container__pod__namespace=namespace,
+        source_kind=kind,
+        source_name=name,
+    )
+    if until is not None:
+        queryset = queryset.filter(Q(container__started_at__lt=until) | Q(container__first_seen__lt=until))
+    found = []
+    for row in queryset.values_list(*_RUN_FIELDS):
+        values = dict(zip(_RUN_FIELDS, row, strict=True))
+        found.append(
+            _ConsumerRun(
+                consumption_id=values["pk"],
+                mode=values["mode"],
+                keys=tuple(values["keys"]),
+                optional=values["optional"],
+                container=values["container__name"],
+                init=values["container__init"],
+                # A run never seen running (crash-looping since its start): when Driftwatch first saw it.
+                began=values["container__started_at"] or values["container__first_seen"],
+                pod_id=values["container__pod_id"],
+                pod_uid=values["container__pod__uid"],
+                pod=values["container__pod__name"],
+                pod_deleted_at=values["container__pod__deleted_at"],
+                workload_id=values["container__pod__workload_id"],
+                workload_kind=values["container__pod__workload__kind"],
+                workload_name=values["container__pod__workload__name"],
+            )
+        )
+    return found
+
+
+_RUN_FIELDS = (
+    "pk", "mode", "keys", "optional", "container__name", "container__init", "container__started_at",
+    "container__first_seen", "container__pod_id", "container__pod__uid", "container__pod__name",
+    "container__pod__deleted_at", "container__pod__workload_id", "container__pod__workload__kind",
+    "container__pod__workload__name",
+)  # fmt: skip
+
+
+def _volume_reads(runs: list[_ConsumerRun], since: datetime, until: datetime | None) -> dict[int, list[rules.Probe]]:
+    """The good reads of each refreshed volume whose run started before the version: only they may take it up
+    on disk."""
+    ids = [run.consumption_id for run in runs if run.mode in REFRESHED_MODES and run.began < since]
+    if not ids:
+        return {}
+    reads = Observation.objects.filter(
+        consumption_id__in=RawSQL("SELECT unnest(%s::bigint[])", (ids,)), ok=True, observed_at__gte=since
+    )
+    if until is not None:
+        reads = reads.filter(observed_at__lte=until + LATE_READS)
+    found: dict[int, list[rules.Probe]] = defaultdict(list)
+    for consumption_id, observed_at, key_hashes, written_at in reads.values_list(
+        "consumption_id", "observed_at", "key_hashes", "volume_written_at"
+    ):
+        found[consumption_id].append(rules.Probe(observed_at, True, "", key_hashes, written_at))
+    return found
+
+
+def _runs_of(pod_ids: set[int]) -> dict[tuple[int, str, bool], list[rules.Run]]:
+    """Every run of every container of these pods, by (pod, container, init)."""
+    if not pod_ids:
+        return {}
+    found: dict[tuple[int, str, bool], list[rules.Run]] = defaultdict(list)
+    rows = ContainerInstance.objects.filter(pod_id__in=RawSQL("SELECT unnest(%s::bigint[])", (sorted(pod_ids),)))
+    for pod_id, name, init, started_at, first_seen in rows.values_list(
+        "pod_id", "name", "init", "started_at", "first_seen"
+    ):
+        found[(pod_id, name, init)].append(rules.Run(started_at, first_seen))
+    return found
+
+
+def _rollouts_after(
+    cluster: Cluster, namespace: str, workloads: dict[int, WorkloadRef], since: datetime, until: datetime | None
+) -> list[RolloutAfter]:
+    if not workloads:
+        return []
+    names = Q()
+    for ref in set(workloads.values()):
+        names |= Q(kind=ref.kind, name=ref.name)
+    asked = Rollout.objects.filter(names, cluster=cluster, namespace=namespace, requested_at__gte=since).exclude(
+        status__in=_NOTHING_SENT
+    )
+    restarts = Pod.objects.filter(
+        workload_id__in=RawSQL("SELECT unnest(%s::bigint[])", (sorted(workloads),)), restarted_at__gte=since
+    )
+    if until is not None:
+        asked = asked.filter(requested_at__lt=until)
+        restarts = restarts.filter(restarted_at__lt=until)
+    found = [
+        RolloutAfter(
+            WorkloadRef(row.kind, row.name),
+            row.requested_at,
+            row.requested_by,
+            f"Driftwatch rollout ({row.action}, {row.get_status_display()})",
+            row,
+        )
+        for row in asked
+    ]
+    for workload_id, restarted_at in restarts.values_list("workload_id", "restarted_at").distinct():
+        if restarted_at is not None:
+            found.append(RolloutAfter(workloads[workload_id], restarted_at, "", "kubectl rollout restart"))
+    return sorted(found, key=lambda each: (each.at, str(each.workload)))
