@@ -1,4 +1,5 @@
 import re
+from datetime import timedelta
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -7,10 +8,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.access import may_roll_out, require_operator_on
+from dashboard.access import may_read, may_roll_out, refuse_read, require_operator_on
 from dashboard.forms import RestoreForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
+from dashboard.pages.at import at_query
+from drift import kube
+from drift.blast import blast_radius, trouble_window
 from drift.diffs import key_diffs
 from drift.history import version_number
 from drift.models import Cluster, SourceVersion
@@ -85,6 +89,38 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     if request.htmx and request.htmx.target == "version-diff":
         template += "#version-diff"
     return render(request, template, ctx)
+
+
+@require_GET
+def effects(request: HttpRequest, cluster: str, namespace: str, kinds: str, name: str, number: int) -> HttpResponse:
+    """What did version #N of a ConfigMap or Secret do (drift.blast): the pods that took it up and when, those that
+    crashed or restarted within ``?within=`` minutes of it (default 10, bounded), and the rollouts that followed.
+    A viewer scoped to other namespaces gets 404 with an ``access.denied`` entry, checked on the names first."""
+    kind = SourceKind.from_plural(kinds)
+    try:
+        kube.validate_namespace(namespace)
+    except kube.InvalidName:
+        raise Http404("No such namespace.") from None
+    if not may_read(request.user, cluster, namespace):
+        refuse_read(request, cluster, namespace, kind, name)
+    found = get_object_or_404(Cluster, name=cluster)
+    minutes, refused = trouble_window(request.GET.get("within"))
+    radius = blast_radius(found, namespace, kind, name, number, timedelta(minutes=minutes))
+    if radius is None:
+        raise Http404(f"no version #{number} of {kind} {name} in namespace {namespace} of cluster {cluster}")
+    ctx = {
+        "cluster": found,
+        "namespace": namespace,
+        "kind": kind,
+        "kinds": kinds,
+        "name": name,
+        "radius": radius,
+        # Each pod with the point-in-time query of the moment it took the version up (its link opens that moment).
+        "pods": [(pod, at_query(pod.at)) for pod in radius.pods],
+        "minutes": minutes,
+        "within_error": refused,
+    }
+    return render(request, "dashboard/effects.html", ctx, status=400 if refused else 200)
 
 
 def _config_map_version(cluster: str, namespace: str, name: str, version: int) -> SourceVersion:
