@@ -269,10 +269,11 @@ def _runs_of(pod_ids: set[int]) -> dict[tuple[int, str, bool], list[rules.Run]]:
         return {}
     found: dict[tuple[int, str, bool], list[rules.Run]] = defaultdict(list)
     rows = ContainerInstance.objects.filter(pod_id__in=RawSQL("SELECT unnest(%s::bigint[])", (sorted(pod_ids),)))
-    for pod_id, name, init, started_at, first_seen in rows.values_list(
-        "pod_id", "name", "init", "started_at", "first_seen"
-    ):
-        found[(pod_id, name, init)].append(rules.Run(started_at, first_seen))
+    for pod_id, name, init, started_at, first_seen, reason, exit_code, finished_at, waiting in rows.values_list(
+        "pod_id", "name", "init", "started_at", "first_seen", "termination_reason", "exit_code", "finished_at",
+        "waiting_reason",
+    ):  # fmt: skip
+        found[(pod_id, name, init)].append(rules.Run(started_at, first_seen, reason, exit_code, finished_at, waiting))
     return found
 
 

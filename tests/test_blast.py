@@ -131,3 +131,21 @@ def test_the_queries_do_not_grow_with_the_pods(incident):
 )
 def test_the_window_from_the_url_is_bounded(value, expected):
     assert trouble_window(value) == expected
+
+
+def test_a_crash_is_named_with_how_the_run_ended(incident):
+    """crash-c's first run ended with exit code 3 (Error) a minute after it took #3 up, and its next run waits
+    in CrashLoopBackOff, as the pod status recorded them (drift.models.ContainerInstance's termination fields)."""
+    first, second = ContainerInstance.objects.filter(pod=incident.crash).order_by("started_at")
+    ContainerInstance.objects.filter(pk=first.pk).update(
+        termination_reason="Error", exit_code=3, finished_at=incident.at(14)
+    )
+    ContainerInstance.objects.filter(pk=second.pk).update(waiting_reason="CrashLoopBackOff", restart_count=1)
+
+    [troubled] = radius(incident, 3).troubled
+
+    assert [(seen.at, seen.what, seen.reason) for seen in troubled.troubles] == [
+        (incident.at(14), Trouble.CRASHED, "Error, exit code 3"),
+        (incident.at(10), Trouble.CRASHED, "CrashLoopBackOff"),
+        (incident.at(10), Trouble.RESTARTED, "Error, exit code 3"),
+    ]

@@ -156,7 +156,8 @@ def test_an_incident_edit_partial_rollout_crash_and_restore(kubeconfig, kube, ku
     assert bad is not None
     assert crashing in {pod.pod_uid for pod in bad.pods}
     assert [pod.pod_uid for pod in bad.troubled] == [crashing]
-    assert {seen.what for seen in bad.troubled[0].troubles} & {Trouble.CRASHED, Trouble.RESTARTED}
+    troubles = [(seen.what, seen.reason) for seen in bad.troubled[0].troubles]
+    assert (Trouble.CRASHED, "Error, exit code 3") in troubles, troubles
     good = blast_radius(cluster, namespace, SourceKind.CONFIG_MAP, "app-config", 2)
     assert good is not None and {pod.pod_uid for pod in good.pods} == {on_second} and good.troubled == []
 
