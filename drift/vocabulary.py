@@ -157,6 +157,24 @@ TROUBLE_MINUTES_DEFAULT = 10
 TROUBLE_MINUTES_MAX = 24 * 60
 
 
+class EditEffect(StrEnum):
+    """What an edit of a source would do to one consumer now, before anyone makes it (the source page says it)."""
+
+    RESTART = "needs a restart"  # env, subPath, or a file the app reads only at start: only a new container sees it
+    REFRESHES = "refreshes by itself"  # a volume the kubelet rewrites, read again by the app
+    NEVER = "never"  # an immutable ConfigMap or Secret: it cannot be edited, and the kubelet never rewrites it
+
+
+# What a team lead reads for each, put together by drift.verdicts.rules.edit_effect.
+EDIT_RESTART_ENV = "env read at start: a restart is needed to take an edit"
+EDIT_RESTART_SUBPATH = "subPath never refreshed: a restart is needed to take an edit"
+EDIT_RESTART_FILE = "the file refreshes {when}, but the app reads it only at start ({why}): a restart is needed"
+EDIT_REFRESHES = "refreshes {when}: the app re-reads it ({why})"
+EDIT_NEVER = "never: {kind} {name} is immutable (the API server refuses edits): make a new one and roll out to it"
+EDIT_IN_ABOUT = "in about {seconds} s (this cluster's median)"
+EDIT_WITHIN = "within the kubelet's window (up to {seconds} s)"
+
+
 class Evidence(StrEnum):
     """OBSERVED: read from the container or the API server. INFERRED: deduced from timestamps and the rules."""
 

@@ -34,6 +34,7 @@ from drift.vocabulary import (
     ENV_MODES,
     REFRESHED_MODES,
     VERDICT_ORDER,
+    EditEffect,
     Evidence,
     Mode,
     PickUp,
@@ -749,6 +750,49 @@ def _judge_missing(case: _Case) -> Judgement:
                 f"({running.in_parentheses})"
             )
     return case.judgement(Verdict.MISSING, Evidence.OBSERVED, reason, running=running)
+
+
+# --- before an edit: what it would do to each consumer ---
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    """What an edit of a source would do to one consumer now (drift.vocabulary.EditEffect), in words."""
+
+    effect: EditEffect
+    text: str
+
+
+def edit_effect(
+    source: Source,
+    consumer: Consumer,
+    reload: ReloadFacts,
+    watching: bool | None,
+    median_seconds: float | None,
+    window: timedelta,
+) -> EditOutcome:
+    """An edit of ``source`` as this consumer would meet it: never (immutable), a restart (env and subPath are
+    fixed at start; a volume's file whose app is not known to re-read it, as ``process_reload`` and the last
+    probe's ``watching`` say), or a refresh by itself in about the cluster's median measured delay (the kubelet's
+    window when none was measured)."""
+    if source.immutable:
+        return EditOutcome(EditEffect.NEVER, vocabulary.EDIT_NEVER.format(kind=source.kind, name=source.name))
+    if consumer.mode in ENV_MODES:
+        return EditOutcome(EditEffect.RESTART, vocabulary.EDIT_RESTART_ENV)
+    if consumer.mode is Mode.SUBPATH:
+        return EditOutcome(EditEffect.RESTART, vocabulary.EDIT_RESTART_SUBPATH)
+    when = (
+        vocabulary.EDIT_IN_ABOUT.format(seconds=round(median_seconds))
+        if median_seconds is not None
+        else vocabulary.EDIT_WITHIN.format(seconds=round(window.total_seconds()))
+    )
+    if watching:
+        how, why = Reload.HOT, "a process of it watches the volume"
+    else:
+        how, why = process_reload(reload)
+    if how is Reload.HOT:
+        return EditOutcome(EditEffect.REFRESHES, vocabulary.EDIT_REFRESHES.format(when=when, why=why))
+    return EditOutcome(EditEffect.RESTART, vocabulary.EDIT_RESTART_FILE.format(when=when, why=why))
 
 
 # --- what a change did: who took a version up, and what went wrong soon after ---
