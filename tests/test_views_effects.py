@@ -5,8 +5,8 @@ a link from every version on the source page, and a viewer scoped to another nam
 import pytest
 from django.urls import reverse
 
-from drift.models import AuditEvent, ContainerInstance
-from tests.facts import Facts, user
+from drift.models import AuditEvent, ContainerInstance, Observation, Source
+from tests.facts import Facts, user, value_hash
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
@@ -76,3 +76,47 @@ def test_a_viewer_scoped_elsewhere_is_refused_and_audited(client, facts):
 def test_an_unknown_version_is_404(client, facts):
     client.force_login(user("vera", "viewer"))
     assert client.get(effects(3)).status_code == 404
+
+
+def edit_cells(page):
+    """(pod, effect) per consumer row of the source page."""
+    consumers = page.split('id="source-consumers"')[1].split("</section>")[0]
+    found = []
+    for row in consumers.split("<tr>")[2:]:
+        pod = row.split("/pods/")[1].split("/")[0]
+        effect = row.split('data-effect="')[1].split('"')[0]
+        found.append((pod, effect, row.split('class="edit-effect">')[1].split("</td>")[0]))
+    return found
+
+
+def test_before_an_edit_the_source_page_says_what_it_would_do_to_each_consumer(client):
+    client.force_login(user("vera", "viewer"))
+    facts = Facts.for_cluster()
+    facts.source("app-config", (60, {"mode": "one"}))
+    facts.pod("env-demo", "env-a", [{"source_name": "app-config"}])
+    facts.pod("sub-demo", "sub-b", [{"source_name": "app-config", "mode": "subPath", "mount_path": "/etc/a"}])
+    facts.pod("files-demo", "files-c", [{"source_name": "app-config", "mode": "volume", "mount_path": "/etc/c"}])
+    watcher = facts.pod("hot-demo", "hot-d", [{"source_name": "app-config", "mode": "volume", "mount_path": "/etc/d"}])
+    Observation.objects.create(
+        consumption=watcher.containers.get().consumptions.get(), observed_at=facts.at(1), ok=True,
+        key_hashes={"mode": value_hash("one")}, watching=True,
+    )  # fmt: skip
+    url = reverse("source", args=["local", "demo", "configmaps", "app-config"])
+
+    cells = edit_cells(client.get(url).content.decode())
+
+    assert [(pod, effect) for pod, effect, _ in cells] == [
+        ("env-a", "needs a restart"),
+        ("files-c", "needs a restart"),
+        ("hot-d", "refreshes by itself"),
+        ("sub-b", "needs a restart"),
+    ]
+    said = dict((pod, text) for pod, _, text in cells)
+    assert "env read at start" in said["env-a"] and "subPath never refreshed" in said["sub-b"]
+    assert "the file refreshes within the kubelet&#x27;s window" in said["files-c"]  # no delay measured yet
+    assert "a process of it watches the volume" in said["hot-d"]
+
+    Source.objects.filter(name="app-config").update(immutable=True)
+    cells = edit_cells(client.get(url).content.decode())
+    assert {effect for _, effect, _ in cells} == {"never"}
+    assert "immutable" in cells[0][2]

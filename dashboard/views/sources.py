@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -13,7 +14,7 @@ from dashboard.forms import RestoreForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from dashboard.pages.at import at_query
-from drift import kube
+from drift import kube, verdicts
 from drift.blast import blast_radius, trouble_window
 from drift.diffs import key_diffs
 from drift.history import version_number
@@ -58,6 +59,10 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         ],
         "stamp": stamp,
         "polled": polled,
+        # Before an edit: what one would do to each consumer now (needs a restart, refreshes, never).
+        "edits": verdicts.edit_outcomes(
+            found, namespace, kind, name, [judged.row for judged in consumers], timezone.now()
+        ),
     }
     if polled:  # the timeline and the consumers only: no version's data is read
         return render(request, "dashboard/source.html#source-live", ctx)
