@@ -13,6 +13,7 @@ for every run of the pods that took it up, one for Driftwatch's rollouts and one
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,25 +141,62 @@ def blast_radius(
     cluster: Cluster, namespace: str, kind: str, name: str, number: int, within: timedelta | None = None
 ) -> BlastRadius | None:
     """What version ``number`` (#N, as the source page counts) of one source did; None when there is no #N."""
+    return blast_radii(cluster, namespace, kind, name, [number], within).get(number)
+
+
+def blast_radii(
+    cluster: Cluster,
+    namespace: str,
+    kind: str,
+    name: str,
+    numbers: Collection[int],
+    within: timedelta | None = None,
+) -> dict[int, BlastRadius]:
+    """What each of some versions (#N) did, by number (a number with no version is left out), in the same
+    queries as one version: the consumer runs, reads and rollouts of the span from the first to the end of the
+    last, each then judged against each version."""
     within = within if within is not None else timedelta(minutes=TROUBLE_MINUTES_DEFAULT)
     key = (namespace, kind, name)
     sources, numbered = _sources_at(cluster, {key})
     source, named = sources.get(key), numbered.get(key, {})
-    chosen = next((each for each in named.values() if each.number == number), None)
-    if source is None or chosen is None:
-        return None
-    index = next(i for i, each in enumerate(source.versions) if each.resource_version == chosen.resource_version)
-    version = source.versions[index]
-    until = source.versions[index + 1].changed_at if index + 1 < len(source.versions) else None
-    runs = _consumer_runs(cluster, namespace, kind, name, version.changed_at, until)
-    probes = _volume_reads(runs, version.changed_at, until)
-    picked: list[tuple[_ConsumerRun, rules.PickedUp]] = []
+    wanted = {each.resource_version: each for each in named.values() if each.number in set(numbers)}
+    if source is None or not wanted:
+        return {}
+    chosen: list[tuple[int, VersionAt, datetime | None]] = []  # (index in source.versions, version, its end)
+    for index, version in enumerate(source.versions):
+        if version.resource_version in wanted:
+            following = source.versions[index + 1] if index + 1 < len(source.versions) else None
+            chosen.append((index, wanted[version.resource_version], following.changed_at if following else None))
+    since = min(source.versions[index].changed_at for index, _, _ in chosen)
+    ends = [until for _, _, until in chosen]
+    until_last = None if None in ends else max(end for end in ends if end is not None)
+    runs = _consumer_runs(cluster, namespace, kind, name, since, until_last)
+    latest_start = max(source.versions[index].changed_at for index, _, _ in chosen)
+    probes = _volume_reads(runs, since, latest_start, until_last)
+    picked: dict[int, list[tuple[_ConsumerRun, rules.PickedUp]]] = defaultdict(list)
     for run in runs:
         consumer = rules.Consumer(mode=Mode(run.mode), keys=run.keys, optional=run.optional)
-        found = rules.picked_up(consumer, run.began, probes.get(run.consumption_id, []), source, index)
-        if found is not None:
-            picked.append((run, found))
-    every_run = _runs_of({run.pod_id for run, _ in picked})
+        for index, _, _ in chosen:
+            found = rules.picked_up(consumer, run.began, probes.get(run.consumption_id, []), source, index)
+            if found is not None:
+                picked[index].append((run, found))
+    every_run = _runs_of({run.pod_id for pairs in picked.values() for run, _ in pairs})
+    workloads = {run.workload_id: WorkloadRef(run.workload_kind, run.workload_name) for run in runs}
+    rollouts = _rollouts_after(cluster, namespace, workloads, since, until_last)
+    result: dict[int, BlastRadius] = {}
+    for index, named_version, until in chosen:
+        pods = _pods(picked[index], every_run, within)
+        changed = source.versions[index].changed_at
+        after = [each for each in rollouts if changed <= each.at and (until is None or each.at < until)]
+        result[named_version.number] = BlastRadius(named_version, until, within, pods, after)
+    return result
+
+
+def _pods(
+    picked: list[tuple[_ConsumerRun, rules.PickedUp]],
+    every_run: dict[tuple[int, str, bool], list[rules.Run]],
+    within: timedelta,
+) -> list[PodPickUp]:
     pods: dict[int, PodPickUp] = {}
     taken: set[tuple[int, str, bool]] = set()
     for run, found in sorted(picked, key=lambda pair: pair[1].at):
@@ -173,10 +211,7 @@ def blast_radius(
         )  # fmt: skip
         troubles = rules.trouble_after(found.at, every_run.get(container_key, []), within)
         pod.containers.append(ContainerPickUp(run.container, run.init, Mode(run.mode), found.at, found.how, troubles))
-    workloads = {run.workload_id: WorkloadRef(run.workload_kind, run.workload_name) for run in runs}
-    rollouts = _rollouts_after(cluster, namespace, workloads, version.changed_at, until)
-    ordered = sorted(pods.values(), key=lambda pod: (pod.at, pod.pod))
-    return BlastRadius(chosen, until, within, ordered, rollouts)
+    return sorted(pods.values(), key=lambda pod: (pod.at, pod.pod))
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +279,12 @@ _RUN_FIELDS = (
 )  # fmt: skip
 
 
-def _volume_reads(runs: list[_ConsumerRun], since: datetime, until: datetime | None) -> dict[int, list[rules.Probe]]:
-    """The good reads of each refreshed volume whose run started before the version: only they may take it up
-    on disk."""
-    ids = [run.consumption_id for run in runs if run.mode in REFRESHED_MODES and run.began < since]
+def _volume_reads(
+    runs: list[_ConsumerRun], since: datetime, latest_start: datetime, until: datetime | None
+) -> dict[int, list[rules.Probe]]:
+    """The good reads of each refreshed volume whose run started before the latest version asked about: only they
+    may take a version up on disk."""
+    ids = [run.consumption_id for run in runs if run.mode in REFRESHED_MODES and run.began < latest_start]
     if not ids:
         return {}
     reads = Observation.objects.filter(

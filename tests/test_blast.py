@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from drift.blast import blast_radius, trouble_window
+from drift.blast import blast_radii, blast_radius, trouble_window
 from drift.models import ContainerInstance, Observation, Pod, Rollout
 from drift.vocabulary import PickUp, Trouble
 from tests.facts import Facts, value_hash
@@ -149,3 +149,16 @@ def test_a_crash_is_named_with_how_the_run_ended(incident):
         (incident.at(10), Trouble.CRASHED, "CrashLoopBackOff"),
         (incident.at(10), Trouble.RESTARTED, "Error, exit code 3"),
     ]
+
+
+def test_several_versions_at_once_say_what_each_alone_says_in_the_same_queries(incident):
+    with CaptureQueriesContext(connection) as one:
+        radius(incident, 3)
+    with CaptureQueriesContext(connection) as three:
+        together = blast_radii(incident.cluster, "demo", "ConfigMap", "app-config", [1, 2, 3, 9], timedelta(minutes=10))
+    assert sorted(together) == [1, 2, 3]
+    for number in (1, 2, 3):
+        alone = radius(incident, number)
+        assert together[number].as_json() == alone.as_json()
+        assert [pod.troubles for pod in together[number].pods] == [pod.troubles for pod in alone.pods]
+    assert len(three.captured_queries) == len(one.captured_queries)

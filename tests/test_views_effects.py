@@ -120,3 +120,16 @@ def test_before_an_edit_the_source_page_says_what_it_would_do_to_each_consumer(c
     cells = edit_cells(client.get(url).content.decode())
     assert {effect for _, effect, _ in cells} == {"never"}
     assert "immutable" in cells[0][2]
+
+
+def test_each_recent_version_on_the_source_page_sums_up_what_it_did(client, facts):
+    client.force_login(user("vera", "viewer"))
+    page = client.get(reverse("source", args=["local", "demo", "configmaps", "app-config"])).content.decode()
+    entries = page.split('<ol class="timeline"')[1].split("</ol>")[0].split("<li")[1:]
+    newest, oldest = entries  # newest first
+    assert "1 pod took it up, " in newest and "1 crashed or restarted</strong>" in newest
+    assert "1 pod took it up:" in oldest and "crashed" not in oldest
+    # A viewer scoped elsewhere reads the page as before, without the sums.
+    client.force_login(user("scoped", "viewer", ["local/other"]))
+    page = client.get(reverse("source", args=["local", "demo", "configmaps", "app-config"])).content.decode()
+    assert "took it up" not in page

@@ -15,7 +15,7 @@ from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from dashboard.pages.at import at_query
 from drift import kube, verdicts
-from drift.blast import blast_radius, trouble_window
+from drift.blast import blast_radii, blast_radius, trouble_window
 from drift.diffs import key_diffs
 from drift.history import version_number
 from drift.models import Cluster, SourceVersion
@@ -24,6 +24,9 @@ from drift.vocabulary import SourceKind
 
 # What may appear in a downloaded file's name: anything else becomes "_".
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+# How many of the newest versions the source page sums up "what it did" for (older ones: on their own page).
+RECENT_EFFECTS = 10
 
 
 @vary_on_headers("HX-Request")
@@ -59,6 +62,13 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         ],
         "stamp": stamp,
         "polled": polled,
+        # What each of the newest versions did, summed up on its entry (the link opens the whole of it); only for
+        # a reader of this namespace, as the version's own page is.
+        "effects": (
+            blast_radii(found, namespace, kind, name, [entry.number for entry in history[-RECENT_EFFECTS:]])
+            if may_read(request.user, cluster, namespace)
+            else {}
+        ),
         # Before an edit: what one would do to each consumer now (needs a restart, refreshes, never).
         "edits": verdicts.edit_outcomes(
             found, namespace, kind, name, [judged.row for judged in consumers], timezone.now()
