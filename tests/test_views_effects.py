@@ -36,7 +36,7 @@ def test_the_bad_version_names_the_pod_that_restarted(client, facts):
     assert f'data-pod-uid="{facts.crash.uid}"' in troubled and "restarted" in troubled
     assert facts.old.uid not in page  # it started on #1 and never took #2 up
     picked = page.split('id="picked-up"')[1].split("</section>")[0]
-    assert "started with it" in picked and "what ran then" in picked and "?at=" in picked
+    assert "started with it" in picked and "what ran just after" in picked and "?at=" in picked
 
 
 def test_the_first_version_names_the_pod_that_started_with_it_and_no_trouble(client, facts):

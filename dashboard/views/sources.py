@@ -130,8 +130,9 @@ def effects(request: HttpRequest, cluster: str, namespace: str, kinds: str, name
         "kinds": kinds,
         "name": name,
         "radius": radius,
-        # Each pod with the point-in-time query of the moment it took the version up (its link opens that moment).
-        "pods": [(pod, at_query(pod.at)) for pod in radius.pods],
+        # Each pod with the point-in-time query of the second after it took the version up (times are whole seconds
+        # and point in time does not count a pod that started in T's own second).
+        "pods": [(pod, at_query(pod.at + timedelta(seconds=1))) for pod in radius.pods],
         "minutes": minutes,
         "within_error": refused,
     }
