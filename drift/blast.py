@@ -30,6 +30,7 @@ from drift.vocabulary import REFRESHED_MODES, TROUBLE_MINUTES_DEFAULT, TROUBLE_M
 # A volume's probe may read a version's content a while after the next version appeared (the kubelet's delay,
 # the probe's own): reads up to this long after it still tell when the volume took the version up.
 LATE_READS = timedelta(minutes=15)
+PICK_UP_READS = timedelta(hours=1)
 
 # Rollouts that changed nothing in the cluster are not something a version caused.
 _NOTHING_SENT = (Rollout.Status.REFUSED, Rollout.Status.DRY_RUN, Rollout.Status.NOOP, Rollout.Status.QUEUED)
@@ -171,8 +172,7 @@ def blast_radii(
     ends = [until for _, _, until in chosen]
     until_last = None if None in ends else max(end for end in ends if end is not None)
     runs = _consumer_runs(cluster, namespace, kind, name, since, until_last)
-    latest_start = max(source.versions[index].changed_at for index, _, _ in chosen)
-    probes = _volume_reads(runs, since, latest_start, until_last)
+    probes = _volume_reads(runs, [(source.versions[index].changed_at, until) for index, _, until in chosen])
     picked: dict[int, list[tuple[_ConsumerRun, rules.PickedUp]]] = defaultdict(list)
     for run in runs:
         consumer = rules.Consumer(mode=Mode(run.mode), keys=run.keys, optional=run.optional)
@@ -280,18 +280,21 @@ _RUN_FIELDS = (
 
 
 def _volume_reads(
-    runs: list[_ConsumerRun], since: datetime, latest_start: datetime, until: datetime | None
+    runs: list[_ConsumerRun], spans: list[tuple[datetime, datetime | None]]
 ) -> dict[int, list[rules.Probe]]:
-    """The good reads of each refreshed volume whose run started before the latest version asked about: only they
-    may take a version up on disk."""
+    """The good reads of each refreshed volume whose run started before the latest version asked about (only they
+    may take a version up on disk), within each version's span: from when it appeared to ``LATE_READS`` after the
+    next one, and at most ``PICK_UP_READS`` (a volume is rewritten within minutes; a read an hour on says nothing
+    new, and a long-lived version's every probe must not be read)."""
+    latest_start = max(changed for changed, _ in spans)
     ids = [run.consumption_id for run in runs if run.mode in REFRESHED_MODES and run.began < latest_start]
     if not ids:
         return {}
-    reads = Observation.objects.filter(
-        consumption_id__in=RawSQL("SELECT unnest(%s::bigint[])", (ids,)), ok=True, observed_at__gte=since
-    )
-    if until is not None:
-        reads = reads.filter(observed_at__lte=until + LATE_READS)
+    when = Q()
+    for changed, until in spans:
+        last = changed + PICK_UP_READS if until is None else min(until + LATE_READS, changed + PICK_UP_READS)
+        when |= Q(observed_at__gte=changed, observed_at__lte=last)
+    reads = Observation.objects.filter(when, consumption_id__in=RawSQL("SELECT unnest(%s::bigint[])", (ids,)), ok=True)
     found: dict[int, list[rules.Probe]] = defaultdict(list)
     for consumption_id, observed_at, key_hashes, written_at in reads.values_list(
         "consumption_id", "observed_at", "key_hashes", "volume_written_at"

@@ -162,3 +162,18 @@ def test_several_versions_at_once_say_what_each_alone_says_in_the_same_queries(i
         assert together[number].as_json() == alone.as_json()
         assert [pod.troubles for pod in together[number].pods] == [pod.troubles for pod in alone.pods]
     assert len(three.captured_queries) == len(one.captured_queries)
+
+
+@pytest.mark.parametrize("read_minutes_ago, taken_up", [(95, True), (30, False)])
+def test_a_volume_read_counts_only_within_an_hour_of_the_version(read_minutes_ago, taken_up):
+    """#2 appeared 100 minutes ago; a read of its content 5 minutes later says the volume took it up, one 70
+    minutes later is past what is read (a long-lived version's every probe is not)."""
+    facts = Facts.for_cluster()
+    facts.source("app-config", (120, {"mode": "one"}), (100, {"mode": "two"}))
+    files = facts.pod("files", "files-a", [{"source_name": "app-config", "mode": "volume"}], started_minutes_ago=110)
+    Observation.objects.create(
+        consumption=files.containers.get().consumptions.get(), observed_at=facts.at(read_minutes_ago), ok=True,
+        key_hashes={"mode": value_hash("two")},
+    )  # fmt: skip
+    found = blast_radius(facts.cluster, "demo", "ConfigMap", "app-config", 2)
+    assert [pod.pod for pod in found.pods] == (["files-a"] if taken_up else [])
