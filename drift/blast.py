@@ -180,7 +180,12 @@ def blast_radii(
             found = rules.picked_up(consumer, run.began, probes.get(run.consumption_id, []), source, index)
             if found is not None:
                 picked[index].append((run, found))
-    every_run = _runs_of({run.pod_id for pairs in picked.values() for run, _ in pairs})
+    moments = [found.at for pairs in picked.values() for _, found in pairs]
+    every_run = (
+        _runs_of({run.pod_id for pairs in picked.values() for run, _ in pairs}, min(moments), max(moments) + within)
+        if moments
+        else {}
+    )
     workloads = {run.workload_id: WorkloadRef(run.workload_kind, run.workload_name) for run in runs}
     rollouts = _rollouts_after(cluster, namespace, workloads, since, until_last)
     result: dict[int, BlastRadius] = {}
@@ -303,12 +308,17 @@ def _volume_reads(
     return found
 
 
-def _runs_of(pod_ids: set[int]) -> dict[tuple[int, str, bool], list[rules.Run]]:
-    """Every run of every container of these pods, by (pod, container, init)."""
-    if not pod_ids:
-        return {}
+def _runs_of(pod_ids: set[int], first: datetime, last: datetime) -> dict[tuple[int, str, bool], list[rules.Run]]:
+    """The runs of the containers of these pods that began or ended between ``first`` and ``last`` (the first
+    pick-up and the end of the last one's window), by (pod, container, init): a pod crash-looping for days has
+    thousands, and only those near a pick-up can be its trouble."""
     found: dict[tuple[int, str, bool], list[rules.Run]] = defaultdict(list)
-    rows = ContainerInstance.objects.filter(pod_id__in=RawSQL("SELECT unnest(%s::bigint[])", (sorted(pod_ids),)))
+    near = (
+        Q(started_at__range=(first, last))
+        | Q(started_at=None, first_seen__range=(first, last))
+        | Q(finished_at__range=(first, last))
+    )
+    rows = ContainerInstance.objects.filter(near, pod_id__in=RawSQL("SELECT unnest(%s::bigint[])", (sorted(pod_ids),)))
     for pod_id, name, init, started_at, first_seen, reason, exit_code, finished_at, waiting in rows.values_list(
         "pod_id", "name", "init", "started_at", "first_seen", "termination_reason", "exit_code", "finished_at",
         "waiting_reason",

@@ -130,8 +130,10 @@ CRASHED, RESTARTED = Trouble.CRASHED, Trouble.RESTARTED
         ([run(20, reason="Completed", finished=22)], []),
         # A reason without a code still counts.
         ([run(20, reason="Error", finished=22)], [(22, CRASHED, "Error")]),
-        # Crash-looping but never seen running: its first sighting counts.
-        ([run(None, seen=23, waiting="CrashLoopBackOff")], [(23, CRASHED, "CrashLoopBackOff")]),
+        # Crash-looping but never seen running: its first sighting counts, and it came after the run that took the
+        # version up (not read: it began long before), so it is a restart too.
+        ([run(None, seen=23, waiting="CrashLoopBackOff")], [(23, CRASHED, "CrashLoopBackOff"), (23, RESTARTED, "")]),
+        ([run(24)], [(24, RESTARTED, "")]),
         # The runs come in any order.
         (
             [run(26), run(20, reason="Error", code=2, finished=25)],

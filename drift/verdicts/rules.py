@@ -888,8 +888,9 @@ def trouble_after(picked: datetime, runs: Iterable[Run], within: timedelta) -> l
     for position, run in enumerate(ordered):
         if run.finished_at is not None and picked <= run.finished_at <= end and _failed(run):
             found.append(TroubleSeen(run.finished_at, Trouble.CRASHED, _ending(run)))
-        if picked < run.began <= end and position > 0:
-            found.append(TroubleSeen(run.began, Trouble.RESTARTED, _ending(ordered[position - 1])))
+        if picked < run.began <= end:  # the run that took it up began at or before then: this one is a restart
+            before = _ending(ordered[position - 1]) if position > 0 else ""
+            found.append(TroubleSeen(run.began, Trouble.RESTARTED, before))
         if run.waiting_reason == "CrashLoopBackOff" and picked <= run.began <= end:
             found.append(TroubleSeen(run.began, Trouble.CRASHED, run.waiting_reason))
     return sorted(found, key=lambda seen: (seen.at, seen.what))
