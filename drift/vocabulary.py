@@ -166,11 +166,12 @@ class EditEffect(StrEnum):
 
 
 # What a team lead reads for each, put together by drift.verdicts.rules.edit_effect.
-EDIT_RESTART_ENV = "env read at start: a restart is needed to take an edit"
-EDIT_RESTART_SUBPATH = "subPath never refreshed: a restart is needed to take an edit"
-EDIT_RESTART_FILE = "the file refreshes {when}, but the app reads it only at start ({why}): a restart is needed"
-EDIT_REFRESHES = "refreshes {when}: the app re-reads it ({why})"
-EDIT_NEVER = "never: {kind} {name} is immutable (the API server refuses edits): make a new one and roll out to it"
+# (The badge shows the EditEffect; these say why.)
+EDIT_RESTART_ENV = "env is read when the container starts"
+EDIT_RESTART_SUBPATH = "a subPath file is never refreshed"
+EDIT_RESTART_FILE = "the file refreshes {when}, but the app reads it only at start ({why})"
+EDIT_REFRESHES = "{when}; the app re-reads it ({why})"
+EDIT_NEVER = "{kind} {name} is immutable (the API server refuses edits): make a new one and roll out to it"
 EDIT_IN_ABOUT = "in about {seconds} s (this cluster's median)"
 EDIT_WITHIN = "within the kubelet's window (up to {seconds} s)"
 

@@ -112,7 +112,7 @@ def test_before_an_edit_the_source_page_says_what_it_would_do_to_each_consumer(c
         ("sub-b", "needs a restart"),
     ]
     said = dict((pod, text) for pod, _, text in cells)
-    assert "env read at start" in said["env-a"] and "subPath never refreshed" in said["sub-b"]
+    assert "env is read when the container starts" in said["env-a"] and "never refreshed" in said["sub-b"]
     assert "the file refreshes within the kubelet&#x27;s window" in said["files-c"]  # no delay measured yet
     assert "a process of it watches the volume" in said["hot-d"]
 

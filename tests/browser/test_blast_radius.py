@@ -39,6 +39,8 @@ def test_from_the_config_map_to_what_the_bad_version_did(page: Page, bad_edit):
     log_in(page, "lead")
     page.goto(reverse("source", args=["local", "demo", "configmaps", "app-config"]))
     expect(page.locator("#source-live .troubled")).to_have_text("1 crashed or restarted")
+    expect(page.locator(".edit-effect").first).to_contain_text("needs a restart")
+    screenshot(page, "39-source-what-each-version-did")
 
     page.get_by_role("link", name="What did #2 do?").click()
 
