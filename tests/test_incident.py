@@ -1,12 +1,12 @@
 """An incident, scripted on the real stack (real PostgreSQL, the real local control plane, real containers on its
 real node): a Deployment of three pods reads `mode` of ConfigMap app-config as an env var, and its container
-exits when `mode` is bad. A good edit, a partial rollout (one pod deleted: its replacement reads the new
-value), a bad edit, a pod replaced after it that crashes on it (the kubelet restarts it), and a way back
+exits when `mode` is bad. A good edit, a partial rollout (Driftwatch evicts one stale pod, then the operator
+cancels it: the replacement reads the new value), a bad edit, a pod replaced after it that crashes on it (the kubelet restarts it), and a way back
 through the restore (refused when someone changed the ConfigMap after the preview, done and audited
 otherwise, with a rollout of the Deployment).
 
 Checked: point in time at three moments names the right version per pod, by UID; the blast radius of the bad
-version names the crashed pod; the restore's refusal and its audit entry. The timeline's check (each step
+version names the crashed pod, the good one's the partial rollout; the restore's refusal and its audit entry. The timeline's check (each step
 once, in order, with its author) is for after the timeline has landed: the steps are collected by
 ``IncidentSteps`` below for it."""
 
@@ -23,6 +23,7 @@ from drift.blast import blast_radius
 from drift.history import history
 from drift.models import AuditEvent, Cluster
 from drift.restore import RestoreRefused, preview, restore
+from drift.rollout import Target, cancel_rollout, request_eviction
 from drift.snapshot import snapshot
 from drift.verdicts.read_at import point_in_time
 from drift.vocabulary import SourceKind, Trouble
@@ -122,10 +123,19 @@ def test_an_incident_edit_partial_rollout_crash_and_restore(kubeconfig, kube, ku
     steps.add("edit #2 (mode=good-2)", "deploy-bot")
     assert snapshot(cluster).status == "succeeded"
     later_second()
-    replaced, kept, untouched = sorted(first)
-    on_second = replace_pod(kube, replaced)
-    steps.add("pod deleted (partial rollout)", "test")
+    # Driftwatch's "restart the stale pods only", one at a time: the first is evicted, then the operator cancels
+    # it (no follower runs here to send the next), which leaves a partial rollout.
+    rollout, plan = request_eviction(cluster, Target("Deployment", namespace, APP), "olga", at_once=1)
+    assert rollout.status == "in_progress", plan.message
+    [evicted] = rollout.evicted
+    on_second = wait_until(
+        lambda: next(iter(uids(kube) - first), None), timeout=90, what="the evicted pod's replacement"
+    )
+    assert cancel_rollout(rollout, "olga")
+    steps.add("eviction of one pod, then cancelled (partial rollout)", "olga")
     kube.wait_deployment_ready(APP)
+    assert uids(kube) == first - {evicted["uid"]} | {on_second}
+    kept, untouched = sorted(first - {evicted["uid"]})
     assert snapshot(cluster).status == "succeeded"
     later_second()
     after_partial = timezone.now()
@@ -160,6 +170,9 @@ def test_an_incident_edit_partial_rollout_crash_and_restore(kubeconfig, kube, ku
     assert (Trouble.CRASHED, "Error, exit code 3") in troubles, troubles
     good = blast_radius(cluster, namespace, SourceKind.CONFIG_MAP, "app-config", 2)
     assert good is not None and {pod.pod_uid for pod in good.pods} == {on_second} and good.troubled == []
+    # The partial rollout came after the good edit: the good version's blast radius has it, with its operator.
+    assert [(each.by, each.rollout.pk) for each in good.rollouts] == [("olga", rollout.pk)]
+    assert bad.rollouts == []
 
     # 3. The way back: refused when someone changed the ConfigMap after the preview; then done, and audited.
     versions = history(cluster, namespace, SourceKind.CONFIG_MAP, "app-config")
