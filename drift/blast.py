@@ -25,12 +25,16 @@ from drift.models import Cluster, Consumption, ContainerInstance, Observation, P
 from drift.verdicts import rules
 from drift.verdicts.facts import WorkloadRef
 from drift.verdicts.read_at import VersionAt, _sources_at
-from drift.vocabulary import REFRESHED_MODES, TROUBLE_MINUTES_DEFAULT, TROUBLE_MINUTES_MAX, Mode, PickUp
+from drift.vocabulary import REFRESHED_MODES, Mode, PickUp
 
 # A volume's probe may read a version's content a while after the next version appeared (the kubelet's delay,
 # the probe's own): reads up to this long after it still tell when the volume took the version up.
 LATE_READS = timedelta(minutes=15)
 PICK_UP_READS = timedelta(hours=1)
+
+# How many minutes past each pick-up trouble is looked for, unless the URL says (``within``, bounded).
+TROUBLE_MINUTES_DEFAULT = 10
+TROUBLE_MINUTES_MAX = 24 * 60
 
 # Rollouts that changed nothing in the cluster are not something a version caused.
 _NOTHING_SENT = (Rollout.Status.REFUSED, Rollout.Status.DRY_RUN, Rollout.Status.NOOP, Rollout.Status.QUEUED)

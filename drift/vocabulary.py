@@ -152,11 +152,6 @@ class Trouble(StrEnum):
     CRASHED = "crashed"  # a run ended with a failure (Error, OOMKilled, a non-zero exit) or is crash-looping
 
 
-# "What did this change do?" looks this many minutes past each pick-up for trouble, unless the URL says (bounded).
-TROUBLE_MINUTES_DEFAULT = 10
-TROUBLE_MINUTES_MAX = 24 * 60
-
-
 class EditEffect(StrEnum):
     """What an edit of a source would do to one consumer now, before anyone makes it (the source page says it)."""
 

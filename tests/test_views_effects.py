@@ -132,4 +132,4 @@ def test_each_recent_version_on_the_source_page_sums_up_what_it_did(client, fact
     # A viewer scoped elsewhere reads the page as before, without the sums.
     client.force_login(user("scoped", "viewer", ["local/other"]))
     page = client.get(reverse("source", args=["local", "demo", "configmaps", "app-config"])).content.decode()
-    assert "took it up" not in page
+    assert "took it up" not in page and "What did #" not in page

@@ -45,6 +45,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     if polled and stamp and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204)  # nothing new: htmx keeps what it shows
     consumers = page.source_consumers(found, namespace, kind, name)
+    readable = may_read(request.user, cluster, namespace)  # what each version did: for readers of this namespace
     ctx = {
         "cluster": found,
         "namespace": namespace,
@@ -66,9 +67,10 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         # a reader of this namespace, as the version's own page is.
         "effects": (
             blast_radii(found, namespace, kind, name, [entry.number for entry in history[-RECENT_EFFECTS:]])
-            if may_read(request.user, cluster, namespace)
+            if readable
             else {}
         ),
+        "readable": readable,
         # Before an edit: what one would do to each consumer now (needs a restart, refreshes, never).
         "edits": verdicts.edit_outcomes(
             found, namespace, kind, name, [judged.row for judged in consumers], timezone.now()
