@@ -62,6 +62,11 @@ dashboard_urls = [
         name="source",
     ),
     path(
+        "clusters/<slug:cluster>/<str:namespace>/<sourcekinds:kinds>/<str:name>/effects/<int:number>/",
+        sources.effects,
+        name="source-effects",
+    ),
+    path(
         "clusters/<slug:cluster>/<str:namespace>/configmaps/<str:name>/versions/<int:version>/restore/",
         sources.restore_version,
         name="source-restore",

@@ -377,6 +377,16 @@ class ContainerInstance(models.Model):
     # What the pod says of whether this container's processes re-read a rewritten file (drift.podspec.reload_hints):
     # the driftwatch.io/reload annotation, a config-reloader sidecar, a restart tool (Reloader, Wave, Helm checksum).
     reload_hints = models.JSONField(default=dict, blank=True)
+    # How this run ended, as the pod status says it: `state.terminated` while it is the container's last run,
+    # `lastState.terminated` once the kubelet has started the next one (OOMKilled, Error, Completed; the exit
+    # code; finishedAt). Empty while it runs, and for a run that ended unseen (its pod deleted).
+    termination_reason = models.CharField(max_length=64, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The container's restartCount and its `state.waiting.reason` (CrashLoopBackOff, ...) as last seen while
+    # this run was the container's latest.
+    restart_count = models.PositiveIntegerField(default=0)
+    waiting_reason = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["pod", "init", "name", "-first_seen"]

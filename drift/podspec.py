@@ -30,6 +30,15 @@ class ConsumptionSpec:
 
 
 @dataclass(frozen=True)
+class Termination:
+    """How a container run ended, as a `terminated` state says it."""
+
+    reason: str  # OOMKilled, Error, Completed, ... ("" when the runtime gives none)
+    exit_code: int | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
 class ContainerRun:
     """One run of a container as the pod status tells it."""
 
@@ -40,6 +49,12 @@ class ContainerRun:
     running: bool
     # The container's spec, for consumptions_of(); read only for runs not recorded yet.
     spec: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    restart_count: int = 0
+    waiting_reason: str = ""  # state.waiting.reason: CrashLoopBackOff, ContainerCreating, ...
+    termination: Termination | None = None  # state.terminated: this run's own end
+    # lastState.terminated: the end of the run before this one, and that run's container id ("" when not given).
+    previous_termination: Termination | None = None
+    previous_identity: str = ""
 
 
 # What `kubectl rollout restart` writes into the pod template (and so every pod of it carries).
@@ -113,6 +128,7 @@ def container_runs(pod: dict[str, Any]) -> list[ContainerRun]:
             identity = (
                 state_holder.get("containerID") or f"{uid}/{name}/{state_holder.get('restartCount', 0)}/{started}"
             )
+            last_terminated = (state_holder.get("lastState") or {}).get("terminated")
             runs.append(
                 ContainerRun(
                     name=name,
@@ -121,9 +137,40 @@ def container_runs(pod: dict[str, Any]) -> list[ContainerRun]:
                     started_at=started_at,
                     running=running,
                     spec=container,
+                    restart_count=_count(state_holder.get("restartCount")),
+                    waiting_reason=_reason((state.get("waiting") or {}).get("reason")),
+                    termination=termination_of(state.get("terminated")),
+                    previous_termination=termination_of(last_terminated),
+                    previous_identity=str((last_terminated or {}).get("containerID") or ""),
                 )
             )
     return runs
+
+
+def termination_of(terminated: Any) -> Termination | None:
+    """A `terminated` state as plain values; None when there is none. A malformed field is left out, not fatal:
+    a status is written by kubelets we do not control."""
+    if not isinstance(terminated, dict):
+        return None
+    exit_code = terminated.get("exitCode")
+    try:
+        finished_at = parse_time(terminated.get("finishedAt"))
+    except (TypeError, ValueError):
+        finished_at = None
+    return Termination(
+        reason=_reason(terminated.get("reason")),
+        exit_code=exit_code if isinstance(exit_code, int) and -(2**31) <= exit_code < 2**31 else None,
+        finished_at=finished_at if finished_at is not None and finished_at.tzinfo is not None else None,
+    )
+
+
+def _reason(value: Any) -> str:
+    """A reason as a kubelet gives it (a CamelCase word), cut to its column."""
+    return value[:64] if isinstance(value, str) else ""
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and 0 <= value < 2**31 else 0
 
 
 def consumptions_of(pod_spec: dict[str, Any], container: dict[str, Any]) -> list[ConsumptionSpec]:

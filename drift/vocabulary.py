@@ -138,6 +138,39 @@ class Reload(StrEnum):
 RELOAD_ANNOTATION = "driftwatch.io/reload"
 
 
+class PickUp(StrEnum):
+    """How a container run took up a version of a source ("what did this change do?")."""
+
+    STARTED_WITH = "started with it"  # the run started while it was current (env, subPath, a fresh volume)
+    ON_DISK = "read it on disk"  # a probe saw its content in the run's volume (the kubelet rewrote the file)
+
+
+class Trouble(StrEnum):
+    """What went wrong with a pod soon after it took up a version."""
+
+    RESTARTED = "restarted"  # a later run of the same container started (the kubelet restarted it)
+    CRASHED = "crashed"  # a run ended with a failure (Error, OOMKilled, a non-zero exit) or is crash-looping
+
+
+class EditEffect(StrEnum):
+    """What an edit of a source would do to one consumer now, before anyone makes it (the source page says it)."""
+
+    RESTART = "needs a restart"  # env, subPath, or a file the app reads only at start: only a new container sees it
+    REFRESHES = "refreshes by itself"  # a volume the kubelet rewrites, read again by the app
+    NEVER = "never"  # an immutable ConfigMap or Secret: it cannot be edited, and the kubelet never rewrites it
+
+
+# What a team lead reads for each, put together by drift.verdicts.rules.edit_effect.
+# (The badge shows the EditEffect; these say why.)
+EDIT_RESTART_ENV = "env is read when the container starts"
+EDIT_RESTART_SUBPATH = "a subPath file is never refreshed"
+EDIT_RESTART_FILE = "the file refreshes {when}, but the app reads it only at start ({why})"
+EDIT_REFRESHES = "{when}; the app re-reads it ({why})"
+EDIT_NEVER = "{kind} {name} is immutable (the API server refuses edits): make a new one and roll out to it"
+EDIT_IN_ABOUT = "in about {seconds} s (this cluster's median)"
+EDIT_WITHIN = "within the kubelet's window (up to {seconds} s)"
+
+
 class Evidence(StrEnum):
     """OBSERVED: read from the container or the API server. INFERRED: deduced from timestamps and the rules."""
 

@@ -6,6 +6,7 @@ import pytest
 
 from drift.podspec import (
     ConsumptionSpec,
+    Termination,
     consumptions_of,
     container_runs,
     data_modified_at,
@@ -154,6 +155,33 @@ def test_container_runs_cover_init_containers_and_stand_in_identities():
     assert (app.identity, app.running) == ("u1/app/2/2026-11-25T10:00:05+00:00", True)
     assert app.started_at == datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
     assert (waiting.started_at, waiting.running, waiting.identity) == (None, False, "u1/waiting/0/pending")
+
+
+def test_container_runs_say_how_a_run_ended_and_how_the_one_before_it_ended():
+    pod = {
+        "metadata": {"uid": "u1"},
+        "spec": {"containers": [{"name": "app"}, {"name": "job"}, {"name": "odd"}]},
+        "status": {
+            "containerStatuses": [
+                {"name": "app", "restartCount": 3, "containerID": "containerd://new",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137, "containerID": "containerd://old",
+                                              "finishedAt": "2026-11-25T10:00:05Z"}}},
+                {"name": "job", "containerID": "containerd://j",
+                 "state": {"terminated": {"reason": "Error", "exitCode": 2, "finishedAt": "2026-11-25T10:01:00Z"}}},
+                {"name": "odd", "restartCount": -1, "state": {"terminated": {"reason": 5, "exitCode": "x",
+                                                                              "finishedAt": "yesterday"}}},
+            ],
+        },
+    }  # fmt: skip
+    app, job, odd = container_runs(pod)
+    assert (app.restart_count, app.waiting_reason, app.termination) == (3, "CrashLoopBackOff", None)
+    assert app.previous_termination == Termination("OOMKilled", 137, datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC))
+    assert app.previous_identity == "containerd://old"
+    assert job.termination == Termination("Error", 2, datetime(2026, 11, 25, 10, 1, tzinfo=UTC))
+    assert (job.previous_termination, job.previous_identity) == (None, "")
+    # What a kubelet we do not control might write is left out, never fatal.
+    assert (odd.restart_count, odd.termination) == (0, Termination("", None, None))
 
 
 def test_data_modified_at_takes_the_managers_of_data():

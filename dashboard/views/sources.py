@@ -1,16 +1,21 @@
 import re
+from datetime import timedelta
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.access import may_roll_out, require_operator_on
+from dashboard.access import may_read, may_roll_out, refuse_read, require_operator_on
 from dashboard.forms import RestoreForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
+from dashboard.pages.at import at_query
+from drift import kube, verdicts
+from drift.blast import blast_radii, blast_radius, trouble_window
 from drift.diffs import key_diffs
 from drift.history import version_number
 from drift.models import Cluster, SourceVersion
@@ -19,6 +24,9 @@ from drift.vocabulary import SourceKind
 
 # What may appear in a downloaded file's name: anything else becomes "_".
 UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+# How many of the newest versions the source page sums up "what it did" for (older ones: on their own page).
+RECENT_EFFECTS = 10
 
 
 @vary_on_headers("HX-Request")
@@ -37,6 +45,7 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     if polled and stamp and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204)  # nothing new: htmx keeps what it shows
     consumers = page.source_consumers(found, namespace, kind, name)
+    readable = may_read(request.user, cluster, namespace)  # what each version did: for readers of this namespace
     ctx = {
         "cluster": found,
         "namespace": namespace,
@@ -54,6 +63,18 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
         ],
         "stamp": stamp,
         "polled": polled,
+        # What each of the newest versions did, summed up on its entry (the link opens the whole of it); only for
+        # a reader of this namespace, as the version's own page is.
+        "effects": (
+            blast_radii(found, namespace, kind, name, [entry.number for entry in history[-RECENT_EFFECTS:]])
+            if readable
+            else {}
+        ),
+        "readable": readable,
+        # Before an edit: what one would do to each consumer now (needs a restart, refreshes, never).
+        "edits": verdicts.edit_outcomes(
+            found, namespace, kind, name, [judged.row for judged in consumers], timezone.now()
+        ),
     }
     if polled:  # the timeline and the consumers only: no version's data is read
         return render(request, "dashboard/source.html#source-live", ctx)
@@ -85,6 +106,39 @@ def source(request: HtmxHttpRequest, cluster: str, namespace: str, kinds: str, n
     if request.htmx and request.htmx.target == "version-diff":
         template += "#version-diff"
     return render(request, template, ctx)
+
+
+@require_GET
+def effects(request: HttpRequest, cluster: str, namespace: str, kinds: str, name: str, number: int) -> HttpResponse:
+    """What did version #N of a ConfigMap or Secret do (drift.blast): the pods that took it up and when, those that
+    crashed or restarted within ``?within=`` minutes of it (default 10, bounded), and the rollouts that followed.
+    A viewer scoped to other namespaces gets 404 with an ``access.denied`` entry, checked on the names first."""
+    kind = SourceKind.from_plural(kinds)
+    try:
+        kube.validate_namespace(namespace)
+    except kube.InvalidName:
+        raise Http404("No such namespace.") from None
+    if not may_read(request.user, cluster, namespace):
+        refuse_read(request, cluster, namespace, kind, name)
+    found = get_object_or_404(Cluster, name=cluster)
+    minutes, refused = trouble_window(request.GET.get("within"))
+    radius = blast_radius(found, namespace, kind, name, number, timedelta(minutes=minutes))
+    if radius is None:
+        raise Http404(f"no version #{number} of {kind} {name} in namespace {namespace} of cluster {cluster}")
+    ctx = {
+        "cluster": found,
+        "namespace": namespace,
+        "kind": kind,
+        "kinds": kinds,
+        "name": name,
+        "radius": radius,
+        # Each pod with the point-in-time query of the second after it took the version up (times are whole seconds
+        # and point in time does not count a pod that started in T's own second).
+        "pods": [(pod, at_query(pod.at + timedelta(seconds=1))) for pod in radius.pods],
+        "minutes": minutes,
+        "within_error": refused,
+    }
+    return render(request, "dashboard/effects.html", ctx, status=400 if refused else 200)
 
 
 def _config_map_version(cluster: str, namespace: str, name: str, version: int) -> SourceVersion:

@@ -401,13 +401,44 @@ class KnownPod:
     terminating: bool = False
 
 
+@dataclass(frozen=True)
+class RunStatus:
+    """What a container run's status says beyond running or not (stored as ContainerInstance's fields of the
+    same names): how it ended, its container's restart count and waiting reason."""
+
+    termination_reason: str = ""
+    exit_code: int | None = None
+    finished_at: datetime | None = None
+    restart_count: int = 0
+    waiting_reason: str = ""
+
+    def ended(self, termination: podspec.Termination) -> RunStatus:
+        return RunStatus(
+            termination.reason, termination.exit_code, termination.finished_at, self.restart_count,
+            self.waiting_reason,
+        )  # fmt: skip
+
+    def fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RUN_STATUS_FIELDS}
+
+
+RUN_STATUS_FIELDS = ("termination_reason", "exit_code", "finished_at", "restart_count", "waiting_reason")
+
+
+@dataclass(frozen=True)
+class KnownRun:
+    pk: int
+    running: bool
+    status: RunStatus
+
+
 @dataclass
 class KnownPods:
     """What Postgres knows of the cluster's live pods, loaded with three queries."""
 
     pods: dict[str, KnownPod]  # uid -> pod
-    # pod pk -> (container name, identity) -> (instance pk, running)
-    instances: dict[int, dict[tuple[str, str], tuple[int, bool]]]
+    # pod pk -> (container name, identity) -> the live run
+    instances: dict[int, dict[tuple[str, str], KnownRun]]
     workloads: dict[tuple[str, str, str], int]  # (kind, namespace, name) -> pk
 
 
@@ -418,6 +449,7 @@ class ContainerChanges:
     new: list[tuple[ContainerInstance, list[podspec.ConsumptionSpec]]] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
+    statuses: dict[int, RunStatus] = field(default_factory=dict)  # instance pk -> its status, changed
 
 
 def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Recorded) -> None:
@@ -481,9 +513,11 @@ def _known_pods(cluster: Cluster, uid: str | None = None, workload: tuple[str, s
             "pk", "uid", "namespace", "started_at", "first_seen", "terminating_since"
         )
     }
-    instances: dict[int, dict[tuple[str, str], tuple[int, bool]]] = defaultdict(dict)
-    for pk, pod_id, name, identity, running in live_runs.values_list("pk", "pod_id", "name", "container_id", "running"):
-        instances[pod_id][(name, identity)] = (pk, running)
+    instances: dict[int, dict[tuple[str, str], KnownRun]] = defaultdict(dict)
+    for pk, pod_id, name, identity, running, *status in live_runs.values_list(
+        "pk", "pod_id", "name", "container_id", "running", *RUN_STATUS_FIELDS
+    ):
+        instances[pod_id][(name, identity)] = KnownRun(pk, running, RunStatus(*status))
     workloads = {
         (kind, namespace, name): pk
         for pk, kind, namespace, name in workloads_of.values_list("pk", "kind", "namespace", "name")
@@ -534,17 +568,31 @@ def _compare_containers(
     pod: KnownPod,
     item: dict[str, Any],
     listing: Listing,
-    known: dict[tuple[str, str], tuple[int, bool]],
+    known: dict[tuple[str, str], KnownRun],
     now: datetime,
     changes: ContainerChanges,
 ) -> None:
-    """New runs (env is fixed per run, so a restart is a new row), runs that stopped, runs that are gone."""
+    """New runs (env is fixed per run, so a restart is a new row), runs that stopped, runs that are gone, and
+    what the status says of how runs ended (written only when it changed)."""
     pod_spec = item.get("spec") or {}
     current_keys = set()
     for run in podspec.container_runs(item):
         key = (run.name, run.identity)
         current_keys.add(key)
         instance = known.get(key)
+        status = RunStatus(restart_count=run.restart_count, waiting_reason=run.waiting_reason)
+        if run.termination is not None:
+            status = status.ended(run.termination)
+        elif instance is not None:  # a run's end, once seen, stays: the next status tells only the next run's
+            stored = instance.status
+            status = RunStatus(
+                stored.termination_reason, stored.exit_code, stored.finished_at, run.restart_count, run.waiting_reason
+            )
+        if run.previous_termination is not None and run.previous_identity == run.identity:
+            # A runtime that keeps the last container's id while the next one waits (CrashLoopBackOff): this run.
+            status = status.ended(run.previous_termination)
+        else:
+            _previous_run_ended(run, known, changes)
         if instance is None:
             consumed = [
                 spec
@@ -557,13 +605,39 @@ def _compare_containers(
                         pod_id=pod.pk, name=run.name, init=run.init, container_id=run.identity,
                         started_at=run.started_at, running=run.running, first_seen=now,
                         reload_hints=podspec.reload_hints(item, run.name, _owner_annotations(item, listing)),
+                        **status.fields(),
                     ),
                     consumed,
                 )
             )  # fmt: skip
-        elif instance[1] and not run.running:
-            changes.stopped.append(instance[0])
-    changes.ended.extend(pk for key, (pk, _) in known.items() if key not in current_keys)
+        else:
+            if instance.running and not run.running:
+                changes.stopped.append(instance.pk)
+            if status != changes.statuses.get(instance.pk, instance.status):
+                changes.statuses[instance.pk] = status
+    changes.ended.extend(instance.pk for key, instance in known.items() if key not in current_keys)
+
+
+def _previous_run_ended(
+    run: podspec.ContainerRun, known: dict[tuple[str, str], KnownRun], changes: ContainerChanges
+) -> None:
+    """`lastState.terminated` tells how the run before `run` ended: stored on that run (while it is still live,
+    i.e. in the event that starts the next one), found by its container id, or (a runtime that gives none, as
+    kwok) as the one other live run of the same container. Nothing when it is not known which run it was."""
+    ended = run.previous_termination
+    if ended is None:
+        return
+    candidates = [
+        instance
+        for (name, identity), instance in known.items()
+        if name == run.name and identity != run.identity and identity == (run.previous_identity or identity)
+    ]
+    if len(candidates) != 1:
+        return
+    previous = candidates[0]
+    status = changes.statuses.get(previous.pk, previous.status)
+    if status.ended(ended) != status:
+        changes.statuses[previous.pk] = status.ended(ended)
 
 
 def _owner_annotations(pod: dict[str, Any], listing: Listing) -> dict[str, str]:
@@ -592,3 +666,6 @@ def _write_container_changes(changes: ContainerChanges, now: datetime, recorded:
         recorded.rows += ContainerInstance.objects.filter(pk__in=changes.stopped).update(running=False)
     if changes.ended:
         recorded.rows += ContainerInstance.objects.filter(pk__in=changes.ended).update(ended_at=now, running=False)
+    # One UPDATE per run whose end or restart count changed: a handful per event, none when nothing happened.
+    for pk, status in changes.statuses.items():
+        recorded.rows += ContainerInstance.objects.filter(pk=pk).update(**status.fields())

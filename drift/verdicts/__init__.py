@@ -19,6 +19,7 @@ from drift.verdicts.facts import (
     WorkloadRef,
     cluster_moment,
     drift_rows,
+    edit_outcomes,
     judge_cluster,
     live_consumptions,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "cluster_counts",
     "cluster_moment",
     "drift_rows",
+    "edit_outcomes",
     "facts_changed",
     "judge_cluster",
     "listed_by",

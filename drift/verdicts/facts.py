@@ -18,7 +18,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from drift.models import Cluster, Consumption, Observation, ReloadSetting, SnapshotRun, Source, SourceVersion
-from drift.verdicts import measured, rules
+from drift.verdicts import measured, refresh, rules
 from drift.vocabulary import REFRESHED_MODES, Evidence, Mode, Reload, Verdict
 
 
@@ -273,10 +273,21 @@ def _reload_facts(
 ) -> rules.ReloadFacts:
     """What is said of this container's processes re-reading a file: an operator's setting on the workload (for
     the container, then for every container) wins over the pod's annotation; then the pod's hints."""
-    hints = fact.reload_hints or {}
+    return reload_facts(cluster, fact.reload_hints, fact.workload_id, fact.container, settings)
+
+
+def reload_facts(
+    cluster: Cluster,
+    hints: dict[str, str] | None,
+    workload_id: int,
+    container: str,
+    settings: dict[tuple[int, str], tuple[str, str, datetime]],
+) -> rules.ReloadFacts:
+    """``_reload_facts`` from plain values: a container's reload hints, its workload and name."""
+    hints = hints or {}
     declared = Reload(hints["declared"]) if hints.get("declared") in (Reload.HOT, Reload.RESTART) else Reload.UNKNOWN
     declared_by = hints.get("declared_by", "")
-    setting = settings.get((fact.workload_id, fact.container)) or settings.get((fact.workload_id, ""))
+    setting = settings.get((workload_id, container)) or settings.get((workload_id, ""))
     if setting is not None:
         how, by, at = setting
         declared = Reload(how)
@@ -452,3 +463,41 @@ def latest_probes(consumption_ids: list[int], at: datetime | None = None) -> dic
         )
         for consumption_id, observed_at, ok, reason, key_hashes, written_at, watching, holds in latest
     }
+
+
+def edit_outcomes(
+    cluster: Cluster, namespace: str, kind: str, name: str, rows: Iterable[DriftRow], now: datetime
+) -> dict[int, rules.EditOutcome]:
+    """What an edit of one source would do to each of its consumers now (rules.edit_effect), by consumption id:
+    the source's immutability, each container's reload facts and last probe's file watch, this cluster's
+    measured refresh delays. Bounded: one query each for the source, the containers' hints, the reload settings,
+    the last probes, and the measured delays (two)."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    lineage = (
+        Source.objects.filter(cluster=cluster, namespace=namespace, kind=kind, name=name)
+        .order_by("first_seen", "id")
+        .last()
+    )
+    source = rules.Source(kind, name, exists=lineage is not None and lineage.deleted_at is None, versions=(),
+                          immutable=bool(lineage and lineage.immutable))  # fmt: skip
+    ids = [row.consumption_id for row in rows]
+    hints = dict(Consumption.objects.filter(pk__in=ids).values_list("pk", "container__reload_hints"))
+    settings = _reload_settings({row.workload_id for row in rows if row.mode in REFRESHED_MODES})
+    probes = latest_probes([row.consumption_id for row in rows if row.mode in REFRESHED_MODES])
+    delays = measured.refresh_delays(cluster, now)
+    window = refresh.effective_window(delays.seconds, timedelta(seconds=cluster.propagation_window_seconds))
+    median = delays.median if delays.count else None
+    found = {}
+    for row in rows:
+        probe = probes.get(row.consumption_id)
+        found[row.consumption_id] = rules.edit_effect(
+            source,
+            rules.Consumer(mode=row.mode, optional=row.optional),
+            reload_facts(cluster, hints.get(row.consumption_id), row.workload_id, row.container, settings),
+            probe.watching if probe else None,
+            median,
+            window,
+        )
+    return found

@@ -30,7 +30,18 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from drift import vocabulary
-from drift.vocabulary import ENV_MODES, REFRESHED_MODES, VERDICT_ORDER, Evidence, Mode, Reload, Verdict
+from drift.vocabulary import (
+    ENV_MODES,
+    REFRESHED_MODES,
+    VERDICT_ORDER,
+    EditEffect,
+    Evidence,
+    Mode,
+    PickUp,
+    Reload,
+    Trouble,
+    Verdict,
+)
 
 # A consumer's view of one content: sorted (key, hash) pairs, hash None when the key is absent.
 Projection = tuple[tuple[str, str | None], ...]
@@ -739,6 +750,150 @@ def _judge_missing(case: _Case) -> Judgement:
                 f"({running.in_parentheses})"
             )
     return case.judgement(Verdict.MISSING, Evidence.OBSERVED, reason, running=running)
+
+
+# --- before an edit: what it would do to each consumer ---
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    """What an edit of a source would do to one consumer now (drift.vocabulary.EditEffect), in words."""
+
+    effect: EditEffect
+    text: str
+
+
+def edit_effect(
+    source: Source,
+    consumer: Consumer,
+    reload: ReloadFacts,
+    watching: bool | None,
+    median_seconds: float | None,
+    window: timedelta,
+) -> EditOutcome:
+    """An edit of ``source`` as this consumer would meet it: never (immutable), a restart (env and subPath are
+    fixed at start; a volume's file whose app is not known to re-read it, as ``process_reload`` and the last
+    probe's ``watching`` say), or a refresh by itself in about the cluster's median measured delay (the kubelet's
+    window when none was measured)."""
+    if source.immutable:
+        return EditOutcome(EditEffect.NEVER, vocabulary.EDIT_NEVER.format(kind=source.kind, name=source.name))
+    if consumer.mode in ENV_MODES:
+        return EditOutcome(EditEffect.RESTART, vocabulary.EDIT_RESTART_ENV)
+    if consumer.mode is Mode.SUBPATH:
+        return EditOutcome(EditEffect.RESTART, vocabulary.EDIT_RESTART_SUBPATH)
+    when = (
+        vocabulary.EDIT_IN_ABOUT.format(seconds=round(median_seconds))
+        if median_seconds is not None
+        else vocabulary.EDIT_WITHIN.format(seconds=round(window.total_seconds()))
+    )
+    if watching:
+        how, why = Reload.HOT, "a process of it watches the volume"
+    else:
+        how, why = process_reload(reload)
+    if how is Reload.HOT:
+        return EditOutcome(EditEffect.REFRESHES, vocabulary.EDIT_REFRESHES.format(when=when, why=why))
+    return EditOutcome(EditEffect.RESTART, vocabulary.EDIT_RESTART_FILE.format(when=when, why=why))
+
+
+# --- what a change did: who took a version up, and what went wrong soon after ---
+
+
+@dataclass(frozen=True)
+class PickedUp:
+    """When a container run took up a version, and how (drift.vocabulary.PickUp)."""
+
+    at: datetime
+    how: PickUp
+
+
+def picked_up(
+    consumer: Consumer, run_started_at: datetime | None, probes: Iterable[Probe], source: Source, index: int
+) -> PickedUp | None:
+    """Whether one container run took up ``source.versions[index]``, and when; None when nothing stored says so.
+
+    A run takes up what was current when it started (env and subPath are fixed then; a volume is set up then):
+    the version had appeared at or before the start, the next one had not, and its lineage was not deleted by
+    then. A run that started earlier takes it up later only through a refreshed volume, and only a probe can
+    say so: the first good read whose content is this version's, for this consumer's keys (at the kubelet's
+    write time when the probe read it, else when the probe read it). ``run_started_at``: the run's start, or
+    its pod's when the run never started (crash-looping), or when Driftwatch first saw it."""
+    version = source.versions[index]
+    following = source.versions[index + 1] if index + 1 < len(source.versions) else None
+    until = following.changed_at if following is not None else None
+    if run_started_at is not None and version.changed_at <= run_started_at:
+        deleted = version.deleted_at is not None and version.deleted_at <= run_started_at
+        if not deleted and (until is None or run_started_at < until):
+            return PickedUp(run_started_at, PickUp.STARTED_WITH)
+        return None
+    if consumer.mode not in REFRESHED_MODES:
+        return None
+    wanted = projection(consumer, version.key_hashes)
+    for probe in sorted(probes, key=lambda probe: probe.observed_at):
+        if not probe.ok or probe.observed_at < version.changed_at:
+            continue
+        if projection(consumer, probe.key_hashes) == wanted:
+            written = probe.volume_written_at
+            return PickedUp(written if written and written >= version.changed_at else probe.observed_at,
+                            PickUp.ON_DISK)  # fmt: skip
+    return None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of one container (a new container id is a new run), as the pod status told it: when it started
+    (None: never seen running), when Driftwatch first saw it, and how it ended when the status said so."""
+
+    started_at: datetime | None
+    first_seen: datetime
+    termination_reason: str = ""  # OOMKilled, Error, Completed...
+    exit_code: int | None = None
+    finished_at: datetime | None = None
+    waiting_reason: str = ""  # CrashLoopBackOff... as last seen while it was the container's latest run
+
+    @property
+    def began(self) -> datetime:
+        return self.started_at or self.first_seen
+
+
+@dataclass(frozen=True)
+class TroubleSeen:
+    """Something that went wrong with a container soon after it took a version up (drift.vocabulary.Trouble)."""
+
+    at: datetime
+    what: Trouble
+    reason: str  # "Error, exit code 3", "CrashLoopBackOff"; "" when the status said nothing
+
+
+def _ending(run: Run) -> str:
+    parts = [run.termination_reason] if run.termination_reason else []
+    if run.exit_code is not None:
+        parts.append(f"exit code {run.exit_code}")
+    return ", ".join(parts)
+
+
+def _failed(run: Run) -> bool:
+    if run.exit_code is not None:
+        return run.exit_code != 0
+    return bool(run.termination_reason) and run.termination_reason != "Completed"
+
+
+def trouble_after(picked: datetime, runs: Iterable[Run], within: timedelta) -> list[TroubleSeen]:
+    """What went wrong with one container (all its runs) in ``(picked, picked + within]``, in order: each run that
+    ended with a failure (a crash), each later run that started (a restart, with how the run before it ended),
+    and a crash loop seen in the window. A run that ended with exit code 0 (a rollout's SIGTERM, a Job's end)
+    is no trouble; a run whose end Driftwatch only noticed (its pod gone) is none either."""
+    ordered = sorted(runs, key=lambda run: run.began)
+    end = picked + within
+    found: list[TroubleSeen] = []
+    for position, run in enumerate(ordered):
+        if run.finished_at is not None and picked <= run.finished_at <= end and _failed(run):
+            found.append(TroubleSeen(run.finished_at, Trouble.CRASHED, _ending(run)))
+        if picked < run.began <= end:  # the run that took it up began at or before then: this one is a restart
+            before = _ending(ordered[position - 1]) if position > 0 else ""
+            found.append(TroubleSeen(run.began, Trouble.RESTARTED, before))
+        if run.waiting_reason == "CrashLoopBackOff" and picked <= run.began <= end:
+            found.append(TroubleSeen(run.began, Trouble.CRASHED, run.waiting_reason))
+    return sorted(found, key=lambda seen: (seen.at, seen.what))
 
 
 # --- what a team lead reads: why, and what to do ---
