@@ -503,6 +503,31 @@ class StoredVerdict(models.Model):
         return f"{self.consumption_id} {self.verdict}"
 
 
+class VerdictChange(models.Model):
+    """One change of one consumption's stored verdict (drift.verdicts.store), appended when it happens and never
+    updated: what the timeline lists and its stale-pods chart replays. ``old_verdict`` "": the consumption was
+    not judged before (a new pod); ``new_verdict`` "": no longer judged (its pod ended)."""
+
+    # cluster and workload are the first columns of the indexes below: no index of their own.
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+", db_index=False)
+    namespace = models.CharField(max_length=253)
+    workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="+", db_index=False)
+    pod = models.ForeignKey(Pod, on_delete=models.CASCADE, related_name="+")
+    consumption = models.ForeignKey(Consumption, on_delete=models.CASCADE, related_name="+")
+    old_verdict = models.CharField(max_length=16, blank=True)
+    new_verdict = models.CharField(max_length=16, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["cluster", "namespace", "at"], name="verdictchange_namespace_at"),
+            models.Index(fields=["workload", "at"], name="verdictchange_workload_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.old_verdict or '-'} -> {self.new_verdict or '-'} at {self.at}"
+
+
 class WorkloadVerdicts(models.Model):
     """One workload's stored summary: pods per (worst) verdict, pods per mode and (worst) verdict through that
     mode, the stale sources and since when. ``attention`` is True when any pod is not fresh or its pods are split: the

@@ -1,3 +1,4 @@
+import django.db.models.deletion
 from django.db import migrations, models
 
 
@@ -29,5 +30,49 @@ class Migration(migrations.Migration):
             model_name="containerinstance",
             name="waiting_reason",
             field=models.CharField(blank=True, max_length=64),
+        ),
+        migrations.CreateModel(
+            name="VerdictChange",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("namespace", models.CharField(max_length=253)),
+                ("old_verdict", models.CharField(blank=True, max_length=16)),
+                ("new_verdict", models.CharField(blank=True, max_length=16)),
+                ("at", models.DateTimeField()),
+                (
+                    "cluster",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="drift.cluster",
+                    ),
+                ),
+                (
+                    "consumption",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="drift.consumption"
+                    ),
+                ),
+                (
+                    "pod",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="drift.pod"),
+                ),
+                (
+                    "workload",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="drift.workload",
+                    ),
+                ),
+            ],
+            options={
+                "indexes": [
+                    models.Index(fields=["cluster", "namespace", "at"], name="verdictchange_namespace_at"),
+                    models.Index(fields=["workload", "at"], name="verdictchange_workload_at"),
+                ],
+            },
         ),
     ]
