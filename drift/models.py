@@ -358,6 +358,18 @@ class Pod(models.Model):
     class Meta:
         ordering = ["namespace", "name"]
         constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="pod_unique_uid")]
+        # The timeline's reads of a namespace's pod starts, ends and `kubectl rollout restart`s (drift.timeline).
+        indexes = [
+            models.Index(fields=["cluster", "namespace", "started_at"], name="pod_started_in_namespace"),
+            models.Index(
+                fields=["cluster", "namespace", "deleted_at"], name="pod_ended_in_namespace",
+                condition=models.Q(deleted_at__isnull=False),
+            ),
+            models.Index(
+                fields=["cluster", "namespace", "restarted_at"], name="pod_restarted_in_namespace",
+                condition=models.Q(restarted_at__isnull=False),
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -391,6 +403,11 @@ class ContainerInstance(models.Model):
     class Meta:
         ordering = ["pod", "init", "name", "-first_seen"]
         constraints = [models.UniqueConstraint(fields=["pod", "name", "container_id"], name="container_unique_run")]
+        indexes = [
+            models.Index(
+                fields=["finished_at"], name="container_finished", condition=models.Q(finished_at__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.pod}/{self.name}"

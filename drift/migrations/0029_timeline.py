@@ -75,4 +75,30 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.AddIndex(
+            model_name="pod",
+            index=models.Index(fields=["cluster", "namespace", "started_at"], name="pod_started_in_namespace"),
+        ),
+        migrations.AddIndex(
+            model_name="pod",
+            index=models.Index(
+                condition=models.Q(deleted_at__isnull=False),
+                fields=["cluster", "namespace", "deleted_at"],
+                name="pod_ended_in_namespace",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="pod",
+            index=models.Index(
+                condition=models.Q(restarted_at__isnull=False),
+                fields=["cluster", "namespace", "restarted_at"],
+                name="pod_restarted_in_namespace",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="containerinstance",
+            index=models.Index(
+                condition=models.Q(finished_at__isnull=False), fields=["finished_at"], name="container_finished"
+            ),
+        ),
     ]
