@@ -349,6 +349,8 @@ class Pod(models.Model):
     # The pod template's kubectl.kubernetes.io/restartedAt, as `kubectl rollout restart` writes it: a rollout that
     # did not come from Driftwatch, shown in the workload's rollout history.
     restarted_at = models.DateTimeField(null=True, blank=True)
+    # The Reloader restart its template came from (drift.podspec.reloaded_by): "ConfigMap env-config @<template>".
+    reloaded_by = models.CharField(max_length=256, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # metadata.deletionTimestamp: the pod is being deleted (a rollout's old pods, for their grace period). It is

@@ -1,5 +1,6 @@
 """One timeline of a namespace (or one workload of it): config versions with their author and changed keys,
-rollouts Driftwatch made, restarts it did not make (`kubectl rollout restart`), pod starts and ends, container
+rollouts Driftwatch made, restarts it did not make (`kubectl rollout restart`, Reloader's where its mark on the pod
+template is recognised), pod starts and ends, container
 terminations with their reason and restart count, and verdict changes, in one list ordered by time; and the
 stale pods over the same window, replayed from the verdict changes.
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, JSONField, Min, OuterRef, Q, QuerySet, Subquery
 
 from drift.authorship import describe
 from drift.diffs import changed_keys
@@ -104,7 +105,7 @@ def timeline(scope: Scope, filters: Filters, page: int = 1, page_size: int | Non
     page_size = page_size or PAGE_SIZE
     limit = page * page_size + 1
     entries: list[Entry] = []
-    for kind, read in _READERS.items():
+    for kind, read in _READERS:
         if filters.wants(kind):
             entries.extend(read(scope, filters, limit))
     entries.sort(key=lambda entry: (entry.at, _ORDER[entry.kind], entry.key))
@@ -241,6 +242,34 @@ def _restarts(scope: Scope, filters: Filters, limit: int) -> Iterable[Entry]:
         )
 
 
+def _reloads(scope: Scope, filters: Filters, limit: int) -> Iterable[Entry]:
+    """Reloader's restarts, where its mark on the pod template is recognised (drift.podspec.reloaded_by): one
+    entry per restart, at the first start of a pod it made."""
+    reloads = (
+        _pods(scope, filters, "started_at")
+        .exclude(reloaded_by="")
+        .values("workload__kind", "workload__name", "reloaded_by")
+        .annotate(first=Min("started_at"), pods=Count("id"))
+        .order_by("first", "workload__kind", "workload__name")[:limit]
+    )
+    for row in reloads:
+        kind, name, first = row["workload__kind"], row["workload__name"], row["first"]
+        if first is None:  # never: the window's filter; for the type
+            continue
+        trigger = row["reloaded_by"].rsplit(" @", 1)[0]
+        yield Entry(
+            at=first,
+            kind=TimelineKind.RESTART,
+            key=f"reload-{kind}-{name}-{first.timestamp():.0f}",
+            summary=f"Reloader restarted {kind} {name} after {trigger} changed ({row['pods']} "
+            f"pod{'s' if row['pods'] != 1 else ''} seen from it)",
+            actor="Reloader",
+            workload_kind=kind,
+            workload_name=name,
+            detail={"pods": row["pods"], "tool": "Reloader", "trigger": trigger},
+        )
+
+
 _POD_FIELDS = ("id", "name", "uid", "node_name", "workload__kind", "workload__name")
 
 
@@ -341,15 +370,16 @@ def _verdicts(scope: Scope, filters: Filters, limit: int) -> Iterable[Entry]:
         )
 
 
-_READERS: dict[TimelineKind, Callable[[Scope, Filters, int], Iterable[Entry]]] = {
-    TimelineKind.VERSION: _versions,
-    TimelineKind.ROLLOUT: _rollouts,
-    TimelineKind.RESTART: _restarts,
-    TimelineKind.POD_START: _pod_starts,
-    TimelineKind.POD_END: _pod_ends,
-    TimelineKind.TERMINATION: _terminations,
-    TimelineKind.VERDICT: _verdicts,
-}
+_READERS: list[tuple[TimelineKind, Callable[[Scope, Filters, int], Iterable[Entry]]]] = [
+    (TimelineKind.VERSION, _versions),
+    (TimelineKind.ROLLOUT, _rollouts),
+    (TimelineKind.RESTART, _restarts),
+    (TimelineKind.RESTART, _reloads),
+    (TimelineKind.POD_START, _pod_starts),
+    (TimelineKind.POD_END, _pod_ends),
+    (TimelineKind.TERMINATION, _terminations),
+    (TimelineKind.VERDICT, _verdicts),
+]
 
 
 # -- the chart -------------------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ class TimelineKind(StrEnum):
 
     VERSION = "version"  # a new version of a ConfigMap or Secret
     ROLLOUT = "rollout"  # a rollout Driftwatch was asked for
-    RESTART = "restart"  # a restart Driftwatch did not make: `kubectl rollout restart`
+    RESTART = "restart"  # a restart Driftwatch did not make: `kubectl rollout restart`, Reloader
     POD_START = "pod-start"
     POD_END = "pod-end"
     TERMINATION = "termination"  # a container run ended (reason, exit code, restart count)

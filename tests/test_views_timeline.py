@@ -143,6 +143,19 @@ def test_the_workload_tab_is_the_same_timeline_of_that_workload(client, facts):
     assert client.get(reverse("workload-timeline", args=["local", "demo", "Deployment", "nope"])).status_code == 404
 
 
+def test_a_reloader_restart_is_one_entry_at_its_first_pod(client, facts):
+    for name, minutes in (("env-r1", 12), ("env-r2", 11)):
+        pod = facts.pod("env-demo", name, [{"source_name": "env-config"}], started_minutes_ago=minutes)
+        Pod.objects.filter(pk=pod.pk).update(reloaded_by="ConfigMap env-config @5d8f7c9b4")
+    client.force_login(user("viewer", "viewer"))
+    entries = json.loads(client.get(url(facts, format="json", kind="restart")).content)["entries"]
+    reloads = [entry for entry in entries if entry["actor"] == "Reloader"]
+    assert [entry["summary"] for entry in reloads] == [
+        "Reloader restarted Deployment env-demo after ConfigMap env-config changed (2 pods seen from it)"
+    ]
+    assert reloads[0]["at"] == facts.at(12).isoformat()
+
+
 def test_the_csv_export_has_the_same_entries_and_no_formula(client, facts):
     client.force_login(user("viewer", "viewer"))
     Rollout.objects.filter(requested_by="bob").update(requested_by='=HYPERLINK("http://x")')

@@ -101,4 +101,9 @@ class Migration(migrations.Migration):
                 condition=models.Q(finished_at__isnull=False), fields=["finished_at"], name="container_finished"
             ),
         ),
+        migrations.AddField(
+            model_name="pod",
+            name="reloaded_by",
+            field=models.CharField(blank=True, max_length=256),
+        ),
     ]

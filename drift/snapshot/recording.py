@@ -550,6 +550,7 @@ def _record_pod(
             cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
             uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
             restarted_at=podspec.restarted_at(metadata), terminating_since=terminating_since,
+            reloaded_by=podspec.reloaded_by(item),
         )  # fmt: skip
         pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started, now, terminating_since is not None)
         recorded.rows += 1
