@@ -405,9 +405,10 @@ class ContainerInstance(models.Model):
     class Meta:
         ordering = ["pod", "init", "name", "-first_seen"]
         constraints = [models.UniqueConstraint(fields=["pod", "name", "container_id"], name="container_unique_run")]
+        # The timeline's terminations: per pod of the namespace, the runs that ended in the window.
         indexes = [
             models.Index(
-                fields=["finished_at"], name="container_finished", condition=models.Q(finished_at__isnull=False)
+                fields=["pod", "finished_at"], name="container_finished", condition=models.Q(finished_at__isnull=False)
             )
         ]
 

@@ -13,6 +13,8 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -260,3 +262,19 @@ def test_the_audit_log_and_the_timeline_link_to_each_other(client, facts):
     # A version's entry links to the audit log's entries about it, on its day.
     page = client.get(url(facts)).content.decode()
     assert "/audit/?action=config.&amp;cluster=local&amp;namespace=demo&amp;q=env-config" in page
+
+
+def test_its_queries_do_not_grow_with_the_pods(client, facts):
+    client.force_login(user("viewer", "viewer"))
+    client.get(url(facts))
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url(facts)).status_code == 200
+        return len(captured)
+
+    few = queries()
+    for number in range(30):
+        crashed = facts.pod("env-demo", f"env-x{number}", [{"source_name": "env-config"}], started_minutes_ago=9)
+        ContainerInstance.objects.filter(pod=crashed).update(termination_reason="Error", finished_at=facts.at(8))
+    assert queries() == few

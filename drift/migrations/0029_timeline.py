@@ -98,7 +98,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="containerinstance",
             index=models.Index(
-                condition=models.Q(finished_at__isnull=False), fields=["finished_at"], name="container_finished"
+                condition=models.Q(finished_at__isnull=False), fields=["pod", "finished_at"], name="container_finished"
             ),
         ),
         migrations.AddField(
