@@ -278,3 +278,12 @@ def test_its_queries_do_not_grow_with_the_pods(client, facts):
         crashed = facts.pod("env-demo", f"env-x{number}", [{"source_name": "env-config"}], started_minutes_ago=9)
         ContainerInstance.objects.filter(pod=crashed).update(termination_reason="Error", finished_at=facts.at(8))
     assert queries() == few
+
+
+def test_point_in_time_links_to_the_timeline_around_its_moment(client, facts):
+    client.force_login(user("viewer", "viewer"))
+    then = client.get(f"{reverse('namespace', args=['local', 'demo'])}?at={moment(facts, 30)}").content.decode()
+    assert f'class="timeline-link" href="{reverse("timeline", args=["local", "demo"])}?at=' in then
+    tab = reverse("workload-timeline", args=["local", "demo", "Deployment", "env-demo"])
+    workload = reverse("workload", args=["local", "demo", "Deployment", "env-demo"])
+    assert f'href="{tab}?at=' in client.get(f"{workload}?at={moment(facts, 30)}").content.decode()
