@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import DatabaseError, transaction
 
 from drift import verdicts
 from drift.models import Pod, SourceVersion, VerdictChange
@@ -46,3 +47,16 @@ def test_each_change_of_a_verdict_is_appended_once_and_nothing_else():
     verdicts.facts_changed(facts.cluster, later + timedelta(seconds=1))
     assert changes()[-1] == ("env-b", "missing", "")  # no longer judged: its pod ended
     assert VerdictChange.objects.filter(new_verdict="").get().namespace == "shop"
+
+
+def test_a_verdict_change_cannot_be_rewritten():
+    facts = Facts.for_cluster()
+    facts.source("env-config", (90, {"level": "INFO"}))
+    facts.pod("env-demo", "env-a", [{"source_name": "env-config"}], started_minutes_ago=30)
+    facts.run()
+    verdicts.facts_changed(facts.cluster, facts.now)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        VerdictChange.objects.update(new_verdict="stale")
+    assert list(VerdictChange.objects.values_list("new_verdict", flat=True)) == ["fresh"]
+    Pod.objects.all().delete()  # the cascades of a pod removed still work
+    assert not VerdictChange.objects.exists()

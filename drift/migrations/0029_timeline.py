@@ -1,5 +1,27 @@
+"""How container runs ended (ContainerInstance), Reloader's mark on a pod, the verdict changes the timeline lists
+(VerdictChange: append-only in the database too, a trigger refuses UPDATE; DELETE stays, for the cascades of a
+pod or cluster removed), and the indexes the timeline reads by."""
+
 import django.db.models.deletion
 from django.db import migrations, models
+
+APPEND_ONLY = """
+CREATE FUNCTION drift_verdictchange_refuse_update() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'verdict changes are append-only: UPDATE on drift_verdictchange is refused'
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER drift_verdictchange_append_only
+    BEFORE UPDATE ON drift_verdictchange
+    FOR EACH ROW EXECUTE FUNCTION drift_verdictchange_refuse_update();
+"""
+
+NOT_APPEND_ONLY = """
+DROP TRIGGER IF EXISTS drift_verdictchange_append_only ON drift_verdictchange;
+DROP FUNCTION IF EXISTS drift_verdictchange_refuse_update();
+"""
 
 
 class Migration(migrations.Migration):
@@ -106,4 +128,5 @@ class Migration(migrations.Migration):
             name="reloaded_by",
             field=models.CharField(blank=True, max_length=256),
         ),
+        migrations.RunSQL(APPEND_ONLY, NOT_APPEND_ONLY),
     ]
