@@ -15,6 +15,7 @@ from dashboard.views import (
     rollouts,
     sources,
     sso,
+    timeline,
     workloads,
 )
 from drift.vocabulary import SourceKind
@@ -54,7 +55,13 @@ dashboard_urls = [
     path(
         "clusters/<slug:cluster>/<str:namespace>/workloads/<str:kind>/<str:name>/", workloads.workload, name="workload"
     ),
+    path(
+        "clusters/<slug:cluster>/<str:namespace>/workloads/<str:kind>/<str:name>/timeline/",
+        timeline.workload_timeline,
+        name="workload-timeline",
+    ),
     path("clusters/<slug:cluster>/<str:namespace>/pods/<str:name>/", pods.pod, name="pod"),
+    path("clusters/<slug:cluster>/<str:namespace>/timeline/", timeline.namespace_timeline, name="timeline"),
     path("clusters/<slug:cluster>/<str:namespace>/", at.namespace, name="namespace"),
     path(
         "clusters/<slug:cluster>/<str:namespace>/<sourcekinds:kinds>/<str:name>/",

@@ -349,6 +349,8 @@ class Pod(models.Model):
     # The pod template's kubectl.kubernetes.io/restartedAt, as `kubectl rollout restart` writes it: a rollout that
     # did not come from Driftwatch, shown in the workload's rollout history.
     restarted_at = models.DateTimeField(null=True, blank=True)
+    # The Reloader restart its template came from (drift.podspec.reloaded_by): "ConfigMap env-config @<template>".
+    reloaded_by = models.CharField(max_length=256, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # metadata.deletionTimestamp: the pod is being deleted (a rollout's old pods, for their grace period). It is
@@ -358,6 +360,18 @@ class Pod(models.Model):
     class Meta:
         ordering = ["namespace", "name"]
         constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="pod_unique_uid")]
+        # The timeline's reads of a namespace's pod starts, ends and `kubectl rollout restart`s (drift.timeline).
+        indexes = [
+            models.Index(fields=["cluster", "namespace", "started_at"], name="pod_started_in_namespace"),
+            models.Index(
+                fields=["cluster", "namespace", "deleted_at"], name="pod_ended_in_namespace",
+                condition=models.Q(deleted_at__isnull=False),
+            ),
+            models.Index(
+                fields=["cluster", "namespace", "restarted_at"], name="pod_restarted_in_namespace",
+                condition=models.Q(restarted_at__isnull=False),
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -391,6 +405,12 @@ class ContainerInstance(models.Model):
     class Meta:
         ordering = ["pod", "init", "name", "-first_seen"]
         constraints = [models.UniqueConstraint(fields=["pod", "name", "container_id"], name="container_unique_run")]
+        # The timeline's terminations: per pod of the namespace, the runs that ended in the window.
+        indexes = [
+            models.Index(
+                fields=["pod", "finished_at"], name="container_finished", condition=models.Q(finished_at__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.pod}/{self.name}"
@@ -501,6 +521,31 @@ class StoredVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumption_id} {self.verdict}"
+
+
+class VerdictChange(models.Model):
+    """One change of one consumption's stored verdict (drift.verdicts.store), appended when it happens and never
+    updated: what the timeline lists and its stale-pods chart replays. ``old_verdict`` "": the consumption was
+    not judged before (a new pod); ``new_verdict`` "": no longer judged (its pod ended)."""
+
+    # cluster and workload are the first columns of the indexes below: no index of their own.
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+", db_index=False)
+    namespace = models.CharField(max_length=253)
+    workload = models.ForeignKey(Workload, on_delete=models.CASCADE, related_name="+", db_index=False)
+    pod = models.ForeignKey(Pod, on_delete=models.CASCADE, related_name="+")
+    consumption = models.ForeignKey(Consumption, on_delete=models.CASCADE, related_name="+")
+    old_verdict = models.CharField(max_length=16, blank=True)
+    new_verdict = models.CharField(max_length=16, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["cluster", "namespace", "at"], name="verdictchange_namespace_at"),
+            models.Index(fields=["workload", "at"], name="verdictchange_workload_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.old_verdict or '-'} -> {self.new_verdict or '-'} at {self.at}"
 
 
 class WorkloadVerdicts(models.Model):

@@ -3,6 +3,8 @@ way each container consumes a ConfigMap or Secret. Pure functions: no ORM, no HT
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -305,6 +307,42 @@ def restart_tool(annotations: Mapping[str, str]) -> str:
             if name.startswith(prefix) and str(annotations[name]).strip().lower() not in ("", "false"):
                 return f"{tool} ({name})"
     return ""
+
+
+# What Reloader writes into a pod template when it restarts a workload: an annotation (its "annotations" strategy,
+# a JSON object naming the ConfigMap or Secret) or an env var STAKATER_<NAME>_CONFIGMAP|SECRET ("env-vars").
+RELOADER_ANNOTATION = "reloader.stakater.com/last-reloaded-from"
+RELOADER_ENV = re.compile(r"STAKATER_[A-Z0-9_]+_(CONFIGMAP|SECRET)")
+
+
+def reloaded_by(pod: Mapping[str, Any]) -> str:
+    """Which Reloader restart made this pod's template ("" for none): what triggered it ("ConfigMap env-config", or
+    the env var's name) and the template's pod-template-hash, so the pods of one restart share it. Never the
+    hashes Reloader writes (one of a Secret's data is not ours to keep)."""
+    metadata = pod.get("metadata") or {}
+    template = str((metadata.get("labels") or {}).get("pod-template-hash", ""))[:16]
+    annotation = (metadata.get("annotations") or {}).get(RELOADER_ANNOTATION)
+    said = ""
+    if annotation:
+        try:
+            source = json.loads(str(annotation))
+        except ValueError:
+            source = None
+        if isinstance(source, dict) and isinstance(source.get("name"), str):
+            said = f"{source.get('kind') or 'source'} {source['name']}"
+        else:
+            said = "a ConfigMap or Secret"
+    else:
+        names = sorted(
+            {
+                str(item.get("name"))
+                for container in (pod.get("spec") or {}).get("containers") or []
+                for item in container.get("env") or []
+                if RELOADER_ENV.fullmatch(str(item.get("name", "")))
+            }
+        )
+        said = ", ".join(names)
+    return f"{said[:200]} @{template}" if said else ""
 
 
 def restart_tool_annotations(annotations: Mapping[str, str]) -> dict[str, str]:

@@ -178,6 +178,33 @@ class Evidence(StrEnum):
     INFERRED = "inferred"
 
 
+class TimelineKind(StrEnum):
+    """The kinds of entry a namespace's or workload's timeline lists (drift.timeline), as its filter names them."""
+
+    VERSION = "version"  # a new version of a ConfigMap or Secret
+    ROLLOUT = "rollout"  # a rollout Driftwatch was asked for
+    RESTART = "restart"  # a restart Driftwatch did not make: `kubectl rollout restart`, Reloader
+    POD_START = "pod-start"
+    POD_END = "pod-end"
+    TERMINATION = "termination"  # a container run ended (reason, exit code, restart count)
+    VERDICT = "verdict"  # a consumption's verdict changed
+
+    @property
+    def label(self) -> str:
+        return _TIMELINE_LABELS[self]
+
+
+_TIMELINE_LABELS = {
+    TimelineKind.VERSION: "config versions",
+    TimelineKind.ROLLOUT: "Driftwatch rollouts",
+    TimelineKind.RESTART: "other restarts",
+    TimelineKind.POD_START: "pod starts",
+    TimelineKind.POD_END: "pod ends",
+    TimelineKind.TERMINATION: "container terminations",
+    TimelineKind.VERDICT: "verdict changes",
+}
+
+
 def choices(enum: type[StrEnum]) -> list[tuple[str, str]]:
     """Django field choices for one of these enums: the value, shown as it is spelled."""
     return [(member.value, member.value) for member in enum]

@@ -11,6 +11,7 @@ from drift.podspec import (
     container_runs,
     data_modified_at,
     reload_hints,
+    reloaded_by,
     restart_tool_annotations,
     restarted_at,
     top_owner,
@@ -182,6 +183,21 @@ def test_container_runs_say_how_a_run_ended_and_how_the_one_before_it_ended():
     assert (job.previous_termination, job.previous_identity) == (None, "")
     # What a kubelet we do not control might write is left out, never fatal.
     assert (odd.restart_count, odd.termination) == (0, Termination("", None, None))
+
+
+def test_a_reloader_restart_is_recognised_by_its_mark_without_the_hash_it_writes():
+    labels = {"pod-template-hash": "5d8f7c9b4"}
+    annotated = {"metadata": {"labels": labels, "annotations": {
+        "reloader.stakater.com/last-reloaded-from": '{"type":"CONFIGMAP","name":"env-config","namespace":"demo",'
+        '"hash":"0a1b2c","kind":"ConfigMap"}'}}}  # fmt: skip
+    assert reloaded_by(annotated) == "ConfigMap env-config @5d8f7c9b4"
+    env = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "env": [
+        {"name": "STAKATER_DB_PASSWORD_SECRET", "value": "deadbeef"}, {"name": "LOG_LEVEL", "value": "INFO"}]}]}}  # fmt: skip
+    assert reloaded_by(env) == "STAKATER_DB_PASSWORD_SECRET @5d8f7c9b4"
+    assert "deadbeef" not in reloaded_by(env) and "0a1b2c" not in reloaded_by(annotated)
+    odd = {"metadata": {"annotations": {"reloader.stakater.com/last-reloaded-from": "not json"}}}
+    assert reloaded_by(odd) == "a ConfigMap or Secret @"
+    assert reloaded_by({"metadata": {}, "spec": {"containers": [{"name": "app"}]}}) == ""
 
 
 def test_data_modified_at_takes_the_managers_of_data():

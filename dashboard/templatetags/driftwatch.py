@@ -95,6 +95,16 @@ def ran_then_url(event: Any) -> str:
     return f"{reverse('namespace', args=[cluster, namespace])}?{at_query(event.at)}"
 
 
+@register.filter
+def timeline_url(event: Any) -> str:
+    """The namespace's timeline around an audit entry's moment, the entry's own row marked ("" as for
+    ``ran_then_url``)."""
+    then = ran_then_url(event)
+    if not then:
+        return ""
+    return f"{reverse('timeline', args=[event.cluster_name, event.namespace])}?{at_query(event.at)}"
+
+
 @register.simple_tag
 def version_name(number: int | None, resource_version: str | None = "") -> SafeString | str:
     """One name for a version on every page: "#12", its resourceVersion as detail on hover. A version Driftwatch

@@ -186,10 +186,17 @@ def record_pod_event(
         if deleted:
             if stored is None:
                 return RecordedPod()
+            # The deleted pod's last status still says how its containers ended (a Job's pod, an eviction).
+            known = _known_pods(cluster, uid=uid)
+            changes = ContainerChanges()
+            pod = known.pods.get(uid)
+            if pod is not None:
+                _compare_containers(pod, item, listing, known.instances.get(pod.pk, {}), now, changes)
             changes = ContainerChanges(
                 ended=list(
                     ContainerInstance.objects.filter(pod_id=stored[0], ended_at=None).values_list("pk", flat=True)
-                )
+                ),
+                statuses=changes.statuses,
             )
             recorded.rows += Pod.objects.filter(pk=stored[0]).update(deleted_at=now)
             _write_container_changes(changes, now, recorded)
@@ -550,6 +557,7 @@ def _record_pod(
             cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),
             uid=uid, node_name=node_name, started_at=pod_started, first_seen=now,
             restarted_at=podspec.restarted_at(metadata), terminating_since=terminating_since,
+            reloaded_by=podspec.reloaded_by(item),
         )  # fmt: skip
         pod = known.pods[uid] = KnownPod(created.pk, namespace, pod_started, now, terminating_since is not None)
         recorded.rows += 1

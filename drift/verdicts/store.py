@@ -10,6 +10,9 @@ only new facts can change it.
   watcher): re-judges the workloads that consume that source.
 - ``workloads_changed(cluster, workload_ids)``: something only these workloads' verdicts rest on (a setting).
 - ``facts_changed(cluster)``: anything else; the whole cluster.
+
+Each writer also appends a ``VerdictChange`` per consumption whose verdict changed (the timeline's), and none
+when nothing did.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from drift.collector import collector_paused
-from drift.models import Cluster, ClusterVerdicts, SnapshotRun, StoredVerdict, WorkloadVerdicts
+from drift.models import Cluster, ClusterVerdicts, Pod, SnapshotRun, StoredVerdict, VerdictChange, WorkloadVerdicts
 from drift.verdicts.facts import ClusterJudgement, DriftRow, judge_cluster, live_consumptions
 from drift.verdicts.summary import WorkloadSummary, summarise
 
@@ -123,6 +126,8 @@ def _store(cluster: Cluster, judgement: ClusterJudgement, now: datetime, workloa
     written = 0
     with transaction.atomic():
         old_rows = {v.pk: v for v in StoredVerdict.objects.filter(scope).only("consumption_id", *_COMPARED)}
+        namespaces = {row.consumption_id: row.namespace for row, _ in judgement.rows}
+        VerdictChange.objects.bulk_create(_verdict_changes(cluster, old_rows, fresh_rows, namespaces, now), 2000)
         written += _apply(StoredVerdict, old_rows, fresh_rows, _COMPARED)
         old_summaries = {
             v.pk: v for v in WorkloadVerdicts.objects.filter(scope).only("workload_id", *_SUMMARY_COMPARED)
@@ -141,6 +146,35 @@ def _store(cluster: Cluster, judgement: ClusterJudgement, now: datetime, workloa
         elif written:
             ClusterVerdicts.objects.filter(cluster=cluster).update(stamp=F("stamp") + 1)
     return written
+
+
+def _verdict_changes(
+    cluster: Cluster,
+    old: dict[int, StoredVerdict],
+    new: dict[int, StoredVerdict],
+    namespaces: dict[int, str],
+    now: datetime,
+) -> list[VerdictChange]:
+    """One row per consumption whose verdict changed (a new one, one no longer judged, a new verdict); none when
+    only a reason or a time moved."""
+
+    def change(row: StoredVerdict, namespace: str, old_verdict: str, new_verdict: str) -> VerdictChange:
+        return VerdictChange(
+            cluster=cluster, namespace=namespace, workload_id=row.workload_id, pod_id=row.pod_id,
+            consumption_id=row.pk, old_verdict=old_verdict, new_verdict=new_verdict, at=now,
+        )  # fmt: skip
+
+    changes = [
+        change(row, namespaces[pk], old[pk].verdict if pk in old else "", row.verdict)
+        for pk, row in new.items()
+        if pk not in old or old[pk].verdict != row.verdict
+    ]
+    gone = [row for pk, row in old.items() if pk not in new]
+    if gone:
+        # Their namespace is their pod's (the old rows hold only what the comparison reads).
+        pods = dict(Pod.objects.filter(pk__in={row.pod_id for row in gone}).values_list("pk", "namespace"))
+        changes.extend(change(row, pods[row.pod_id], row.verdict, "") for row in gone if row.pod_id in pods)
+    return changes
 
 
 def _apply(model: Any, old: dict[int, Any], new: dict[int, Any], compared: tuple[str, ...]) -> int:
