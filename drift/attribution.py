@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from drift import audit
 from drift.authorship import Confidence, VersionFacts, WriteEvent, describe, join, window_around
+from drift.kube import FIELD_MANAGER
 from drift.models import AuditEvent, Cluster, KubeAuditEvent, SourceVersion
 
 
@@ -29,9 +30,46 @@ def as_write_event(row: KubeAuditEvent) -> WriteEvent:
 def attribute_versions(cluster: Cluster, versions: Iterable[SourceVersion]) -> int:
     """Join each version (with a managedFields time) to the stored events of its object; returns how many
     versions got an author."""
+    versions = list(versions)
+    attribute_own_writes(cluster, versions)
     if not KubeAuditEvent.objects.filter(cluster=cluster).exists():
         return 0  # a cluster that sends no audit events (the first cycle may record thousands of versions)
     return sum(1 for version in versions if version.pk and version.modified_at and _attribute(cluster, version.pk))
+
+
+def attribute_own_writes(cluster: Cluster, versions: Iterable[SourceVersion]) -> int:
+    """Driftwatch's own writes (a restore, sent with fieldManager=driftwatch) get their author from its own audit
+    log: the person who asked, matched by the resourceVersion the update answered. No webhook needed. Returns how
+    many versions got an author."""
+    ours = [v for v in versions if v.pk and v.client == FIELD_MANAGER and not v.changed_by]
+    if not ours:
+        return 0
+    condition = Q()
+    for version in ours:
+        source = version.source
+        condition |= Q(
+            namespace=source.namespace, object_kind=source.kind, object_name=source.name,
+            detail__new_resource_version=version.resource_version,
+        )  # fmt: skip
+    asked = AuditEvent.objects.filter(condition, cluster_name=cluster.name, action=AuditEvent.Action.RESTORED)
+    actor_of = {
+        (event.namespace, event.object_kind, event.object_name, event.detail.get("new_resource_version")): event.actor
+        for event in asked
+    }
+    found = 0
+    for version in ours:
+        key = (version.source.namespace, version.source.kind, version.source.name, version.resource_version)
+        if key in actor_of:
+            found += attribute_own_write(version.source_id, version.resource_version, actor_of[key])
+    return found
+
+
+def attribute_own_write(source_id: int, resource_version: str, actor: str) -> int:
+    """The version a Driftwatch write produced (if recorded yet) gets the person who asked for it; called by the
+    write after its audit entry, and by the recording after the version, so whichever comes second joins them."""
+    return SourceVersion.objects.filter(
+        source_id=source_id, resource_version=resource_version, client=FIELD_MANAGER, changed_by=""
+    ).update(changed_by=actor, author_confidence=Confidence.CONFIRMED)
 
 
 def attribute_events(cluster: Cluster, events: Iterable[KubeAuditEvent]) -> int:

@@ -8,7 +8,7 @@ until the moment it would change on the clock alone (``expires_at``), re-judged 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -286,13 +286,20 @@ class SourceVersion(models.Model):
     def appeared_at(self, previous_seen: datetime | None = None) -> datetime:
         """When this content appeared. managedFields tells when the data last changed, more precisely
         than our polling; trust it only when it falls between the previous sighting and this one
-        (another manager's later edit, or a skewed clock, can mislead)."""
-        trusted = (
-            self.modified_at is not None
-            and self.modified_at <= self.first_seen
-            and (previous_seen is None or self.modified_at > previous_seen)
-        )
-        return self.modified_at if trusted and self.modified_at is not None else self.first_seen
+        (another manager's later edit, or a skewed clock, can mislead). managedFields keeps whole seconds: a
+        write in the same second as the previous sighting is still this content's, and since that sighting
+        saw the old content, the content appeared after it (the previous sighting is the closer bound)."""
+        if self.modified_at is None or self.modified_at > self.first_seen:
+            return self.first_seen
+        if previous_seen is None:
+            return self.modified_at
+        if self.modified_at + MANAGED_FIELDS_RESOLUTION <= previous_seen:
+            return self.first_seen  # an older write's time: this content came later
+        return max(self.modified_at, previous_seen)
+
+
+# managedFields' `time` has whole seconds.
+MANAGED_FIELDS_RESOLUTION = timedelta(seconds=1)
 
 
 class Workload(models.Model):

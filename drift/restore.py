@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from drift import audit, kube
+from drift.attribution import attribute_own_write
 from drift.clusters import connect
 from drift.diffs import KeyDiff, key_diffs
 from drift.history import version_number
@@ -224,6 +225,7 @@ def restore(
         **where,
         detail={**detail, "new_resource_version": after},
     )
+    attribute_own_write(source.pk, after, actor)  # when the watcher recorded the new version first
     rollouts = _roll_out(version, actor) if roll_out else []
     return Restored(after, False, rollouts)
 

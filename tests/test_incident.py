@@ -25,8 +25,9 @@ from drift.models import AuditEvent, Cluster
 from drift.restore import RestoreRefused, preview, restore
 from drift.rollout import Target, cancel_rollout, request_eviction
 from drift.snapshot import snapshot
+from drift.timeline import Filters, Scope, timeline
 from drift.verdicts.read_at import point_in_time
-from drift.vocabulary import SourceKind, Trouble
+from drift.vocabulary import SourceKind, TimelineKind, Trouble
 from tests.kube_helpers import Kube, deployment, wait_until
 from tests.test_real_node import TOOLBOX, find_real_node, on_real_node
 
@@ -180,6 +181,7 @@ def test_an_incident_edit_partial_rollout_crash_and_restore(kubeconfig, kube, ku
     shown = preview(versions[1].version)
     edit(kube, {"note": "looking into it"}, "kubectl-annotate")
     steps.add("edit (note added)", "kubectl-annotate")
+    assert snapshot(cluster).status == "succeeded"  # no watcher runs here: a snapshot records the edit
     with pytest.raises(RestoreRefused, match="changed after the preview"):
         restore(versions[1].version, "alice", shown.live_resource_version)
     refused = AuditEvent.objects.filter(action=AuditEvent.Action.RESTORE_REFUSED, object_name="app-config").get()
@@ -195,11 +197,37 @@ def test_an_incident_edit_partial_rollout_crash_and_restore(kubeconfig, kube, ku
     restored = AuditEvent.objects.filter(action=AuditEvent.Action.RESTORED, object_name="app-config").get()
     assert restored.actor == "alice" and restored.detail["new_resource_version"] == done.resource_version
     assert [(rollout.kind, rollout.name) for rollout in done.rollouts] == [("Deployment", APP)]
+    assert done.rollouts[0].status == "in_progress", done.rollouts[0].message
     assert snapshot(cluster).status == "succeeded"
     back = history(cluster, namespace, SourceKind.CONFIG_MAP, "app-config")[-1]
     after_restore = blast_radius(cluster, namespace, SourceKind.CONFIG_MAP, "app-config", back.number)
     assert after_restore is not None
     assert [(str(each.workload), each.by) for each in after_restore.rollouts] == [(f"Deployment/{APP}", "alice")]
 
-    # TIMELINE CHECK, to add once the timeline has landed: the namespace's timeline lists each of steps.steps
-    # ((what, when, by), in order) once, in this order, with its author.
+    # The namespace's timeline lists each step once, in order, with its author.
+    entries = timeline(Scope(cluster, namespace), Filters(start=at_start, end=timezone.now()), page_size=500).entries
+    changes = [(e.kind, e.detail.get("version") or e.detail.get("action") or "", e.actor) for e in entries
+               if e.kind in (TimelineKind.VERSION, TimelineKind.ROLLOUT)]  # fmt: skip
+    said = [(kind, author) for kind, _, author in changes]
+    assert [kind for kind, _ in said] == ["version", "rollout", "version", "version", "version", "rollout"], changes
+    authors = [author for _, author in said]
+    # Each step's author, as steps recorded them (the restore is a version and its rollout, both asked by alice).
+    by_step = {what: by for what, _, by in steps.steps}
+    expected = [by_step["edit #2 (mode=good-2)"], by_step["eviction of one pod, then cancelled (partial rollout)"],
+                by_step["edit #3 (mode=bad)"], by_step["edit (note added)"],
+                by_step["restore to #2, with a rollout"], by_step["restore to #2, with a rollout"]]  # fmt: skip
+    for (kind, version, author), by in zip(changes, expected, strict=True):
+        assert by in author, (kind, version, author, by)
+    # The restore's version is Driftwatch's own write: its author is the person who asked, from its audit log.
+    assert authors[4].startswith("alice"), authors
+    # Between the bad edit and the next one: the deleted pod's end and the crashed pod's runs, each once. (With no
+    # watcher running, a pod's end is when a snapshot first missed it, so it may come after the crashes.)
+    bad_at = next(e.at for e in entries if e.kind == TimelineKind.VERSION and e.actor == authors[2])
+    note_at = next(e.at for e in entries if e.kind == TimelineKind.VERSION and e.actor == authors[3])
+    [gone] = [e for e in entries if e.kind == TimelineKind.POD_END and e.pod_uid == kept]
+    crashes = [e for e in entries if e.kind == TimelineKind.TERMINATION and e.pod_uid == crashing]
+    assert crashes and all("Error (exit code 3)" in e.summary for e in crashes), crashes
+    assert len({e.key for e in crashes}) == len(crashes) >= 2
+    assert bad_at <= gone.at <= note_at
+    assert bad_at <= crashes[0].at <= crashes[-1].at <= note_at
+    assert [e.at for e in entries] == sorted(e.at for e in entries)
