@@ -197,9 +197,13 @@ def overview(
         cluster_name__in=[cluster.name for cluster in clusters]
     ).values_list("cluster_name", "reason", "count"):
         refusals[name].append((reason, count))
+    # One query per table for every cluster shown, not one per cluster: the page's queries do not grow with them.
+    latest_runs = latest_finished_runs(clusters)
+    charted = charted_runs(clusters, now)
+    delays = measured.refresh_delays_of(clusters, now)
     result = []
     for cluster in clusters:
-        finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+        finished = latest_runs.get(cluster.pk)
         moment = cluster_moment(cluster, now, latest=finished)
         if finished is None:
             state = "pending"
@@ -231,8 +235,8 @@ def overview(
                 quiet=0 if filters.verdict or searching else sum(tally.fresh for _, tally in namespaces),
                 totals=totals,
                 namespace_counts=[NamespaceCounts(ns, t.attention, t.fresh, t.pods) for ns, t in namespaces],
-                chart=stale_series(cluster, now, latest=stale_now),
-                refresh_delays=measured.refresh_delays(cluster, now),
+                chart=stale_series(cluster, now, latest=stale_now, runs=charted[cluster.pk]),
+                refresh_delays=delays[cluster.pk],
                 namespace_choices=shown.every_namespace,
                 audit_refusals=refusals[cluster.name],
                 restart_tools={w.workload_id: tools[w.workload_id] for w in shown.workloads if w.workload_id in tools},
@@ -243,6 +247,34 @@ def overview(
             )
         )
     return result
+
+
+def latest_finished_runs(clusters: list[Cluster]) -> dict[int, SnapshotRun]:
+    """Cluster id -> its latest snapshot run that ended (none while its first one runs): one query."""
+    runs = SnapshotRun.objects.filter(cluster__in=[c.pk for c in clusters]).exclude(status=SnapshotRun.Status.RUNNING)
+    return {run.cluster_id: run for run in runs.order_by("cluster_id", "-started_at", "-id").distinct("cluster_id")}
+
+
+CHART_HOURS = 24
+
+
+def charted_runs(
+    clusters: list[Cluster], now: dt.datetime, hours: int = CHART_HOURS
+) -> dict[int, list[tuple[dt.datetime, dict]]]:
+    """Cluster id -> (start, verdict counts) of its runs that read it over the last `hours`, oldest first: the
+    points of every chart shown, in one query."""
+    found: dict[int, list[tuple[dt.datetime, dict]]] = {c.pk: [] for c in clusters}
+    for cluster_id, started_at, counts in (
+        SnapshotRun.objects.filter(
+            cluster__in=list(found),
+            started_at__gte=now - dt.timedelta(hours=hours),
+            status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL],
+        )
+        .order_by("cluster_id", "started_at")
+        .values_list("cluster_id", "started_at", "verdict_counts")
+    ):
+        found[cluster_id].append((started_at, counts))
+    return found
 
 
 def _lease(cluster: Cluster) -> ClusterLease | None:
@@ -296,19 +328,19 @@ def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> l
 
 
 def stale_series(
-    cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: int = 200, latest: int | None = None
+    cluster: Cluster,
+    now: dt.datetime,
+    hours: int = CHART_HOURS,
+    buckets: int = 200,
+    latest: int | None = None,
+    runs: list[tuple[dt.datetime, dict]] | None = None,
 ) -> StaleSeries | None:
     """Stale pods per finished snapshot over the last `hours` (or since the first snapshot, when the cluster is
     younger), from each run's recorded verdict counts; ``latest``, the stale pods the stored verdicts count now,
-    is the last point (so the chart and the badges never disagree)."""
-    runs = list(
-        cluster.runs.filter(
-            started_at__gte=now - dt.timedelta(hours=hours),
-            status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL],
-        )
-        .order_by("started_at")
-        .values_list("started_at", "verdict_counts")
-    )
+    is the last point (so the chart and the badges never disagree). ``runs``: ``charted_runs``' for this
+    cluster, when the caller read them."""
+    if runs is None:
+        runs = charted_runs([cluster], now, hours)[cluster.pk]
     if not runs:
         return None
     starts = [started for started, _ in runs]

@@ -112,11 +112,11 @@ def workload_pages(
 ) -> dict[int, WorkloadPage]:
     """Per cluster (by id): what the overview shows, read without going through every workload in Python.
 
-    Counts come from one aggregate query over the stored summaries; the page from one ordered, limited query per
-    cluster (in C collation, so that it sorts as Python does and merges with what is judged in memory). Expired
-    workloads, and clusters whose stored verdicts do not hold, are judged in memory as ``workload_summaries`` does
-    and merged in. Queries do not grow with pods, and Python reads at most ``page * page_size`` summaries per
-    cluster from the database."""
+    Counts come from one aggregate query over the stored summaries; the pages from one statement of ordered,
+    limited queries, one per cluster (in C collation, so that it sorts as Python does and merges with what is
+    judged in memory). Expired workloads, and clusters whose stored verdicts do not hold, are judged in memory as
+    ``workload_summaries`` does and merged in. Queries grow neither with pods nor with clusters, and Python reads
+    at most ``page * page_size`` summaries per cluster from the database."""
     now = now or timezone.now()
     plans = read_plans(clusters, now)
     valid = [c.pk for c in clusters if plans[c.pk].valid]
@@ -179,15 +179,23 @@ def workload_pages(
     )
     names = {c.pk: c.name for c in clusters}
     by_name = [Collate("namespace", "C"), Collate("kind", "C"), Collate("name", "C")]
+    order = [rank, *by_name] if listing == ATTENTION else by_name
+    for each in result.values():
+        each.turn_to(page, page_size)
+    # Each cluster's page in one statement: a UNION ALL of one ordered, limited query per cluster, so each reads
+    # at most its own page * page_size rows through its own index.
+    parts = [
+        WorkloadVerdicts.objects.filter(live & listed, cluster=pk)
+        .order_by(*order)[: result[pk].page * page_size]
+        .values_list(*SUMMARY_FIELDS)
+        for pk in valid
+    ]
+    stored: dict[int, list[WorkloadSummary]] = defaultdict(list)
+    if parts:
+        for values in parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]:
+            stored[values[1]].append(stored_summary(values, names))
     for cluster in clusters:
         each = result[cluster.pk]
-        each.turn_to(page, page_size)
-        stored: list[WorkloadSummary] = []
-        if cluster.pk in valid:
-            query = WorkloadVerdicts.objects.filter(live & listed, cluster=cluster.pk)
-            order = [rank, *by_name] if listing == ATTENTION else by_name
-            query = query.order_by(*order)[: each.page * page_size]
-            stored = [stored_summary(values, names) for values in query.values_list(*SUMMARY_FIELDS)]
-        merged = sorted(stored + in_memory[cluster.pk], key=lambda s: listing_order(listing, s))
+        merged = sorted(stored[cluster.pk] + in_memory[cluster.pk], key=lambda s: listing_order(listing, s))
         each.workloads = merged[(each.page - 1) * page_size : each.page * page_size]
     return result
