@@ -125,3 +125,23 @@ def test_an_operator_may_roll_out_only_within_her_scope_on_every_card(client):
 def viewer_client(client):
     client.force_login(user("vera", "viewer"))
     return client
+
+
+def test_with_several_clusters_each_card_lists_its_worst_and_links_to_its_own_view(viewer_client):
+    from dashboard.pages.overview import CARD_SIZE, PAGE_SIZE
+
+    alpha = cluster_with("alpha", stale=CARD_SIZE + 3, fresh=1)
+    cluster_with("beta", stale=1, fresh=1)
+    shown = cards(viewer_client.get(reverse("overview")))
+    attention = verdicts.workload_summaries(alpha.cluster, attention=True)
+    worst = sorted(attention, key=lambda s: verdicts.listing_order(verdicts.ATTENTION, s))[:CARD_SIZE]
+    assert sorted(listed(shown["alpha"])) == sorted(s.name for s in worst)
+    assert f"the first {CARD_SIZE} of {len(attention)}" in shown["alpha"]
+    assert f'<a href="/?cluster=alpha">All {len(attention)} in alpha, with counts per namespace</a>' in shown["alpha"]
+    assert '<a href="/?cluster=beta">beta alone, with counts per namespace</a>' in shown["beta"]
+    assert 'class="namespaces"' not in shown["alpha"] and 'rel="next"' not in shown["alpha"]
+    # The cluster's own view: its pages of PAGE_SIZE and its counts per namespace; a filter goes along.
+    own = cards(viewer_client.get(reverse("overview"), {"cluster": "alpha"}))["alpha"]
+    assert len(listed(own)) == min(len(attention), PAGE_SIZE) and 'class="namespaces"' in own
+    shop = cards(viewer_client.get(reverse("overview"), {"namespace": "shop"}))
+    assert '<a href="/?namespace=shop&amp;cluster=alpha">' in shop["alpha"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlencode
 
 from django.utils import timezone
 
@@ -65,6 +66,9 @@ class StaleSeries:
 
 # Workloads listed per cluster and page: the overview lists what needs attention, not every workload.
 PAGE_SIZE = 25
+# With several clusters shown, each card lists its worst few and links to its own view (pages of PAGE_SIZE and the
+# counts per namespace): the page then costs about what one cluster's does, however many clusters there are.
+CARD_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class ClusterOverview:
     audit_refusals: list[tuple[str, int]] = field(default_factory=list)
     restart_tools: dict[int, str] = field(default_factory=dict)  # workload id -> "Reloader", ... (the badge)
     lease: ClusterLease | None = None  # which watcher process holds the cluster (drift.snapshot.leases)
+    compact: bool = False  # one card of several: its worst CARD_SIZE workloads, no table per namespace
+    own_query: str = ""  # the query string of this cluster's own view, with the same filters
 
     @property
     def watched_by(self) -> ClusterLease | None:
@@ -185,11 +191,14 @@ def overview(
     now = now or timezone.now()
     clusters = clusters_shown(filters) if clusters is None else clusters
     searching = bool(filters.source or filters.q)
+    compact = len(clusters) > 1
+    page_size = CARD_SIZE if compact else PAGE_SIZE
+    page = 1 if compact else page  # a card's further workloads are in its cluster's own view
     if searching:
-        pages = {c.pk: _searched(c, filters, now, page) for c in clusters}
+        pages = {c.pk: _searched(c, filters, now, page, page_size) for c in clusters}
     else:
         listing = filters.verdict or verdicts.ATTENTION
-        pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+        pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, page_size, now)
     moments = verdicts.as_of(clusters, now)
     tools = restart_tools([w.workload_id for shown in pages.values() for w in shown.workloads])
     refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
@@ -244,6 +253,8 @@ def overview(
                 restart_workloads=shown.restart,
                 as_of=moments.get(cluster.pk),
                 now=now,
+                compact=compact,
+                own_query=urlencode({**_query_of(filters), "cluster": cluster.name}),
             )
         )
     return result
@@ -277,6 +288,10 @@ def charted_runs(
     return found
 
 
+def _query_of(filters: OverviewFilters) -> dict[str, str]:
+    return {name: value for name, value in asdict(filters).items() if value}
+
+
 def _lease(cluster: Cluster) -> ClusterLease | None:
     try:
         return cluster.lease
@@ -295,13 +310,16 @@ def restart_tools(workload_ids: list[int]) -> dict[int, str]:
             pod__workload_id__in=workload_ids, pod__deleted_at=None, ended_at=None, reload_hints__has_key="restart_tool"
         )
         .values_list("pod__workload_id", "reload_hints__restart_tool")
+        .order_by()  # the model's ordering would add its columns to the DISTINCT
         .distinct()
     ):
         found[workload_id].add(str(tool).split(" (", 1)[0])
     return {workload_id: ", ".join(sorted(names)) for workload_id, names in found.items()}
 
 
-def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int) -> verdicts.WorkloadPage:
+def _searched(
+    cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int, page_size: int = PAGE_SIZE
+) -> verdicts.WorkloadPage:
     """A search lists what it found, fresh or not (with a verdict filter, what has a pod in that verdict), by
     name; the counts are of what it found."""
     found = _matching(cluster, filters, now)
@@ -312,8 +330,8 @@ def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page
         shown.namespaces.setdefault(summary.namespace, verdicts.Tally()).add(summary)
     for summary in listed:
         shown.listed.add(summary)
-    shown.turn_to(page, PAGE_SIZE)
-    shown.workloads = listed[(shown.page - 1) * PAGE_SIZE : shown.page * PAGE_SIZE]
+    shown.turn_to(page, page_size)
+    shown.workloads = listed[(shown.page - 1) * page_size : shown.page * page_size]
     return shown
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, Count, Q, Value, When
-from django.db.models.functions import Collate
+from django.db.models import Case, Count, F, Q, Value, When, Window
+from django.db.models.functions import Collate, RowNumber
 from django.utils import timezone
 
 from drift.models import Cluster, WorkloadVerdicts
@@ -112,9 +112,9 @@ def workload_pages(
 ) -> dict[int, WorkloadPage]:
     """Per cluster (by id): what the overview shows, read without going through every workload in Python.
 
-    Counts come from one aggregate query over the stored summaries; the pages from one statement of ordered,
-    limited queries, one per cluster (in C collation, so that it sorts as Python does and merges with what is
-    judged in memory). Expired workloads, and clusters whose stored verdicts do not hold, are judged in memory as
+    Counts come from one aggregate query over the stored summaries; the pages from one query that numbers each
+    cluster's rows in order (in C collation, so that it sorts as Python does and merges with what is judged in
+    memory). Expired workloads, and clusters whose stored verdicts do not hold, are judged in memory as
     ``workload_summaries`` does and merged in. Queries grow neither with pods nor with clusters, and Python reads
     at most ``page * page_size`` summaries per cluster from the database."""
     now = now or timezone.now()
@@ -182,17 +182,14 @@ def workload_pages(
     order = [rank, *by_name] if listing == ATTENTION else by_name
     for each in result.values():
         each.turn_to(page, page_size)
-    # Each cluster's page in one statement: a UNION ALL of one ordered, limited query per cluster, so each reads
-    # at most its own page * page_size rows through its own index.
-    parts = [
-        WorkloadVerdicts.objects.filter(live & listed, cluster=pk)
-        .order_by(*order)[: result[pk].page * page_size]
-        .values_list(*SUMMARY_FIELDS)
-        for pk in valid
-    ]
+    # Every cluster's page in one query: each cluster's rows numbered in the listing's order, up to the longest
+    # page asked (a cluster's own may be shorter: cut below).
     stored: dict[int, list[WorkloadSummary]] = defaultdict(list)
-    if parts:
-        for values in parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]:
+    if valid:
+        longest = max(result[pk].page for pk in valid) * page_size
+        numbered = Window(RowNumber(), partition_by=[F("cluster_id")], order_by=order)
+        query = WorkloadVerdicts.objects.filter(live & listed, cluster__in=valid).annotate(place=numbered)
+        for values in query.filter(place__lte=longest).values_list(*SUMMARY_FIELDS):
             stored[values[1]].append(stored_summary(values, names))
     for cluster in clusters:
         each = result[cluster.pk]
