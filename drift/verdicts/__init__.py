@@ -24,8 +24,10 @@ from drift.verdicts.facts import (
 )
 from drift.verdicts.paging import ATTENTION, SPLIT, Tally, WorkloadPage, listed_by, listing_order, workload_pages
 from drift.verdicts.read import (
+    GaugeTotals,
     as_of,
     cluster_counts,
+    gauge_totals,
     matching_workloads,
     rows,
     rows_with_expiry,
@@ -42,6 +44,7 @@ __all__ = [
     "ClusterJudgement",
     "ClusterMoment",
     "DriftRow",
+    "GaugeTotals",
     "PointInTime",
     "SourceRef",
     "Tally",
@@ -54,6 +57,7 @@ __all__ = [
     "cluster_moment",
     "drift_rows",
     "facts_changed",
+    "gauge_totals",
     "judge_cluster",
     "listed_by",
     "listing_order",
