@@ -145,3 +145,26 @@ def test_with_several_clusters_each_card_lists_its_worst_and_links_to_its_own_vi
     assert len(listed(own)) == min(len(attention), PAGE_SIZE) and 'class="namespaces"' in own
     shop = cards(viewer_client.get(reverse("overview"), {"namespace": "shop"}))
     assert '<a href="/?namespace=shop&amp;cluster=alpha">' in shop["alpha"]
+
+
+def test_each_clusters_refresh_delays_are_read_at_once_and_bounded_per_distinct_write():
+    """measured.refresh_delays_of reads every cluster in one query with a bound per cluster on distinct writes:
+    a write read by many cycles (more reads than the bound) must not crowd out an older write, nor one cluster
+    another's."""
+    from drift.verdicts import measured
+
+    busy, quiet = cluster_with("busy", stale=0, fresh=0), cluster_with("quiet", stale=0, fresh=0)
+    # busy: a second pod whose volume saw the change later (50 s), read by many more cycles than the bound.
+    pod = busy.pod("files", "files-b", [{"source_name": "files", "mode": "volume", "mount_path": "/etc/config"}])
+    written = busy.at(10) + timedelta(seconds=50)
+    Observation.objects.bulk_create(
+        Observation(consumption=Consumption.objects.get(container__pod=pod), observed_at=busy.at(9) + timedelta(
+            seconds=cycle), ok=True, key_hashes={"level": value_hash("DEBUG")}, volume_written_at=written)
+        for cycle in range(measured.SAMPLE_LIMIT * 4 + 10)
+    )  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        delays = measured.refresh_delays_of([busy.cluster, quiet.cluster], busy.now)
+    assert len(queries) == 2
+    assert sorted(delays[busy.cluster.pk].seconds) == [40.0, 50.0]
+    assert delays[quiet.cluster.pk].seconds == (40.0,)
+    assert delays[busy.cluster.pk] == measured.refresh_delays(busy.cluster, busy.now)

@@ -11,6 +11,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
+
 from drift.models import Cluster, Observation, SourceVersion
 from drift.verdicts import refresh
 from drift.vocabulary import REFRESHED_MODES
@@ -37,27 +40,35 @@ _WRITE_FIELDS = (
 
 def _samples_of(clusters: Sequence[Cluster], now: datetime) -> dict[int, tuple[refresh.RefreshDelays, datetime | None]]:
     """Per cluster (by id): the delays, and the moment the oldest write they were read from leaves the lookback
-    (None: no write), after which the same facts may give other delays. One statement reads each cluster's newest
-    writes (a UNION ALL of one limited query per cluster, so each keeps its own bound and index), one the versions
-    of their sources."""
+    (None: no write), after which the same facts may give other delays. One query reads each cluster's newest
+    writes (each cluster its own bound), one the versions of their sources."""
     since = now - LOOKBACK
-    newest = [
+    # Grouped, not DISTINCT: a window is computed after GROUP BY (but before DISTINCT), so each cluster's distinct
+    # writes are numbered newest first and cut at its own bound, in one query however many clusters there are.
+    newest = (
         Observation.objects.filter(
-            consumption__container__pod__cluster=cluster,
+            consumption__container__pod__cluster__in=[c.pk for c in clusters],
             consumption__mode__in=REFRESHED_MODES,
             volume_written_at__gte=since,
             volume_written_at__lte=now,
         )
+        .order_by()  # the model's ordering would join the GROUP BY (every read of a write its own row)
+        .values(*_WRITE_FIELDS)
+        .annotate(reads=Count("pk"))
+        .annotate(
+            place=Window(
+                RowNumber(),
+                partition_by=[F("consumption__container__pod__cluster_id")],
+                order_by=[F("volume_written_at").desc(), F("consumption__container__pod_id").asc()],
+            ),
+        )
+        .filter(place__lte=SAMPLE_LIMIT * 4)
         .values_list(*_WRITE_FIELDS)
-        .order_by("-volume_written_at", "consumption__container__pod_id")
-        .distinct()[: SAMPLE_LIMIT * 4]
-        for cluster in clusters
-    ]
+    )
     writes: dict[int, list[tuple]] = defaultdict(list)
-    if newest:
-        for cluster_id, *write in newest[0].union(*newest[1:], all=True) if len(newest) > 1 else newest[0]:
-            writes[cluster_id].append(tuple(write))
-    for each in writes.values():  # a UNION keeps no order: newest first again, as each part read them
+    for cluster_id, *write in newest:
+        writes[cluster_id].append(tuple(write))
+    for each in writes.values():  # the outer query keeps no order: newest first again
         each.sort(key=lambda write: (-write[0].timestamp(), write[1]))
     result: dict[int, tuple[refresh.RefreshDelays, datetime | None]] = {
         cluster.pk: (refresh.RefreshDelays(()), None) for cluster in clusters
