@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -22,8 +21,7 @@ from prometheus_client.utils import floatToGoString
 
 from drift import metrics
 from drift.models import AuditWebhookRejection, Cluster, ClusterLease, SnapshotRun
-from drift.verdicts import WorkloadSummary, workload_summaries
-from drift.vocabulary import VERDICT_ORDER
+from drift.verdicts import GaugeTotals, gauge_totals
 
 VERSION = "0.10.0"
 # Every metric name this endpoint exports (deploy/monitoring is tested against it).
@@ -55,64 +53,88 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self.now or timezone.now()
         clusters = list(Cluster.objects.all())
-        summaries = workload_summaries(now=now)
-        per_workload = {cluster.name for cluster in clusters if cluster.metrics_per_workload}
-        yield from _stale_families(summaries, per_workload, now)
-        yield _pods_family(clusters, summaries)
-        yield _last_success_family(clusters)
-        yield _watcher_family(clusters)
-        yield _lease_family(clusters, now)
-        yield _audit_refused_family()
-        build = GaugeMetricFamily(
-            "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
-        )
-        build.add_metric([VERSION, platform.python_version()], 1)
-        yield build
+        totals = gauge_totals(clusters, now)
+        yield from _stale_families(totals, now)
+        yield from _other_families(clusters, totals, now)
+
+    def text(self) -> bytes:
+        """``text_format(self.collect())``, the two families of a series per workload written straight from the
+        totals: at 50,000 pods they are 15,000 samples, and building a Metric of each cost more than the query."""
+        now = self.now or timezone.now()
+        clusters = list(Cluster.objects.all())
+        totals = gauge_totals(clusters, now)
+        return _stale_text(totals, now) + text_format(_other_families(clusters, totals, now))
 
 
-def _stale_families(summaries: list[WorkloadSummary], per_workload: set[str], now: datetime) -> Iterator[Metric]:
+def _other_families(clusters: list[Cluster], totals: GaugeTotals, now: datetime) -> Iterator[Metric]:
+    yield _pods_family(totals)
+    yield _last_success_family(clusters)
+    yield _watcher_family(clusters)
+    yield _lease_family(clusters, now)
+    yield _audit_refused_family()
+    build = GaugeMetricFamily(
+        "driftwatch_build_info", "Driftwatch's version; always 1.", labels=["version", "python_version"]
+    )
+    build.add_metric([VERSION, platform.python_version()], 1)
+    yield build
+
+
+STALE_HELP = (
+    "Pods running stale configuration, per consumption mode (a pod stale through env and a volume counts in both). "
+    "Workload labels are empty for clusters exporting per namespace only."
+)
+SINCE_HELP = "Seconds since the oldest stale configuration of the workload (or namespace) became stale."
+
+
+def _stale_families(totals: GaugeTotals, now: datetime) -> Iterator[Metric]:
     stale = GaugeMetricFamily(
-        "driftwatch_stale_pods",
-        "Pods running stale configuration, per consumption mode (a pod stale through env and a volume counts in "
-        "both). Workload labels are empty for clusters exporting per namespace only.",
-        labels=["cluster", "namespace", "workload_kind", "workload", "mode"],
+        "driftwatch_stale_pods", STALE_HELP, labels=["cluster", "namespace", "workload_kind", "workload", "mode"]
     )
     since = GaugeMetricFamily(
-        "driftwatch_stale_since_seconds",
-        "Seconds since the oldest stale configuration of the workload (or namespace) became stale.",
-        labels=["cluster", "namespace", "workload_kind", "workload"],
+        "driftwatch_stale_since_seconds", SINCE_HELP, labels=["cluster", "namespace", "workload_kind", "workload"]
     )
-    counts: dict[tuple[str, ...], int] = defaultdict(int)
-    oldest: dict[tuple[str, ...], datetime] = {}
-    for summary in summaries:
-        if summary.cluster in per_workload:
-            key = (summary.cluster, summary.namespace, summary.kind, summary.name)
-        else:
-            key = (summary.cluster, summary.namespace, "", "")
-        for mode, count in summary.stale_pods_by_mode.items():
-            counts[(*key, mode)] += count
-        started = summary.stale_since
-        if started is not None and (key not in oldest or started < oldest[key]):
-            oldest[key] = started
-    for labels, count in sorted(counts.items()):
-        stale.add_metric(list(labels), count)
-    for labels, started in sorted(oldest.items()):
-        since.add_metric(list(labels), max((now - started).total_seconds(), 0.0))
+    for series, count in sorted(totals.stale.items()):
+        stale.add_metric(list(series), count)
+    for workload, started in sorted(totals.oldest.items()):
+        since.add_metric(list(workload), max((now - started).total_seconds(), 0.0))
     yield stale
     yield since
 
 
-def _pods_family(clusters: list[Cluster], summaries: list[WorkloadSummary]) -> Metric:
+def _stale_text(totals: GaugeTotals, now: datetime) -> bytes:
+    """``_stale_families`` in the text format, as text_format writes them (labels in sorted order)."""
+    # Each distinct label value escaped once, each distinct value formatted once: most repeat (clusters,
+    # namespaces, modes, counts), and a function call per label of 15,000 samples is most of the time.
+    label = {value: _escape_label(value) for series in totals.stale for value in series}
+    label.update({value: _escape_label(value) for workload in totals.oldest for value in workload})
+    counts = {count: floatToGoString(count) for count in set(totals.stale.values())}
+    lines = [
+        f"# HELP driftwatch_stale_pods {_escape_help(STALE_HELP)}\n",
+        "# TYPE driftwatch_stale_pods gauge\n",
+    ]
+    for (cluster, namespace, kind, name, mode), count in sorted(totals.stale.items()):
+        lines.append(
+            f'driftwatch_stale_pods{{cluster="{label[cluster]}",mode="{label[mode]}",namespace="{label[namespace]}",'
+            f'workload="{label[name]}",workload_kind="{label[kind]}"}} {counts[count]}\n'
+        )
+    lines.append(f"# HELP driftwatch_stale_since_seconds {_escape_help(SINCE_HELP)}\n")
+    lines.append("# TYPE driftwatch_stale_since_seconds gauge\n")
+    for (cluster, namespace, kind, name), started in sorted(totals.oldest.items()):
+        seconds = max((now - started).total_seconds(), 0.0)
+        lines.append(
+            f'driftwatch_stale_since_seconds{{cluster="{label[cluster]}",namespace="{label[namespace]}",'
+            f'workload="{label[name]}",workload_kind="{label[kind]}"}} {floatToGoString(seconds)}\n'
+        )
+    return "".join(lines).encode()
+
+
+def _pods_family(totals: GaugeTotals) -> Metric:
     pods = GaugeMetricFamily(
         "driftwatch_pods",
         "Pods that read a ConfigMap or Secret, by their worst verdict.",
         labels=["cluster", "verdict"],
     )
-    counts: dict[str, dict[str, int]] = {cluster.name: dict.fromkeys(VERDICT_ORDER, 0) for cluster in clusters}
-    for summary in summaries:
-        for verdict, count in summary.pods.items():
-            counts[summary.cluster][verdict] += count
-    for cluster, by_verdict in counts.items():
+    for cluster, by_verdict in totals.pods.items():
         for verdict, count in by_verdict.items():
             pods.add_metric([cluster, str(verdict)], count)
     return pods
@@ -191,7 +213,7 @@ def scrape(now: datetime | None = None) -> bytes:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessCollector())
-    return generate_latest(registry) + text_format(DatabaseCollector(now).collect())
+    return generate_latest(registry) + DatabaseCollector(now).text()
 
 
 def text_format(families: Iterable[Metric]) -> bytes:
@@ -200,12 +222,22 @@ def text_format(families: Iterable[Metric]) -> bytes:
     its UTF-8 rules: at 10 clusters of 5,000 pods (15,000 samples) that was most of a 1.8 s scrape, for names
     this module spells once, all plain [a-z_]."""
     lines: list[str] = []
+    # A family's samples share their label names (sorted once, not per sample), and most label values repeat
+    # (clusters, namespaces, modes): each is escaped once.
+    orders: dict[tuple[str, ...], list[str]] = {}
+    escaped: dict[str, str] = {}
     for family in families:
         lines.append(f"# HELP {family.name}{_counter_suffix(family)} {_escape_help(family.documentation)}\n")
         lines.append(f"# TYPE {family.name}{_counter_suffix(family)} {family.type}\n")
         for sample in family.samples:
             if sample.labels:
-                labels = ",".join(f'{key}="{_escape_label(value)}"' for key, value in sorted(sample.labels.items()))
+                names = tuple(sample.labels)
+                order = orders.get(names) or orders.setdefault(names, sorted(names))
+                values = sample.labels
+                labels = ",".join(
+                    f'{key}="{escaped.get(values[key]) or escaped.setdefault(values[key], _escape_label(values[key]))}"'
+                    for key in order
+                )
                 lines.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
             else:
                 lines.append(f"{sample.name} {floatToGoString(sample.value)}\n")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlencode
 
 from django.utils import timezone
 
@@ -65,6 +66,9 @@ class StaleSeries:
 
 # Workloads listed per cluster and page: the overview lists what needs attention, not every workload.
 PAGE_SIZE = 25
+# With several clusters shown, each card lists its worst few and links to its own view (pages of PAGE_SIZE and the
+# counts per namespace): the page then costs about what one cluster's does, however many clusters there are.
+CARD_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class ClusterOverview:
     audit_refusals: list[tuple[str, int]] = field(default_factory=list)
     restart_tools: dict[int, str] = field(default_factory=dict)  # workload id -> "Reloader", ... (the badge)
     lease: ClusterLease | None = None  # which watcher process holds the cluster (drift.snapshot.leases)
+    compact: bool = False  # one card of several: its worst CARD_SIZE workloads, no table per namespace
+    own_query: str = ""  # the query string of this cluster's own view, with the same filters
 
     @property
     def watched_by(self) -> ClusterLease | None:
@@ -185,11 +191,14 @@ def overview(
     now = now or timezone.now()
     clusters = clusters_shown(filters) if clusters is None else clusters
     searching = bool(filters.source or filters.q)
+    compact = len(clusters) > 1
+    page_size = CARD_SIZE if compact else PAGE_SIZE
+    page = 1 if compact else page  # a card's further workloads are in its cluster's own view
     if searching:
-        pages = {c.pk: _searched(c, filters, now, page) for c in clusters}
+        pages = {c.pk: _searched(c, filters, now, page, page_size) for c in clusters}
     else:
         listing = filters.verdict or verdicts.ATTENTION
-        pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, PAGE_SIZE, now)
+        pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, page_size, now)
     moments = verdicts.as_of(clusters, now)
     tools = restart_tools([w.workload_id for shown in pages.values() for w in shown.workloads])
     refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
@@ -197,9 +206,13 @@ def overview(
         cluster_name__in=[cluster.name for cluster in clusters]
     ).values_list("cluster_name", "reason", "count"):
         refusals[name].append((reason, count))
+    # One query per table for every cluster shown, not one per cluster: the page's queries do not grow with them.
+    latest_runs = latest_finished_runs(clusters)
+    charted = charted_runs(clusters, now)
+    delays = measured.refresh_delays_of(clusters, now)
     result = []
     for cluster in clusters:
-        finished = cluster.runs.exclude(status=SnapshotRun.Status.RUNNING).first()
+        finished = latest_runs.get(cluster.pk)
         moment = cluster_moment(cluster, now, latest=finished)
         if finished is None:
             state = "pending"
@@ -231,8 +244,8 @@ def overview(
                 quiet=0 if filters.verdict or searching else sum(tally.fresh for _, tally in namespaces),
                 totals=totals,
                 namespace_counts=[NamespaceCounts(ns, t.attention, t.fresh, t.pods) for ns, t in namespaces],
-                chart=stale_series(cluster, now, latest=stale_now),
-                refresh_delays=measured.refresh_delays(cluster, now),
+                chart=stale_series(cluster, now, latest=stale_now, runs=charted[cluster.pk]),
+                refresh_delays=delays[cluster.pk],
                 namespace_choices=shown.every_namespace,
                 audit_refusals=refusals[cluster.name],
                 restart_tools={w.workload_id: tools[w.workload_id] for w in shown.workloads if w.workload_id in tools},
@@ -240,9 +253,43 @@ def overview(
                 restart_workloads=shown.restart,
                 as_of=moments.get(cluster.pk),
                 now=now,
+                compact=compact,
+                own_query=urlencode({**_query_of(filters), "cluster": cluster.name}),
             )
         )
     return result
+
+
+def latest_finished_runs(clusters: list[Cluster]) -> dict[int, SnapshotRun]:
+    """Cluster id -> its latest snapshot run that ended (none while its first one runs): one query."""
+    runs = SnapshotRun.objects.filter(cluster__in=[c.pk for c in clusters]).exclude(status=SnapshotRun.Status.RUNNING)
+    return {run.cluster_id: run for run in runs.order_by("cluster_id", "-started_at", "-id").distinct("cluster_id")}
+
+
+CHART_HOURS = 24
+
+
+def charted_runs(
+    clusters: list[Cluster], now: dt.datetime, hours: int = CHART_HOURS
+) -> dict[int, list[tuple[dt.datetime, dict]]]:
+    """Cluster id -> (start, verdict counts) of its runs that read it over the last `hours`, oldest first: the
+    points of every chart shown, in one query."""
+    found: dict[int, list[tuple[dt.datetime, dict]]] = {c.pk: [] for c in clusters}
+    for cluster_id, started_at, counts in (
+        SnapshotRun.objects.filter(
+            cluster__in=list(found),
+            started_at__gte=now - dt.timedelta(hours=hours),
+            status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL],
+        )
+        .order_by("cluster_id", "started_at")
+        .values_list("cluster_id", "started_at", "verdict_counts")
+    ):
+        found[cluster_id].append((started_at, counts))
+    return found
+
+
+def _query_of(filters: OverviewFilters) -> dict[str, str]:
+    return {name: value for name, value in asdict(filters).items() if value}
 
 
 def _lease(cluster: Cluster) -> ClusterLease | None:
@@ -263,13 +310,16 @@ def restart_tools(workload_ids: list[int]) -> dict[int, str]:
             pod__workload_id__in=workload_ids, pod__deleted_at=None, ended_at=None, reload_hints__has_key="restart_tool"
         )
         .values_list("pod__workload_id", "reload_hints__restart_tool")
+        .order_by()  # the model's ordering would add its columns to the DISTINCT
         .distinct()
     ):
         found[workload_id].add(str(tool).split(" (", 1)[0])
     return {workload_id: ", ".join(sorted(names)) for workload_id, names in found.items()}
 
 
-def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int) -> verdicts.WorkloadPage:
+def _searched(
+    cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int, page_size: int = PAGE_SIZE
+) -> verdicts.WorkloadPage:
     """A search lists what it found, fresh or not (with a verdict filter, what has a pod in that verdict), by
     name; the counts are of what it found."""
     found = _matching(cluster, filters, now)
@@ -280,8 +330,8 @@ def _searched(cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page
         shown.namespaces.setdefault(summary.namespace, verdicts.Tally()).add(summary)
     for summary in listed:
         shown.listed.add(summary)
-    shown.turn_to(page, PAGE_SIZE)
-    shown.workloads = listed[(shown.page - 1) * PAGE_SIZE : shown.page * PAGE_SIZE]
+    shown.turn_to(page, page_size)
+    shown.workloads = listed[(shown.page - 1) * page_size : shown.page * page_size]
     return shown
 
 
@@ -296,19 +346,19 @@ def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> l
 
 
 def stale_series(
-    cluster: Cluster, now: dt.datetime, hours: int = 24, buckets: int = 200, latest: int | None = None
+    cluster: Cluster,
+    now: dt.datetime,
+    hours: int = CHART_HOURS,
+    buckets: int = 200,
+    latest: int | None = None,
+    runs: list[tuple[dt.datetime, dict]] | None = None,
 ) -> StaleSeries | None:
     """Stale pods per finished snapshot over the last `hours` (or since the first snapshot, when the cluster is
     younger), from each run's recorded verdict counts; ``latest``, the stale pods the stored verdicts count now,
-    is the last point (so the chart and the badges never disagree)."""
-    runs = list(
-        cluster.runs.filter(
-            started_at__gte=now - dt.timedelta(hours=hours),
-            status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL],
-        )
-        .order_by("started_at")
-        .values_list("started_at", "verdict_counts")
-    )
+    is the last point (so the chart and the badges never disagree). ``runs``: ``charted_runs``' for this
+    cluster, when the caller read them."""
+    if runs is None:
+        runs = charted_runs([cluster], now, hours)[cluster.pk]
     if not runs:
         return None
     starts = [started for started, _ in runs]

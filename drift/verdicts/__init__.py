@@ -25,8 +25,10 @@ from drift.verdicts.facts import (
 )
 from drift.verdicts.paging import ATTENTION, SPLIT, Tally, WorkloadPage, listed_by, listing_order, workload_pages
 from drift.verdicts.read import (
+    GaugeTotals,
     as_of,
     cluster_counts,
+    gauge_totals,
     matching_workloads,
     rows,
     rows_with_expiry,
@@ -43,6 +45,7 @@ __all__ = [
     "ClusterJudgement",
     "ClusterMoment",
     "DriftRow",
+    "GaugeTotals",
     "PointInTime",
     "SourceRef",
     "Tally",
@@ -56,6 +59,7 @@ __all__ = [
     "drift_rows",
     "edit_outcomes",
     "facts_changed",
+    "gauge_totals",
     "judge_cluster",
     "listed_by",
     "listing_order",

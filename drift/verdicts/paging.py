@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, Count, Q, Value, When
-from django.db.models.functions import Collate
+from django.db.models import Case, Count, F, Q, Value, When, Window
+from django.db.models.functions import Collate, RowNumber
 from django.utils import timezone
 
 from drift.models import Cluster, WorkloadVerdicts
@@ -112,11 +112,11 @@ def workload_pages(
 ) -> dict[int, WorkloadPage]:
     """Per cluster (by id): what the overview shows, read without going through every workload in Python.
 
-    Counts come from one aggregate query over the stored summaries; the page from one ordered, limited query per
-    cluster (in C collation, so that it sorts as Python does and merges with what is judged in memory). Expired
-    workloads, and clusters whose stored verdicts do not hold, are judged in memory as ``workload_summaries`` does
-    and merged in. Queries do not grow with pods, and Python reads at most ``page * page_size`` summaries per
-    cluster from the database."""
+    Counts come from one aggregate query over the stored summaries; the pages from one query that numbers each
+    cluster's rows in order (in C collation, so that it sorts as Python does and merges with what is judged in
+    memory). Expired workloads, and clusters whose stored verdicts do not hold, are judged in memory as
+    ``workload_summaries`` does and merged in. Queries grow neither with pods nor with clusters, and Python reads
+    at most ``page * page_size`` summaries per cluster from the database."""
     now = now or timezone.now()
     plans = read_plans(clusters, now)
     valid = [c.pk for c in clusters if plans[c.pk].valid]
@@ -179,15 +179,20 @@ def workload_pages(
     )
     names = {c.pk: c.name for c in clusters}
     by_name = [Collate("namespace", "C"), Collate("kind", "C"), Collate("name", "C")]
+    order = [rank, *by_name] if listing == ATTENTION else by_name
+    for each in result.values():
+        each.turn_to(page, page_size)
+    # Every cluster's page in one query: each cluster's rows numbered in the listing's order, up to the longest
+    # page asked (a cluster's own may be shorter: cut below).
+    stored: dict[int, list[WorkloadSummary]] = defaultdict(list)
+    if valid:
+        longest = max(result[pk].page for pk in valid) * page_size
+        numbered = Window(RowNumber(), partition_by=[F("cluster_id")], order_by=order)
+        query = WorkloadVerdicts.objects.filter(live & listed, cluster__in=valid).annotate(place=numbered)
+        for values in query.filter(place__lte=longest).values_list(*SUMMARY_FIELDS):
+            stored[values[1]].append(stored_summary(values, names))
     for cluster in clusters:
         each = result[cluster.pk]
-        each.turn_to(page, page_size)
-        stored: list[WorkloadSummary] = []
-        if cluster.pk in valid:
-            query = WorkloadVerdicts.objects.filter(live & listed, cluster=cluster.pk)
-            order = [rank, *by_name] if listing == ATTENTION else by_name
-            query = query.order_by(*order)[: each.page * page_size]
-            stored = [stored_summary(values, names) for values in query.values_list(*SUMMARY_FIELDS)]
-        merged = sorted(stored + in_memory[cluster.pk], key=lambda s: listing_order(listing, s))
+        merged = sorted(stored[cluster.pk] + in_memory[cluster.pk], key=lambda s: listing_order(listing, s))
         each.workloads = merged[(each.page - 1) * page_size : each.page * page_size]
     return result
