@@ -406,6 +406,11 @@ def argo_rollout(spec=None, status=None, generation=2, annotations=None):
 
 
 BY_TEMPLATE = {"driftwatch.io/restart-by": "template"}
+TIMED_PAUSE = {
+    "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1,
+    "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": RESTART_AT}],
+}  # fmt: skip
+INDEFINITE = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}
 HEALTHY = {"phase": "Healthy", "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}
 
 
@@ -463,6 +468,10 @@ def test_an_argo_rollouts_workload_ref_names_the_deployment_whose_template_it_ru
         ({}, {**HEALTHY, "phase": "Progressing", "updatedReplicas": 1}, 2, "in_progress", "1 of 2 updated"),
         ({}, {**HEALTHY, "availableReplicas": 1}, 2, "in_progress", "1 available"),
         ({}, {**HEALTHY, "phase": "Paused", "message": "CanaryPauseStep"}, 2, "paused", "CanaryPauseStep"),
+        # A timed pause step (its second, `pause: {duration: 10s}`) goes on by itself: under way, not paused.
+        ({}, {**HEALTHY, **TIMED_PAUSE}, 2, "in_progress", "paused 10s at a canary step"),
+        # An indefinite one (`pause: {}`) waits for a person.
+        (INDEFINITE, {**HEALTHY, **TIMED_PAUSE}, 2, "paused", "CanaryPauseStep"),
         (
             {},
             {**HEALTHY, "phase": "Degraded", "message": "ProgressDeadlineExceeded: timed out"},
@@ -489,6 +498,8 @@ def test_an_argo_rollouts_progress_is_read_from_its_status(spec, status, generat
         ({}, {**HEALTHY, "phase": "Progressing", "message": "more replicas need to be updated"}, "more replicas", None),
         ({"paused": True}, HEALTHY, None, "kubectl argo rollouts -n shop promote web"),
         ({}, {**HEALTHY, "phase": "Paused", "pauseConditions": [{"reason": "CanaryPauseStep"}]}, None, "is paused"),
+        ({}, {**HEALTHY, **TIMED_PAUSE}, "paused 10s at a canary step, then it goes on", None),
+        (INDEFINITE, {**HEALTHY, **TIMED_PAUSE}, None, "is paused"),
     ],
 )
 def test_an_argo_rollout_is_busy_or_paused_as_its_status_says(spec, status, busy, paused):

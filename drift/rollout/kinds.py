@@ -430,10 +430,25 @@ class ArgoRollout(KindRules):
         steps = len((strategy.get("canary") or {}).get("steps") or [])
         return f"canary: a new ReplicaSet, through its {steps} step(s)" if steps else "canary: a new ReplicaSet", None
 
+    def timed_pause(self, workload: dict[str, Any]) -> str | None:
+        """The duration of the canary step it is paused at, when that step is a timed pause (`pause: {duration}`):
+        the controller goes on by itself, so it is under way rather than paused. None otherwise."""
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        reasons = {condition.get("reason") for condition in status.get("pauseConditions") or []}
+        if spec.get("paused") or reasons != {"CanaryPauseStep"}:
+            return None
+        steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+        index = status.get("currentStepIndex")
+        step = steps[index] if isinstance(index, int) and 0 <= index < len(steps) else {}
+        duration = (step.get("pause") or {}).get("duration")
+        return str(duration) if duration not in (None, "") else None
+
     def paused(self, workload: dict[str, Any]) -> str | None:
         spec, status = workload.get("spec") or {}, workload.get("status") or {}
         if not (spec.get("paused") or status.get("pauseConditions") or status.get("phase") == "Paused"):
             return None
+        if self.timed_pause(workload):
+            return None  # busy instead: it goes on by itself
         metadata = workload.get("metadata") or {}
         name, namespace = metadata.get("name", ""), metadata.get("namespace", "")
         return (
@@ -458,6 +473,8 @@ class ArgoRollout(KindRules):
             return "a restart is in progress: pods created before spec.restartAt are still being replaced"
         if status.get("phase") == "Progressing":
             return f"a rollout is in progress: {status.get('message') or 'phase Progressing'}"
+        if duration := self.timed_pause(workload):
+            return f"a rollout is in progress: paused {duration} at a canary step, then it goes on"
         return None
 
     def progress(self, workload: dict[str, Any], generation: int) -> Progress:
@@ -470,6 +487,8 @@ class ArgoRollout(KindRules):
             return _at(Rollout.Status.IN_PROGRESS, counts, "waiting for the Argo Rollouts controller to see the change")
         if phase == "Degraded":
             return _at(Rollout.Status.FAILED, counts, f"degraded ({text}): {said}".rstrip(": "))
+        if duration := self.timed_pause(workload):
+            return _at(Rollout.Status.IN_PROGRESS, counts, f"paused {duration} at a canary step ({text}), then goes on")
         if phase == "Paused" or spec.get("paused"):
             return _at(Rollout.Status.PAUSED, counts, f"paused ({text}): {said or 'promote or resume it to go on'}")
         restarting = self._restart_pending(workload)
