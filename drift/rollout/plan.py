@@ -103,7 +103,7 @@ def refused(target: Target, message: str, permission: str = "", **known: Any) ->
 def noop_message(key: str, value: str, sources: tuple[SourceState, ...]) -> str:
     names = ", ".join(f"{s.kind} {s.name}" for s in sources) or "no ConfigMap or Secret"
     return (
-        f"No rollout needed: the pod template already carries {key}={value[:12]}…, the hash of the current "
+        f"No rollout needed: the workload already carries {key}={value[:12]}…, the hash of the current "
         f"content of {names}. Patching again would change nothing, so nothing was sent."
     )
 
