@@ -62,6 +62,8 @@ test-tools:
 	scripts/dex build
 	@# promtool (Prometheus) for `promtool check rules` on deploy/monitoring, built once the same way.
 	scripts/promtool build
+	@# The Argo Rollouts controller and its CRDs for the Rollout kind's tests (tests/test_rollout_argo.py), built once.
+	scripts/argo-rollouts build
 	@# Debian's docker.io, and the app, PostgreSQL and Redis images its engine loads for the compose test (no registry).
 	scripts/docker images >/dev/null
 

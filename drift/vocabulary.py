@@ -43,6 +43,7 @@ class WorkloadKind(StrEnum):
     JOB = "Job"
     CRON_JOB = "CronJob"
     POD = "Pod"
+    ROLLOUT = "Rollout"  # Argo Rollouts (argoproj.io/v1alpha1): its ReplicaSets own the pods
 
     @property
     def plural(self) -> str:

@@ -28,6 +28,8 @@ ROLLOUT_CALLS = {
     # drift/rollout/evict.py: restart the stale pods only (a bare ReplicaSet's selector; policy/v1 Evictions)
     ("apps", "replicasets"): {"get"},
     ("", "pods/eviction"): {"create"},
+    # drift/rollout/kinds.py ArgoRollout: an Argo Rollout's restart (spec.restartAt, or its template)
+    ("argoproj.io", "rollouts"): {"get", "patch"},
 }
 # The Celery worker: the snapshot (drift/snapshot/listing.py LIST, probing.py -> drift/kube/exec.py exec) and the
 # rollouts the beat task `track_rollouts` follows and starts (a bulk rollout's later groups: the rollout calls).
@@ -192,6 +194,8 @@ def test_the_web_account_can_neither_exec_nor_list_secrets_nor_watch() -> None:
     assert can(documents, "web", "patch", "apps", "daemonsets", "demo")
     assert can(documents, "worker", "create", "", "pods/exec", "demo")
     assert not can(documents, "watcher", "patch", "apps", "deployments", "demo")
+    assert can(documents, "web", "patch", "argoproj.io", "rollouts", "demo")
+    assert not can(documents, "web", "list", "argoproj.io", "rollouts", "demo")
     assert not can(documents, "worker", "watch", "", "secrets", "demo")
 
 

@@ -164,6 +164,9 @@ ACCOUNT_CAN = {
         ("patch", "daemonsets.apps", "yes"), ("get", "statefulsets.apps", "yes"),
         # a ConfigMap restore (drift/restore.py) and "Restart the stale pods only" (drift/rollout/evict.py)
         ("update", "configmaps", "yes"), ("create", "pods --subresource=eviction", "yes"),
+        # an Argo Rollout (drift/rollout/kinds.py): can-i answers for a resource whose CRD is not installed too
+        ("get", "rollouts.argoproj.io", "yes"), ("patch", "rollouts.argoproj.io", "yes"),
+        ("list", "rollouts.argoproj.io", "no"),
         ("list", "secrets", "no"), ("list", "configmaps", "no"), ("create", "pods --subresource=exec", "no"),
         ("get", "pods --subresource=exec", "no"), ("watch", "secrets", "no"), ("list", "nodes", "no"),
         ("delete", "pods", "no"), ("create", "deployments.apps", "no"), ("update", "secrets", "no"),
@@ -171,7 +174,7 @@ ACCOUNT_CAN = {
     "worker": [
         ("list", "secrets", "yes"), ("list", "replicasets.apps", "yes"), ("list", "jobs.batch", "yes"),
         ("list", "nodes", "yes"), ("create", "pods --subresource=exec", "yes"), ("get", "pods --subresource=exec", "yes"),
-        ("patch", "deployments.apps", "yes"),
+        ("patch", "deployments.apps", "yes"), ("patch", "rollouts.argoproj.io", "yes"),
         ("watch", "secrets", "no"), ("delete", "pods", "no"), ("update", "configmaps", "no"),
         ("create", "deployments.apps", "no"),
     ],
@@ -181,7 +184,8 @@ ACCOUNT_CAN = {
         # the pod watch, its owners and nodes, and the probes it plans from events (drift/snapshot/podwatch.py)
         ("list", "pods", "yes"), ("watch", "pods", "yes"), ("list", "replicasets.apps", "yes"),
         ("list", "nodes", "yes"), ("create", "pods --subresource=exec", "yes"),
-        ("get", "secrets", "no"), ("patch", "deployments.apps", "no"), ("delete", "pods", "no"),
+        ("get", "secrets", "no"), ("patch", "deployments.apps", "no"), ("patch", "rollouts.argoproj.io", "no"),
+        ("delete", "pods", "no"),
         ("update", "configmaps", "no"),
     ],
     "register": [("list", "pods", "no"), ("get", "secrets", "no"), ("create", "pods --subresource=exec", "no")],

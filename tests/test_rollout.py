@@ -284,7 +284,7 @@ def test_the_config_hash_depends_on_content_only():
         ("Job", "Delete the Job and create it again"),
         ("CronJob", "kubectl -n shop create job --from=cronjob/nightly nightly-now"),
         ("ReplicaSet", "Restart its stale pods only"),
-        ("Node", "Driftwatch rolls out Deployments, StatefulSets and DaemonSets"),
+        ("Node", "Driftwatch rolls out Deployments, StatefulSets, DaemonSets and Argo Rollouts"),
     ],
 )
 def test_it_explains_what_works_instead_for_kinds_it_cannot_roll_out(kind, words):
@@ -380,9 +380,152 @@ def test_each_kind_owns_where_its_template_lives_and_how_to_patch_it(kind):
 
 
 def test_the_rollable_kinds_are_read_from_the_kinds_themselves():
-    assert {"Deployment", "StatefulSet", "DaemonSet"} == ROLLABLE_KINDS
+    assert {"Deployment", "StatefulSet", "DaemonSet", "Rollout"} == ROLLABLE_KINDS
     assert not Target("ReplicaSet", "shop", "web").rollable
-    assert kinds_text() == "Deployments, StatefulSets and DaemonSets"
+    assert kinds_text() == "Deployments, StatefulSets, DaemonSets and Argo Rollouts"
+
+
+# An Argo Rollout (argoproj.io/v1alpha1) as its controller writes it: status.observedGeneration is a string.
+RESTART_AT = "2026-12-01T09:00:00Z"
+
+
+def argo_rollout(spec=None, status=None, generation=2, annotations=None):
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop", "generation": generation, "annotations": annotations or {}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"annotations": {KEY: "old"}}, "spec": {"containers": []}},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}},
+            **(spec or {}),
+        },
+        "status": {"observedGeneration": str(generation), **(status or {})},
+    }
+
+
+BY_TEMPLATE = {"driftwatch.io/restart-by": "template"}
+TIMED_PAUSE = {
+    "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1,
+    "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": RESTART_AT}],
+}  # fmt: skip
+INDEFINITE = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}
+HEALTHY = {"phase": "Healthy", "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}
+
+
+def test_an_argo_rollout_owns_its_api_group_its_patch_and_where_its_template_lives():
+    rules = KINDS["Rollout"]
+    target = Target("Rollout", "shop", "web")
+    assert target.path() == "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web"
+    assert target.permission("patch") == "patch rollouts.argoproj.io in shop"
+    assert rules.patch_content_type == "application/merge-patch+json"  # a custom resource: no strategic merge
+    assert rules.offers("template") and not rules.offers("evict")
+    workload = argo_rollout()
+    assert rules.pod_template(workload) == workload["spec"]["template"]
+    assert rules.template_owner(workload) is None
+
+
+@pytest.mark.parametrize(
+    ("annotations", "spec", "patch", "carried"),
+    [
+        # By default spec.restartAt, whole seconds in UTC; the hash on the Rollout's own annotations.
+        ({}, {}, {"metadata": {"annotations": {KEY: "new"}}, "spec": {"restartAt": RESTART_AT}}, None),
+        ({KEY: "new"}, {}, {"metadata": {"annotations": {KEY: "new"}}, "spec": {"restartAt": RESTART_AT}}, "new"),
+        # Asked for: the template annotation, so that the controller runs its canary steps.
+        (BY_TEMPLATE, {}, {"spec": {"template": {"metadata": {"annotations": {KEY: "new"}}}}}, "old"),
+        # With a workloadRef there is no template of its own to patch: restartAt, whatever it asks.
+        (
+            BY_TEMPLATE,
+            {"template": None, "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-base"}},
+            {"metadata": {"annotations": {KEY: "new"}}, "spec": {"restartAt": RESTART_AT}},
+            None,
+        ),
+    ],
+)
+def test_an_argo_rollout_restarts_by_restart_at_unless_it_asks_for_its_steps(annotations, spec, patch, carried):
+    rules = KINDS["Rollout"]
+    workload = argo_rollout(spec=spec, annotations=annotations)
+    now = datetime.fromisoformat("2026-12-01T10:00:00.987654+01:00")  # an hour east of UTC, with microseconds
+    assert rules.restart_patch(KEY, "new", workload, now=now) == patch
+    assert rules.restarted_with(workload, KEY) == carried
+
+
+def test_an_argo_rollouts_workload_ref_names_the_deployment_whose_template_it_runs():
+    reference = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-base"}
+    owner = KINDS["Rollout"].template_owner(argo_rollout(spec={"template": None, "workloadRef": reference}))
+    assert owner == Target("Deployment", "shop", "web-base")
+    assert KINDS["Rollout"].template_owner(argo_rollout(spec={"workloadRef": {"kind": "Pod", "name": "x"}})) is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "generation", "state", "words"),
+    [
+        ({}, {"observedGeneration": "2", **HEALTHY}, 3, "in_progress", "waiting for the Argo Rollouts controller"),
+        # Seen, but the controller has not replaced every pod created before restartAt yet: still Healthy.
+        ({"restartAt": RESTART_AT}, HEALTHY, 2, "in_progress", "still to be replaced"),
+        ({"restartAt": RESTART_AT}, {**HEALTHY, "restartedAt": RESTART_AT}, 2, "complete", "complete: Healthy"),
+        ({}, {**HEALTHY, "phase": "Progressing", "updatedReplicas": 1}, 2, "in_progress", "1 of 2 updated"),
+        ({}, {**HEALTHY, "availableReplicas": 1}, 2, "in_progress", "1 available"),
+        ({}, {**HEALTHY, "phase": "Paused", "message": "CanaryPauseStep"}, 2, "paused", "CanaryPauseStep"),
+        # A timed pause step (its second, `pause: {duration: 10s}`) goes on by itself: under way, not paused.
+        ({}, {**HEALTHY, **TIMED_PAUSE}, 2, "in_progress", "paused 10s at a canary step"),
+        # An indefinite one (`pause: {}`) waits for a person.
+        (INDEFINITE, {**HEALTHY, **TIMED_PAUSE}, 2, "paused", "CanaryPauseStep"),
+        (
+            {},
+            {**HEALTHY, "phase": "Degraded", "message": "ProgressDeadlineExceeded: timed out"},
+            2,
+            "failed",
+            "ProgressDeadlineExceeded",
+        ),
+        ({}, HEALTHY, 2, "complete", "2 of 2 updated, 2 ready, 2 available"),
+    ],
+)
+def test_an_argo_rollouts_progress_is_read_from_its_status(spec, status, generation, state, words):
+    progress = progress_of("Rollout", argo_rollout(spec=spec, status=status, generation=2), generation)
+    assert progress.state == state
+    assert words in progress.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "busy", "paused"),
+    [
+        ({}, HEALTHY, None, None),
+        ({}, {**HEALTHY, "observedGeneration": "1"}, "not yet acted on the latest change", None),
+        ({"restartAt": RESTART_AT}, HEALTHY, "a restart is in progress", None),
+        ({"restartAt": RESTART_AT}, {**HEALTHY, "restartedAt": RESTART_AT}, None, None),
+        ({}, {**HEALTHY, "phase": "Progressing", "message": "more replicas need to be updated"}, "more replicas", None),
+        ({"paused": True}, HEALTHY, None, "kubectl argo rollouts -n shop promote web"),
+        ({}, {**HEALTHY, "phase": "Paused", "pauseConditions": [{"reason": "CanaryPauseStep"}]}, None, "is paused"),
+        ({}, {**HEALTHY, **TIMED_PAUSE}, "paused 10s at a canary step, then it goes on", None),
+        (INDEFINITE, {**HEALTHY, **TIMED_PAUSE}, None, "is paused"),
+    ],
+)
+def test_an_argo_rollout_is_busy_or_paused_as_its_status_says(spec, status, busy, paused):
+    workload = argo_rollout(spec=spec, status=status)
+    found_busy, found_paused = busy_reason("Rollout", workload), paused_reason("Rollout", workload)
+    assert (found_busy is None) if busy is None else (busy in found_busy)
+    assert (found_paused is None) if paused is None else (paused in found_paused)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "spec", "words"),
+    [
+        ({}, {}, "restartAt: the Argo Rollouts controller evicts every pod created before the restart time"),
+        (BY_TEMPLATE, {}, "canary: a new ReplicaSet, through its 2 step(s)"),
+        (BY_TEMPLATE, {"strategy": {"blueGreen": {"autoPromotionEnabled": False}}}, "promoted by hand"),
+    ],
+)
+def test_an_argo_rollouts_strategy_says_how_its_pods_will_be_replaced(annotations, spec, words):
+    strategy, refusal = update_strategy("Rollout", argo_rollout(spec=spec, annotations=annotations))
+    assert words in strategy and refusal is None
+
+
+def test_the_argo_cd_advice_names_the_api_group_of_the_kind():
+    labels = {"argocd.argoproj.io/instance": "shop"}
+    workload = argo_rollout() | {"metadata": {"name": "web", "labels": labels}}
+    assert "group: argoproj.io, kind: Rollout" in gitops_warning(workload, KEY)
 
 
 @pytest.mark.django_db

@@ -143,7 +143,7 @@ def patch_and_record(rollout: Rollout, plan: Plan, api: kube.KubeClient) -> Plan
     """Steps 3 and 4, for a row already recorded as `patching`."""
     target = plan.target
     try:
-        body = target.rules.restart_patch(plan.annotation_key, plan.config_hash)
+        body = plan.patch
         patched = api.patch(
             target.path(), body, what=target.permission("patch"), content_type=target.rules.patch_content_type
         )

@@ -10,9 +10,10 @@ the permission of a workload are built from validated, quoted names (drift.kube)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from drift import kube
+from drift import kube, podspec
 from drift.models import Rollout
 from drift.vocabulary import RolloutAction, WorkloadKind
 
@@ -117,6 +118,11 @@ class KindRules:
     def plural(self) -> str:
         return self.kind.plural
 
+    @property
+    def in_words(self) -> str:
+        """Its objects in a sentence ("Deployments")."""
+        return f"{self.kind}s"
+
     def path(self, namespace: str, name: str) -> str:
         return kube.workload_path(self.group_version, self.plural, namespace, name)
 
@@ -130,12 +136,29 @@ class KindRules:
             found = (found or {}).get(key) if isinstance(found, dict) else None
         return found if isinstance(found, dict) else {}
 
-    def restart_patch(self, key: str, value: str) -> dict[str, Any]:
-        """The patch that sets the template's annotation `key` to `value` (sent as `patch_content_type`)."""
+    def restart_patch(
+        self, key: str, value: str, workload: dict[str, Any] | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """The patch that restarts the workload's pods for the configuration hashed as `value` (sent as
+        `patch_content_type`): here, the template's annotation `key` set to `value`. `workload` (as read) and `now`
+        serve the kinds whose restart depends on them (an Argo Rollout's)."""
+        return self._template_annotation_patch(key, value)
+
+    def _template_annotation_patch(self, key: str, value: str) -> dict[str, Any]:
         patch: dict[str, Any] = {"metadata": {"annotations": {key: value}}}
         for field in reversed(self.template_at):
             patch = {field: patch}
         return patch
+
+    def restarted_with(self, workload: dict[str, Any], key: str) -> str | None:
+        """The configuration hash the workload's last restart by Driftwatch was for, where its restart patch put it
+        (None when it carries none): the same value twice means there is nothing to roll out."""
+        return ((self.pod_template(workload).get("metadata") or {}).get("annotations") or {}).get(key)
+
+    def template_owner(self, workload: dict[str, Any]) -> Target | None:
+        """The workload whose pod template this one runs, when its own is elsewhere (an Argo Rollout's
+        workloadRef), else None."""
+        return None
 
     def offers(self, action: str) -> bool:
         return action in self.actions
@@ -325,7 +348,159 @@ class ReplicaSet(KindRules):
         return _at(Rollout.Status.COMPLETE, counts, f"{ready} ready")
 
 
-KINDS: dict[str, KindRules] = {rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet())}
+# An Argo Rollout's annotation that chooses how Driftwatch restarts it: "template" patches its pod template, so the
+# controller runs its canary (or blue-green) steps with a new ReplicaSet; anything else, or none, sets
+# spec.restartAt, which the controller turns into evictions of the pods created before that time, its steps skipped.
+ARGO_RESTART_BY = "driftwatch.io/restart-by"
+ARGO_RESTART_BY_TEMPLATE = "template"
+
+
+def _argo_time(value: Any) -> datetime | None:
+    return podspec.parse_time(value) if isinstance(value, str) else None
+
+
+def _observed(status: dict[str, Any]) -> int:
+    """An Argo Rollout's status.observedGeneration: the generation as a string (very old releases wrote a hash of
+    the spec, read here as nothing observed)."""
+    observed = str(status.get("observedGeneration") or "")
+    return int(observed) if observed.isdigit() else 0
+
+
+class ArgoRollout(KindRules):
+    """An Argo Rollout (argoproj.io/v1alpha1): pods owned by its ReplicaSets, its pod template in spec.template
+    or, with spec.workloadRef, in the Deployment it names. Restarted by spec.restartAt by default (RFC 3339; the
+    controller evicts every pod created before it, at most maxUnavailable at a time, then sets
+    status.restartedAt), or by the template annotation when the Rollout asks for it (ARGO_RESTART_BY). Progress
+    is its status: phase Healthy, Progressing, Degraded or Paused, restartedAt, updated and available replicas."""
+
+    kind = WorkloadKind.ROLLOUT
+    group_version = "argoproj.io/v1alpha1"
+    # A custom resource takes no strategic merge patch: a JSON merge patch, whose maps merge the same way here.
+    patch_content_type = "application/merge-patch+json"
+    actions = (RolloutAction.TEMPLATE,)
+
+    @property
+    def in_words(self) -> str:
+        return "Argo Rollouts"
+
+    def by_template(self, workload: dict[str, Any]) -> bool:
+        """Whether a restart patches the pod template (runs the steps) rather than setting restartAt. A Rollout
+        with a workloadRef has no template of its own to patch: restartAt it is."""
+        spec, metadata = workload.get("spec") or {}, workload.get("metadata") or {}
+        asked = (metadata.get("annotations") or {}).get(ARGO_RESTART_BY) == ARGO_RESTART_BY_TEMPLATE
+        return asked and not spec.get("workloadRef")
+
+    def restart_patch(
+        self, key: str, value: str, workload: dict[str, Any] | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        if self.by_template(workload or {}):
+            return self._template_annotation_patch(key, value)
+        # Whole seconds (RFC 3339, as metav1.Time), never ahead of the controller's clock: it acts once now is
+        # after restartAt. The hash goes on the Rollout's own annotations, which start nothing, so that the same
+        # configuration twice is seen as nothing to do.
+        at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        return {"metadata": {"annotations": {key: value}}, "spec": {"restartAt": at.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+    def restarted_with(self, workload: dict[str, Any], key: str) -> str | None:
+        if self.by_template(workload):
+            return super().restarted_with(workload, key)
+        return ((workload.get("metadata") or {}).get("annotations") or {}).get(key)
+
+    def template_owner(self, workload: dict[str, Any]) -> Target | None:
+        reference = (workload.get("spec") or {}).get("workloadRef") or {}
+        kind, name = reference.get("kind", ""), reference.get("name", "")
+        if kind not in (WorkloadKind.DEPLOYMENT, WorkloadKind.REPLICA_SET) or not name:
+            return None
+        return Target(kind, (workload.get("metadata") or {}).get("namespace", ""), name)
+
+    def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
+        spec = workload.get("spec") or {}
+        strategy = spec.get("strategy") or {}
+        if not self.by_template(workload):
+            unavailable = (strategy.get("canary") or {}).get("maxUnavailable", "25%" if "canary" in strategy else 0)
+            text = (
+                "restartAt: the Argo Rollouts controller evicts every pod created before the restart time, "
+                f"maxUnavailable ({unavailable}, at least 1) at a time, in place (no new ReplicaSet, its steps not run)"
+            )
+            return text, None
+        if "blueGreen" in strategy:
+            automatic = (strategy["blueGreen"] or {}).get("autoPromotionEnabled", True)
+            promoted = "automatically" if automatic else "by hand"
+            return f"blueGreen: a new ReplicaSet beside the active one, promoted {promoted}", None
+        steps = len((strategy.get("canary") or {}).get("steps") or [])
+        return f"canary: a new ReplicaSet, through its {steps} step(s)" if steps else "canary: a new ReplicaSet", None
+
+    def timed_pause(self, workload: dict[str, Any]) -> str | None:
+        """The duration of the canary step it is paused at, when that step is a timed pause (`pause: {duration}`):
+        the controller goes on by itself, so it is under way rather than paused. None otherwise."""
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        reasons = {condition.get("reason") for condition in status.get("pauseConditions") or []}
+        if spec.get("paused") or reasons != {"CanaryPauseStep"}:
+            return None
+        steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+        index = status.get("currentStepIndex")
+        step = steps[index] if isinstance(index, int) and 0 <= index < len(steps) else {}
+        duration = (step.get("pause") or {}).get("duration")
+        return str(duration) if duration not in (None, "") else None
+
+    def paused(self, workload: dict[str, Any]) -> str | None:
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        if not (spec.get("paused") or status.get("pauseConditions") or status.get("phase") == "Paused"):
+            return None
+        if self.timed_pause(workload):
+            return None  # busy instead: it goes on by itself
+        metadata = workload.get("metadata") or {}
+        name, namespace = metadata.get("name", ""), metadata.get("namespace", "")
+        return (
+            f"Rollout/{name} is paused: the controller would not go on until someone promotes or resumes it "
+            f"(kubectl argo rollouts -n {namespace} promote {name}), unless it is paused on purpose."
+        )
+
+    def _restart_pending(self, workload: dict[str, Any]) -> bool:
+        asked = _argo_time((workload.get("spec") or {}).get("restartAt"))
+        done = _argo_time((workload.get("status") or {}).get("restartedAt"))
+        return asked is not None and asked != done
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        generation = (workload.get("metadata") or {}).get("generation", 0)
+        status = workload.get("status") or {}
+        if _observed(status) < generation:
+            return (
+                f"a rollout is in progress: the Argo Rollouts controller has not yet acted on the latest change "
+                f"(generation {generation}, observed {_observed(status)})"
+            )
+        if self._restart_pending(workload):
+            return "a restart is in progress: pods created before spec.restartAt are still being replaced"
+        if status.get("phase") == "Progressing":
+            return f"a rollout is in progress: {status.get('message') or 'phase Progressing'}"
+        if duration := self.timed_pause(workload):
+            return f"a rollout is in progress: paused {duration} at a canary step, then it goes on"
+        return None
+
+    def progress(self, workload: dict[str, Any], generation: int) -> Progress:
+        spec, status = workload.get("spec") or {}, workload.get("status") or {}
+        desired, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
+        counts = (desired, updated, status.get("readyReplicas", 0), status.get("availableReplicas", 0))
+        text = f"{updated} of {desired} updated, {counts[2]} ready, {counts[3]} available"
+        phase, said = status.get("phase", ""), status.get("message", "")
+        if _observed(status) < generation:
+            return _at(Rollout.Status.IN_PROGRESS, counts, "waiting for the Argo Rollouts controller to see the change")
+        if phase == "Degraded":
+            return _at(Rollout.Status.FAILED, counts, f"degraded ({text}): {said}".rstrip(": "))
+        if duration := self.timed_pause(workload):
+            return _at(Rollout.Status.IN_PROGRESS, counts, f"paused {duration} at a canary step ({text}), then goes on")
+        if phase == "Paused" or spec.get("paused"):
+            return _at(Rollout.Status.PAUSED, counts, f"paused ({text}): {said or 'promote or resume it to go on'}")
+        restarting = self._restart_pending(workload)
+        if phase == "Healthy" and not restarting and updated >= desired and counts[3] >= desired:
+            return _at(Rollout.Status.COMPLETE, counts, f"complete: Healthy, {text}")
+        pending = "; pods created before restartAt still to be replaced" if restarting else ""
+        return _at(Rollout.Status.IN_PROGRESS, counts, f"{phase or 'no phase yet'}: {text}{pending}")
+
+
+KINDS: dict[str, KindRules] = {
+    rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet(), ArgoRollout())
+}
 # The kinds whose controllers replace every pod when the template changes: what "Roll out" patches. The one
 # definition; the vocabulary, the kube seam and the pages take it from here.
 ROLLABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.TEMPLATE))
@@ -335,7 +510,7 @@ EVICTABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if r
 
 def kinds_text(kinds: frozenset[str] | None = None) -> str:
     """ "Deployments, StatefulSets and DaemonSets": the kinds in words, in KINDS's order."""
-    names = [f"{kind}s" for kind in KINDS if kind in (ROLLABLE_KINDS if kinds is None else kinds)]
+    names = [rules.in_words for kind, rules in KINDS.items() if kind in (ROLLABLE_KINDS if kinds is None else kinds)]
     return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
 
 

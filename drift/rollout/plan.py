@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
@@ -65,6 +65,8 @@ class Plan:
     staying: tuple[str, ...] = ()
     at_once: int = 1
     previews: tuple[PodPreview, ...] = ()
+    # The restart patch itself (drift.rollout.kinds: `restart_patch`), as the dry run was sent and the patch is.
+    patch: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -101,7 +103,7 @@ def refused(target: Target, message: str, permission: str = "", **known: Any) ->
 def noop_message(key: str, value: str, sources: tuple[SourceState, ...]) -> str:
     names = ", ".join(f"{s.kind} {s.name}" for s in sources) or "no ConfigMap or Secret"
     return (
-        f"No rollout needed: the pod template already carries {key}={value[:12]}…, the hash of the current "
+        f"No rollout needed: the workload already carries {key}={value[:12]}…, the hash of the current "
         f"content of {names}. Patching again would change nothing, so nothing was sent."
     )
 
@@ -159,21 +161,25 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         return refused(target, refusal, **known)
 
     hasher = current_hasher()
-    template = rules.pod_template(workload)
+    template, selector = rules.pod_template(workload), spec.get("selector") or {}
+    owner = rules.template_owner(workload)
+    if owner is not None:  # its template lives in another workload (an Argo Rollout's workloadRef)
+        referenced = api.get(owner.path(), what=owner.permission("get"))
+        template = owner.rules.pod_template(referenced)
+        selector = selector or (referenced.get("spec") or {}).get("selector") or {}
     sources = tuple(
         _source_state(api, target.namespace, kind, name, hasher) for kind, name in referenced_sources(template)
     )
     value = config_hash({(s.kind, s.name): s.content_hash for s in sources})
-    pods = tuple(_pod_names(api, target, spec))
+    pods = tuple(_pod_names(api, target, selector))
     known |= {"config_hash": value, "sources": sources, "pods": pods, "desired": rules.desired(workload)}
-    current = ((template.get("metadata") or {}).get("annotations") or {}).get(key)
-    if current == value:
+    if rules.restarted_with(workload, key) == value:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
 
+    patch = rules.restart_patch(key, value, workload)
     dry = api.patch(
-        target.path(), rules.restart_patch(key, value), what=target.permission("patch"), dry_run=True,
-        content_type=rules.patch_content_type,
-    )  # fmt: skip
+        target.path(), patch, what=target.permission("patch"), dry_run=True, content_type=rules.patch_content_type
+    )
     dry_generation = (dry.get("metadata") or {}).get("generation")
     if dry_generation == generation:
         return Plan(target=target, outcome=Plan.NOOP, message=noop_message(key, value, sources), **known)
@@ -189,6 +195,7 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         message=f"{target}: {len(pods)} pod(s) will be replaced ({strategy}).",
         dry_run=dry_text,
         warnings=tuple(warnings),
+        patch=patch,
         **known,
     )
 
@@ -233,8 +240,8 @@ def _source_state(api: kube.KubeClient, namespace: str, kind: str, name: str, ha
     return SourceState(kind, name, content, (item.get("metadata") or {}).get("resourceVersion", ""))
 
 
-def _pod_names(api: kube.KubeClient, target: Target, spec: dict[str, Any]) -> list[str]:
-    selector = selector_string(spec.get("selector") or {})
+def _pod_names(api: kube.KubeClient, target: Target, label_selector: dict[str, Any]) -> list[str]:
+    selector = selector_string(label_selector)
     if not selector:
         return []
     pods = api.list_paginated(

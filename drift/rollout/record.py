@@ -187,8 +187,7 @@ def record_dry_run(cluster: Cluster, plan: Plan, actor: str) -> Rollout:
 
 
 def carries(target: Target, workload: dict[str, Any], key: str, value: str) -> bool:
-    template = target.rules.pod_template(workload)
-    return bool(value) and ((template.get("metadata") or {}).get("annotations") or {}).get(key) == value
+    return bool(value) and target.rules.restarted_with(workload, key) == value
 
 
 def record_applied(rollout: Rollout, generation: int | None, message: str) -> None:

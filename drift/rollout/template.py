@@ -32,12 +32,13 @@ def gitops_warning(workload: dict[str, Any], annotation_key: str) -> str | None:
             or labels.get("app.kubernetes.io/instance")
             or "unknown"
         )
+        group = str(workload.get("apiVersion") or "apps/v1").rpartition("/")[0] or "apps"
         return (
             f"Managed by Argo CD (application {application}): the {annotation_key} annotation is not in its "
             f"manifests. Where the manifests set the pod template's annotations, Argo CD shows this as drift "
             f"(OutOfSync) and its next sync (or self-heal) writes Git's template back, which restarts the pods "
             f"once more. To let Driftwatch's change stand, add to application {application}: ignoreDifferences: "
-            f"[{{group: apps, kind: {workload.get('kind') or 'Deployment'}, managedFieldsManagers: [driftwatch]}}] "
+            f"[{{group: {group}, kind: {workload.get('kind') or 'Deployment'}, managedFieldsManagers: [driftwatch]}}] "
             "and the sync option RespectIgnoreDifferences=true."
         )
     for label, what in (

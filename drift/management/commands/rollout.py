@@ -12,6 +12,7 @@ from drift.vocabulary import RolloutAction, WorkloadKind
 SHORT_NAMES = {
     WorkloadKind.DEPLOYMENT: ("deploy",), WorkloadKind.STATEFUL_SET: ("sts",), WorkloadKind.DAEMON_SET: ("ds",),
     WorkloadKind.POD: ("po",), WorkloadKind.JOB: (), WorkloadKind.CRON_JOB: ("cj",), WorkloadKind.REPLICA_SET: ("rs",),
+    WorkloadKind.ROLLOUT: ("ro",),  # an Argo Rollout, as kubectl names it once its CRD is installed
 }  # fmt: skip
 KINDS = {name: kind for kind in WorkloadKind for name in (kind.lower(), kind.plural, *SHORT_NAMES[kind])}
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("workload", metavar="KIND/NAME", help="e.g. deployment/env-demo, sts/db, ds/agent")
+        parser.add_argument("workload", metavar="KIND/NAME", help="e.g. deployment/env-demo, sts/db, ds/agent, ro/web")
         parser.add_argument("-n", "--namespace", required=True)
         parser.add_argument("--cluster", help="registered cluster name (default: the only one registered)")
         parser.add_argument("--dry-run", action="store_true", help="plan and ask the API server for a dry run only")

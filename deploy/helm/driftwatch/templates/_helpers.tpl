@@ -91,6 +91,12 @@ runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follow
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
+# drift/rollout/kinds.py ArgoRollout: an Argo Rollout, as the apps kinds above (plan GET and dry-run PATCH, execute.py
+# PATCH of spec.restartAt or its template, follow.py GET). The snapshot reads it through its ReplicaSets'
+# ownerReferences: no list or watch. A rule for a resource whose CRD is not installed is harmless.
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [get, patch]
 {{- end }}
 {{- end -}}
 
