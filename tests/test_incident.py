@@ -135,6 +135,9 @@ def test_an_incident_edit_partial_rollout_crash_and_restore(kubeconfig, kube, ku
     assert cancel_rollout(rollout, "olga")
     steps.add("eviction of one pod, then cancelled (partial rollout)", "olga")
     kube.wait_deployment_ready(APP)
+    # The Deployment's status may still count the evicted pod: wait for the replacement itself to be Ready, or
+    # the snapshot may record it before its container started (and at T it would rightly be "not known").
+    wait_until(lambda: on_second in {pod.metadata.uid for pod in kube.ready_pods(APP)}, what="the replacement Ready")
     assert uids(kube) == first - {evicted["uid"]} | {on_second}
     kept, untouched = sorted(first - {evicted["uid"]})
     assert snapshot(cluster).status == "succeeded"
