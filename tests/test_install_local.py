@@ -164,12 +164,16 @@ ACCOUNT_CAN = {
         ("patch", "daemonsets.apps", "yes"), ("get", "statefulsets.apps", "yes"),
         # a ConfigMap restore (drift/restore.py) and "Restart the stale pods only" (drift/rollout/evict.py)
         ("update", "configmaps", "yes"), ("create", "pods --subresource=eviction", "yes"),
+        # Run now (drift/rollout/run_now.py): a Job from a CronJob's jobTemplate
+        ("get", "cronjobs.batch", "yes"), ("create", "jobs.batch", "yes"), ("delete", "jobs.batch", "no"),
+        ("update", "cronjobs.batch", "no"),
         ("list", "secrets", "no"), ("list", "configmaps", "no"), ("create", "pods --subresource=exec", "no"),
         ("get", "pods --subresource=exec", "no"), ("watch", "secrets", "no"), ("list", "nodes", "no"),
         ("delete", "pods", "no"), ("create", "deployments.apps", "no"), ("update", "secrets", "no"),
     ],
     "worker": [
         ("list", "secrets", "yes"), ("list", "replicasets.apps", "yes"), ("list", "jobs.batch", "yes"),
+        ("list", "cronjobs.batch", "yes"), ("create", "jobs.batch", "no"),
         ("list", "nodes", "yes"), ("create", "pods --subresource=exec", "yes"), ("get", "pods --subresource=exec", "yes"),
         ("patch", "deployments.apps", "yes"),
         ("watch", "secrets", "no"), ("delete", "pods", "no"), ("update", "configmaps", "no"),

@@ -32,6 +32,7 @@ from drift.rollout import (
     request_eviction,
     request_rollout,
 )
+from drift.rollout.run_now import plan_run_now, record_refusal, run_now
 
 TEMPLATE = "dashboard/rollout.html"
 # htmx stops polling when the answer's status is 286.
@@ -126,6 +127,27 @@ def evict_start(request: HtmxHttpRequest) -> HttpResponse:
     )
     response = _render(request, "rollout-progress", {"rollout": rollout})
     return trigger_client_event(response, "rollout-started")
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def run_now_plan(request: HtmxHttpRequest) -> HttpResponse:
+    """Run now (a CronJob): the Job that would be created and what it reads, with a dry run (read only). A refusal
+    is recorded, and no Confirm is offered."""
+    workload = _workload(request)
+    found = plan_run_now(workload.cluster, Target.of(workload))
+    if found.refused:
+        record_refusal(workload.cluster, found, request.user.get_username())
+    return _render(request, "run-now", {"cluster": workload.cluster, "workload": workload, "run": found})
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def run_now_start(request: HtmxHttpRequest) -> HttpResponse:
+    """Create the Job: authorised on the CronJob found by id, audited before the API call (drift.rollout.run_now)."""
+    workload = _workload(request)
+    done = run_now(workload.cluster, Target.of(workload), request.user.get_username())
+    return _render(request, "run-now", {"cluster": workload.cluster, "workload": workload, "run": done})
 
 
 @require_GET
