@@ -44,13 +44,14 @@ class WorkloadDetail:
         return dict(counts)
 
 
-def next_run_words(workload: Workload, now: dt.datetime | None = None) -> str:
-    """A CronJob's next run in words ("" for other kinds), from the schedule the last snapshot listed."""
-    if workload.kind != WorkloadKind.CRON_JOB:
+def next_run_words(kind: str, schedule: dict, now: dt.datetime | None = None) -> str:
+    """A CronJob's next run in words ("" for other kinds), from the schedule the last snapshot listed
+    (Workload.schedule); the workload page and the overview's advice say the same."""
+    if kind != WorkloadKind.CRON_JOB:
         return ""
-    if not workload.schedule:
+    if not schedule:
         return "next run: cannot tell (Driftwatch has not listed this CronJob: it may lack the right to list cronjobs)"
-    return of_cron_job(workload.schedule, now or timezone.now()).words(timezone.get_current_timezone())
+    return of_cron_job(schedule, now or timezone.now()).words(timezone.get_current_timezone())
 
 
 def find_workload(cluster_name: str, namespace: str, kind: str, name: str) -> Workload | None:

@@ -40,7 +40,7 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
         "can_run_now": found.kind in RUNNABLE_KINDS
         and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
-        "next_run": page.next_run_words(found),
+        "next_run": page.next_run_words(found.kind, found.schedule),
         "can_set_reload": may_roll_out(request.user, found.cluster.name, found.namespace),
         "reload_form": ReloadSettingForm(containers=container_names(found)),
         "reload": page.reload_info(found),
