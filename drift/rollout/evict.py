@@ -30,7 +30,7 @@ from drift import kube
 from drift.models import AuditEvent, Cluster, Rollout, Workload
 from drift.rollout.kinds import EVICTABLE_KINDS, Target, controller_owner, kinds_text
 from drift.rollout.plan import Plan, client_for, refused
-from drift.rollout.preview import RESTART_FIXES, pod_previews, stored_pod_verdicts
+from drift.rollout.preview import preview_restart, stored_workload
 from drift.rollout.record import (
     already_going,
     audit,
@@ -88,9 +88,7 @@ def plan_eviction(cluster: Cluster, target: Target, client: kube.KubeClient | No
     closed = closed_reason(cluster, target.namespace)
     if closed:
         return refused(target, closed, **known)
-    workload_row = Workload.objects.filter(
-        cluster=cluster, kind=target.kind, namespace=target.namespace, name=target.name, deleted_at=None
-    ).first()
+    workload_row = stored_workload(cluster, target.kind, target.namespace, target.name)
     if workload_row is None:
         return refused(target, f"Driftwatch has not seen {target} yet: take a snapshot first.", **known)
     try:
@@ -118,9 +116,10 @@ def _plan(cluster: Cluster, target: Target, workload_row: Workload, api: kube.Ku
     if ours is not None:
         return refused(target, already_going(target, ours), **known)
     live = live_pods(api, target, workload)
-    verdict_of, rows = stored_pod_verdicts(workload_row)
-    going = [pod for pod in live if verdict_of.get(pod["name"]) in RESTART_FIXES]
-    staying = tuple(sorted(pod["name"] for pod in live if pod not in going))
+    previews, others = preview_restart(workload_row, [pod["name"] for pod in live])
+    going_names = {preview.name for preview in previews}
+    going = [pod for pod in live if pod["name"] in going_names]
+    staying = tuple(sorted(name for name, _ in others))
     known |= {"staying": staying, "desired": len(going)}
     if not going:
         message = (
@@ -128,7 +127,6 @@ def _plan(cluster: Cluster, target: Target, workload_row: Workload, api: kube.Ku
             "or new on disk only."
         )
         return Plan(target=target, outcome=Plan.NOOP, message=message, **known)
-    previews = pod_previews(workload_row, [pod["name"] for pod in going], rows)
     first = going[0]
     dry_text = _dry_run(api, target, first)
     warnings = []

@@ -15,7 +15,7 @@ from drift.clusters import connect
 from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
 from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason, owned_reason
-from drift.rollout.preview import PodPreview
+from drift.rollout.preview import PodPreview, preview_restart, stored_workload
 from drift.rollout.template import (
     config_hash,
     gitops_warning,
@@ -65,6 +65,9 @@ class Plan:
     staying: tuple[str, ...] = ()
     at_once: int = 1
     previews: tuple[PodPreview, ...] = ()
+    # Roll out (the template action): (name, verdict) of the pods a full rollout replaces though they need no
+    # restart (fresh, or not judged stale), beside the previews of those it fixes.
+    restarted_anyway: tuple[tuple[str, str], ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -183,12 +186,16 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         warnings.append("Its previous rollout failed (progress deadline exceeded); this one may fail the same way.")
     if not pods:
         warnings.append("No pod runs right now: the patch changes the template only.")
+    # What each pod picks up, and who changed it, from the stored verdicts and versions (drift.rollout.preview).
+    previews, anyway = preview_restart(stored_workload(cluster, target.kind, target.namespace, target.name), list(pods))
     return Plan(
         target=target,
         outcome=Plan.READY,
         message=f"{target}: {len(pods)} pod(s) will be replaced ({strategy}).",
         dry_run=dry_text,
         warnings=tuple(warnings),
+        previews=previews,
+        restarted_anyway=anyway,
         **known,
     )
 
