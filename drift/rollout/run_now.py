@@ -123,8 +123,8 @@ def plan_run_now(cluster: Cluster, target: Target, client: kube.KubeClient | Non
     suspended = " (the CronJob is suspended: Run now starts a Job all the same)" if _suspended(cron_job) else ""
     return RunNow(
         target, RunNow.READY,
-        f"A Job ({target.name}-manual-…) will be created from {target}'s jobTemplate: its pods read the current "
-        f"configuration.{suspended}",
+        f"A Job ({target.name}-manual-…) will be created from {target.kind}/{target.name}'s jobTemplate: its pods "
+        f"read the current configuration.{suspended}",
         job=name, sources=sources, body=body,
     )  # fmt: skip
 
