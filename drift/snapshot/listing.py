@@ -1,8 +1,8 @@
-"""Step 1 of a cycle: LIST, paginated, ConfigMaps, Secrets, Pods, ReplicaSets, Jobs (the pods' owners) and
-Nodes. Secret values are hashed as each page arrives and dropped. No per-object GET: the number of API calls
-does not grow with the number of pods. A 403 on a cluster-wide LIST falls back to one LIST per namespace,
-and a namespace that stays forbidden is reported, not guessed. ConfigMaps matching the cluster's ignore
-patterns (drift.ignoring) are dropped here, before anything of them is hashed."""
+"""Step 1 of a cycle: LIST, paginated, ConfigMaps, Secrets, Pods, ReplicaSets, Jobs (the pods' owners), CronJobs
+(their schedules, optional) and Nodes. Secret values are hashed as each page arrives and dropped. No per-object
+GET: the number of API calls does not grow with the number of pods. A 403 on a cluster-wide LIST falls back to
+one LIST per namespace, and a namespace that stays forbidden is reported, not guessed. ConfigMaps matching the
+cluster's ignore patterns (drift.ignoring) are dropped here, before anything of them is hashed."""
 
 from __future__ import annotations
 
