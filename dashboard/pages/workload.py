@@ -50,7 +50,10 @@ def next_run_words(kind: str, schedule: dict, now: dt.datetime | None = None) ->
     if kind != WorkloadKind.CRON_JOB:
         return ""
     if not schedule:
-        return "next run: cannot tell (Driftwatch has not listed this CronJob: it may lack the right to list cronjobs)"
+        return (
+            "next run: cannot tell (Driftwatch has not listed this CronJob: the next snapshot reads its schedule, "
+            "given the right to list cronjobs)"
+        )
     return of_cron_job(schedule, now or timezone.now()).words(timezone.get_current_timezone())
 
 

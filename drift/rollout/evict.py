@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 from drift import kube
 from drift.models import AuditEvent, Cluster, Rollout, Workload
 from drift.rollout.kinds import EVICTABLE_KINDS, Target, controller_owner, kinds_text
-from drift.rollout.plan import Plan, client_for, refused
+from drift.rollout.plan import Plan, client_for, forbidden_text, refused
 from drift.rollout.preview import preview_restart, stored_workload
 from drift.rollout.record import (
     already_going,
@@ -95,15 +95,7 @@ def plan_eviction(cluster: Cluster, target: Target, client: kube.KubeClient | No
         with client_for(cluster, client) as api:
             return _plan(cluster, target, workload_row, api, known)
     except kube.Forbidden as error:
-        permission = error.permission or "the needed permission"
-        return refused(
-            target,
-            f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack permission "
-            f"to {permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service account), then "
-            "try again.",
-            permission=error.permission,
-            **known,
-        )
+        return refused(target, forbidden_text(cluster, error), permission=error.permission, **known)
     except kube.NotFound:
         return refused(target, f"{target} does not exist (any more) in cluster {cluster.name}.", **known)
     except kube.KubeError as error:

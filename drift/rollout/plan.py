@@ -97,6 +97,15 @@ class Plan:
         }
 
 
+def forbidden_text(cluster: Cluster, error: kube.Forbidden) -> str:
+    """What a 403 from the API server means for an action, and how to fix it: every action says it so."""
+    permission = error.permission or "the needed permission"
+    return (
+        f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack permission to "
+        f"{permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service account), then try again."
+    )
+
+
 def refused(target: Target, message: str, permission: str = "", **known: Any) -> Plan:
     return Plan(target=target, outcome=Plan.REFUSED, message=message, permission=permission, **known)
 
@@ -132,14 +141,7 @@ def plan_rollout(
         with client_for(cluster, client) as api:
             return _plan(cluster, target, api, claimed)
     except kube.Forbidden as error:
-        permission = error.permission or "the needed permission"
-        return refused(
-            target,
-            f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack "
-            f"permission to {permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service "
-            "account), then try again.",
-            permission=error.permission,
-        )
+        return refused(target, forbidden_text(cluster, error), permission=error.permission)
     except kube.NotFound:
         return refused(target, f"{target} does not exist (any more) in cluster {cluster.name}.")
     except kube.Unreachable as error:

@@ -21,7 +21,7 @@ from typing import Any
 from drift import audit, kube
 from drift.models import AuditEvent, Cluster
 from drift.rollout.kinds import RUNNABLE_KINDS, Target, kinds_text
-from drift.rollout.plan import client_for
+from drift.rollout.plan import client_for, forbidden_text
 from drift.rollout.template import referenced_sources
 from drift.rollout.windows import closed_reason
 
@@ -173,12 +173,7 @@ def _refusal(target: Target, message: str, permission: str = "") -> RunNow:
 
 def _refusal_text(cluster: Cluster, target: Target, error: kube.KubeError) -> str:
     if isinstance(error, kube.Forbidden):
-        permission = error.permission or "the needed permission"
-        return (
-            f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack permission "
-            f"to {permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service account), then "
-            "try again."
-        )
+        return forbidden_text(cluster, error)
     if isinstance(error, kube.NotFound):
         return f"{target} does not exist (any more) in cluster {cluster.name}."
     if isinstance(error, kube.KubeConfigError):
