@@ -312,6 +312,9 @@ class Workload(models.Model):
     uid = models.CharField(max_length=64, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A CronJob's spec.schedule, spec.timeZone and spec.suspend as the last snapshot listed them (its next run,
+    # drift.schedules); empty for every other kind, and for a CronJob Driftwatch may not list.
+    schedule = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["namespace", "kind", "name"]
@@ -638,6 +641,11 @@ class AuditEvent(models.Model):
         RESTORE_DRY_RUN = "config.restore_dry_run", "restore dry run"
         RESTORED = "config.restored", "version restored"
         RESTORE_REFUSED = "config.restore_refused", "restore refused"
+        # Run now: a Job created from a CronJob's jobTemplate (drift.rollout.run_now): asked (before the API call),
+        # created, refused.
+        JOB_RUN_REQUESTED = "job.run_requested", "run now requested"
+        JOB_CREATED = "job.created", "job created"
+        JOB_RUN_REFUSED = "job.run_refused", "run now refused"
 
     at = models.DateTimeField(db_default=Now(), db_index=True)
     actor = models.CharField(max_length=150, help_text="User name, or 'driftwatch' for what the collector saw.")

@@ -57,6 +57,7 @@ class RolloutAction(StrEnum):
 
     TEMPLATE = "template"  # patch the pod template's annotation: the controller replaces every pod
     EVICT = "evict"  # evict the stale pods only (Eviction API): their owner replaces them
+    RUN_NOW = "run_now"  # a CronJob: create a Job from its jobTemplate now (drift.rollout.run_now), audited only
 
 
 class Mode(StrEnum):

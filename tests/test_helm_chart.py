@@ -39,10 +39,14 @@ SNAPSHOT_CALLS = {
     ("", "pods"): {"list"},
     ("apps", "replicasets"): {"list"},
     ("batch", "jobs"): {"list"},
+    # each CronJob's schedule, for its next run (drift/snapshot/listing.py _read_schedules)
+    ("batch", "cronjobs"): {"list"},
 }
 EXEC_CALLS = {("", "pods/exec"): {"create", "get"}}
 # The web process restores a ConfigMap version inside the request: drift/restore.py (GET, dry-run PUT, PUT).
 RESTORE_CALLS = {("", "configmaps"): {"get", "update"}}
+# ... and runs a CronJob now: drift/rollout/run_now.py (GET the CronJob, dry-run POST and POST of a Job).
+RUN_NOW_CALLS = {("batch", "cronjobs"): {"get"}, ("batch", "jobs"): {"create"}}
 CLUSTER_ONLY_CALLS = {("", "nodes"): {"list"}, ("", "namespaces"): {"list"}}
 # The watcher (drift/snapshot/watch.py, podwatch.py): LIST then WATCH of ConfigMaps, Secrets and pods, the pods'
 # owners (a LIST, and a GET of one created since), and (unless read-only) the exec probes its events call for.
@@ -68,7 +72,7 @@ WORKER_NAMESPACED_CALLS = merged(SNAPSHOT_CALLS, EXEC_CALLS, ROLLOUT_CALLS)
 # Per account and mode: what its Role or ClusterRole grants; an account absent from a mode has none bound.
 ACCOUNT_CALLS = {
     "cluster-wide": {
-        "web": merged(ROLLOUT_CALLS, RESTORE_CALLS),
+        "web": merged(ROLLOUT_CALLS, RESTORE_CALLS, RUN_NOW_CALLS),
         "worker": merged(WORKER_NAMESPACED_CALLS, CLUSTER_ONLY_CALLS),
         "watcher": merged(WATCH_CALLS, EXEC_CALLS, WATCH_CLUSTER_ONLY_CALLS),
     },
@@ -77,7 +81,7 @@ ACCOUNT_CALLS = {
         "watcher": merged(WATCH_CALLS, WATCH_CLUSTER_ONLY_CALLS),
     },
     "namespaced": {
-        "web": merged(ROLLOUT_CALLS, RESTORE_CALLS),
+        "web": merged(ROLLOUT_CALLS, RESTORE_CALLS, RUN_NOW_CALLS),
         "worker": WORKER_NAMESPACED_CALLS,
         "watcher": merged(WATCH_CALLS, EXEC_CALLS),
     },

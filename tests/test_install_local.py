@@ -167,12 +167,16 @@ ACCOUNT_CAN = {
         # an Argo Rollout (drift/rollout/kinds.py): can-i answers for a resource whose CRD is not installed too
         ("get", "rollouts.argoproj.io", "yes"), ("patch", "rollouts.argoproj.io", "yes"),
         ("list", "rollouts.argoproj.io", "no"),
+        # Run now (drift/rollout/run_now.py): a Job from a CronJob's jobTemplate
+        ("get", "cronjobs.batch", "yes"), ("create", "jobs.batch", "yes"), ("delete", "jobs.batch", "no"),
+        ("update", "cronjobs.batch", "no"),
         ("list", "secrets", "no"), ("list", "configmaps", "no"), ("create", "pods --subresource=exec", "no"),
         ("get", "pods --subresource=exec", "no"), ("watch", "secrets", "no"), ("list", "nodes", "no"),
         ("delete", "pods", "no"), ("create", "deployments.apps", "no"), ("update", "secrets", "no"),
     ],
     "worker": [
         ("list", "secrets", "yes"), ("list", "replicasets.apps", "yes"), ("list", "jobs.batch", "yes"),
+        ("list", "cronjobs.batch", "yes"), ("create", "jobs.batch", "no"),
         ("list", "nodes", "yes"), ("create", "pods --subresource=exec", "yes"), ("get", "pods --subresource=exec", "yes"),
         ("patch", "deployments.apps", "yes"), ("patch", "rollouts.argoproj.io", "yes"),
         ("watch", "secrets", "no"), ("delete", "pods", "no"), ("update", "configmaps", "no"),

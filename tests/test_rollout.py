@@ -379,6 +379,18 @@ def test_each_kind_owns_where_its_template_lives_and_how_to_patch_it(kind):
     assert rules.offers("template") and rules.offers("evict")
 
 
+def test_a_cron_job_owns_its_template_under_its_job_template_and_offers_run_now_only():
+    from drift.rollout.kinds import RUNNABLE_KINDS
+
+    rules = KINDS["CronJob"]
+    template = {"metadata": {"labels": {"app": "report"}}, "spec": {"containers": []}}
+    assert rules.pod_template({"spec": {"jobTemplate": {"spec": {"template": template}}}}) == template
+    assert rules.offers("run_now") and not rules.offers("template") and not rules.offers("evict")
+    assert {"CronJob"} == RUNNABLE_KINDS
+    assert Target("CronJob", "shop", "nightly").path() == "/apis/batch/v1/namespaces/shop/cronjobs/nightly"
+    assert "CronJob" not in ROLLABLE_KINDS
+
+
 def test_the_rollable_kinds_are_read_from_the_kinds_themselves():
     assert {"Deployment", "StatefulSet", "DaemonSet", "Rollout"} == ROLLABLE_KINDS
     assert not Target("ReplicaSet", "shop", "web").rollable

@@ -12,12 +12,22 @@ from urllib.parse import urlencode
 from django.utils import timezone
 
 from dashboard.pages.version_links import SERVICE_ACCOUNT_CA
+from dashboard.pages.workload import next_run_words
 from drift import verdicts
-from drift.models import AuditWebhookRejection, Cluster, ClusterLease, ContainerInstance, Pod, SnapshotRun, Source
+from drift.models import (
+    AuditWebhookRejection,
+    Cluster,
+    ClusterLease,
+    ContainerInstance,
+    Pod,
+    SnapshotRun,
+    Source,
+    Workload,
+)
 from drift.snapshot.watch import WATCHER_DOWN_AFTER_SECONDS
 from drift.verdicts import DriftRow, WorkloadSummary, cluster_moment, measured, refresh
 from drift.verdicts.rules import Advice, restart_summary, workload_advice
-from drift.vocabulary import Verdict
+from drift.vocabulary import Verdict, WorkloadKind
 
 # The order of the overview's columns and filter choices.
 OVERVIEW_VERDICTS = [
@@ -102,6 +112,7 @@ class ClusterOverview:
     # What its audit webhook refused, (reason, count): single events ("event ...") and whole batches.
     audit_refusals: list[tuple[str, int]] = field(default_factory=list)
     restart_tools: dict[int, str] = field(default_factory=dict)  # workload id -> "Reloader", ... (the badge)
+    next_runs: dict[int, str] = field(default_factory=dict)  # a CronJob's id -> its next run in words
     lease: ClusterLease | None = None  # which watcher process holds the cluster (drift.snapshot.leases)
     compact: bool = False  # one card of several: its worst CARD_SIZE workloads, no table per namespace
     own_query: str = ""  # the query string of this cluster's own view, with the same filters
@@ -125,7 +136,9 @@ class ClusterOverview:
         """Why this row needs attention and what to do, per mode (drift.verdicts.rules.workload_advice)."""
         refresh_by = timezone.localtime(summary.expires_at) if summary.expires_at is not None else None
         median = self.refresh_delays.median if self.refresh_delays.count else None
-        return workload_advice(summary.modes, refresh_by, median)
+        said = workload_advice(summary.modes, refresh_by, median)
+        next_run = self.next_runs.get(summary.workload_id)
+        return [Advice(next_run, restart=False), *said] if next_run else said
 
     @property
     def rows(self) -> list[tuple[str, list[tuple[WorkloadSummary, list[Advice]]]]]:
@@ -201,6 +214,9 @@ def overview(
         pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, page_size, now)
     moments = verdicts.as_of(clusters, now)
     tools = restart_tools([w.workload_id for shown in pages.values() for w in shown.workloads])
+    runs = next_runs(
+        [w.workload_id for shown in pages.values() for w in shown.workloads if w.kind == WorkloadKind.CRON_JOB], now
+    )
     refusals: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for name, reason, count in AuditWebhookRejection.objects.filter(
         cluster_name__in=[cluster.name for cluster in clusters]
@@ -249,6 +265,7 @@ def overview(
                 namespace_choices=shown.every_namespace,
                 audit_refusals=refusals[cluster.name],
                 restart_tools={w.workload_id: tools[w.workload_id] for w in shown.workloads if w.workload_id in tools},
+                next_runs={w.workload_id: runs[w.workload_id] for w in shown.workloads if w.workload_id in runs},
                 lease=_lease(cluster),
                 restart_workloads=shown.restart,
                 as_of=moments.get(cluster.pk),
@@ -297,6 +314,14 @@ def _lease(cluster: Cluster) -> ClusterLease | None:
         return cluster.lease
     except ClusterLease.DoesNotExist:
         return None
+
+
+def next_runs(cron_job_ids: list[int], now: dt.datetime) -> dict[int, str]:
+    """A CronJob's id -> when its next Job reads the current config, for the advice: one query for the page's."""
+    if not cron_job_ids:
+        return {}
+    schedules = Workload.objects.filter(pk__in=cron_job_ids).values_list("pk", "schedule")
+    return {pk: next_run_words(WorkloadKind.CRON_JOB, schedule, now) for pk, schedule in schedules}
 
 
 def restart_tools(workload_ids: list[int]) -> dict[int, str]:

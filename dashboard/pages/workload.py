@@ -6,12 +6,15 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from dashboard.pages.version_links import LinkedRow, is_service_account_ca, link_versions
 from drift import verdicts
 from drift.models import Pod, ReloadSetting, Rollout, Workload
 from drift.reload_settings import live_app_containers
+from drift.schedules import of_cron_job
 from drift.verdicts import pod_verdicts
-from drift.vocabulary import VERDICT_ORDER
+from drift.vocabulary import VERDICT_ORDER, WorkloadKind
 
 
 @dataclass
@@ -39,6 +42,19 @@ class WorkloadDetail:
         for judged in self.service_account_rows:
             counts[judged.row.verdict] += 1
         return dict(counts)
+
+
+def next_run_words(kind: str, schedule: dict, now: dt.datetime | None = None) -> str:
+    """A CronJob's next run in words ("" for other kinds), from the schedule the last snapshot listed
+    (Workload.schedule); the workload page and the overview's advice say the same."""
+    if kind != WorkloadKind.CRON_JOB:
+        return ""
+    if not schedule:
+        return (
+            "next run: cannot tell (Driftwatch has not listed this CronJob: the next snapshot reads its schedule, "
+            "given the right to list cronjobs)"
+        )
+    return of_cron_job(schedule, now or timezone.now()).words(timezone.get_current_timezone())
 
 
 def find_workload(cluster_name: str, namespace: str, kind: str, name: str) -> Workload | None:

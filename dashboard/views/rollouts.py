@@ -32,6 +32,7 @@ from drift.rollout import (
     request_eviction,
     request_rollout,
 )
+from drift.rollout.run_now import plan_run_now, record_refusal, run_now
 from drift.vocabulary import RolloutAction
 
 TEMPLATE = "dashboard/rollout.html"
@@ -129,6 +130,27 @@ def evict_start(request: HtmxHttpRequest) -> HttpResponse:
     return trigger_client_event(response, "rollout-started")
 
 
+@require_POST
+@vary_on_headers("HX-Request")
+def run_now_plan(request: HtmxHttpRequest) -> HttpResponse:
+    """Run now (a CronJob): the Job that would be created and what it reads, with a dry run (read only). A refusal
+    is recorded, and no Confirm is offered."""
+    workload = _workload(request)
+    found = plan_run_now(workload.cluster, Target.of(workload))
+    if found.refused:
+        record_refusal(workload.cluster, found, request.user.get_username())
+    return _render(request, "run-now", {"cluster": workload.cluster, "workload": workload, "run": found})
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def run_now_start(request: HtmxHttpRequest) -> HttpResponse:
+    """Create the Job: authorised on the CronJob found by id, audited before the API call (drift.rollout.run_now)."""
+    workload = _workload(request)
+    done = run_now(workload.cluster, Target.of(workload), request.user.get_username())
+    return _render(request, "run-now", {"cluster": workload.cluster, "workload": workload, "run": done})
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 def progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
@@ -164,10 +186,14 @@ def _selected(request: HtmxHttpRequest) -> list[Workload]:
     return workloads
 
 
+# What a bulk form can ask for (Run now starts a CronJob's Job, one at a time, from its own page).
+_BULK_ACTIONS = (RolloutAction.TEMPLATE, RolloutAction.EVICT)
+
+
 def _bulk_action(request: HtmxHttpRequest) -> RolloutAction | None:
     """Which action the bulk form asks for: the template patch (the default) or the stale pods' eviction."""
     value = request.POST.get("action", RolloutAction.TEMPLATE.value)
-    return next((action for action in RolloutAction if action.value == value), None)
+    return next((action for action in _BULK_ACTIONS if action.value == value), None)
 
 
 @require_POST

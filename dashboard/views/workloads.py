@@ -12,7 +12,7 @@ from dashboard.pages import workload as page
 from dashboard.views.at import render_at
 from drift.models import Workload
 from drift.reload_settings import container_names, set_reload
-from drift.rollout.kinds import EVICTABLE_KINDS, ROLLABLE_KINDS
+from drift.rollout.kinds import EVICTABLE_KINDS, ROLLABLE_KINDS, RUNNABLE_KINDS
 
 PARTIALS = {"workload-pods", "rollout-history"}
 
@@ -37,6 +37,10 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
         "can_evict": found.kind in EVICTABLE_KINDS
         and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
+        "can_run_now": found.kind in RUNNABLE_KINDS
+        and not found.cluster.read_only
+        and may_roll_out(request.user, found.cluster.name, found.namespace),
+        "next_run": page.next_run_words(found.kind, found.schedule),
         "can_set_reload": may_roll_out(request.user, found.cluster.name, found.namespace),
         "reload_form": ReloadSettingForm(containers=container_names(found)),
         "reload": page.reload_info(found),

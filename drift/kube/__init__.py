@@ -32,6 +32,7 @@ from drift.kube.errors import (
 )
 from drift.kube.exec import MAX_EXEC_OUTPUT_BYTES, proxy_options
 from drift.kube.paths import (
+    collection_path,
     core_path,
     exec_permission,
     node_path,
@@ -61,6 +62,7 @@ __all__ = [
     "Stalled",
     "Traffic",
     "Unreachable",
+    "collection_path",
     "core_path",
     "exec_permission",
     "kubeconfig_proxy_url",

@@ -39,6 +39,11 @@ def workload_path(group_version: str, plural: str, namespace: str, name: str) ->
     return f"/apis/{group_version}/namespaces/{namespace}/{_segment(plural)}/{name}"
 
 
+def collection_path(group_version: str, plural: str, namespace: str) -> str:
+    """The API path of a namespaced collection of a named API group (where a new object is POSTed)."""
+    return f"/apis/{group_version}/namespaces/{_segment(validate_namespace(namespace))}/{_segment(plural)}"
+
+
 def workload_permission(group_version: str, plural: str, verb: str, namespace: str) -> str:
     """What RBAC must allow to `verb` such an object, as a 403 names it ("patch deployments.apps in shop")."""
     group = group_version.rpartition("/")[0]

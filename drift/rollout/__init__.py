@@ -10,6 +10,7 @@ replaces the pods with ones that read the current ConfigMaps and Secrets.
 - `follow`: progress to the end, stuck past the cluster's deadline, cancel.
 - `evict`: the other action, "Restart the stale pods only": evict the stale pods a group at a time (Eviction
   API, PodDisruptionBudgets respected); `preview`: what each pod going will pick up, and who changed it.
+- `run_now`: a CronJob's one action, a Job from its jobTemplate now (audited before the POST).
 - `batch`: bulk rollouts a group at a time, advanced by the beat task.
 A completed rollout sends `signals.rollout_completed`; drift.apps turns it into a snapshot."""
 

@@ -29,8 +29,8 @@ from django.utils.dateparse import parse_datetime
 from drift import kube
 from drift.models import AuditEvent, Cluster, Rollout, Workload
 from drift.rollout.kinds import EVICTABLE_KINDS, Target, controller_owner, kinds_text
-from drift.rollout.plan import Plan, client_for, refused
-from drift.rollout.preview import RESTART_FIXES, pod_previews, stored_pod_verdicts
+from drift.rollout.plan import Plan, client_for, forbidden_text, refused
+from drift.rollout.preview import preview_restart, stored_workload
 from drift.rollout.record import (
     already_going,
     audit,
@@ -96,24 +96,14 @@ def plan_eviction(
     closed = closed_reason(cluster, target.namespace)
     if closed:
         return refused(target, closed, **known)
-    workload_row = Workload.objects.filter(
-        cluster=cluster, kind=target.kind, namespace=target.namespace, name=target.name, deleted_at=None
-    ).first()
+    workload_row = stored_workload(cluster, target.kind, target.namespace, target.name)
     if workload_row is None:
         return refused(target, f"Driftwatch has not seen {target} yet: take a snapshot first.", **known)
     try:
         with client_for(cluster, client) as api:
             return _plan(cluster, target, workload_row, api, known, claimed)
     except kube.Forbidden as error:
-        permission = error.permission or "the needed permission"
-        return refused(
-            target,
-            f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack permission "
-            f"to {permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service account), then "
-            "try again.",
-            permission=error.permission,
-            **known,
-        )
+        return refused(target, forbidden_text(cluster, error), permission=error.permission, **known)
     except kube.NotFound:
         return refused(target, f"{target} does not exist (any more) in cluster {cluster.name}.", **known)
     except kube.KubeError as error:
@@ -128,9 +118,10 @@ def _plan(
     if ours is not None:
         return refused(target, already_going(target, ours), **known)
     live = live_pods(api, target, workload)
-    verdict_of, rows = stored_pod_verdicts(workload_row)
-    going = [pod for pod in live if verdict_of.get(pod["name"]) in RESTART_FIXES]
-    staying = tuple(sorted(pod["name"] for pod in live if pod not in going))
+    previews, others = preview_restart(workload_row, [pod["name"] for pod in live])
+    going_names = {preview.name for preview in previews}
+    going = [pod for pod in live if pod["name"] in going_names]
+    staying = tuple(sorted(name for name, _ in others))
     known |= {"staying": staying, "desired": len(going)}
     if not going:
         message = (
@@ -138,7 +129,6 @@ def _plan(
             "or new on disk only."
         )
         return Plan(target=target, outcome=Plan.NOOP, message=message, **known)
-    previews = pod_previews(workload_row, [pod["name"] for pod in going], rows)
     first = going[0]
     dry_text = _dry_run(api, target, first)
     warnings = []

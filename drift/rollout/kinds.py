@@ -28,8 +28,8 @@ WHAT_WORKS_INSTEAD: dict[str, str] = {
         "again (its new pods read the current configuration), or let its CronJob start the next one."
     ),
     WorkloadKind.CRON_JOB: (
-        "A CronJob needs no rollout: each Job it starts reads the current configuration. To run one now: "
-        "kubectl -n {namespace} create job --from=cronjob/{name} {name}-now"
+        "A CronJob needs no rollout: each Job it starts reads the current configuration. To run one now, use Run "
+        "now (or kubectl -n {namespace} create job --from=cronjob/{name} {name}-now)."
     ),
     WorkloadKind.REPLICA_SET: (
         "A ReplicaSet does not replace its pods when its template changes. Restart its stale pods only (it "
@@ -498,14 +498,32 @@ class ArgoRollout(KindRules):
         return _at(Rollout.Status.IN_PROGRESS, counts, f"{phase or 'no phase yet'}: {text}{pending}")
 
 
+class CronJob(KindRules):
+    """A CronJob needs no rollout: each Job it starts reads the configuration as it is then. Its one action is Run
+    now, a Job made from its jobTemplate (drift.rollout.run_now), as `kubectl create job --from=cronjob/NAME`."""
+
+    kind = WorkloadKind.CRON_JOB
+    group_version = "batch/v1"
+    template_at = ("spec", "jobTemplate", "spec", "template")
+    actions = (RolloutAction.RUN_NOW,)
+
+    def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
+        return "none: each Job it starts reads the current configuration", WHAT_WORKS_INSTEAD[self.kind]
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        return None
+
+
 KINDS: dict[str, KindRules] = {
-    rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet(), ArgoRollout())
+    rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet(), ArgoRollout(), CronJob())
 }
 # The kinds whose controllers replace every pod when the template changes: what "Roll out" patches. The one
 # definition; the vocabulary, the kube seam and the pages take it from here.
 ROLLABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.TEMPLATE))
 # The kinds whose owner replaces an evicted pod: what "Restart the stale pods only" serves.
 EVICTABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.EVICT))
+# The kinds that start Jobs from a template: what "Run now" serves.
+RUNNABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.RUN_NOW))
 
 
 def kinds_text(kinds: frozenset[str] | None = None) -> str:

@@ -15,7 +15,7 @@ from drift.clusters import connect
 from drift.hashing import ValueHasher, current_hasher, raw_values
 from drift.models import Cluster, Rollout
 from drift.rollout.kinds import Target, deadline_exceeded, not_rollable_reason, owned_reason
-from drift.rollout.preview import PodPreview
+from drift.rollout.preview import PodPreview, preview_restart, stored_workload
 from drift.rollout.template import (
     config_hash,
     gitops_warning,
@@ -67,6 +67,9 @@ class Plan:
     previews: tuple[PodPreview, ...] = ()
     # The restart patch itself (drift.rollout.kinds: `restart_patch`), as the dry run was sent and the patch is.
     patch: dict[str, Any] = field(default_factory=dict)
+    # Roll out (the template action): (name, verdict) of the pods a full rollout replaces though they need no
+    # restart (fresh, or not judged stale), beside the previews of those it fixes.
+    restarted_anyway: tuple[tuple[str, str], ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -94,6 +97,15 @@ class Plan:
             "warnings": list(self.warnings),
             "permission": self.permission,
         }
+
+
+def forbidden_text(cluster: Cluster, error: kube.Forbidden) -> str:
+    """What a 403 from the API server means for an action, and how to fix it: every action says it so."""
+    permission = error.permission or "the needed permission"
+    return (
+        f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack permission to "
+        f"{permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service account), then try again."
+    )
 
 
 def refused(target: Target, message: str, permission: str = "", **known: Any) -> Plan:
@@ -131,14 +143,7 @@ def plan_rollout(
         with client_for(cluster, client) as api:
             return _plan(cluster, target, api, claimed)
     except kube.Forbidden as error:
-        permission = error.permission or "the needed permission"
-        return refused(
-            target,
-            f"The Kubernetes API refused (403): Driftwatch's credentials for cluster {cluster.name} lack "
-            f"permission to {permission}. Grant it through RBAC (a Role bound to Driftwatch's user or service "
-            "account), then try again.",
-            permission=error.permission,
-        )
+        return refused(target, forbidden_text(cluster, error), permission=error.permission)
     except kube.NotFound:
         return refused(target, f"{target} does not exist (any more) in cluster {cluster.name}.")
     except kube.Unreachable as error:
@@ -189,6 +194,8 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         warnings.append("Its previous rollout failed (progress deadline exceeded); this one may fail the same way.")
     if not pods:
         warnings.append("No pod runs right now: the patch changes the template only.")
+    # What each pod picks up, and who changed it, from the stored verdicts and versions (drift.rollout.preview).
+    previews, anyway = preview_restart(stored_workload(cluster, target.kind, target.namespace, target.name), list(pods))
     return Plan(
         target=target,
         outcome=Plan.READY,
@@ -196,6 +203,8 @@ def _plan(cluster: Cluster, target: Target, api: kube.KubeClient, claimed: int |
         dry_run=dry_text,
         warnings=tuple(warnings),
         patch=patch,
+        previews=previews,
+        restarted_anyway=anyway,
         **known,
     )
 

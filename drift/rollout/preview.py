@@ -14,7 +14,7 @@ from django.utils import timezone
 from drift import verdicts
 from drift.diffs import key_diffs
 from drift.history import history
-from drift.models import SourceVersion, Workload
+from drift.models import Cluster, SourceVersion, Workload
 from drift.verdicts.facts import DriftRow
 from drift.vocabulary import SourceKind, Verdict
 
@@ -73,6 +73,25 @@ def stored_pod_verdicts(workload: Workload) -> tuple[dict[str, str], dict[str, l
     for row in rows:
         by_pod[row.pod].append(row)
     return {pod: str(verdict) for (_, _, pod), verdict in worst.items()}, by_pod
+
+
+def stored_workload(cluster: Cluster, kind: str, namespace: str, name: str) -> Workload | None:
+    """The live Workload row Driftwatch stored for a workload (None: not seen yet, or gone)."""
+    return Workload.objects.filter(cluster=cluster, kind=kind, namespace=namespace, name=name, deleted_at=None).first()
+
+
+def preview_restart(
+    workload: Workload | None, pods: list[str]
+) -> tuple[tuple[PodPreview, ...], tuple[tuple[str, str], ...]]:
+    """For a restart of `pods` (names): the preview of each pod a restart fixes (what changes for it, by source, and
+    who changed it), and (name, verdict) of every other pod, fresh or not judged as stale: a full rollout restarts
+    those anyway, the eviction action leaves them alone. Without a stored workload nothing is known of any pod."""
+    if workload is None:
+        return (), tuple((pod, str(Verdict.UNKNOWN)) for pod in pods)
+    verdict_of, rows = stored_pod_verdicts(workload)
+    fixed = [pod for pod in pods if verdict_of.get(pod) in RESTART_FIXES]
+    others = tuple((pod, verdict_of.get(pod, str(Verdict.UNKNOWN))) for pod in pods if pod not in fixed)
+    return pod_previews(workload, fixed, rows), others
 
 
 def pod_previews(workload: Workload, pods: list[str], rows: dict[str, list[DriftRow]]) -> tuple[PodPreview, ...]:

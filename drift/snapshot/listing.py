@@ -1,8 +1,8 @@
-"""Step 1 of a cycle: LIST, paginated, ConfigMaps, Secrets, Pods, ReplicaSets, Jobs (the pods' owners) and
-Nodes. Secret values are hashed as each page arrives and dropped. No per-object GET: the number of API calls
-does not grow with the number of pods. A 403 on a cluster-wide LIST falls back to one LIST per namespace,
-and a namespace that stays forbidden is reported, not guessed. ConfigMaps matching the cluster's ignore
-patterns (drift.ignoring) are dropped here, before anything of them is hashed."""
+"""Step 1 of a cycle: LIST, paginated, ConfigMaps, Secrets, Pods, ReplicaSets, Jobs (the pods' owners), CronJobs
+(their schedules, optional) and Nodes. Secret values are hashed as each page arrives and dropped. No per-object
+GET: the number of API calls does not grow with the number of pods. A 403 on a cluster-wide LIST falls back to
+one LIST per namespace, and a namespace that stays forbidden is reported, not guessed. ConfigMaps matching the
+cluster's ignore patterns (drift.ignoring) are dropped here, before anything of them is hashed."""
 
 from __future__ import annotations
 
@@ -82,6 +82,8 @@ class Listing:
     ignored_patterns: tuple[str, ...] = ()
     # When reading began: a source recorded after it (by the watcher) is not gone for not being listed.
     started_at: datetime | None = None
+    # (namespace, name) of each CronJob -> its schedule, timeZone and suspend (its next run, drift.schedules).
+    schedules: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def fully_read(self, resource: str, namespace: str) -> bool:
         scope = self.complete.get(resource)
@@ -121,6 +123,7 @@ def read_cluster(
             except kube.Forbidden:
                 listing.forbidden[namespace].add(resource)
         _store(listing, resource, items)
+    _read_schedules(client, listing, only_namespaces)
     try:
         for node in client.list_paginated("/api/v1/nodes", what="list nodes"):
             metadata = node.get("metadata") or {}
@@ -129,6 +132,26 @@ def read_cluster(
     except kube.Forbidden:
         pass  # without nodes we cannot tell simulated ones apart; file probes then fail on their own
     return listing
+
+
+CRON_JOBS_PATH = "/apis/batch/v1/cronjobs"
+
+
+def _read_schedules(client: kube.KubeClient, listing: Listing, only_namespaces: Sequence[str]) -> None:
+    """Each CronJob's schedule, for its next run. Optional, as nodes are: without the right to list CronJobs the
+    workload page says it cannot tell, and nothing else of the cycle changes."""
+    paths = [CRON_JOBS_PATH.replace("/v1/", f"/v1/namespaces/{ns}/", 1) for ns in only_namespaces] or [CRON_JOBS_PATH]
+    for path in paths:
+        try:
+            for item in client.list_paginated(path, what="list cronjobs"):
+                metadata, spec = item.get("metadata") or {}, item.get("spec") or {}
+                listing.schedules[(metadata.get("namespace", ""), metadata.get("name", ""))] = {
+                    "schedule": str(spec.get("schedule") or ""),
+                    "timeZone": spec.get("timeZone") or "",
+                    "suspend": bool(spec.get("suspend")),
+                }
+        except kube.Forbidden:
+            continue
 
 
 def _namespaces(client: kube.KubeClient) -> list[str]:

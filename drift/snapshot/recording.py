@@ -489,6 +489,18 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
             ContainerInstance.objects.filter(pod_id__in=gone_pods, ended_at=None).values_list("pk", flat=True)
         )
     _write_container_changes(changes, now, recorded)
+    _record_schedules(cluster, listing)
+
+
+def _record_schedules(cluster: Cluster, listing: Listing) -> None:
+    """The schedule of each CronJob Driftwatch files pods under, when it changed (CronJobs are few)."""
+    if not listing.schedules:
+        return
+    cron_jobs = Workload.objects.filter(cluster=cluster, kind=WorkloadKind.CRON_JOB, deleted_at=None)
+    for pk, namespace, name, stored in cron_jobs.values_list("pk", "namespace", "name", "schedule"):
+        listed = listing.schedules.get((namespace, name))
+        if listed is not None and listed != stored:
+            Workload.objects.filter(pk=pk).update(schedule=listed)
 
 
 def _recorded_since(cluster: Cluster, listing: Listing) -> tuple[set[str], set[int]]:

@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from drift.kube import InvalidName
 from drift.models import Cluster, Rollout
 from drift.rollout import ROLLABLE_KINDS, Plan, Target, refresh_rollout, request_eviction, request_rollout
+from drift.rollout.kinds import EVICTABLE_KINDS, RUNNABLE_KINDS
+from drift.rollout.run_now import run_now
 from drift.vocabulary import RolloutAction, WorkloadKind
 
 # kubectl's short names, beside the kind and its plural (any case): what people type.
@@ -20,12 +22,17 @@ KINDS = {name: kind for kind in WorkloadKind for name in (kind.lower(), kind.plu
 class Command(BaseCommand):
     help = (
         "Roll out a workload so its pods read the current ConfigMaps and Secrets: the same operations as the "
-        "dashboard's Roll out and Restart the stale pods only buttons, recorded under --actor. A refusal exits "
-        "non-zero and names its reason (the owner, the window, the permission)."
+        "dashboard's Roll out and Restart the stale pods only buttons (and Run now for cronjob/NAME: a Job from its "
+        "jobTemplate), recorded under --actor. A refusal exits non-zero and names its reason (the owner, the "
+        "window, the permission)."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("workload", metavar="KIND/NAME", help="e.g. deployment/env-demo, sts/db, ds/agent, ro/web")
+        parser.add_argument(
+            "workload",
+            metavar="KIND/NAME",
+            help="e.g. deployment/env-demo, sts/db, ds/agent, ro/web (an Argo Rollout), cronjob/nightly (run now)",
+        )
         parser.add_argument("-n", "--namespace", required=True)
         parser.add_argument("--cluster", help="registered cluster name (default: the only one registered)")
         parser.add_argument("--dry-run", action="store_true", help="plan and ask the API server for a dry run only")
@@ -51,6 +58,9 @@ class Command(BaseCommand):
         if not actor:
             raise CommandError("--actor must name who asks for the rollout")
         dry_run = bool(options["dry_run"])
+        if target.kind in RUNNABLE_KINDS:
+            self._run_now(cluster, target, actor, dry_run)
+            return
         if options["pods"] == "stale":
             at_once = int(str(options["at_once"]))
             rollout, plan = request_eviction(cluster, target, actor, at_once=at_once, dry_run=dry_run)
@@ -66,6 +76,15 @@ class Command(BaseCommand):
             raise CommandError(
                 f"rollout of {target} {rollout.get_status_display().lower()}: {rollout.message}{permission}"
             )
+
+    def _run_now(self, cluster: Cluster, target: Target, actor: str, dry_run: bool) -> None:
+        done = run_now(cluster, target, actor, dry_run=dry_run)
+        if done.refused:
+            permission = f" (missing permission: {done.permission})" if done.permission else ""
+            raise CommandError(f"run now of {target} refused: {done.message}{permission}")
+        for kind, name in done.sources:
+            self.stdout.write(f"reads {kind} {name}")
+        self.stdout.write(f"{target}: {done.outcome.replace('_', ' ')}: {done.message}")
 
     def _describe(self, plan: Plan) -> None:
         if plan.strategy:
@@ -107,7 +126,7 @@ def _kind(workload: str) -> str:
     if not name:
         raise CommandError(f"give the workload as KIND/NAME, e.g. deployment/env-demo (got {workload!r})")
     if kind.lower() not in KINDS:
-        known = ", ".join(sorted(k.lower() for k in ROLLABLE_KINDS))
+        known = ", ".join(sorted(k.lower() for k in ROLLABLE_KINDS | EVICTABLE_KINDS | RUNNABLE_KINDS))
         raise CommandError(f"unknown kind {kind!r}: use one of {known}")
     return KINDS[kind.lower()]
 

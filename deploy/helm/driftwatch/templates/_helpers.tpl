@@ -108,6 +108,13 @@ runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follow
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [update]
+# drift/rollout/run_now.py: Run now GETs the CronJob and POSTs a Job from its jobTemplate (a dry run when planning)
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create]
 {{- end }}
 {{- end -}}
 {{- define "driftwatch.clusterRules.web" -}}{{- end -}}
@@ -123,6 +130,10 @@ runs the ones `track_rollouts` starts (a bulk rollout's later groups) and follow
   verbs: [list]
 - apiGroups: [batch]
   resources: [jobs]
+  verbs: [list]
+# drift/snapshot/listing.py _read_schedules: each CronJob's schedule, for its next run (optional: skipped on a 403)
+- apiGroups: [batch]
+  resources: [cronjobs]
   verbs: [list]
 {{- if not .Values.rbac.readOnly }}
 # drift/snapshot/probing.py run_probes -> drift/kube/exec.py run_exec: the exec websocket is a GET, which the
