@@ -13,6 +13,7 @@ from drift.kube.client import (
     KubeClient,
     RateLimiter,
     Traffic,
+    WatchStream,
     kubeconfig_proxy_url,
     load_configuration,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "Stalled",
     "Traffic",
     "Unreachable",
+    "WatchStream",
     "core_path",
     "exec_permission",
     "kubeconfig_proxy_url",

@@ -157,6 +157,17 @@ class LeaseKeeper:
             )
         log.info("released the lease of cluster %s", cluster_id)
 
+    def keep_position(self, cluster_id: int, label: str, resource_version: str) -> None:
+        """Write one watch's resume point into the lease row now, not at the next renewal: after a fresh list, a
+        holder killed before that renewal would leave the next one nothing to resume from (a relist then shows
+        only each object's latest content). Only while this process holds the lease."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE drift_clusterlease SET resume_from = resume_from || %s::jsonb "
+                "WHERE cluster_id = %s AND holder_id = %s",
+                [_json({label: resource_version}), cluster_id, self.holder.process_id],
+            )
+
     def release_all(self, checkpoints: dict[int, dict[str, str]]) -> None:
         """On a clean stop: every lease back at once (another process takes them over without waiting for the
         expiry), and this process's row gone."""

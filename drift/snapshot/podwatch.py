@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from drift.models import Cluster, Consumption, Observation, SourceVersion
 from drift.snapshot.listing import LISTED_RESOURCES, SIMULATED_NODE_ANNOTATION, Listing
 from drift.snapshot.probing import RECENT_CHANGE_MARGIN, observations_from, plan_probes, run_probes
 from drift.snapshot.recording import record_pod_event, record_pods
-from drift.snapshot.watch import DEFAULT_STALL_SECONDS, WATCH_TIMEOUT_SECONDS, Backoff, ResourceWatch
+from drift.snapshot.watch import DEFAULT_STALL_SECONDS, Backoff, ResourceWatch
 from drift.vocabulary import WorkloadKind
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,10 @@ class PodWatch(ResourceWatch):
     resume_from: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     recorded_up_to: str = ""
-    _last_heartbeat: float = 0.0
+    connected: bool = False
+    keep_position: Callable[[str, str], None] | None = None
+    _stream: kube.WatchStream | None = field(default=None, repr=False)
+    _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     state: ClusterState = field(default_factory=ClusterState)
     planner: ProbePlanner | None = None
     # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one PodWatch per namespace.
@@ -206,7 +210,6 @@ class PodWatch(ResourceWatch):
         if record_pods(cluster, listing, timezone.now()).rows:
             verdicts.facts_changed(cluster)
         listing.pods = []  # kept for owners and nodes only: the pods' own state is what Postgres holds
-        self.heartbeat(force=True)
         if self.planner:
             self.planner.wake()
         return resource_version
@@ -214,12 +217,7 @@ class PodWatch(ResourceWatch):
     # -- WATCH --------------------------------------------------------------------------------------------
 
     def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff) -> str:
-        self.count("watches")
-        events = client.watch(
-            self._path(PODS), resource_version, f"watch {self.label}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
-        )
-        self.heartbeat(force=True)
-        for event in events:
+        for event in self.open_stream(client, self._path(PODS), resource_version):
             if self.stop.is_set():
                 break
             resource_version = self.handle(cluster, client, event) or resource_version
@@ -228,7 +226,6 @@ class PodWatch(ResourceWatch):
         return resource_version
 
     def handle(self, cluster: Cluster, client: kube.KubeClient, event: dict[str, Any]) -> str:
-        self.heartbeat()
         kind, pod = event["type"], event["object"]
         metadata = pod.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED", "DELETED"):
