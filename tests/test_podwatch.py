@@ -5,6 +5,7 @@ does nothing costs nothing but heartbeats: no row, and no request to its API ser
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +18,10 @@ from django.utils import timezone
 
 from drift import verdicts
 from drift.clusters import cluster_traffic, register_cluster
-from drift.models import Cluster, Observation, Pod, SnapshotRun, StoredVerdict
+from drift.models import Channel, Cluster, Notice, NotificationRule, Observation, Pod, SnapshotRun, StoredVerdict
 from drift.snapshot.watch import ResourceWatch, cluster_watches
 from tests.kube_helpers import wait_until
+from tests.receiver import receiver
 from tests.test_snapshot_seed import seed_manifests
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
@@ -193,3 +195,30 @@ def test_an_idle_cluster_is_asked_nothing_for_70_seconds_while_the_heartbeat_mov
     assert all(count == 1 for count in opened.values()), opened  # each opened once, none reopened
     # The heartbeat moves on its own clock (every 10 s), not only when a watch reopens.
     assert len(set(beats)) >= 5, beats
+
+
+def test_a_config_map_edit_is_notified_within_seconds_by_the_watcher_without_a_snapshot(
+    cluster, kube, namespace, celery_worker_process, plain_http
+):
+    # Before, the rules were judged only after a snapshot: every reconcile interval (10 min) while the watcher
+    # lives. Now the watcher asks for them once it stored verdicts that changed (at most every snapshot interval).
+    Cluster.objects.filter(pk=cluster.pk).update(snapshot_interval_seconds=5)
+    create_env_demo(kube)
+    kube.wait_deployment_ready("env-demo")
+    for pod in kube.ready_pods("env-demo"):
+        kube.wait_exec_ready(pod.metadata.name)
+    with receiver() as hook, watching_everything(cluster) as watches:
+        channel = Channel.objects.create(name="team", kind="json", url=hook.url, signing_key="k" * 32)
+        NotificationRule.objects.create(name="stale-now", channel=channel, for_minutes=0, namespace=namespace)
+        wait_until(lambda: started(watches), timeout=120, what="every watch open")
+        settled(cluster, kube, namespace)
+        time.sleep(5)  # past the snapshot interval since the verdicts the first lists stored
+        assert not hook.requests and not Notice.objects.exists()
+        kube.edit_config_map("env-config", {"log_level": "DEBUG"})
+        edited = time.time()
+        [notice] = hook.wait_for(1, timeout=60)
+    assert not SnapshotRun.objects.filter(cluster=cluster).exists()
+    payload = json.loads(notice.body)
+    assert payload["workload"] == {"kind": "Deployment", "name": "env-demo"} and payload["stale_pods"] == 2
+    print(f"notified {notice.at - edited:.1f} s after the edit")
+    assert notice.at - edited <= 15, f"notified {notice.at - edited:.1f} s after the edit"

@@ -367,12 +367,19 @@ class WatchStream:
         self._stall_seconds = stall_seconds
         self._traffic = traffic
         self.closed = False
+        # Once the iteration ended, its connection is back in the pool, maybe serving another request: close()
+        # must then leave it alone.
+        self._ended = False
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self.closed = True
-        # Shutting the socket down for reading wakes the blocked read with an end of stream.
-        with contextlib.suppress(OSError, ValueError):
-            self._response.shutdown()
+        with self._lock:
+            if self._ended:
+                return
+            self.closed = True
+            # Shutting the socket down for reading wakes the blocked read with an end of stream.
+            with contextlib.suppress(OSError, ValueError):
+                self._response.shutdown()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         what = self._what
@@ -402,6 +409,8 @@ class WatchStream:
             if not self.closed:
                 raise Unreachable(f"{what}: the connection broke ({type(error).__name__})") from None
         finally:
+            with self._lock:
+                self._ended = True
             if self.closed:
                 self._response.close()  # a socket shut down is not one to reuse
             self._response.release_conn()

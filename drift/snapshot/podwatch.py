@@ -72,6 +72,8 @@ class ProbePlanner:
     # The pods whose new container runs woke the planner; None: the whole cluster (a source changed, a relist).
     _pods: set[int] | None = field(default_factory=set)
     _pods_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called after it stored verdicts that changed (the notifier judges the notification rules again).
+    on_judged: Callable[[], None] | None = None
 
     def wake(self, pod_id: int | None = None) -> None:
         """Plan probes soon: for one pod's new containers, or (no pod) for the whole cluster."""
@@ -134,7 +136,8 @@ class ProbePlanner:
                 "container__pod__workload_id", flat=True
             )
         )
-        verdicts.workloads_changed(cluster, workload_ids)
+        if verdicts.workloads_changed(cluster, workload_ids) and self.on_judged:
+            self.on_judged()
         return len(observations)
 
     @staticmethod
@@ -165,6 +168,8 @@ class PodWatch(ResourceWatch):
     _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     state: ClusterState = field(default_factory=ClusterState)
     planner: ProbePlanner | None = None
+    # Called after it stored verdicts that changed (the notifier judges the notification rules again).
+    on_judged: Callable[[], None] | None = None
     # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one PodWatch per namespace.
     namespace: str = ""
 
@@ -234,11 +239,14 @@ class PodWatch(ResourceWatch):
                 self._learn(client, pod)
             # The pod's rows and its workload's verdicts in one transaction: a deleted pod leaves the counts the
             # moment its end is recorded, and a new one is never counted before it is judged.
+            judged = 0
             with transaction.atomic():
                 deleted = kind == "DELETED"
                 recorded = record_pod_event(cluster, pod, self.state.listing, timezone.now(), deleted=deleted)
                 if recorded.rows and recorded.workload_id is not None:
-                    verdicts.workloads_changed(cluster, [recorded.workload_id])
+                    judged = verdicts.workloads_changed(cluster, [recorded.workload_id])
+            if judged and self.on_judged:
+                self.on_judged()
             if recorded.new_containers and self.planner:
                 self.planner.wake(recorded.pod_id)
         return str(metadata.get("resourceVersion") or "")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import threading
 import time
@@ -221,6 +222,8 @@ class SourceWatch(ResourceWatch):
     _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Called after a new version was recorded (the probe planner: volume consumers may need a read).
     on_change: Callable[[], None] | None = None
+    # Called after it stored verdicts that changed (the notifier judges the notification rules again).
+    on_judged: Callable[[], None] | None = None
 
     # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one watch per namespace.
     namespace: str = ""
@@ -286,9 +289,11 @@ class SourceWatch(ResourceWatch):
             )
             if recorded.rows:
                 # The pods reading it may have turned stale (or missing) this moment: their stored verdicts too.
-                verdicts.source_changed(cluster, listed.namespace, listed.kind, listed.name)
+                judged = verdicts.source_changed(cluster, listed.namespace, listed.kind, listed.name)
                 if self.on_change:
                     self.on_change()
+                if judged and self.on_judged:
+                    self.on_judged()
             self.count("events")
         return str(metadata.get("resourceVersion") or "")
 
@@ -353,6 +358,72 @@ class Heartbeat:
         self.counts["beats"] = self.counts.get("beats", 0) + 1
 
 
+# A stale rule's minutes and a reminder's interval pass on the clock, with no event: the rules are judged this often
+# too (snapshots, which judged them before, are rare reconciles while the watcher runs).
+NOTIFY_AT_LEAST_EVERY_SECONDS = 60.0
+
+
+@dataclass
+class Notifier:
+    """The notification rules of a cluster judged while the watcher keeps its verdicts: soon after the watches
+    stored verdicts that changed (a ConfigMap edit makes its consumers stale: the notice goes out within seconds,
+    not at the next reconcile), at most once every snapshot interval of the cluster however many events come, and
+    every NOTIFY_AT_LEAST_EVERY_SECONDS otherwise. The rules are judged by the worker (drift.tasks.
+    evaluate_notifications, the task a snapshot sends), so that nothing they do holds up a watch."""
+
+    cluster_id: int
+    stop: threading.Event
+    counts: dict[str, int] = field(default_factory=dict)
+    _woken: threading.Event = field(default_factory=threading.Event)
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def run(self) -> None:
+        last = -math.inf  # when the rules were last judged (time.monotonic())
+        try:
+            while not self.stop.is_set():
+                woken = self._woken.wait(timeout=1.0)
+                if self.stop.is_set():
+                    break
+                since = time.monotonic() - last
+                if woken:
+                    interval = self._snapshot_interval()
+                    if interval is None:
+                        return  # the cluster was removed
+                    # Judged a moment ago: once more when the interval has passed, for this whole burst.
+                    if since < interval and self.stop.wait(interval - since):
+                        break
+                elif since < NOTIFY_AT_LEAST_EVERY_SECONDS:
+                    continue
+                self._woken.clear()
+                last = time.monotonic()
+                self.send()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _snapshot_interval(self) -> float | None:
+        while not self.stop.is_set():
+            try:
+                found = Cluster.objects.filter(pk=self.cluster_id).values_list("snapshot_interval_seconds", flat=True)
+                interval = found.first()
+                return None if interval is None else float(interval)
+            except DatabaseError as error:  # PostgreSQL restarting: ask again
+                log.warning("notifications of cluster %s: database: %s", self.cluster_id, first_line(error))
+                connection.close()
+                self.stop.wait(BACKOFF_CAP)
+        return 0.0
+
+    def send(self) -> None:
+        from drift.tasks import evaluate_notifications
+
+        try:
+            evaluate_notifications.delay(self.cluster_id)
+            self.counts["evaluations"] = self.counts.get("evaluations", 0) + 1
+        except Exception as error:  # the broker is down: the next one asks again
+            log.warning("notifications of cluster %s not evaluated: %s", self.cluster_id, type(error).__name__)
+
+
 class Watch(Protocol):
     """What watch_clusters starts per cluster, each in a thread of its own."""
 
@@ -379,20 +450,22 @@ def cluster_watches(
     kept = resume_from or {}
     cluster = Cluster.objects.get(pk=cluster_id)
     state = ClusterState()
-    planner = ProbePlanner(cluster_id, stop, state)
+    notifier = Notifier(cluster_id, stop)
+    planner = ProbePlanner(cluster_id, stop, state, on_judged=notifier.wake)
     watches: dict[str, Watch] = {}
     for namespace in cluster.namespaces or [""]:
         for kind in WATCHED:
-            sources = SourceWatch(cluster_id, kind, stop, stall_seconds, on_change=planner.wake, namespace=namespace)
+            sources = SourceWatch(cluster_id, kind, stop, stall_seconds, on_change=planner.wake, namespace=namespace,
+                                  on_judged=notifier.wake)  # fmt: skip
             sources.resume_from, sources.keep_position = kept.get(sources.label), keep_position
             watches[sources.label] = sources
-        pods = PodWatch(
-            cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner, namespace=namespace
-        )
+        pods = PodWatch(cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner,
+                        on_judged=notifier.wake, namespace=namespace)  # fmt: skip
         watches[pods.label] = pods
     api_watches = [watch for watch in watches.values() if isinstance(watch, ResourceWatch)]
     watches["probes"] = planner
     watches["heartbeat"] = Heartbeat(cluster_id, stop, api_watches)
+    watches["notifications"] = notifier
     return watches
 
 
