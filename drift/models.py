@@ -172,23 +172,6 @@ class Cluster(models.Model):
         return f"{self.kubeconfig_path}{context}{modes}"
 
 
-class WatchPosition(models.Model):
-    """Where the watcher of one resource of a cluster has read up to: the resourceVersion a restarted watcher
-    resumes its WATCH from, so that the API server replays what changed while it was away (a fresh LIST would
-    show only the latest content of each object, and lose the versions in between)."""
-
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="watch_positions")
-    kind = models.CharField(max_length=16, choices=choices(SourceKind))
-    resource_version = models.CharField(max_length=32)
-    saved_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["cluster", "kind"], name="watch_position_unique_kind")]
-
-    def __str__(self) -> str:
-        return f"{self.cluster} {self.kind} rv={self.resource_version}"
-
-
 class SnapshotRun(models.Model):
     """One collection cycle against one cluster: the only row an idle cycle writes."""
 
@@ -1155,8 +1138,10 @@ class WatcherProcess(models.Model):
 
 class ClusterLease(models.Model):
     """Which watcher process may watch (and record) the cluster, until `expires_at` unless it renews it. A free
-    lease has no holder. `resume_from` keeps, per watched resource, the resourceVersion up to which the holder had
-    recorded every event, so that the next holder resumes the watch there and misses no version in between."""
+    lease has no holder. `resume_from` keeps, per watched resource (by its watch's label: "configmaps", "secrets in
+    NS"), the resourceVersion up to which the holder had recorded every event, so that the next holder resumes the
+    watch there and misses no version in between: the one resume point, for a takeover and for a watcher killed
+    and started again alike (only the holder can move it: every write is a compare-and-set on `holder_id`)."""
 
     cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, primary_key=True, related_name="lease")
     holder_id = models.UUIDField(null=True, blank=True)

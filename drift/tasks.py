@@ -28,7 +28,7 @@ from drift.models import Cluster, SnapshotRun
 from drift.rollout import follow_rollouts
 from drift.snapshot import snapshot
 from drift.snapshot.retention import prune_versions as prune_old_versions
-from drift.snapshot.watch import WATCH_TIMEOUT_SECONDS
+from drift.snapshot.watch import HEARTBEAT_EVERY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,10 @@ def check_cluster_connection(cluster_id: int) -> str:
     return check_cluster(Cluster.objects.get(pk=cluster_id))
 
 
-# The watcher heartbeats at least at every watch it opens (each ends after WATCH_TIMEOUT_SECONDS): silent for
-# longer than this, it is taken as not following the cluster, and snapshots return to their own interval.
-PODS_WATCHED_WITHIN_SECONDS = WATCH_TIMEOUT_SECONDS + 30
+# The watcher heartbeats every HEARTBEAT_EVERY_SECONDS while all its watches of the cluster are connected: silent
+# for longer than this (several beats missed), it is taken as not following the cluster, and snapshots return to
+# their own interval.
+PODS_WATCHED_WITHIN_SECONDS = 9 * HEARTBEAT_EVERY_SECONDS
 
 
 def is_due(cluster: Cluster, now: datetime) -> bool:

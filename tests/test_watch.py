@@ -121,7 +121,6 @@ def test_two_edits_a_second_apart_are_two_versions_in_order_with_their_client(ku
     changes = AuditEvent.objects.filter(action=AuditEvent.Action.CONFIG_CHANGED, object_name="app")
     assert changes.count() == 2
     assert "by client kubectl-patch" in changes.first().message
-    assert Cluster.objects.get(pk=cluster.pk).watch_heartbeat_at is not None
     ARTIFACTS.mkdir(exist_ok=True)
     with (ARTIFACTS / "watch-delays.txt").open("a") as out:
         out.write(" ".join(f"{delay:.3f}" for delay in delays) + "\n")

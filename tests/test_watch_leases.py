@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from drift.clusters import register_cluster
 from drift.models import Cluster, ClusterLease, SourceVersion
-from drift.snapshot.leases import Holder, LeaseKeeper
+from drift.snapshot.leases import Holder, LeaseFence, LeaseKeeper
+from drift.snapshot.watch import ResourceWatch, cluster_watches
 from tests.faultproxy import cached_kubectl
 from tests.kube_helpers import wait_until
 
@@ -209,3 +210,32 @@ def test_a_held_lease_is_not_taken_until_it_expires_and_its_holder_then_stops_by
     assert gained == {cluster.pk: {"configmaps": "123"}}
     assert first.take_round({}).lost == {cluster.pk}
     assert ClusterLease.objects.get(pk=cluster.pk).holder_host == "host-b"
+
+
+@pytest.mark.cluster
+@pytest.mark.django_db(transaction=True)
+def test_watches_whose_lease_fence_passes_stop_within_seconds_even_on_a_quiet_cluster(kubeconfig, namespace):
+    # A watch lasts minutes and waits for its next event in a blocking read: on a quiet cluster, without someone
+    # ending its stream, it would notice its fence only at its next bookmark or its end. Before, a holder whose
+    # fence had passed kept its watches open until then (no recording, but the rule says its watches stop).
+    cluster, _ = register_cluster("quiet", str(kubeconfig), namespaces=[namespace])
+    fence = LeaseFence(time.monotonic() + 3600)
+    watches = cluster_watches(cluster.pk, fence)
+    threads = [threading.Thread(target=watch.run, daemon=True) for watch in watches.values()]
+    for thread in threads:
+        thread.start()
+    try:
+        resource_watches = [watch for watch in watches.values() if isinstance(watch, ResourceWatch)]
+        wait_until(lambda: all(watch.counts.get("watches") for watch in resource_watches), timeout=60,
+                   what="every watch open")  # fmt: skip
+        time.sleep(2)
+        fence.deadline = time.monotonic()  # the holder could not renew: its lease's own deadline has come
+        passed = time.monotonic()
+        for thread in threads:
+            thread.join(timeout=max(0.0, passed + 5 - time.monotonic()))
+        running = [thread.name for thread in threads if thread.is_alive()]
+        assert not running, f"{len(running)} watch threads still running 5 s after the fence passed"
+    finally:
+        fence.set()
+        for thread in threads:
+            thread.join(timeout=30)

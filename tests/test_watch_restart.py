@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from drift.clusters import register_cluster
-from drift.models import AuditEvent, Cluster, SourceVersion, WatchPosition
+from drift.models import AuditEvent, Cluster, ClusterLease, SourceVersion
 from drift.snapshot import snapshot
 from tests.kube_helpers import wait_until
 from tests.test_watch import churn, forgotten
@@ -143,8 +143,8 @@ def test_after_a_410_the_watcher_replays_what_the_api_server_still_has_so_no_ver
         wait_until(lambda: log_levels(namespace, "app") == ["INFO"], timeout=90, what="the first version")
     for level in ("DEBUG", "WARN"):
         kube.edit_config_map("app", {"log_level": level})
-    # Where the watcher stopped, forgotten by the API server since (whether or not the killed one had saved its own).
-    WatchPosition.objects.update_or_create(cluster=cluster, kind="ConfigMap", defaults={"resource_version": "1"})
+    # Where the watcher stopped, forgotten by the API server since (whatever the killed one had kept in its lease).
+    ClusterLease.objects.filter(cluster=cluster).update(resume_from={"configmaps": "1"})
     with watch_process(cluster, tmp_path / "watch.log"):
         wait_until(lambda: log_levels(namespace, "app")[-1:] == ["WARN"], timeout=90, what="the latest version")
         wait_until(lambda: len(log_levels(namespace, "app")) >= 3, timeout=150, what="the version in between")

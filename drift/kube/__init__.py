@@ -13,6 +13,7 @@ from drift.kube.client import (
     KubeClient,
     RateLimiter,
     Traffic,
+    WatchStream,
     kubeconfig_proxy_url,
     load_configuration,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "Stalled",
     "Traffic",
     "Unreachable",
+    "WatchStream",
     "collection_path",
     "core_path",
     "exec_permission",

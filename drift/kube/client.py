@@ -3,6 +3,7 @@ API requests returning dicts, LIST pagination, a request-rate limiter shared by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -270,11 +271,12 @@ class KubeClient:
 
     def watch(
         self, path: str, resource_version: str, what: str, stall_seconds: float, timeout_seconds: int
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the events of one WATCH from `resource_version`, with bookmarks, until the API server ends it
-        (after `timeout_seconds`). Raises Gone on a 410 (as an answer or as an ERROR event), Stalled when
-        nothing arrives for `stall_seconds`, Unreachable when the connection breaks. A 429 holds the limiter for
-        its Retry-After and raises ApiRefused: the caller opens the watch again, after that wait."""
+    ) -> WatchStream:
+        """Open one WATCH from `resource_version`, with bookmarks, that the API server ends after
+        `timeout_seconds`; iterate the returned stream for its events. Raises Gone on a 410 (as an answer, or later
+        as an ERROR event), Stalled when nothing arrives for `stall_seconds`, Unreachable when the connection
+        breaks. A 429 holds the limiter for its Retry-After and raises ApiRefused: the caller opens the watch
+        again, after that wait."""
         self.limiter.wait()
         with self._count_lock:
             self.request_count += 1
@@ -297,28 +299,8 @@ class KubeClient:
             raise Stalled(f"{what}: no answer for {stall_seconds:.0f} s") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Unreachable(f"API server {self.configuration.host} unreachable: {first_line(error)}") from None
-        try:
-            for line in _lines(response, self.traffic):
-                try:
-                    event = json.loads(line)
-                    kind, obj = event["type"], event["object"]
-                except (ValueError, KeyError, TypeError):
-                    # Never the line itself: it may hold a Secret's values.
-                    raise ApiRefused(f"{what}: a line that is not a watch event", 200) from None
-                if kind == "ERROR":
-                    code = obj.get("code") if isinstance(obj, dict) else None
-                    if code == 410:
-                        raise Gone(
-                            f"{what}: resourceVersion {resource_version} is gone", oldest_kept(obj.get("message"))
-                        )
-                    raise ApiRefused(f"{what}: watch error {code}", code if isinstance(code, int) else 500)
-                yield event
-        except urllib3.exceptions.ReadTimeoutError:
-            raise Stalled(f"{what}: nothing for {stall_seconds:.0f} s") from None
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise Unreachable(f"{what}: the connection broke ({type(error).__name__})") from None
-        finally:
-            response.release_conn()
+        self.traffic.add(requests=1)
+        return WatchStream(response, what, resource_version, stall_seconds, self.traffic)
 
     def get(self, path: str, what: str) -> dict[str, Any]:
         return self.request("GET", path, what=what)
@@ -372,10 +354,71 @@ class KubeClient:
         return output
 
 
+class WatchStream:
+    """One open WATCH: iterating it yields its events as they arrive, until the API server ends the watch.
+    `close()`, from any other thread, ends the iteration at once: a watch waits for its next event in a blocking
+    read (minutes on a quiet cluster), and one told to stop must neither wait that long nor record anything
+    after."""
+
+    def __init__(self, response: Any, what: str, resource_version: str, stall_seconds: float, traffic: Traffic):
+        self._response = response
+        self._what = what
+        self._resource_version = resource_version
+        self._stall_seconds = stall_seconds
+        self._traffic = traffic
+        self.closed = False
+        # Once the iteration ended, its connection is back in the pool, maybe serving another request: close()
+        # must then leave it alone.
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self.closed = True
+            # Shutting the socket down for reading wakes the blocked read with an end of stream.
+            with contextlib.suppress(OSError, ValueError):
+                self._response.shutdown()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        what = self._what
+        try:
+            for line in _lines(self._response, self._traffic):
+                if self.closed:
+                    return
+                try:
+                    event = json.loads(line)
+                    kind, obj = event["type"], event["object"]
+                except (ValueError, KeyError, TypeError):
+                    # Never the line itself: it may hold a Secret's values.
+                    raise ApiRefused(f"{what}: a line that is not a watch event", 200) from None
+                if kind == "ERROR":
+                    code = obj.get("code") if isinstance(obj, dict) else None
+                    if code == 410:
+                        raise Gone(
+                            f"{what}: resourceVersion {self._resource_version} is gone",
+                            oldest_kept(obj.get("message")),
+                        )
+                    raise ApiRefused(f"{what}: watch error {code}", code if isinstance(code, int) else 500)
+                yield event
+        except urllib3.exceptions.ReadTimeoutError:
+            if not self.closed:
+                raise Stalled(f"{what}: nothing for {self._stall_seconds:.0f} s") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            if not self.closed:
+                raise Unreachable(f"{what}: the connection broke ({type(error).__name__})") from None
+        finally:
+            with self._lock:
+                self._ended = True
+            if self.closed:
+                self._response.close()  # a socket shut down is not one to reuse
+            self._response.release_conn()
+
+
 def _lines(response: Any, traffic: Traffic) -> Iterator[bytes]:
     """The newline-separated JSON events of a watch response, as the chunks arrive."""
     pending = b""
-    traffic.add(requests=1)
     for chunk in response.stream(amt=None, decode_content=False):
         traffic.add(bytes_read=len(chunk))
         pending += chunk

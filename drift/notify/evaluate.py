@@ -78,10 +78,11 @@ def _open_or_remind(
     if quiet or not due or current.status == Notice.Status.SENDING:
         return None
     reminder = {**detail, "reminder": True}
-    Notice.objects.filter(pk=current.pk).update(
+    # Compared and set: two evaluations at once (a snapshot's and the watcher's) remind once.
+    reminded = Notice.objects.filter(pk=current.pk, last_sent_at=current.last_sent_at).update(
         subject=f"Reminder: {subject}"[:255], text=text, detail=reminder, status=Notice.Status.SENDING, last_sent_at=now
     )
-    return current.pk
+    return current.pk if reminded else None
 
 
 def _close(rule: NotificationRule, keys: set[str], now: datetime, cluster: Cluster) -> None:
@@ -217,5 +218,6 @@ def _held_until_now(rules: list[NotificationRule], cluster: Cluster, now: dateti
             "pk", flat=True
         )
     )
-    Notice.objects.filter(pk__in=held).update(status=Notice.Status.SENDING, last_sent_at=now)
-    return held
+    # Each compared and set: two evaluations at once (a snapshot's and the watcher's) send it once.
+    still_held = Notice.objects.filter(status=Notice.Status.HELD)
+    return [pk for pk in held if still_held.filter(pk=pk).update(status=Notice.Status.SENDING, last_sent_at=now)]

@@ -3,10 +3,13 @@
 A process holds a cluster's lease for `lease_seconds` and renews it every `lease_seconds / 3`; a process that
 stops renewing (killed, frozen, cut from the database) loses it when it expires, and another live process takes
 it over and resumes the cluster's watches from the resourceVersions the lease row kept (`resume_from`), so the
-API server replays what happened in between. Each process takes at most its fair share (the clusters divided by
-the live processes, rounded up: a row per process, WatcherProcess, renewed with its leases) and gives back one
-lease a round while it holds more, so a second process started beside a first one gets half of the clusters
-within a few rounds.
+API server replays what happened in between. That is the one resume point: a watcher killed and started again is,
+to the lease, just its next holder. It is written with each renewal, and at once after a fresh list
+(`keep_position`), always as a compare-and-set on the holder, so a process that lost the lease cannot move it.
+
+Each process takes at most its fair share (the clusters divided by the live processes, rounded up: a row per
+process, WatcherProcess, renewed with its leases) and gives back one lease a round while it holds more, so a
+second process started beside a first one gets half of the clusters within a few rounds.
 
 The lease is in PostgreSQL rather than in a Redis lock because what it guards is written to PostgreSQL: the
 holder check and the row's resume point sit in the database the versions are recorded in, with PostgreSQL's
@@ -156,6 +159,17 @@ class LeaseKeeper:
                 [_json(checkpoint), cluster_id, self.holder.process_id],
             )
         log.info("released the lease of cluster %s", cluster_id)
+
+    def keep_position(self, cluster_id: int, label: str, resource_version: str) -> None:
+        """Write one watch's resume point into the lease row now, not at the next renewal: after a fresh list, a
+        holder killed before that renewal would leave the next one nothing to resume from (a relist then shows
+        only each object's latest content). Only while this process holds the lease."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE drift_clusterlease SET resume_from = resume_from || %s::jsonb "
+                "WHERE cluster_id = %s AND holder_id = %s",
+                [_json({label: resource_version}), cluster_id, self.holder.process_id],
+            )
 
     def release_all(self, checkpoints: dict[int, dict[str, str]]) -> None:
         """On a clean stop: every lease back at once (another process takes them over without waiting for the

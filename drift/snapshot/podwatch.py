@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from drift.models import Cluster, Consumption, Observation, SourceVersion
 from drift.snapshot.listing import LISTED_RESOURCES, SIMULATED_NODE_ANNOTATION, Listing
 from drift.snapshot.probing import RECENT_CHANGE_MARGIN, observations_from, plan_probes, run_probes
 from drift.snapshot.recording import record_pod_event, record_pods
-from drift.snapshot.watch import DEFAULT_STALL_SECONDS, WATCH_TIMEOUT_SECONDS, Backoff, ResourceWatch
+from drift.snapshot.watch import DEFAULT_STALL_SECONDS, Backoff, ResourceWatch
 from drift.vocabulary import WorkloadKind
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class ProbePlanner:
     # The pods whose new container runs woke the planner; None: the whole cluster (a source changed, a relist).
     _pods: set[int] | None = field(default_factory=set)
     _pods_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called after it stored verdicts that changed (the notifier judges the notification rules again).
+    on_judged: Callable[[], None] | None = None
 
     def wake(self, pod_id: int | None = None) -> None:
         """Plan probes soon: for one pod's new containers, or (no pod) for the whole cluster."""
@@ -133,7 +136,8 @@ class ProbePlanner:
                 "container__pod__workload_id", flat=True
             )
         )
-        verdicts.workloads_changed(cluster, workload_ids)
+        if verdicts.workloads_changed(cluster, workload_ids) and self.on_judged:
+            self.on_judged()
         return len(observations)
 
     @staticmethod
@@ -158,9 +162,14 @@ class PodWatch(ResourceWatch):
     resume_from: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     recorded_up_to: str = ""
-    _last_heartbeat: float = 0.0
+    connected: bool = False
+    keep_position: Callable[[str, str], None] | None = None
+    _stream: kube.WatchStream | None = field(default=None, repr=False)
+    _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     state: ClusterState = field(default_factory=ClusterState)
     planner: ProbePlanner | None = None
+    # Called after it stored verdicts that changed (the notifier judges the notification rules again).
+    on_judged: Callable[[], None] | None = None
     # A cluster in namespaced mode (a Role per namespace, no cluster-wide list): one PodWatch per namespace.
     namespace: str = ""
 
@@ -206,7 +215,6 @@ class PodWatch(ResourceWatch):
         if record_pods(cluster, listing, timezone.now()).rows:
             verdicts.facts_changed(cluster)
         listing.pods = []  # kept for owners and nodes only: the pods' own state is what Postgres holds
-        self.heartbeat(force=True)
         if self.planner:
             self.planner.wake()
         return resource_version
@@ -214,12 +222,7 @@ class PodWatch(ResourceWatch):
     # -- WATCH --------------------------------------------------------------------------------------------
 
     def watch(self, cluster: Cluster, client: kube.KubeClient, resource_version: str, backoff: Backoff) -> str:
-        self.count("watches")
-        events = client.watch(
-            self._path(PODS), resource_version, f"watch {self.label}", self.stall_seconds, WATCH_TIMEOUT_SECONDS
-        )
-        self.heartbeat(force=True)
-        for event in events:
+        for event in self.open_stream(client, self._path(PODS), resource_version):
             if self.stop.is_set():
                 break
             resource_version = self.handle(cluster, client, event) or resource_version
@@ -228,7 +231,6 @@ class PodWatch(ResourceWatch):
         return resource_version
 
     def handle(self, cluster: Cluster, client: kube.KubeClient, event: dict[str, Any]) -> str:
-        self.heartbeat()
         kind, pod = event["type"], event["object"]
         metadata = pod.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED", "DELETED"):
@@ -237,11 +239,14 @@ class PodWatch(ResourceWatch):
                 self._learn(client, pod)
             # The pod's rows and its workload's verdicts in one transaction: a deleted pod leaves the counts the
             # moment its end is recorded, and a new one is never counted before it is judged.
+            judged = 0
             with transaction.atomic():
                 deleted = kind == "DELETED"
                 recorded = record_pod_event(cluster, pod, self.state.listing, timezone.now(), deleted=deleted)
                 if recorded.rows and recorded.workload_id is not None:
-                    verdicts.workloads_changed(cluster, [recorded.workload_id])
+                    judged = verdicts.workloads_changed(cluster, [recorded.workload_id])
+            if judged and self.on_judged:
+                self.on_judged()
             if recorded.new_containers and self.planner:
                 self.planner.wake(recorded.pod_id)
         return str(metadata.get("resourceVersion") or "")

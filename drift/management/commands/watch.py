@@ -29,7 +29,8 @@ class Command(BaseCommand):
             "--stall-seconds",
             type=float,
             default=DEFAULT_STALL_SECONDS,
-            help="restart a watch that brought no event and no bookmark for this long (default %(default)s)",
+            help="restart a watch that brought no event and no bookmark for this long (default %(default)s; keep it "
+            "above the API server's one bookmark a minute, or every quiet watch is restarted after it)",
         )
 
         parser.add_argument(
