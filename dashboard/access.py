@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from drift import audit
+from drift import audit, kube
 from drift.models import AuditEvent, Membership, Role, parse_scope
 
 # The request's path, as an audit message quotes it, is cut to this (the door cuts every column to its size).
@@ -127,3 +127,14 @@ def refuse_read(request: HttpRequest, cluster: str, namespace: str, kind: str = 
     """A read outside the viewer's scopes: audited, then 404 (what it asked for is not said to exist)."""
     _deny(request, cluster[:63], namespace[:253], kind, name, f"may not read {cluster[:63]}/{namespace[:63]}")
     raise Http404("Nothing here.")
+
+
+def require_namespace_read(request: HttpRequest, cluster: str, namespace: str, kind: str = "", name: str = "") -> None:
+    """A page about one namespace (point in time, the timeline, what a version did): a name Kubernetes would refuse
+    is a 404, and a namespace outside the viewer's scopes is refused as one that does not exist (audited)."""
+    try:
+        kube.validate_namespace(namespace)
+    except kube.InvalidName:
+        raise Http404("No such namespace.") from None
+    if not may_read(request.user, cluster, namespace):
+        refuse_read(request, cluster, namespace, kind, name)

@@ -2,16 +2,16 @@
 template patch restarts nothing there) is fixed pod by pod, and a rollout window that closes mid-way holds the
 next pod until it opens again."""
 
-import io
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from drift.models import AuditEvent, Cluster, Rollout, RolloutWindow
 from drift.rollout import Target, refresh_rollout, request_eviction, request_rollout
 from tests.kube_helpers import deployment, wait_until
+from tests.test_rollout_evict import follow_eviction as follow
+from tests.test_rollout_evict import snapshot, uids
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db, pytest.mark.usefixtures("private_celery_queue")]
 
@@ -19,26 +19,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.django_db, pytest.mark.usefixture
 @pytest.fixture
 def cluster(kubeconfig, namespace):
     return Cluster.objects.create(name="local", kubeconfig_path=str(kubeconfig), namespaces=[namespace])
-
-
-def snapshot():
-    out = io.StringIO()
-    call_command("snapshot", "--cluster", "local", stdout=out)
-    assert out.getvalue().startswith("local: succeeded"), out.getvalue()
-
-
-def uids(kube, app):
-    return {pod.metadata.uid: pod for pod in kube.pods(app)}
-
-
-def follow(rollout, timeout=180):
-    def ended():
-        nonlocal rollout
-        rollout = refresh_rollout(rollout)
-        return rollout.finished
-
-    wait_until(ended, timeout=timeout, interval=1, what=f"rollout {rollout} to end")
-    return rollout
 
 
 def on_delete_daemonset(kube, name, config_map):

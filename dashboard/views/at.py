@@ -11,9 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from dashboard.access import may_read, readable_namespaces, refuse_read
+from dashboard.access import readable_namespaces, require_namespace_read
 from dashboard.pages import at as page
-from drift import kube
 from drift.models import Cluster, Workload
 
 
@@ -63,12 +62,7 @@ def namespace(request: HttpRequest, cluster: str, namespace: str) -> HttpRespons
     """One namespace of one cluster: with ``?at=`` what ran there then; without, the overview narrowed to it.
     The scope is checked on the names before anything is looked up, so another cluster's name or a namespace
     outside a scoped viewer's reach answers as one that does not exist."""
-    try:
-        kube.validate_namespace(namespace)
-    except kube.InvalidName:
-        raise Http404("No such namespace.") from None
-    if not may_read(request.user, cluster, namespace):
-        refuse_read(request, cluster, namespace)
+    require_namespace_read(request, cluster, namespace)
     found = Cluster.objects.filter(name=cluster).first()
     if found is None:
         raise Http404("No such cluster.")

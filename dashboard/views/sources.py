@@ -9,12 +9,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
-from dashboard.access import may_read, may_roll_out, refuse_read, require_operator_on
+from dashboard.access import may_read, may_roll_out, require_namespace_read, require_operator_on
 from dashboard.forms import RestoreForm
 from dashboard.htmx import HtmxHttpRequest
 from dashboard.pages import source as page
 from dashboard.pages.at import at_query
-from drift import kube, verdicts
+from drift import verdicts
 from drift.blast import blast_radii, blast_radius, trouble_window
 from drift.diffs import key_diffs
 from drift.history import version_number
@@ -114,12 +114,7 @@ def effects(request: HttpRequest, cluster: str, namespace: str, kinds: str, name
     crashed or restarted within ``?within=`` minutes of it (default 10, bounded), and the rollouts that followed.
     A viewer scoped to other namespaces gets 404 with an ``access.denied`` entry, checked on the names first."""
     kind = SourceKind.from_plural(kinds)
-    try:
-        kube.validate_namespace(namespace)
-    except kube.InvalidName:
-        raise Http404("No such namespace.") from None
-    if not may_read(request.user, cluster, namespace):
-        refuse_read(request, cluster, namespace, kind, name)
+    require_namespace_read(request, cluster, namespace, kind, name)
     found = get_object_or_404(Cluster, name=cluster)
     minutes, refused = trouble_window(request.GET.get("within"))
     radius = blast_radius(found, namespace, kind, name, number, timedelta(minutes=minutes))

@@ -10,27 +10,17 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from dashboard.access import may_read, refuse_read
+from dashboard.access import require_namespace_read
 from dashboard.pages import timeline as page
 from dashboard.pages import workload as workload_page
-from drift import kube
 from drift import timeline as tl
 from drift.models import Cluster, Workload
 from drift.vocabulary import TimelineKind
 
 
-def _readable(request: HttpRequest, cluster: str, namespace: str, kind: str = "", name: str = "") -> None:
-    try:
-        kube.validate_namespace(namespace)
-    except kube.InvalidName:
-        raise Http404("No such namespace.") from None
-    if not may_read(request.user, cluster, namespace):
-        refuse_read(request, cluster, namespace, kind, name)
-
-
 @require_GET
 def namespace_timeline(request: HttpRequest, cluster: str, namespace: str) -> HttpResponse:
-    _readable(request, cluster, namespace)
+    require_namespace_read(request, cluster, namespace)
     found = Cluster.objects.filter(name=cluster).first()
     if found is None:
         raise Http404("No such cluster.")
@@ -45,7 +35,7 @@ def namespace_timeline(request: HttpRequest, cluster: str, namespace: str) -> Ht
 
 @require_GET
 def workload_timeline(request: HttpRequest, cluster: str, namespace: str, kind: str, name: str) -> HttpResponse:
-    _readable(request, cluster, namespace, kind, name)
+    require_namespace_read(request, cluster, namespace, kind, name)
     found = workload_page.find_workload(cluster, namespace, kind, name)
     if found is None:
         raise Http404("No such workload.")
