@@ -12,7 +12,7 @@ from django.core.management import call_command
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from drift.models import AuditEvent, Cluster, Workload
+from drift.models import AuditEvent, Cluster, Rollout, Workload
 from drift.rollout import Target, refresh_rollout, request_eviction, request_rollout
 from tests.kube_helpers import wait_until
 
@@ -179,8 +179,14 @@ def test_an_evicted_pod_nobody_replaces_leaves_the_rollout_stuck_at_the_deadline
     cluster.save()
     target = Target("Widget", kube.namespace, "orphan")
 
-    rollout, _ = request_eviction(cluster, target, "olga", at_once=1)  # no operator runs: nothing replaces it
+    # Started from the command line (the kind in any case, as people type it); no operator runs: nothing replaces
+    # the evicted pod.
+    out = io.StringIO()
+    call_command("rollout", "widget/orphan", "-n", kube.namespace, "--pods", "stale", "--actor", "olga", stdout=out)
+    assert "Widget/orphan is expected to replace each evicted pod" in out.getvalue(), out.getvalue()
+    rollout = Rollout.objects.get(kind="Widget", name="orphan")
     assert rollout.status == "in_progress", rollout.message
+    assert target == Target.of(rollout)
     [evicted] = rollout.evicted
     rollout = follow(rollout, timeout=60)
 

@@ -1,11 +1,12 @@
 """A workload of a kind Driftwatch does not know, named by its pods as their controller (an operator's custom
 resource): its page offers "Restart the stale pods only" (its operator replaces an evicted pod) and no Roll out;
-a bare Pod's page offers neither."""
+a bare Pod's page offers neither. The command line takes such a kind only when Driftwatch recorded that workload."""
 
 import html
 import re
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from drift import verdicts
@@ -45,3 +46,10 @@ def test_an_operator_owned_workload_offers_the_eviction_action_only(client, fact
 def test_a_viewer_is_not_offered_the_eviction_action(client, facts):
     client.force_login(user("vera", "viewer"))
     assert "Restart the stale pods only" not in page(client, "Cluster", "pg")
+
+
+def test_the_command_line_names_a_kind_it_knows_nothing_of(facts):
+    with pytest.raises(
+        CommandError, match=r"unknown kind 'gizmo'.* operator-owned workload .* \(none named gizmo/pg\)"
+    ):
+        call_command("rollout", "gizmo/pg", "-n", "demo", "--pods", "stale", "--actor", "olga")
