@@ -102,6 +102,20 @@ def top_owner(
     return fallback_kind, metadata.get("name", "")
 
 
+def owner_uid(metadata: dict[str, Any], intermediate: dict[str, tuple[str, str]]) -> str:
+    """The UID of the workload `top_owner` names, when the pod's own controller reference names it (a StatefulSet,
+    a DaemonSet, a bare ReplicaSet or Job, an operator's custom resource): "" when it is reached through a
+    ReplicaSet or a Job (a Deployment, a CronJob) or is the pod itself. An operator-owned workload's pods are found
+    by it (drift.rollout.evict)."""
+    for reference in metadata.get("ownerReferences") or []:
+        if not reference.get("controller"):
+            continue
+        own = (reference.get("kind", ""), reference.get("name", ""))
+        uid = reference.get("uid", "")
+        return uid if intermediate.get(uid, own) == own else ""
+    return ""
+
+
 def controller_of(metadata: dict[str, Any], kind: str) -> tuple[str, str]:
     """For a ReplicaSet or Job: its own controller (Deployment, CronJob), or itself when it has none."""
     for reference in metadata.get("ownerReferences") or []:

@@ -284,11 +284,68 @@ def test_the_config_hash_depends_on_content_only():
         ("Job", "Delete the Job and create it again"),
         ("CronJob", "kubectl -n shop create job --from=cronjob/nightly nightly-now"),
         ("ReplicaSet", "Restart its stale pods only"),
-        ("Node", "Driftwatch rolls out Deployments, StatefulSets, DaemonSets and Argo Rollouts"),
+        ("Node", "the kubelet recreates an evicted mirror without restarting its containers"),
+        ("Cluster", "Cluster/nightly is none of them: an operator owns its pods"),
+        ("Widget", "Restart its stale pods only (the eviction action): Widget/nightly is expected to replace"),
     ],
 )
 def test_it_explains_what_works_instead_for_kinds_it_cannot_roll_out(kind, words):
     assert words in not_rollable_reason(Target(kind, "shop", "nightly"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "rules", "template", "evict", "reads_its_object"),
+    [
+        ("Deployment", "Deployment", True, True, True),
+        ("ReplicaSet", "ReplicaSet", False, True, True),
+        ("Rollout", "ArgoRollout", True, False, True),
+        ("CronJob", "CronJob", False, False, True),
+        # Kinds Driftwatch does not know, named by their pods as their controller: their operator replaces an
+        # evicted pod, found by its owner's UID; the object itself is never read.
+        ("Cluster", "OperatorOwned", False, True, False),  # CNPG's postgresql.cnpg.io Cluster
+        ("StrimziPodSet", "OperatorOwned", False, True, False),
+        ("ReplicationController", "OperatorOwned", False, True, False),
+        # Nothing replaces an evicted bare pod; a Job's pods are not served; a static pod's mirror is recreated by
+        # the kubelet without restarting anything.
+        ("Pod", "NotRestarted", False, False, True),
+        ("Job", "NotRestarted", False, False, True),
+        ("Node", "NotRestarted", False, False, True),
+        ("", "NotRestarted", False, False, True),
+    ],
+)
+def test_every_kind_has_rules_even_those_driftwatch_does_not_know(kind, rules, template, evict, reads_its_object):
+    from drift.rollout.kinds import offers, rules_of
+
+    found = rules_of(kind)
+    assert type(found).__name__ == rules
+    assert offers(kind, "template") is template and found.offers("evict") is evict
+    assert found.reads_its_object is reads_its_object
+    caveat = found.replacement_caveat(Target("Widget", "shop", "db"), 120)
+    if rules == "OperatorOwned":
+        assert "Widget/db is expected to replace each evicted pod" in caveat
+        assert "stuck at the cluster's rollout deadline (120s)" in caveat
+    else:
+        assert caveat is None
+
+
+@pytest.mark.parametrize(
+    ("references", "owners", "uid"),
+    [
+        ([{"kind": "Cluster", "name": "db", "uid": "u-db", "controller": True}], {}, "u-db"),
+        ([{"kind": "StatefulSet", "name": "db", "uid": "u-sts", "controller": True}], {}, "u-sts"),
+        # Reached through its ReplicaSet: the pod names the ReplicaSet, not the Deployment.
+        ([{"kind": "ReplicaSet", "name": "web-1", "uid": "u-rs", "controller": True}],
+         {"u-rs": ("Deployment", "web")}, ""),
+        ([{"kind": "ReplicaSet", "name": "web-1", "uid": "u-rs", "controller": True}],
+         {"u-rs": ("ReplicaSet", "web-1")}, "u-rs"),
+        ([{"kind": "Cluster", "name": "db", "uid": "u-db"}], {}, ""),  # not its controller
+        ([], {}, ""),  # a bare pod
+    ],
+)  # fmt: skip
+def test_the_owner_uid_is_that_of_the_workload_the_pods_name_as_their_controller(references, owners, uid):
+    from drift.podspec import owner_uid
+
+    assert owner_uid({"name": "db-1", "ownerReferences": references}, owners) == uid
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from dashboard.pages import workload as page
 from dashboard.views.at import render_at
 from drift.models import Workload
 from drift.reload_settings import container_names, set_reload
-from drift.rollout.kinds import EVICTABLE_KINDS, ROLLABLE_KINDS, RUNNABLE_KINDS
+from drift.rollout.kinds import ROLLABLE_KINDS, RUNNABLE_KINDS, offers
+from drift.vocabulary import RolloutAction
 
 PARTIALS = {"workload-pods", "rollout-history"}
 
@@ -34,7 +35,7 @@ def workload(request: HtmxHttpRequest, cluster: str, namespace: str, kind: str, 
         "can_roll_out": found.kind in ROLLABLE_KINDS
         and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
-        "can_evict": found.kind in EVICTABLE_KINDS
+        "can_evict": offers(found.kind, RolloutAction.EVICT)
         and not found.cluster.read_only
         and may_roll_out(request.user, found.cluster.name, found.namespace),
         "can_run_now": found.kind in RUNNABLE_KINDS

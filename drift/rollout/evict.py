@@ -1,6 +1,9 @@
 """Restart the stale pods only: evict them through the Eviction API (policy/v1, POST pods/NAME/eviction), a group
 of `at_once` at a time, and let their owner (a ReplicaSet, a StatefulSet, a DaemonSet, an operator) create each
 replacement, which reads the current configuration without any template change. Fresh pods are left alone.
+A workload of a kind Driftwatch does not know (drift.rollout.kinds.OperatorOwned: an operator's custom resource) is
+never read itself: its pods are the namespace's pods whose controller ownerReference has its recorded UID, so
+`list pods` and `create pods/eviction` are all it needs.
 
 The order that never loses a real change, as for Roll out (drift.rollout.execute):
 1. plan (read only): the stored verdicts say which live pods are stale; a server-side dry run of the first
@@ -28,7 +31,7 @@ from django.utils.dateparse import parse_datetime
 
 from drift import kube
 from drift.models import AuditEvent, Cluster, Rollout, Workload
-from drift.rollout.kinds import EVICTABLE_KINDS, Target, controller_owner, kinds_text
+from drift.rollout.kinds import EVICTABLE_TEXT, WHAT_WORKS_INSTEAD, Target, controller_owner
 from drift.rollout.plan import Plan, client_for, forbidden_text, refused
 from drift.rollout.preview import preview_restart, stored_workload
 from drift.rollout.record import (
@@ -84,11 +87,12 @@ def plan_eviction(
     """Which pods would go and which stay, what changes for each, and a dry run of the first eviction.
     ``claimed``: the batch's own row, already `patching`, which is not "another rollout going"."""
     known: dict[str, Any] = {"action": RolloutAction.EVICT, "at_once": at_once}
-    if target.kind not in EVICTABLE_KINDS:
+    if not target.rules.offers(RolloutAction.EVICT):
+        instead = WHAT_WORKS_INSTEAD.get(target.kind, "").format(namespace=target.namespace, name=target.name)
         return refused(
             target,
-            f"Driftwatch restarts the stale pods of {kinds_text(EVICTABLE_KINDS)}; {target.kind} {target.name} is "
-            "none of them.",
+            f"Driftwatch restarts the stale pods of {EVICTABLE_TEXT}; {target.kind} {target.name} is none of them. "
+            f"{instead}".rstrip(),
             **known,
         )
     if not 1 <= at_once <= MAX_AT_ONCE:
@@ -113,11 +117,17 @@ def plan_eviction(
 def _plan(
     cluster: Cluster, target: Target, workload_row: Workload, api: kube.KubeClient, known: dict, claimed: int | None
 ) -> Plan:
-    workload = api.get(target.path(), what=target.permission("get"))
     ours = Rollout.objects.of(cluster, target.kind, target.namespace, target.name).going().exclude(pk=claimed).first()
     if ours is not None:
         return refused(target, already_going(target, ours), **known)
-    live = live_pods(api, target, workload)
+    if not target.rules.reads_its_object and not workload_row.uid:
+        return refused(
+            target,
+            f"Driftwatch has not recorded the UID of {target.kind}/{target.name}, by which it finds its pods: take a "
+            "snapshot first.",
+            **known,
+        )
+    workload, live = read_workload(api, target, workload_row)
     previews, others = preview_restart(workload_row, [pod["name"] for pod in live])
     going_names = {preview.name for preview in previews}
     going = [pod for pod in live if pod["name"] in going_names]
@@ -139,6 +149,9 @@ def _plan(
         )
     if "429" in dry_text:
         warnings.append("A PodDisruptionBudget allows no disruption right now: Driftwatch will wait and retry.")
+    caveat = target.rules.replacement_caveat(target, cluster.rollout_deadline_seconds)
+    if caveat:
+        warnings.append(caveat)
     return Plan(
         target=target,
         outcome=Plan.READY,
@@ -149,7 +162,9 @@ def _plan(
         pods=tuple(pod["name"] for pod in going),
         pod_uids=tuple(pod["uid"] for pod in going),
         previews=previews,
-        strategy=f"evict {known['at_once']} at a time; the owner replaces each evicted pod",
+        strategy=f"evict {known['at_once']} at a time; "
+        + (f"{target.kind}/{target.name} is expected to replace" if caveat else "the owner replaces")
+        + " each evicted pod",
         dry_run=dry_text,
         warnings=tuple(warnings),
         **known,
@@ -167,17 +182,36 @@ def _dry_run(api: kube.KubeClient, target: Target, pod: dict[str, Any]) -> str:
     return f"server-side dry run accepted the eviction of {pod['name']}"
 
 
-def live_pods(api: kube.KubeClient, target: Target, workload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The workload's pods that are not terminating: name, uid, creation time, Ready."""
+def read_workload(
+    api: kube.KubeClient, target: Target, workload_row: Workload
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The workload as the API server returns it and its live pods. An operator-owned workload is not read ({}):
+    its pods are those whose controller ownerReference has the UID the snapshot recorded."""
+    if not target.rules.reads_its_object:
+        return {}, live_pods(api, target, owner_uid=workload_row.uid)
+    workload = api.get(target.path(), what=target.permission("get"))
     selector = selector_string((workload.get("spec") or {}).get("selector") or {})
-    if not selector:
-        return []
+    return workload, live_pods(api, target, selector=selector) if selector else []
+
+
+def _controller_uid(metadata: dict[str, Any]) -> str:
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller"):
+            return reference.get("uid", "")
+    return ""
+
+
+def live_pods(api: kube.KubeClient, target: Target, *, selector: str = "", owner_uid: str = "") -> list[dict[str, Any]]:
+    """The pods that are not terminating, chosen by a label selector or by their controller's UID (every pod of the
+    namespace is listed then: no selector says "owned by"): name, uid, creation time, Ready."""
     found = []
     for pod in api.list_paginated(
         kube.core_path("pods", target.namespace), what=f"list pods in {target.namespace}", label_selector=selector
     ):
         metadata = pod.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
+            continue
+        if owner_uid and _controller_uid(metadata) != owner_uid:
             continue
         conditions = (pod.get("status") or {}).get("conditions") or []
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -321,8 +355,10 @@ def advance_eviction(rollout: Rollout, client: kube.KubeClient | None = None) ->
     target = Target.of(rollout)
     try:
         with client_for(rollout.cluster, client) as api:
-            workload = api.get(target.path(), what=target.permission("get"))
-            live = live_pods(api, target, workload)
+            workload_row = stored_workload(rollout.cluster, target.kind, target.namespace, target.name)
+            if workload_row is None:
+                return _end(rollout, Rollout.Status.FAILED, f"{target} is no longer known to Driftwatch")
+            _, live = read_workload(api, target, workload_row)
             started = rollout.patched_at or rollout.requested_at
             step = next_step(rollout.pods_to_restart, rollout.evicted, live, started, rollout.at_once)
             if step.done or not step.evict:

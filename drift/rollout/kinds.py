@@ -4,7 +4,10 @@ whether it is paused or busy, how far a rollout got, and which actions it offers
 
 One small class per kind (as Reloader's `workload` types); `KINDS` maps the kind as Kubernetes spells it to its
 class, and `ROLLABLE_KINDS` (the kinds a template patch restarts) is read from them: adding a kind means one class
-here, its entry in `KINDS`, and its verbs in the chart's RBAC. Callers never branch on the kind. The path and
+here, its entry in `KINDS`, and its verbs in the chart's RBAC. A kind Driftwatch does not know, named by its pods
+as their controller (an operator's custom resource: CNPG's Cluster, Strimzi's pod sets), has the rules of
+`OperatorOwned`; the built-in kinds nothing restarts (a bare Pod, a Job, a static pod's Node) those of
+`NotRestarted`. `rules_of(kind)` gives the rules of any kind, so callers never branch on the kind. The path and
 the permission of a workload are built from validated, quoted names (drift.kube)."""
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any, ClassVar
 from drift import kube, podspec
 from drift.models import Rollout
 from drift.vocabulary import RolloutAction, WorkloadKind
+
+# The controller a static pod's mirror names: the kubelet of that node, which runs the pod from a file.
+NODE = "Node"
 
 # What a person can do instead, for the kinds a template annotation cannot restart.
 WHAT_WORKS_INSTEAD: dict[str, str] = {
@@ -34,6 +40,10 @@ WHAT_WORKS_INSTEAD: dict[str, str] = {
     WorkloadKind.REPLICA_SET: (
         "A ReplicaSet does not replace its pods when its template changes. Restart its stale pods only (it "
         "recreates each evicted pod), or manage it with a Deployment."
+    ),
+    NODE: (
+        "A static pod (its mirror owned by Node/{name}) runs from a manifest file on that node: the kubelet recreates "
+        "an evicted mirror without restarting its containers. Change or move the manifest on the node instead."
     ),
 }
 
@@ -113,6 +123,9 @@ class KindRules:
     # Whether the controller itself gives up on a rollout (a Deployment's progressDeadlineSeconds). Kinds
     # without one can stay "in progress" forever: Driftwatch's own per-cluster deadline ends them.
     has_own_deadline: ClassVar[bool] = False
+    # Whether Driftwatch reads the object itself (by its API group and name) and finds its pods by its label
+    # selector. An operator-owned kind's API is not Driftwatch's to know: its pods are found by their owner's UID.
+    reads_its_object: ClassVar[bool] = True
 
     @property
     def plural(self) -> str:
@@ -162,6 +175,11 @@ class KindRules:
 
     def offers(self, action: str) -> bool:
         return action in self.actions
+
+    def replacement_caveat(self, target: Target, deadline_seconds: int) -> str | None:
+        """What the eviction plan must say of who replaces an evicted pod, when Driftwatch cannot know it will be
+        replaced (None: the kind's own controller does, as Kubernetes documents)."""
+        return None
 
     def strategy(self, workload: dict[str, Any]) -> tuple[str, str | None]:
         """(how the controller will replace pods, in words; why a template patch would restart nothing, or None)."""
@@ -514,22 +532,91 @@ class CronJob(KindRules):
         return None
 
 
+class OperatorOwned(KindRules):
+    """A kind Driftwatch does not know, named by its pods as their controller: an operator's custom resource
+    (CNPG's Cluster, Strimzi's StrimziPodSet), or a ReplicationController. Driftwatch never reads the object
+    itself (its API group is not recorded, and Driftwatch may not be allowed to read it): its pods are the
+    namespace's pods whose controller ownerReference has its UID, as the snapshot recorded it (Workload.uid). Its
+    one action is the eviction of the stale pods; that the owner replaces each is expected, not known beforehand,
+    so a pod it does not replace leaves the rollout stuck at the cluster's rollout deadline."""
+
+    actions = (RolloutAction.EVICT,)
+    reads_its_object = False
+
+    @property
+    def plural(self) -> str:
+        raise TypeError("an operator-owned kind has no API path Driftwatch knows: it reads the pods only")
+
+    @property
+    def in_words(self) -> str:
+        return "operator-owned workloads (a kind Driftwatch does not know, named by its pods as their controller)"
+
+    def replacement_caveat(self, target: Target, deadline_seconds: int) -> str | None:
+        return (
+            f"{target.kind}/{target.name} is expected to replace each evicted pod, as the operator that owns its pods "
+            f"does; Driftwatch does not know the kind {target.kind} and cannot check it beforehand. If it does not, "
+            f"the rollout ends stuck at the cluster's rollout deadline ({deadline_seconds}s), naming the pods not "
+            "replaced."
+        )
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        return None
+
+
+class NotRestarted(KindRules):
+    """A bare Pod (nothing replaces an evicted one), a Job (its pods run to completion: not served) or a static pod's
+    Node (the kubelet recreates the mirror without restarting the containers): no action, only what works instead
+    (WHAT_WORKS_INSTEAD)."""
+
+    actions = ()
+
+    @property
+    def in_words(self) -> str:
+        return "kinds nothing restarts"
+
+    def busy(self, workload: dict[str, Any]) -> str | None:
+        return None
+
+
 KINDS: dict[str, KindRules] = {
     rules.kind: rules for rules in (Deployment(), StatefulSet(), DaemonSet(), ReplicaSet(), ArgoRollout(), CronJob())
 }
 # The kinds whose controllers replace every pod when the template changes: what "Roll out" patches. The one
 # definition; the vocabulary, the kube seam and the pages take it from here.
 ROLLABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.TEMPLATE))
-# The kinds whose owner replaces an evicted pod: what "Restart the stale pods only" serves.
+# The kinds Driftwatch knows whose owner replaces an evicted pod. "Restart the stale pods only" also serves every kind
+# it does not know (OperatorOwned): ask offers(kind, RolloutAction.EVICT).
 EVICTABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.EVICT))
 # The kinds that start Jobs from a template: what "Run now" serves.
 RUNNABLE_KINDS: frozenset[str] = frozenset(k for k, rules in KINDS.items() if rules.offers(RolloutAction.RUN_NOW))
 
 
-def kinds_text(kinds: frozenset[str] | None = None) -> str:
-    """ "Deployments, StatefulSets and DaemonSets": the kinds in words, in KINDS's order."""
+NOT_RESTARTED_KINDS: frozenset[str] = frozenset({WorkloadKind.POD, WorkloadKind.JOB, NODE})
+_OPERATOR_OWNED, _NOT_RESTARTED = OperatorOwned(), NotRestarted()
+
+
+def rules_of(kind: str) -> KindRules:
+    """The rules of any kind a pod names as its controller: its own class; NotRestarted's for a bare Pod, a Job or
+    a static pod's Node; OperatorOwned's for every other kind (whose owner replaces an evicted pod)."""
+    if kind in KINDS:
+        return KINDS[kind]
+    return _NOT_RESTARTED if not kind or kind in NOT_RESTARTED_KINDS else _OPERATOR_OWNED
+
+
+def offers(kind: str, action: str) -> bool:
+    """Whether Driftwatch offers `action` (a RolloutAction) for workloads of `kind`."""
+    return rules_of(kind).offers(action)
+
+
+def kinds_text(kinds: frozenset[str] | None = None, *more: str) -> str:
+    """ "Deployments, StatefulSets and DaemonSets": the kinds in words, in KINDS's order, then `more` words."""
     names = [rules.in_words for kind, rules in KINDS.items() if kind in (ROLLABLE_KINDS if kinds is None else kinds)]
+    names += more
     return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+# What "Restart the stale pods only" serves, in words.
+EVICTABLE_TEXT = kinds_text(EVICTABLE_KINDS, _OPERATOR_OWNED.in_words)
 
 
 @dataclass(frozen=True)
@@ -555,11 +642,11 @@ class Target:
 
     @property
     def rollable(self) -> bool:
-        return self.kind in ROLLABLE_KINDS
+        return self.rules.offers(RolloutAction.TEMPLATE)
 
     @property
     def rules(self) -> KindRules:
-        return KINDS[self.kind]
+        return rules_of(self.kind)
 
     @property
     def plural(self) -> str:
@@ -576,9 +663,12 @@ def not_rollable_reason(target: Target) -> str:
     reason = WHAT_WORKS_INSTEAD.get(target.kind)
     if reason:
         return reason.format(namespace=target.namespace, name=target.name)
+    # An operator-owned kind: its operator writes its pods from its own spec, so Driftwatch has no template to patch.
     return (
-        f"Driftwatch rolls out {kinds_text()}; {target.kind} {target.name} is none of "
-        "them. Restart it the way its own controller provides."
+        f"Driftwatch rolls out {kinds_text()}; {target.kind}/{target.name} is none of them: an operator owns its "
+        "pods and writes them from its own spec. Restart its stale pods only (the eviction action): "
+        f"{target.kind}/{target.name} is expected to replace each evicted pod. Or restart it the way its operator "
+        "provides."
     )
 
 
@@ -586,16 +676,16 @@ def not_rollable_reason(target: Target) -> str:
 
 
 def update_strategy(kind: str, workload: dict[str, Any]) -> tuple[str, str | None]:
-    return KINDS[kind].strategy(workload)
+    return rules_of(kind).strategy(workload)
 
 
 def paused_reason(kind: str, workload: dict[str, Any]) -> str | None:
-    return KINDS[kind].paused(workload) if kind in KINDS else None
+    return rules_of(kind).paused(workload)
 
 
 def busy_reason(kind: str, workload: dict[str, Any]) -> str | None:
-    return KINDS[kind].busy(workload)
+    return rules_of(kind).busy(workload)
 
 
 def progress_of(kind: str, workload: dict[str, Any], generation: int) -> Progress:
-    return KINDS[kind].progress(workload, generation)
+    return rules_of(kind).progress(workload, generation)

@@ -447,6 +447,7 @@ class KnownPods:
     # pod pk -> (container name, identity) -> the live run
     instances: dict[int, dict[tuple[str, str], KnownRun]]
     workloads: dict[tuple[str, str, str], int]  # (kind, namespace, name) -> pk
+    workload_uids: dict[int, str] = field(default_factory=dict)  # pk -> its stored uid (podspec.owner_uid)
 
 
 @dataclass
@@ -489,7 +490,26 @@ def _record_pods(cluster: Cluster, listing: Listing, now: datetime, recorded: Re
             ContainerInstance.objects.filter(pod_id__in=gone_pods, ended_at=None).values_list("pk", flat=True)
         )
     _write_container_changes(changes, now, recorded)
+    _record_owner_uids(listing, known, recorded)
     _record_schedules(cluster, listing)
+
+
+def _record_owner_uids(listing: Listing, known: KnownPods, recorded: Recorded) -> None:
+    """The UID of each workload its pods name as their controller, when it changed (a workload recorded before
+    Driftwatch stored it, or deleted and created again under the same name): an operator-owned workload's pods are
+    found by it (drift.rollout.evict)."""
+    changed: dict[int, str] = {}
+    for item in listing.pods:
+        metadata = item.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            continue  # the pods of an owner deleted before one of the same name was created go; they do not count
+        uid = podspec.owner_uid(metadata, listing.owners)
+        kind, name = podspec.top_owner(metadata, listing.owners)
+        pk = known.workloads.get((kind, metadata.get("namespace", ""), name))
+        if uid and pk is not None and known.workload_uids.get(pk) != uid:
+            changed[pk] = known.workload_uids[pk] = uid
+    for pk, uid in changed.items():
+        recorded.rows += Workload.objects.filter(pk=pk).update(uid=uid)
 
 
 def _record_schedules(cluster: Cluster, listing: Listing) -> None:
@@ -537,11 +557,10 @@ def _known_pods(cluster: Cluster, uid: str | None = None, workload: tuple[str, s
         "pk", "pod_id", "name", "container_id", "running", *RUN_STATUS_FIELDS
     ):
         instances[pod_id][(name, identity)] = KnownRun(pk, running, RunStatus(*status))
-    workloads = {
-        (kind, namespace, name): pk
-        for pk, kind, namespace, name in workloads_of.values_list("pk", "kind", "namespace", "name")
-    }
-    return KnownPods(pods, instances, workloads)
+    workloads, workload_uids = {}, {}
+    for pk, kind, namespace, name, workload_uid in workloads_of.values_list("pk", "kind", "namespace", "name", "uid"):
+        workloads[(kind, namespace, name)], workload_uids[pk] = pk, workload_uid
+    return KnownPods(pods, instances, workloads, workload_uids)
 
 
 def _record_pod(
@@ -560,10 +579,12 @@ def _record_pod(
         kind, name = podspec.top_owner(metadata, listing.owners)
         workload_id = known.workloads.get((kind, namespace, name))
         if workload_id is None:
+            uid_of_owner = podspec.owner_uid(metadata, listing.owners)
             workload_id = Workload.objects.create(
-                cluster=cluster, kind=kind, namespace=namespace, name=name, first_seen=now
+                cluster=cluster, kind=kind, namespace=namespace, name=name, uid=uid_of_owner, first_seen=now
             ).pk
             known.workloads[(kind, namespace, name)] = workload_id
+            known.workload_uids[workload_id] = uid_of_owner
             recorded.rows += 1
         created = Pod.objects.create(
             cluster=cluster, workload_id=workload_id, namespace=namespace, name=metadata.get("name", ""),

@@ -4,9 +4,9 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 
 from drift.kube import InvalidName
-from drift.models import Cluster, Rollout
+from drift.models import Cluster, Rollout, Workload
 from drift.rollout import ROLLABLE_KINDS, Plan, Target, refresh_rollout, request_eviction, request_rollout
-from drift.rollout.kinds import EVICTABLE_KINDS, RUNNABLE_KINDS
+from drift.rollout.kinds import EVICTABLE_KINDS, RUNNABLE_KINDS, offers
 from drift.rollout.run_now import run_now
 from drift.vocabulary import RolloutAction, WorkloadKind
 
@@ -31,7 +31,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "workload",
             metavar="KIND/NAME",
-            help="e.g. deployment/env-demo, sts/db, ds/agent, ro/web (an Argo Rollout), cronjob/nightly (run now)",
+            help="e.g. deployment/env-demo, sts/db, ds/agent, ro/web (an Argo Rollout), cronjob/nightly (run now), "
+            "widget/shelf with --pods stale (an operator-owned workload Driftwatch recorded)",
         )
         parser.add_argument("-n", "--namespace", required=True)
         parser.add_argument("--cluster", help="registered cluster name (default: the only one registered)")
@@ -49,11 +50,12 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=600, help="seconds --wait waits at most (default 600)")
 
     def handle(self, *args: object, **options: object) -> None:
+        cluster = _cluster(options["cluster"])
+        namespace, name = str(options["namespace"]), _name(str(options["workload"]))
         try:
-            target = Target(_kind(str(options["workload"])), str(options["namespace"]), _name(str(options["workload"])))
+            target = Target(_kind(str(options["workload"]), cluster, namespace), namespace, name)
         except InvalidName as error:
             raise CommandError(str(error)) from None
-        cluster = _cluster(options["cluster"])
         actor = str(options["actor"]).strip()
         if not actor:
             raise CommandError("--actor must name who asks for the rollout")
@@ -121,14 +123,26 @@ class Command(BaseCommand):
         return rollout
 
 
-def _kind(workload: str) -> str:
+def _kind(workload: str, cluster: Cluster, namespace: str) -> str:
+    """The kind as Kubernetes spells it: one Driftwatch knows, in any case or short name, or the kind of an
+    operator-owned workload of that name it recorded (`widget/shelf` for a Widget: --pods stale serves it)."""
     kind, _, name = workload.partition("/")
     if not name:
         raise CommandError(f"give the workload as KIND/NAME, e.g. deployment/env-demo (got {workload!r})")
-    if kind.lower() not in KINDS:
-        known = ", ".join(sorted(k.lower() for k in ROLLABLE_KINDS | EVICTABLE_KINDS | RUNNABLE_KINDS))
-        raise CommandError(f"unknown kind {kind!r}: use one of {known}")
-    return KINDS[kind.lower()]
+    if kind.lower() in KINDS:
+        return KINDS[kind.lower()]
+    recorded = (
+        Workload.objects.filter(cluster=cluster, namespace=namespace, name=name, kind__iexact=kind, deleted_at=None)
+        .values_list("kind", flat=True)
+        .first()
+    )
+    if recorded is not None and offers(recorded, RolloutAction.EVICT):
+        return recorded
+    known = ", ".join(sorted(k.lower() for k in ROLLABLE_KINDS | EVICTABLE_KINDS | RUNNABLE_KINDS))
+    raise CommandError(
+        f"unknown kind {kind!r}: use one of {known}, or the kind of an operator-owned workload Driftwatch has recorded "
+        f"in {namespace} (none named {kind}/{name})"
+    )
 
 
 def _name(workload: str) -> str:
