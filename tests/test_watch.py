@@ -95,6 +95,20 @@ def test_a_resource_version_the_api_server_forgot_is_a_410_then_a_relist_that_ca
     assert watcher.counts["gone"] == 1 and watcher.counts["relists"] == 1
 
 
+def test_a_resume_point_from_before_the_cluster_was_rebuilt_is_dropped_for_a_relist(kubeconfig, kube, namespace):
+    # A resume point the API server has not reached (the cluster was rebuilt, or etcd restored from a backup): a
+    # watch from it answers nothing at all, not even a bookmark, until etcd gets there. The demo met it: its
+    # watcher resumed from the previous cluster's position and saw no edit. A stall with nothing heard relists.
+    cluster, _ = register_cluster("local", str(kubeconfig))
+    kube.config_map("written-while-away", {"log_level": "INFO"})
+    with watching(cluster, resume_from="999999999", stall_seconds=3) as watcher:
+        wait_until(lambda: log_levels(namespace, "written-while-away") == ["INFO"], timeout=30, what="the relist")
+        kubectl(kubeconfig, "-n", namespace, "patch", "configmap", "written-while-away", "--type", "merge",
+                "-p", '{"data":{"log_level":"DEBUG"}}')  # fmt: skip
+        wait_until(lambda: log_levels(namespace, "written-while-away") == ["INFO", "DEBUG"], timeout=30)
+    assert watcher.counts["stalled"] >= 1 and watcher.counts["relists"] >= 1
+
+
 def test_two_edits_a_second_apart_are_two_versions_in_order_with_their_client(kubeconfig, kube, namespace):
     cluster, _ = register_cluster("local", str(kubeconfig))
     with watching(cluster) as watcher:

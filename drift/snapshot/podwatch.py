@@ -163,6 +163,7 @@ class PodWatch(ResourceWatch):
     counts: dict[str, int] = field(default_factory=dict)
     recorded_up_to: str = ""
     connected: bool = False
+    heard: bool = False
     keep_position: Callable[[str, str], None] | None = None
     _stream: kube.WatchStream | None = field(default=None, repr=False)
     _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -103,6 +103,8 @@ class ResourceWatch:
     recorded_up_to: str
     # Whether its watch is open and nothing failed since (the Heartbeat beats only while every watch is).
     connected: bool
+    # Whether the current watch brought anything (an event or a bookmark): a stall with nothing heard relists.
+    heard: bool
     # Writes where a fresh list put it into the lease at once (drift.snapshot.leases.LeaseKeeper.keep_position);
     # None where no lease keeps one (the pods' watch, which always lists first; a watch run without leases).
     keep_position: Callable[[str, str], None] | None
@@ -141,6 +143,7 @@ class ResourceWatch:
                             self.recorded_up_to = resource_version
                             if self.keep_position:
                                 self.keep_position(self.label, resource_version)
+                        self.heard = False
                         resource_version = self.watch(cluster, client, resource_version, backoff)
                     backoff.reset()
                 except kube.Gone as gone:
@@ -151,6 +154,13 @@ class ResourceWatch:
                 except kube.Stalled:
                     self.connected = False
                     self.count("stalled")
+                    if not self.heard:
+                        # Not an event, not a bookmark: a resourceVersion the API server has not reached (the
+                        # cluster was rebuilt, etcd restored) is answered with silence until it gets there.
+                        log.warning("watch of %s %s from resourceVersion %s heard nothing for %.0f s; relisting",
+                                    name, self.label, resource_version, self.stall_seconds)  # fmt: skip
+                        resource_version, replay_from = None, ""
+                        continue
                     log.warning("watch of %s %s stalled for %.0f s; restarting", name, self.label, self.stall_seconds)
                 except kube.KubeError as error:
                     self.connected = False
@@ -177,6 +187,7 @@ class ResourceWatch:
         writes it into the lease row at its next renewal. A holder that resumes from an older one meets events
         recorded already: recording them again writes nothing."""
         self.recorded_up_to = resource_version or self.recorded_up_to
+        self.heard = True
 
     def open_stream(self, client: kube.KubeClient, path: str, resource_version: str) -> kube.WatchStream:
         """Open the next watch, where `close_stream` (another thread) can end it."""
@@ -217,6 +228,7 @@ class SourceWatch(ResourceWatch):
     counts: dict[str, int] = field(default_factory=dict)
     recorded_up_to: str = ""
     connected: bool = False
+    heard: bool = False
     keep_position: Callable[[str, str], None] | None = None
     _stream: kube.WatchStream | None = field(default=None, repr=False)
     _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
