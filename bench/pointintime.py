@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +32,13 @@ os.environ.setdefault("HTTPS", "false")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bench_main(__doc__.splitlines()[0], "driftwatch_bench_pointintime", run)
+
+
+def bench_main(description: str, database: str, run: Callable[[int, int], dict]) -> None:
+    """The command line of a bench that seeds `--pods` pods into a throwaway database of its own (created, then
+    dropped) and times `run(pods, repeat)`; prints its results as JSON (and writes them to `--out`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--pods", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--out", type=Path, help="also write the results as JSON to this file")
@@ -43,8 +50,8 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    settings.DATABASES["default"]["NAME"] = "driftwatch_bench_pointintime"
-    connection.settings_dict["NAME"] = "driftwatch_bench_pointintime"
+    settings.DATABASES["default"]["NAME"] = database
+    connection.settings_dict["NAME"] = database
     test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         results = run(args.pods, args.repeat)

@@ -11,7 +11,6 @@ Run with .venv/bin/python bench/timeline.py [--pods 5000] [--repeat 7]."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -29,29 +28,9 @@ os.environ.setdefault("HTTPS", "false")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--out", type=Path, help="also write the results as JSON to this file")
-    args = parser.parse_args()
+    from pointintime import bench_main
 
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.DATABASES["default"]["NAME"] = "dw_timeline_bench"
-    connection.settings_dict["NAME"] = "dw_timeline_bench"
-    test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
-        results = run(args.pods, args.repeat)
-    finally:
-        connection.creation.destroy_test_db(test_name, verbosity=0)
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results))
+    bench_main(__doc__.splitlines()[0], "dw_timeline_bench", run)
 
 
 def run(pods: int, repeat: int) -> dict:
