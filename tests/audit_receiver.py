@@ -50,7 +50,9 @@ class FixedPortServerThread(LiveServerThread):
         # The API server sends its bearer token over HTTPS only: serve with the receiver's certificate.
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(ROOT / ".cluster" / "audit-receiver.crt", ROOT / ".cluster" / "audit-receiver.key")
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The handshake happens in each request's own thread (on its first read), never in the accepting one: a
+        # client that connects and sends nothing cannot hold up every later delivery.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         return server
 
 
