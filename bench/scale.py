@@ -8,7 +8,8 @@ stored. The overview is timed with the first cluster alone, then with all ten (m
 a warm-up), then `/metrics`. Honest because these pages read only stored rows: where the rows came from does
 not change what the query planner and the templates do with them.
 
-`--part watcher`: the same registrations, the watcher only (it reads ConfigMaps and Secrets, not pods).
+`--part watcher`: the same registrations, the watcher only (its watches of pods, ConfigMaps and Secrets; with
+`--churn`, a ConfigMap edit every 10 s and a rolling restart every 5 minutes meanwhile).
 
 `--part processes`: the local API server serves ten registrations (`scale-0` ...), each reading the whole local
 cluster with bench/snapshot.py's simulated pods on kwok nodes (500 Deployments of 10 pods: create them once
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--soak-minutes", type=float, default=5)
+    parser.add_argument("--churn", action="store_true", help="edits and restarts in the bench's namespaces meanwhile")
+    parser.add_argument("--worker-soak-minutes", type=float, help="the worker's soak, if not --soak-minutes")
     parser.add_argument("--database", default="driftwatch_bench_scale", help="--part processes")
     parser.add_argument("--delete", action="store_true", help="only delete the workloads, then stop")
     parser.add_argument("--create", action="store_true", help="only create the workloads, then stop")
@@ -162,9 +165,12 @@ def processes(args: argparse.Namespace) -> dict:
         )
         for name in names
     ]
-    results: dict[str, Any] = {"clusters": args.clusters, "soak_minutes": args.soak_minutes}
-    if args.part == "watcher":  # the watcher alone (it reads ConfigMaps and Secrets, not pods)
-        results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes)
+    results: dict[str, Any] = {
+        "clusters": args.clusters, "soak_minutes": args.soak_minutes, "churn": args.churn,
+        "worker_soak_minutes": args.worker_soak_minutes or args.soak_minutes,
+    }  # fmt: skip
+    if args.part == "watcher":  # the watcher alone (no worker)
+        results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes, args.churn, args.namespaces)
         return results
     worker = start_worker()
     try:
@@ -177,10 +183,11 @@ def processes(args: argparse.Namespace) -> dict:
         results["first_cycles_s"] = time.monotonic() - started
         results["pods"] = Pod.objects.filter(cluster__in=clusters).count()
         print(f"{results['pods']} pods recorded by one worker ({results['first_cycles_s']:.0f} s)")
-        results["worker_rss"] = soak_worker(worker, clusters, args.soak_minutes)
+        churn = Churn(ROOT, args.namespaces) if args.churn else None
+        results["worker_rss"] = soak_worker(worker, clusters, args.worker_soak_minutes or args.soak_minutes, churn)
     finally:
         stop(worker)
-    results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes)
+    results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes, args.churn, args.namespaces)
     return results
 
 
@@ -265,9 +272,10 @@ def wait_for_runs(clusters: list, ended: int, timeout: float = 1800) -> None:
     raise SystemExit("snapshots did not end in time")
 
 
-def soak_worker(worker: subprocess.Popen, clusters: list, minutes: float) -> dict:
+def soak_worker(worker: subprocess.Popen, clusters: list, minutes: float, churn: Churn | None = None) -> dict:
     """The worker's RSS after the first cycles, then after each round of one snapshot per cluster (the steady
-    cycles a beat would send) for `minutes`."""
+    cycles a beat would send, back to back: denser than the beat's one per cluster every 30 s) for `minutes`;
+    with `churn`, one of its edits (and, every 5 minutes, a restart) before each round."""
     from drift.models import SnapshotRun
     from drift.tasks import snapshot_cluster
 
@@ -276,18 +284,23 @@ def soak_worker(worker: subprocess.Popen, clusters: list, minutes: float) -> dic
     deadline = time.monotonic() + minutes * 60
     while time.monotonic() < deadline:
         ended = {c.pk: c.runs.exclude(status=SnapshotRun.Status.RUNNING).count() for c in clusters}
+        if churn is not None:
+            churn.step()
         for cluster in clusters:
             snapshot_cluster.delay(cluster.pk)
         for cluster in clusters:
             wait_for_runs([cluster], ended[cluster.pk] + 1)
         samples.append(rss_mib(worker.pid))
         print(f"  worker RSS after a round: {samples[-1]:.0f} MiB")
-    return {"samples_mib": samples, "first_mib": samples[0], "last_mib": samples[-1], "peak_mib": max(samples)}
+    result = {"samples_mib": samples, "first_mib": samples[0], "last_mib": samples[-1], "peak_mib": max(samples)}
+    if churn is not None:
+        result |= {"config_map_edits": churn.edits, "restarts": churn.restarts}
+    return result
 
 
-def soak_watcher(clusters: list, minutes: float) -> dict:
+def soak_watcher(clusters: list, minutes: float, churning: bool = False, args_namespaces: int = 10) -> dict:
     """`manage.py watch` holding every cluster's lease: its RSS once each cluster's watches listed, then every 30 s
-    for `minutes` (idle: nothing changes in the bench's namespaces)."""
+    for `minutes`: idle, or with `churning` a ConfigMap edit every 10 s and a rolling restart every 5 minutes."""
     from django.utils import timezone
 
     from drift.models import ClusterLease
@@ -308,14 +321,57 @@ def soak_watcher(clusters: list, minutes: float) -> dict:
             raise SystemExit(f"the watcher did not hold every cluster; see {log_path}")
         samples = [rss_mib(watcher.pid)]
         print(f"watcher RSS, {len(clusters)} clusters watched: {samples[0]:.0f} MiB")
+        churn = Churn(ROOT, args_namespaces) if churning else None
         deadline = time.monotonic() + minutes * 60
         while time.monotonic() < deadline:
-            time.sleep(30)
+            next_sample = time.monotonic() + 30
+            while churn is not None and time.monotonic() < next_sample:
+                churn.step()
+                time.sleep(max(0.0, min(10.0, next_sample - time.monotonic())))
+            time.sleep(max(0.0, next_sample - time.monotonic()))
             samples.append(rss_mib(watcher.pid))
         print(f"  watcher RSS over the soak: {' '.join(f'{s:.0f}' for s in samples)} MiB")
     finally:
         stop(watcher)
-    return {"samples_mib": samples, "first_mib": samples[0], "last_mib": samples[-1], "peak_mib": max(samples)}
+    result = {"samples_mib": samples, "first_mib": samples[0], "last_mib": samples[-1], "peak_mib": max(samples)}
+    if churn is not None:
+        result |= {"config_map_edits": churn.edits, "restarts": churn.restarts}
+        print(
+            f"  while {churn.edits} ConfigMap edits and {churn.restarts} rolling restarts "
+            f"({churn.restarts * churn.replicas} pods replaced) reached the {len(clusters)} registrations"
+        )
+    return result
+
+
+class Churn:
+    """What a busy cluster does during the soak: a ConfigMap of the bench's edited every 10 s (each one re-judges
+    its consumers in every registration), a Deployment restarted every 5 minutes (its pods replaced). Without
+    it an idle soak shows only that nothing grows when nothing happens."""
+
+    replicas = 10
+
+    def __init__(self, root: Path, namespaces: int) -> None:
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+
+        api = k8s_config.new_client_from_config(config_file=str(root / ".cluster" / "kubeconfig"))
+        self.core, self.apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+        self.namespaces = namespaces
+        self.edits = self.restarts = 0
+        self.last_restart = time.monotonic()
+
+    def step(self) -> None:
+        namespace = f"bench-{self.edits % self.namespaces}"
+        name = f"config-{(self.edits // self.namespaces) % 5}"
+        self.core.patch_namespaced_config_map(name, namespace, {"data": {"log_level": f"DEBUG-{self.edits}"}})
+        self.edits += 1
+        if time.monotonic() - self.last_restart >= 300:
+            namespace = f"bench-{self.restarts % self.namespaces}"
+            deployment = f"app-{self.restarts}"  # app-K lives in bench-(K mod namespaces)
+            stamp = {"spec": {"template": {"metadata": {"annotations": {"bench/restarted-at": str(time.time())}}}}}
+            self.apps.patch_namespaced_deployment(deployment, namespace, stamp)
+            self.restarts += 1
+            self.last_restart = time.monotonic()
 
 
 def print_read(results: dict) -> None:
@@ -332,8 +388,10 @@ def print_processes(results: dict) -> None:
         rss = results.get(f"{name}_rss")
         if rss is None:
             continue
-        print(f"  {name} RSS: {rss['first_mib']:.0f} MiB, {rss['last_mib']:.0f} after a {results['soak_minutes']:g}-"
-              f"minute soak (peak {rss['peak_mib']:.0f})")  # fmt: skip
+        minutes = results["worker_soak_minutes"] if name == "worker" else results["soak_minutes"]
+        busy = f", {rss['config_map_edits']} edits, {rss['restarts']} restarts meanwhile" if "restarts" in rss else ""
+        print(f"  {name} RSS: {rss['first_mib']:.0f} MiB, {rss['last_mib']:.0f} after a {minutes:g}-minute soak "
+              f"(peak {rss['peak_mib']:.0f}{busy})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -98,9 +98,14 @@ def scale_rows(missing: str) -> list[tuple[str, str, str]]:
     for name, result in (("watcher", watcher or processes), ("worker", processes)):
         rss = (result or {}).get(f"{name}_rss")
         if rss:
-            rows.append((f"{name} RSS, {result['clusters']} clusters", "stated; no growth",  # type: ignore[index]
+            assert result is not None
+            minutes = result["soak_minutes"]
+            if name == "worker":
+                minutes = result.get("worker_soak_minutes", minutes)
+            busy = f"; {rss['config_map_edits']} edits, {rss['restarts']} restarts" if "restarts" in rss else ""
+            rows.append((f"{name} RSS, {result['clusters']} clusters", "stated; no growth",
                          f"{rss['first_mib']:.0f} MiB, {rss['last_mib']:.0f} MiB after "
-                         f"{result['soak_minutes']:g} min (peak {rss['peak_mib']:.0f})"))  # type: ignore[index]  # fmt: skip
+                         f"{minutes:g} min (peak {rss['peak_mib']:.0f}{busy})"))  # fmt: skip
     return rows
 
 
