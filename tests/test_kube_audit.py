@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,10 @@ def versions(namespace: str, name: str) -> list[SourceVersion]:
     )
 
 
-def wait_for_author(namespace: str, who: str, timeout: float) -> bool:
+def wait_for_author(namespace: str, name: str, who: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if versions(namespace, "app")[-1].changed_by == who:
+        if versions(namespace, name)[-1].changed_by == who:
             return True
         time.sleep(0.05)
     return False
@@ -53,11 +54,11 @@ def dropped_batches() -> list[str]:
     return [line for line in API_SERVER_LOG.read_text(errors="replace").splitlines() if "Error in audit plugin" in line]
 
 
-def author_missing(namespace: str, who: str, dropped: list[str]) -> str:
+def author_missing(namespace: str, name: str, who: str, dropped: list[str]) -> str:
     """What is known when an author did not come: the version, the events stored for the object, and the API
     server's own word on batches it dropped meanwhile."""
-    latest = versions(namespace, "app")[-1]
-    events = KubeAuditEvent.objects.filter(namespace=namespace, name="app").order_by("completed_at")
+    latest = versions(namespace, name)[-1]
+    events = KubeAuditEvent.objects.filter(namespace=namespace, name=name).order_by("completed_at")
     said = [
         f"{event.verb} {event.status_code} {event.impersonated_user or event.username} "
         f"received {event.request_received_at.isoformat()} completed {event.completed_at.isoformat()} "
@@ -78,41 +79,65 @@ def watch_in_thread(cluster: Cluster, kind: SourceKind, stop: threading.Event) -
     return watcher
 
 
+class Lost(Exception):
+    """The API server never delivered a write's audit event (nothing of it stored): outside Driftwatch."""
+
+
+def edit_as_alice_then_bob(kubeconfig: Path, kube: Any, namespace: str, name: str) -> tuple[list[float], list[float]]:
+    """Create NAME, then patch it as alice and as bob, each author awaited; then carol's refused create."""
+    kube.config_map(name, {"log_level": "INFO"})
+    wait_until(lambda: len(versions(namespace, name)) == 1, timeout=30)
+    version_delays, author_delays = [], []
+    for who, level in (("alice@example.com", "DEBUG"), ("bob@example.com", "WARN")):
+        dropped_before = dropped_batches()
+        kubectl(kubeconfig, "--as", who, "--as-group", "system:masters", "-n", namespace, "patch",
+                "configmap", name, "--type", "merge", "-p", f'{{"data":{{"log_level":"{level}"}}}}')  # fmt: skip
+        returned = time.monotonic()
+        wait_until(lambda lvl=level: versions(namespace, name)[-1].data.get("log_level") == lvl,
+                   timeout=30, interval=0.05)  # fmt: skip
+        version_delays.append(time.monotonic() - returned)
+        # Usually under 1.5 s. Twice in fresh-clone runs of the whole suite: over 30 s, then never in 90 s, with
+        # nothing refused or failed on our side (cause not found). The API server retries a batch for up to ~80 s
+        # of backoff, then drops it: wait past that. An event that arrived and was not joined fails at once.
+        if not wait_for_author(namespace, name, who, timeout=150):
+            said = author_missing(namespace, name, who, dropped_batches()[len(dropped_before) :])
+            if KubeAuditEvent.objects.filter(namespace=namespace, name=name, impersonated_user=who).exists():
+                raise AssertionError(said)
+            raise Lost(said)
+        author_delays.append(time.monotonic() - returned)
+        time.sleep(1)
+    # An attempt the API server refused (409: it exists already) is kept as an attempt, not a version.
+    refused = kubectl(kubeconfig, "--as", "carol@example.com", "--as-group", "system:masters", "-n", namespace,
+                      "create", "configmap", name, "--from-literal=log_level=ERROR", check=False)  # fmt: skip
+    assert refused.returncode != 0
+    wait_until(lambda: KubeAuditEvent.objects.filter(status_code=409, name=name).exists(), timeout=30, what="the 409")
+    return version_delays, author_delays
+
+
 @pytest.mark.cluster
 @pytest.mark.django_db(transaction=True)
 def test_kubectl_as_alice_names_alice_on_the_version_and_in_the_audit_log(kubeconfig, kube, namespace, plain_http):
     hook = webhook()
     cluster, _ = register_cluster(hook.cluster_name, str(kubeconfig), audit_token=hook.token)
     stop = threading.Event()
+    name = "app"
     with receiving(hook.port):
         watch_in_thread(cluster, SourceKind.CONFIG_MAP, stop)
         try:
-            kube.config_map("app", {"log_level": "INFO"})
-            wait_until(lambda: len(versions(namespace, "app")) == 1, timeout=30)
-            version_delays, author_delays = [], []
-            for who, level in (("alice@example.com", "DEBUG"), ("bob@example.com", "WARN")):
-                dropped_before = dropped_batches()
-                kubectl(kubeconfig, "--as", who, "--as-group", "system:masters", "-n", namespace, "patch",
-                        "configmap", "app", "--type", "merge", "-p", f'{{"data":{{"log_level":"{level}"}}}}')  # fmt: skip
-                returned = time.monotonic()
-                wait_until(lambda lvl=level: versions(namespace, "app")[-1].data.get("log_level") == lvl,
-                           timeout=30, interval=0.05)  # fmt: skip
-                version_delays.append(time.monotonic() - returned)
-                # Usually under 1.5 s. Twice in fresh-clone runs of the whole suite: over 30 s, then never in 90 s,
-                # with nothing refused or failed on our side (cause not found). The API server retries a batch
-                # for up to ~80 s of backoff and then drops it: wait past that, and say what it said if it did.
-                if not wait_for_author(namespace, who, timeout=150):
-                    raise AssertionError(author_missing(namespace, who, dropped_batches()[len(dropped_before) :]))
-                author_delays.append(time.monotonic() - returned)
-                time.sleep(1)
-            # An attempt the API server refused (409: it exists already) is kept as an attempt, not a version.
-            refused = kubectl(kubeconfig, "--as", "carol@example.com", "--as-group", "system:masters", "-n", namespace,
-                              "create", "configmap", "app", "--from-literal=log_level=ERROR", check=False)  # fmt: skip
-            assert refused.returncode != 0
-            wait_until(lambda: KubeAuditEvent.objects.filter(status_code=409).exists(), timeout=30, what="the 409")
+            try:
+                version_delays, author_delays = edit_as_alice_then_bob(kubeconfig, kube, namespace, name)
+            except Lost as lost:
+                # Once, on another object, so that a delivery the API server dropped does not fail the join under
+                # test; kept in the artifacts (and a second loss fails).
+                ARTIFACTS.mkdir(exist_ok=True)
+                with (ARTIFACTS / "audit-delays.txt").open("a") as out:
+                    out.write(f"lost {lost}\n")
+                warnings.warn(f"an audit event was never delivered; once more on another object: {lost}", stacklevel=1)
+                name = "app-again"
+                version_delays, author_delays = edit_as_alice_then_bob(kubeconfig, kube, namespace, name)
         finally:
             stop.set()
-    found = versions(namespace, "app")
+    found = versions(namespace, name)
     assert [v.data["log_level"] for v in found] == ["INFO", "DEBUG", "WARN"]
     assert [(v.changed_by, v.client) for v in found[1:]] == [
         ("alice@example.com", "kubectl-patch"),
@@ -123,18 +148,18 @@ def test_kubectl_as_alice_names_alice_on_the_version_and_in_the_audit_log(kubeco
     assert joined.impersonated_user == "alice@example.com" and joined.username != "alice@example.com"
     assert "system:masters" in joined.impersonated_groups
     assert joined.user_agent.startswith("kubectl") and joined.source_ips
-    authored = AuditEvent.objects.filter(action=AuditEvent.Action.CONFIG_AUTHOR, object_name="app").order_by("id")
+    authored = AuditEvent.objects.filter(action=AuditEvent.Action.CONFIG_AUTHOR, object_name=name).order_by("id")
     # The first version was created by the test itself (the cluster's admin, through the Python client).
     assert [(entry.actor, entry.detail["client"]) for entry in authored] == [
         (found[0].changed_by, found[0].client),
         ("alice@example.com", "kubectl-patch"),
         ("bob@example.com", "kubectl-patch"),
     ]
-    attempt = AuditEvent.objects.get(action=AuditEvent.Action.CONFIG_ATTEMPT, object_name="app")
+    attempt = AuditEvent.objects.get(action=AuditEvent.Action.CONFIG_ATTEMPT, object_name=name)
     assert attempt.actor == "carol@example.com" and attempt.detail["status_code"] == 409
     assert len(found) == 3
     out = io.StringIO()
-    call_command("history", "--cluster", hook.cluster_name, "-n", namespace, "configmap/app", "--json", stdout=out)
+    call_command("history", "--cluster", hook.cluster_name, "-n", namespace, f"configmap/{name}", "--json", stdout=out)
     printed = json.loads(out.getvalue())
     assert [(item["version"], item["changed_by"], item["client"]) for item in printed[1:]] == [
         (2, "alice@example.com", "kubectl-patch"),
@@ -145,7 +170,7 @@ def test_kubectl_as_alice_names_alice_on_the_version_and_in_the_audit_log(kubeco
     assert set(printed[0]) == {"version", "resource_version", "first_seen", "changed_at", "changed_by", "client",
                                "changed_keys"}  # fmt: skip
     out = io.StringIO()
-    call_command("history", "--cluster", hook.cluster_name, "-n", namespace, "configmap/app", stdout=out)
+    call_command("history", "--cluster", hook.cluster_name, "-n", namespace, f"configmap/{name}", stdout=out)
     assert "#2 rv" in out.getvalue() and "by alice@example.com via kubectl-patch" in out.getvalue()
     ARTIFACTS.mkdir(exist_ok=True)
     with (ARTIFACTS / "audit-delays.txt").open("a") as out:
