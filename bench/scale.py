@@ -274,7 +274,7 @@ def wait_for_runs(clusters: list, ended: int, timeout: float = 1800) -> None:
 
 def soak_worker(worker: subprocess.Popen, clusters: list, minutes: float, churn: Churn | None = None) -> dict:
     """The worker's RSS after the first cycles, then after each round of one snapshot per cluster (the steady
-    cycles a beat would send, back to back: denser than the beat's one per cluster every 30 s) for `minutes`;
+    cycles a beat would send, back to back, as fast as the one worker takes them) for `minutes`;
     with `churn`, one of its edits (and, every 5 minutes, a restart) before each round."""
     from drift.models import SnapshotRun
     from drift.tasks import snapshot_cluster
