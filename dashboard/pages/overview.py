@@ -226,6 +226,9 @@ def overview(
     latest_runs = latest_finished_runs(clusters)
     charted = charted_runs(clusters, now)
     delays = measured.refresh_delays_of(clusters, now)
+    # The chart counts the whole cluster: with a namespace filter or a search, the pages counted less.
+    whole_cluster = not (filters.namespace or searching)
+    whole_counts = {} if whole_cluster else verdicts.clusters_counts(clusters, now)
     result = []
     for cluster in clusters:
         finished = latest_runs.get(cluster.pk)
@@ -243,8 +246,7 @@ def overview(
         totals = dict(shown.listed.pods) if filters.verdict else shown.pods
         # The chart's last point is the stale pods the badges count, from the same stored verdicts (a watcher's
         # version may have changed them since the last snapshot recorded its counts).
-        whole_cluster = not (filters.namespace or searching)
-        stale_now = shown.pods[Verdict.STALE] if whole_cluster else verdicts.cluster_counts(cluster, now)[Verdict.STALE]
+        stale_now = shown.pods[Verdict.STALE] if whole_cluster else whole_counts[cluster.pk][Verdict.STALE]
         result.append(
             ClusterOverview(
                 cluster=cluster,

@@ -219,27 +219,39 @@ def cluster_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, i
     """Pods per worst verdict in the whole cluster, for the run record and the chart of stale pods: one aggregate
     query over the stored summaries that hold, with expired workloads (or a cluster whose stored verdicts do not
     hold) judged again in memory."""
+    return clusters_counts([cluster], now)[cluster.pk]
+
+
+def clusters_counts(clusters: Collection[Cluster], now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """``cluster_counts`` of each cluster (by id), in the same queries however many clusters there are (the
+    overview's charts with a namespace filter or a search, which count the whole cluster)."""
     now = now or timezone.now()
-    plan = read_plans([cluster], now)
-    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-    expired: dict[int, list[int]] = defaultdict(list)
-    if plan[cluster.pk].valid:
-        stored = WorkloadVerdicts.objects.filter(cluster=cluster)
-        added = stored.filter(Q(expires_at=None) | Q(expires_at__gt=now)).aggregate(
-            **{str(verdict): pods_with(verdict) for verdict in VERDICT_ORDER}
-        )
+    plans = read_plans(clusters, now)
+    counts: dict[int, dict[str, int]] = {c.pk: dict.fromkeys(VERDICT_ORDER, 0) for c in clusters}
+    stored = WorkloadVerdicts.objects.filter(cluster__in=[c.pk for c in clusters if plans[c.pk].valid])
+    added = (
+        stored.filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .values("cluster_id")
+        .annotate(**{str(verdict): pods_with(verdict) for verdict in VERDICT_ORDER})
+        .order_by()
+    )
+    for counted in added:
+        row: dict[str, Any] = dict(counted)  # keys made from the verdicts' names
         for each in VERDICT_ORDER:
-            counts[each] += added[each]
-        expired[cluster.pk] = list(stored.filter(expires_at__lte=now).values_list("workload_id", flat=True))
-    for summary in judged_summaries([cluster], plan, expired, None, now):
+            counts[row["cluster_id"]][each] += row[each]
+    expired: dict[int, list[int]] = defaultdict(list)
+    for cluster_id, workload_id in stored.filter(expires_at__lte=now).values_list("cluster_id", "workload_id"):
+        expired[cluster_id].append(workload_id)
+    ids = {c.name: c.pk for c in clusters}
+    for summary in judged_summaries(clusters, plans, expired, None, now):
         for name, count in summary.pods.items():
-            counts[name] = counts.get(name, 0) + count
+            counts[ids[summary.cluster]][name] = counts[ids[summary.cluster]].get(name, 0) + count
     return counts
 
 
 def pods_with(verdict: str, condition: Q | None = None) -> Coalesce:
-    """Pods whose worst verdict is ``verdict``, added up over WorkloadVerdicts rows (their ``pods`` JSON)."""
-    return Coalesce(Sum(Cast(KT(f"pods__{verdict}"), IntegerField()), filter=condition), 0)
+    """Pods whose worst verdict is ``verdict``, added up over WorkloadVerdicts rows (their integer column)."""
+    return Coalesce(Sum(WorkloadVerdicts.pods_field(verdict), filter=condition), 0)
 
 
 def stamp(clusters: Iterable[Cluster], now: datetime | None = None) -> str:
