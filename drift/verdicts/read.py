@@ -292,12 +292,13 @@ def as_of(clusters: Iterable[Cluster], now: datetime | None = None) -> dict[int,
     judged when read: as of now. One query."""
     now = now or timezone.now()
     ids = [c.pk for c in clusters]
-    summaries = WorkloadVerdicts.objects.filter(cluster=OuterRef("pk")).order_by().values("cluster")
+    # The latest by the (cluster, judged_at) index, one entry per cluster (a MAX per cluster read every summary).
+    latest_summary = WorkloadVerdicts.objects.filter(cluster=OuterRef("pk")).order_by("-judged_at")
     good = SnapshotRun.objects.filter(
         cluster=OuterRef("pk"), status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]
     )
     records = ClusterVerdicts.objects.filter(cluster__in=ids).annotate(
-        summary_at=Subquery(summaries.annotate(latest=Max("judged_at")).values("latest")[:1]),
+        summary_at=Subquery(latest_summary.values("judged_at")[:1]),
         good_at=Subquery(good.order_by("-finished_at").values("finished_at")[:1]),
     )
     result = dict.fromkeys(ids, now)
