@@ -552,6 +552,15 @@ class WorkloadVerdicts(models.Model):
     kind = models.CharField(max_length=32)
     name = models.CharField(max_length=253)
     pods = models.JSONField(default=dict)
+    # ``pods`` again, one integer column per verdict (written with it, by drift.verdicts.store only): the overview
+    # and /metrics add them up over every workload of every cluster, and summing integers is several times cheaper
+    # than summing fields taken out of JSON.
+    stale_pods = models.PositiveIntegerField(default=0)
+    missing_pods = models.PositiveIntegerField(default=0)
+    unreloaded_pods = models.PositiveIntegerField(default=0)
+    propagating_pods = models.PositiveIntegerField(default=0)
+    unknown_pods = models.PositiveIntegerField(default=0)
+    fresh_pods = models.PositiveIntegerField(default=0)
     modes = models.JSONField(default=dict)
     split = models.BooleanField(default=False)
     attention = models.BooleanField(default=False)
@@ -565,10 +574,17 @@ class WorkloadVerdicts(models.Model):
         indexes = [
             models.Index(fields=["cluster", "attention", "namespace", "kind", "name"]),
             models.Index(fields=["expires_at"]),
+            # The latest summary per cluster (drift.verdicts.as_of) without reading each of its workloads.
+            models.Index(fields=["cluster", "judged_at"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} -n {self.namespace}"
+
+    @staticmethod
+    def pods_field(verdict: str) -> str:
+        """The integer column of pods whose worst verdict is ``verdict``."""
+        return f"{verdict}_pods"
 
 
 class AuditEventQuerySet(models.QuerySet):

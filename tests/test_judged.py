@@ -207,6 +207,42 @@ def test_a_source_changed_outside_a_cycle_rejudges_its_readers(facts):
     assert comparable(verdicts.rows(facts.cluster, now=later)) == comparable(drift_rows(facts.cluster, now=later))
 
 
+def assert_counts_columns_are_exact(facts: Facts, now: datetime) -> None:
+    """Each stored summary's integer columns hold its ``pods``; the cluster's counts (read from those columns, the
+    expired workloads judged again) are a recount of the pods' verdicts at ``now``."""
+    for stored in WorkloadVerdicts.objects.all():
+        columns = {v: getattr(stored, WorkloadVerdicts.pods_field(v)) for v in VERDICT_ORDER}
+        assert columns == {v: stored.pods.get(v, 0) for v in VERDICT_ORDER}, stored
+    recount = dict.fromkeys(VERDICT_ORDER, 0)
+    for verdict in pod_verdicts(drift_rows(facts.cluster, now=now)).values():
+        recount[verdict] += 1
+    assert verdicts.cluster_counts(facts.cluster, now=now) == recount, now
+    assert verdicts.clusters_counts([facts.cluster], now=now) == {facts.cluster.pk: recount}
+
+
+def test_the_stored_pods_per_verdict_stay_exact_after_every_writer(facts):
+    verdicts.facts_changed(facts.cluster, now=facts.now)
+    assert_counts_columns_are_exact(facts, facts.now)
+    for moment in moments(facts.now):  # expired summaries judged when read
+        assert_counts_columns_are_exact(facts, moment)
+    later = facts.now + timedelta(seconds=61)  # a propagation window ended: the idle cycle rewrites vol-demo
+    assert verdicts.after_cycle(facts.cluster, facts.run(minutes_ago=-0.2), now=later) > 0
+    assert_counts_columns_are_exact(facts, later)
+    facts.source("sub-config", (0.1, {"nginx.conf": "z"}))  # the watcher's path
+    later += timedelta(seconds=5)
+    assert verdicts.source_changed(facts.cluster, "demo", "ConfigMap", "sub-config", now=later) > 0
+    assert_counts_columns_are_exact(facts, later)
+    facts.pod("vol-demo", "vol-c", [volume("vol-config")], started_minutes_ago=0)  # a pod watcher's, a rollout's
+    later += timedelta(seconds=5)
+    vol_demo = WorkloadVerdicts.objects.get(name="vol-demo").workload_id
+    assert verdicts.workloads_changed(facts.cluster, [vol_demo], now=later) > 0
+    assert_counts_columns_are_exact(facts, later)
+    facts.source("env-config", (0.1, {"level": "WARN"}))
+    later += timedelta(seconds=5)
+    assert verdicts.facts_changed(facts.cluster, now=later) > 0
+    assert_counts_columns_are_exact(facts, later)
+
+
 def test_readers_judge_a_cluster_never_judged_or_whose_settings_changed(facts):
     assert comparable(verdicts.rows(facts.cluster, now=facts.now)) == comparable(
         drift_rows(facts.cluster, now=facts.now)

@@ -66,14 +66,20 @@ def totals(card: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("is_operator", [False, True])
-def test_its_queries_do_not_grow_with_clusters(client, is_operator):
+@pytest.mark.parametrize(
+    "query", [{}, {"namespace": "shop"}, {"q": "stale"}, {"namespace": "shop", "source": "env"}],
+    ids=["every-namespace", "one-namespace", "search", "namespace-and-source"],
+)  # fmt: skip
+def test_its_queries_do_not_grow_with_clusters(client, is_operator, query):
+    """With a namespace filter or a search too: each chart still counts its whole cluster, and a search finds
+    what it finds, for every cluster at once."""
     client.force_login(user("olga", "operator") if is_operator else user("vera", "viewer"))
     counts = []
     for first, last in ((0, 1), (1, 4)):
         for index in range(first, last):
             cluster_with(f"c{index}", stale=2 + index, fresh=1)
         with CaptureQueriesContext(connection) as queries:
-            response = client.get(reverse("overview"))
+            response = client.get(reverse("overview"), query)
         assert response.status_code == 200
         assert len(cards(response)) == last
         counts.append(len(queries))
@@ -168,3 +174,26 @@ def test_each_clusters_refresh_delays_are_read_at_once_and_bounded_per_distinct_
     assert sorted(delays[busy.cluster.pk].seconds) == [40.0, 50.0]
     assert delays[quiet.cluster.pk].seconds == (40.0,)
     assert delays[busy.cluster.pk] == measured.refresh_delays(busy.cluster, busy.now)
+
+
+def test_with_a_namespace_filter_each_chart_still_counts_its_whole_cluster(viewer_client):
+    made = [cluster_with("alpha", stale=2, fresh=1), cluster_with("beta", stale=3, fresh=1)]
+    shown = cards(viewer_client.get(reverse("overview"), {"namespace": "shop"}))
+    for facts in made:
+        whole = verdicts.cluster_counts(facts.cluster)["stale"]
+        assert whole > 1  # more than namespace shop's one stale pod
+        charted = re.search(r"Stale pods in \w+ since [\d-]+ [\d:]+ \w+: (\d+) now", shown[facts.cluster.name])
+        assert int(charted.group(1)) == whole
+
+
+def test_a_search_finds_in_every_cluster_what_it_finds_in_each(viewer_client):
+    cluster_with("alpha", stale=3, fresh=1)
+    cluster_with("beta", stale=1, fresh=2)
+    for query in ({"q": "stale-0"}, {"q": "fresh"}, {"source": "files"}, {"namespace": "shop", "q": "shop"}):
+        every = cards(viewer_client.get(reverse("overview"), query))
+        for name in ("alpha", "beta"):
+            alone = cards(viewer_client.get(reverse("overview"), {**query, "cluster": name}))[name]
+            assert sorted(listed(every[name])) == sorted(listed(alone)), (query, name)
+            assert totals(every[name]) == totals(alone), (query, name)
+    fresh = cards(viewer_client.get(reverse("overview"), {"q": "fresh"}))
+    assert sorted(listed(fresh["beta"])) == ["fresh-0", "fresh-1", "shop-fresh"]

@@ -208,7 +208,8 @@ def overview(
     page_size = CARD_SIZE if compact else PAGE_SIZE
     page = 1 if compact else page  # a card's further workloads are in its cluster's own view
     if searching:
-        pages = {c.pk: _searched(c, filters, now, page, page_size) for c in clusters}
+        found = _matching(clusters, filters, now)
+        pages = {c.pk: _searched(found[c.pk], filters, page, page_size) for c in clusters}
     else:
         listing = filters.verdict or verdicts.ATTENTION
         pages = verdicts.workload_pages(clusters, filters.namespace or None, listing, page, page_size, now)
@@ -226,6 +227,9 @@ def overview(
     latest_runs = latest_finished_runs(clusters)
     charted = charted_runs(clusters, now)
     delays = measured.refresh_delays_of(clusters, now)
+    # The chart counts the whole cluster: with a namespace filter or a search, the pages counted less.
+    whole_cluster = not (filters.namespace or searching)
+    whole_counts = {} if whole_cluster else verdicts.clusters_counts(clusters, now)
     result = []
     for cluster in clusters:
         finished = latest_runs.get(cluster.pk)
@@ -243,8 +247,7 @@ def overview(
         totals = dict(shown.listed.pods) if filters.verdict else shown.pods
         # The chart's last point is the stale pods the badges count, from the same stored verdicts (a watcher's
         # version may have changed them since the last snapshot recorded its counts).
-        whole_cluster = not (filters.namespace or searching)
-        stale_now = shown.pods[Verdict.STALE] if whole_cluster else verdicts.cluster_counts(cluster, now)[Verdict.STALE]
+        stale_now = shown.pods[Verdict.STALE] if whole_cluster else whole_counts[cluster.pk][Verdict.STALE]
         result.append(
             ClusterOverview(
                 cluster=cluster,
@@ -343,12 +346,11 @@ def restart_tools(workload_ids: list[int]) -> dict[int, str]:
 
 
 def _searched(
-    cluster: Cluster, filters: OverviewFilters, now: dt.datetime, page: int, page_size: int = PAGE_SIZE
+    found: list[WorkloadSummary], filters: OverviewFilters, page: int, page_size: int = PAGE_SIZE
 ) -> verdicts.WorkloadPage:
-    """A search lists what it found, fresh or not (with a verdict filter, what has a pod in that verdict), by
-    name; the counts are of what it found."""
-    found = _matching(cluster, filters, now)
-    listed = [w for w in found if verdicts.listed_by(filters.verdict, w)] if filters.verdict else found
+    """A search lists what it found (in one cluster), fresh or not (with a verdict filter, what has a pod in that
+    verdict), by name; the counts are of what it found."""
+    listed = [w for w in found if verdicts.listed_by(filters.verdict, w)] if filters.verdict else list(found)
     listed.sort(key=lambda s: (s.namespace, s.kind, s.name))
     shown = verdicts.WorkloadPage()
     for summary in found:
@@ -360,14 +362,14 @@ def _searched(
     return shown
 
 
-def _matching(cluster: Cluster, filters: OverviewFilters, now: dt.datetime) -> list[WorkloadSummary]:
-    """A search counts only the rows it matches (a pod's name finds that pod): summarised from the stored rows
-    of the workloads the database says match."""
-    ids = verdicts.matching_workloads(cluster, filters.namespace or None, filters.source, filters.q)
-    if not ids:
-        return []
-    rows = [row for row in verdicts.rows(cluster, filters.namespace or None, ids, now) if filters.keeps(row)]
-    return verdicts.summarise(rows)
+def _matching(clusters: list[Cluster], filters: OverviewFilters, now: dt.datetime) -> dict[int, list[WorkloadSummary]]:
+    """Per cluster (by id), what a search finds: it counts only the rows it matches (a pod's name finds that pod),
+    summarised from the stored rows of the workloads the database says match; every cluster in the same queries."""
+    namespace = filters.namespace or None
+    ids = verdicts.clusters_matching_workloads(clusters, namespace, filters.source, filters.q)
+    matched = [c for c in clusters if ids.get(c.pk)]
+    rows = verdicts.clusters_rows(matched, namespace, ids, now) if matched else {}
+    return {c.pk: verdicts.summarise(row for row in rows.get(c.pk, []) if filters.keeps(row)) for c in clusters}
 
 
 def stale_series(

@@ -104,7 +104,7 @@ def _listed_q(listing: str) -> Q:
         return Q(attention=True)
     if listing == SPLIT:
         return Q(split=True)
-    return Q(**{f"pods__{listing}__gt": 0})
+    return Q(**{f"{WorkloadVerdicts.pods_field(listing)}__gt": 0})
 
 
 def workload_pages(
@@ -132,7 +132,7 @@ def workload_pages(
         .annotate(
             attention_count=Count("pk", filter=Q(attention=True)),
             fresh_count=Count("pk", filter=Q(attention=False)),
-            restart_count=Count("pk", filter=Q(pods__stale__gt=0) | Q(pods__unreloaded__gt=0)),
+            restart_count=Count("pk", filter=Q(stale_pods__gt=0) | Q(unreloaded_pods__gt=0)),
             listed_attention_count=Count("pk", filter=listed & Q(attention=True)),
             listed_fresh_count=Count("pk", filter=listed & Q(attention=False)),
             **{f"pods_{v}": pods_with(v) for v in VERDICT_ORDER},
@@ -174,7 +174,11 @@ def workload_pages(
             each.listed.add(summary)
             in_memory[ids[summary.cluster]].append(summary)
     rank = Case(
-        *(When(Q(**{f"pods__{v}__gt": 0}), then=Value(i)) for i, v in enumerate(VERDICT_ORDER) if v != Verdict.FRESH),
+        *(
+            When(Q(**{f"{WorkloadVerdicts.pods_field(v)}__gt": 0}), then=Value(i))
+            for i, v in enumerate(VERDICT_ORDER)
+            if v != Verdict.FRESH
+        ),
         default=Value(len(VERDICT_ORDER)),
     )
     names = {c.pk: c.name for c in clusters}
@@ -189,7 +193,8 @@ def workload_pages(
         longest = max(result[pk].page for pk in valid) * page_size
         numbered = Window(RowNumber(), partition_by=[F("cluster_id")], order_by=order)
         query = WorkloadVerdicts.objects.filter(live & listed, cluster__in=valid).annotate(place=numbered)
-        for values in query.filter(place__lte=longest).values_list(*SUMMARY_FIELDS):
+        # Unordered: merged and sorted below (the model's ordering would join the clusters for their names).
+        for values in query.filter(place__lte=longest).order_by().values_list(*SUMMARY_FIELDS):
             stored[values[1]].append(stored_summary(values, names))
     for cluster in clusters:
         each = result[cluster.pk]

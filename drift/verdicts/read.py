@@ -9,7 +9,7 @@ settings changed, a measured delay aged out).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,14 +144,42 @@ def rows_with_expiry(
     now: datetime | None = None,
 ) -> list[tuple[DriftRow, datetime | None]]:
     """``rows``, each with the moment its verdict expires (None: only new facts change it)."""
+    chosen = None if workload_ids is None else {cluster.pk: workload_ids}
+    return clusters_rows_with_expiry([cluster], namespace, chosen, now)[cluster.pk]
+
+
+def clusters_rows(
+    clusters: Collection[Cluster],
+    namespace: str | None = None,
+    workload_ids: Mapping[int, Collection[int]] | None = None,
+    now: datetime | None = None,
+) -> dict[int, list[DriftRow]]:
+    """``rows`` of each cluster (by id; ``workload_ids`` by cluster id, a cluster left out has none), in the same
+    queries however many clusters there are (the overview's search)."""
+    found = clusters_rows_with_expiry(clusters, namespace, workload_ids, now)
+    return {pk: [row for row, _ in pairs] for pk, pairs in found.items()}
+
+
+def clusters_rows_with_expiry(
+    clusters: Collection[Cluster],
+    namespace: str | None = None,
+    workload_ids: Mapping[int, Collection[int]] | None = None,
+    now: datetime | None = None,
+) -> dict[int, list[tuple[DriftRow, datetime | None]]]:
     now = now or timezone.now()
-    plan = read_plans([cluster], now)[cluster.pk]
-    if not plan.valid:
-        return _judged_now(cluster, namespace, workload_ids, now)
+    plans = read_plans(clusters, now)
+    result: dict[int, list[tuple[DriftRow, datetime | None]]] = {c.pk: [] for c in clusters}
+    valid = [c for c in clusters if plans[c.pk].valid]
+    for cluster in clusters:
+        if not plans[cluster.pk].valid:
+            ids = None if workload_ids is None else workload_ids.get(cluster.pk, [])
+            result[cluster.pk] = _judged_now(cluster, namespace, ids, now)
+    if not valid:
+        return result
     # Only rows of consumptions still live: a container that ended, or a pod being deleted, after the last judgement
     # is not shown.
     stored = StoredVerdict.objects.filter(
-        cluster=cluster,
+        cluster__in=[c.pk for c in valid],
         consumption__container__ended_at=None,
         consumption__container__pod__deleted_at=None,
         consumption__container__pod__terminating_since=None,
@@ -159,16 +187,16 @@ def rows_with_expiry(
     if namespace:
         stored = stored.filter(consumption__container__pod__namespace=namespace)
     if workload_ids is not None:
-        stored = stored.filter(workload_id__in=list(workload_ids))
-    result: list[tuple[DriftRow, datetime | None]] = []
-    expired: set[int] = set()
-    for values in stored.values_list(*_ROW_FIELDS):
+        stored = stored.filter(workload_id__in=[i for c in valid for i in workload_ids.get(c.pk, [])])
+    names = {c.pk: c.name for c in valid}
+    expired: dict[int, set[int]] = defaultdict(set)
+    for cluster_id, *values in stored.values_list("cluster_id", *_ROW_FIELDS):
         v = dict(zip(_ROW_FIELDS, values, strict=True))
         if v["expires_at"] is not None and v["expires_at"] <= now:
-            expired.add(v["workload_id"])
+            expired[cluster_id].add(v["workload_id"])
             continue
         row = DriftRow(
-            cluster=cluster.name, namespace=v["consumption__container__pod__namespace"],
+            cluster=names[cluster_id], namespace=v["consumption__container__pod__namespace"],
             pod=v["consumption__container__pod__name"], container=v["consumption__container__name"],
             init_container=v["consumption__container__init"],
             workload=WorkloadRef(v["consumption__container__pod__workload__kind"],
@@ -182,11 +210,14 @@ def rows_with_expiry(
             mount_path=v["consumption__mount_path"], consumption_id=v["consumption_id"],
             workload_id=v["workload_id"], pod_id=v["pod_id"],
         )  # fmt: skip
-        result.append((row, v["expires_at"]))
-    result = [(row, e) for row, e in result if row.workload_id not in expired]
-    if expired:
-        result += _judged_now(cluster, namespace, expired, now)
-    return sorted(result, key=lambda pair: _order(pair[0]))
+        result[cluster_id].append((row, v["expires_at"]))
+    for cluster in valid:
+        gone = expired[cluster.pk]
+        pairs = [(row, e) for row, e in result[cluster.pk] if row.workload_id not in gone]
+        if gone:
+            pairs += _judged_now(cluster, namespace, gone, now)
+        result[cluster.pk] = sorted(pairs, key=lambda pair: _order(pair[0]))
+    return result
 
 
 def _order(row: DriftRow) -> tuple[str, str, bool, str, int]:
@@ -203,7 +234,14 @@ def _judged_now(
 def matching_workloads(cluster: Cluster, namespace: str | None, source: str = "", q: str = "") -> list[int]:
     """Workloads with a live consumption whose source name contains ``source`` and whose workload, pod,
     container, namespace or source name contains ``q`` (case-insensitive): one query."""
-    found = live_consumptions(cluster, namespace)
+    return clusters_matching_workloads([cluster], namespace, source, q).get(cluster.pk, [])
+
+
+def clusters_matching_workloads(
+    clusters: Collection[Cluster], namespace: str | None, source: str = "", q: str = ""
+) -> dict[int, list[int]]:
+    """``matching_workloads`` of each cluster (by id; one with none is left out), in one query."""
+    found = live_consumptions(None, namespace).filter(container__pod__cluster__in=[c.pk for c in clusters])
     if source:
         found = found.filter(source_name__icontains=source)
     if q:
@@ -212,34 +250,50 @@ def matching_workloads(cluster: Cluster, namespace: str | None, source: str = ""
             | Q(container__name__icontains=q) | Q(container__pod__namespace__icontains=q)
             | Q(source_name__icontains=q)
         )  # fmt: skip
-    return list(found.order_by().values_list("container__pod__workload_id", flat=True).distinct())
+    result: dict[int, list[int]] = defaultdict(list)
+    pairs = found.order_by().values_list("container__pod__cluster_id", "container__pod__workload_id").distinct()
+    for cluster_id, workload_id in pairs:
+        result[cluster_id].append(workload_id)
+    return dict(result)
 
 
 def cluster_counts(cluster: Cluster, now: datetime | None = None) -> dict[str, int]:
     """Pods per worst verdict in the whole cluster, for the run record and the chart of stale pods: one aggregate
     query over the stored summaries that hold, with expired workloads (or a cluster whose stored verdicts do not
     hold) judged again in memory."""
+    return clusters_counts([cluster], now)[cluster.pk]
+
+
+def clusters_counts(clusters: Collection[Cluster], now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """``cluster_counts`` of each cluster (by id), in the same queries however many clusters there are (the
+    overview's charts with a namespace filter or a search, which count the whole cluster)."""
     now = now or timezone.now()
-    plan = read_plans([cluster], now)
-    counts: dict[str, int] = dict.fromkeys(VERDICT_ORDER, 0)
-    expired: dict[int, list[int]] = defaultdict(list)
-    if plan[cluster.pk].valid:
-        stored = WorkloadVerdicts.objects.filter(cluster=cluster)
-        added = stored.filter(Q(expires_at=None) | Q(expires_at__gt=now)).aggregate(
-            **{str(verdict): pods_with(verdict) for verdict in VERDICT_ORDER}
-        )
+    plans = read_plans(clusters, now)
+    counts: dict[int, dict[str, int]] = {c.pk: dict.fromkeys(VERDICT_ORDER, 0) for c in clusters}
+    stored = WorkloadVerdicts.objects.filter(cluster__in=[c.pk for c in clusters if plans[c.pk].valid])
+    added = (
+        stored.filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .values("cluster_id")
+        .annotate(**{str(verdict): pods_with(verdict) for verdict in VERDICT_ORDER})
+        .order_by()
+    )
+    for counted in added:
+        row: dict[str, Any] = dict(counted)  # keys made from the verdicts' names
         for each in VERDICT_ORDER:
-            counts[each] += added[each]
-        expired[cluster.pk] = list(stored.filter(expires_at__lte=now).values_list("workload_id", flat=True))
-    for summary in judged_summaries([cluster], plan, expired, None, now):
+            counts[row["cluster_id"]][each] += row[each]
+    expired: dict[int, list[int]] = defaultdict(list)
+    for cluster_id, workload_id in stored.filter(expires_at__lte=now).values_list("cluster_id", "workload_id"):
+        expired[cluster_id].append(workload_id)
+    ids = {c.name: c.pk for c in clusters}
+    for summary in judged_summaries(clusters, plans, expired, None, now):
         for name, count in summary.pods.items():
-            counts[name] = counts.get(name, 0) + count
+            counts[ids[summary.cluster]][name] = counts[ids[summary.cluster]].get(name, 0) + count
     return counts
 
 
 def pods_with(verdict: str, condition: Q | None = None) -> Coalesce:
-    """Pods whose worst verdict is ``verdict``, added up over WorkloadVerdicts rows (their ``pods`` JSON)."""
-    return Coalesce(Sum(Cast(KT(f"pods__{verdict}"), IntegerField()), filter=condition), 0)
+    """Pods whose worst verdict is ``verdict``, added up over WorkloadVerdicts rows (their integer column)."""
+    return Coalesce(Sum(WorkloadVerdicts.pods_field(verdict), filter=condition), 0)
 
 
 def stamp(clusters: Iterable[Cluster], now: datetime | None = None) -> str:
@@ -280,12 +334,13 @@ def as_of(clusters: Iterable[Cluster], now: datetime | None = None) -> dict[int,
     judged when read: as of now. One query."""
     now = now or timezone.now()
     ids = [c.pk for c in clusters]
-    summaries = WorkloadVerdicts.objects.filter(cluster=OuterRef("pk")).order_by().values("cluster")
+    # The latest by the (cluster, judged_at) index, one entry per cluster (a MAX per cluster read every summary).
+    latest_summary = WorkloadVerdicts.objects.filter(cluster=OuterRef("pk")).order_by("-judged_at")
     good = SnapshotRun.objects.filter(
         cluster=OuterRef("pk"), status__in=[SnapshotRun.Status.SUCCEEDED, SnapshotRun.Status.PARTIAL]
     )
     records = ClusterVerdicts.objects.filter(cluster__in=ids).annotate(
-        summary_at=Subquery(summaries.annotate(latest=Max("judged_at")).values("latest")[:1]),
+        summary_at=Subquery(latest_summary.values("judged_at")[:1]),
         good_at=Subquery(good.order_by("-finished_at").values("finished_at")[:1]),
     )
     result = dict.fromkeys(ids, now)

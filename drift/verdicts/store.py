@@ -29,6 +29,7 @@ from drift.collector import collector_paused
 from drift.models import Cluster, ClusterVerdicts, Pod, SnapshotRun, StoredVerdict, VerdictChange, WorkloadVerdicts
 from drift.verdicts.facts import ClusterJudgement, DriftRow, judge_cluster, live_consumptions
 from drift.verdicts.summary import WorkloadSummary, summarise
+from drift.vocabulary import VERDICT_ORDER
 
 
 def after_cycle(cluster: Cluster, run: SnapshotRun, now: datetime | None = None) -> int:
@@ -93,7 +94,8 @@ _COMPARED = (
     "expires_at", "workload_id", "pod_id",
 )  # fmt: skip
 _SUMMARY_COMPARED = (
-    "namespace", "kind", "name", "pods", "modes", "split", "attention", "stale_sources", "stale_since", "expires_at",
+    "namespace", "kind", "name", "pods", *(WorkloadVerdicts.pods_field(v) for v in VERDICT_ORDER), "modes", "split",
+    "attention", "stale_sources", "stale_since", "expires_at",
 )  # fmt: skip
 
 
@@ -112,6 +114,7 @@ def _workload_verdicts(cluster: Cluster, summary: WorkloadSummary, now: datetime
         name=summary.name, pods=summary.pods, modes=summary.modes, split=summary.split, attention=summary.attention,
         stale_sources=summary.stale_sources, stale_since=summary.stale_since, judged_at=now,
         expires_at=summary.expires_at,
+        **{WorkloadVerdicts.pods_field(v): summary.pods.get(v, 0) for v in VERDICT_ORDER},
     )  # fmt: skip
 
 
