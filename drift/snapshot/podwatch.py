@@ -32,7 +32,7 @@ from drift.clusters import connect
 from drift.hashing import current_hasher
 from drift.models import Cluster, Consumption, Observation, SourceVersion
 from drift.snapshot.listing import LISTED_RESOURCES, SIMULATED_NODE_ANNOTATION, Listing
-from drift.snapshot.probing import RECENT_CHANGE_MARGIN, observations_from, plan_probes, run_probes
+from drift.snapshot.probing import RECENT_CHANGE_MARGIN, consumer_pods, observations_from, plan_probes, run_probes
 from drift.snapshot.recording import record_pod_event, record_pods
 from drift.snapshot.watch import DEFAULT_STALL_SECONDS, Backoff, ResourceWatch
 from drift.vocabulary import WorkloadKind
@@ -69,8 +69,10 @@ class ProbePlanner:
     state: ClusterState
     counts: dict[str, int] = field(default_factory=dict)
     _wake: threading.Event = field(default_factory=threading.Event)
-    # The pods whose new container runs woke the planner; None: the whole cluster (a source changed, a relist).
+    # The pods whose new container runs woke the planner; None: the whole cluster (a relist, a recheck).
     _pods: set[int] | None = field(default_factory=set)
+    # Sources with a new version, as (namespace, kind, name): their consumers' pods are planned (not the cluster's).
+    _sources: set[tuple[str, str, str]] = field(default_factory=set)
     _pods_lock: threading.Lock = field(default_factory=threading.Lock)
     # Called after it stored verdicts that changed (the notifier judges the notification rules again).
     on_judged: Callable[[], None] | None = None
@@ -84,9 +86,21 @@ class ProbePlanner:
                 self._pods.add(pod_id)
         self._wake.set()
 
-    def _take_pods(self, whole: bool) -> set[int] | None:
+    def wake_for_source(self, namespace: str, kind: str, name: str) -> None:
+        """A source has a new version: plan probes soon for the pods that consume it (their volumes may need a
+        read). Planning the whole cluster for every edit re-read every running consumption's last observation:
+        at 5,000 pods, ten registrations edited every 10 s kept PostgreSQL busy on it without end."""
+        with self._pods_lock:
+            self._sources.add((namespace, kind, name))
+        self._wake.set()
+
+    def take_pending(self, whole: bool) -> set[int] | None:
+        """The pods the next pass plans (None: the whole cluster), and nothing pending after it."""
         with self._pods_lock:
             pods, self._pods = (None if whole else self._pods), set()
+            sources, self._sources = self._sources, set()
+        if pods is not None and sources:
+            pods |= consumer_pods(self.cluster_id, sources)
         return pods
 
     def count(self, what: str, by: int = 1) -> None:
@@ -103,7 +117,7 @@ class ProbePlanner:
                 self.stop.wait(PROBE_DEBOUNCE_SECONDS)
                 self._wake.clear()
                 # A recheck that came due (volumes in their window) plans the whole cluster.
-                pods = self._take_pods(whole=recheck_at is not None and now.timestamp() >= recheck_at)
+                pods = self.take_pending(whole=recheck_at is not None and now.timestamp() >= recheck_at)
                 cluster = Cluster.objects.filter(pk=self.cluster_id).first()
                 if cluster is None:
                     return

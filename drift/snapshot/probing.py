@@ -98,6 +98,21 @@ _CANDIDATE_FIELDS = {
 READ_ONLY = "read-only cluster: Driftwatch does not exec into its pods (verdict inferred from times)"
 
 
+def consumer_pods(cluster_id: int, sources: Collection[tuple[str, str, str]]) -> set[int]:
+    """The live pods of the cluster with a running container that consumes one of these (namespace, kind, name)
+    sources: one query."""
+    if not sources:
+        return set()
+    reads = Q()
+    for namespace, kind, name in sources:
+        reads |= Q(container__pod__namespace=namespace, source_kind=kind, source_name=name)
+    return set(
+        Consumption.objects.filter(
+            reads, container__pod__cluster_id=cluster_id, container__pod__deleted_at=None, container__ended_at=None
+        ).values_list("container__pod_id", flat=True)
+    )
+
+
 def plan_probes(
     cluster: Cluster, listing: Listing, now: datetime, pod_ids: Collection[int] | None = None
 ) -> tuple[list[ProbeTask], list[Observation]]:

@@ -232,8 +232,9 @@ class SourceWatch(ResourceWatch):
     keep_position: Callable[[str, str], None] | None = None
     _stream: kube.WatchStream | None = field(default=None, repr=False)
     _stream_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # Called after a new version was recorded (the probe planner: volume consumers may need a read).
-    on_change: Callable[[], None] | None = None
+    # Called with (namespace, kind, name) after a new version was recorded (the probe planner: its volume
+    # consumers may need a read).
+    on_change: Callable[[str, str, str], None] | None = None
     # Called after it stored verdicts that changed (the notifier judges the notification rules again).
     on_judged: Callable[[], None] | None = None
 
@@ -303,7 +304,7 @@ class SourceWatch(ResourceWatch):
                 # The pods reading it may have turned stale (or missing) this moment: their stored verdicts too.
                 judged = verdicts.source_changed(cluster, listed.namespace, listed.kind, listed.name)
                 if self.on_change:
-                    self.on_change()
+                    self.on_change(listed.namespace, listed.kind, listed.name)
                 if judged and self.on_judged:
                     self.on_judged()
             self.count("events")
@@ -467,8 +468,8 @@ def cluster_watches(
     watches: dict[str, Watch] = {}
     for namespace in cluster.namespaces or [""]:
         for kind in WATCHED:
-            sources = SourceWatch(cluster_id, kind, stop, stall_seconds, on_change=planner.wake, namespace=namespace,
-                                  on_judged=notifier.wake)  # fmt: skip
+            sources = SourceWatch(cluster_id, kind, stop, stall_seconds, on_change=planner.wake_for_source,
+                                  namespace=namespace, on_judged=notifier.wake)  # fmt: skip
             sources.resume_from, sources.keep_position = kept.get(sources.label), keep_position
             watches[sources.label] = sources
         pods = PodWatch(cluster_id, stop, stall_seconds=stall_seconds, state=state, planner=planner,
