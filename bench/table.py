@@ -65,6 +65,7 @@ def main() -> None:
                      f"two: {statistics.median(two):.1f} s, {min(two):.1f}-{max(two):.1f})"))  # fmt: skip
     else:
         rows.append(("two workers ÷ one", "", missing))
+    rows.extend(podwatch_rows(missing))
     rows.extend(scale_rows(missing))
     width = max(len(measure) for measure, _, _ in rows)
     print(f"| {'measure':<{width}} | goal | this machine |")
@@ -72,6 +73,23 @@ def main() -> None:
     for measure, goal, measured in rows:
         print(f"| {measure:<{width}} | {goal} | {measured} |")
     sys.stdout.flush()
+
+
+def podwatch_rows(missing: str) -> list[tuple[str, str, str]]:
+    """Issue 19's watch rows at one cluster of 5,000 pods (bench/podwatch.py)."""
+    podwatch = load("podwatch")
+    if not podwatch:
+        return [("watching pods (idle minute, pod started, ConfigMap edit)", "", missing)]
+    idle = podwatch["idle"]
+    rows = [(f"requests / bytes per idle minute ÷ one raw LIST, {podwatch['pods']:,} pods", "≤ 0.2",
+             f"{idle['request_ratio_min']:.3f}-{idle['request_ratio_max']:.3f} / "
+             f"{idle['ratio_min']:.3f}-{idle['ratio_max']:.3f} ({len(idle['runs'])} minutes)")]  # fmt: skip
+    for what, seconds in (("pod started", podwatch["pod"]["started"]), ("pod replaced", podwatch["pod"]["replaced"]),
+                          ("ConfigMap edit → 500 verdicts", podwatch["config_map"]["seconds"])):  # fmt: skip
+        rows.append((f"{what} → row, probe, verdict" if what.startswith("pod") else what, "≤ 5 s",
+                     f"median {statistics.median(seconds):.2f} s (min-max {min(seconds):.2f}-{max(seconds):.2f}, "
+                     f"{len(seconds)} runs)"))  # fmt: skip
+    return rows
 
 
 def scale_rows(missing: str) -> list[tuple[str, str, str]]:
