@@ -170,7 +170,7 @@ def processes(args: argparse.Namespace) -> dict:
         "worker_soak_minutes": args.worker_soak_minutes or args.soak_minutes,
     }  # fmt: skip
     if args.part == "watcher":  # the watcher alone (no worker)
-        results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes, args.churn, args.namespaces)
+        results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes, churn_of(args))
         return results
     worker = start_worker()
     try:
@@ -183,12 +183,17 @@ def processes(args: argparse.Namespace) -> dict:
         results["first_cycles_s"] = time.monotonic() - started
         results["pods"] = Pod.objects.filter(cluster__in=clusters).count()
         print(f"{results['pods']} pods recorded by one worker ({results['first_cycles_s']:.0f} s)")
-        churn = Churn(ROOT, args.namespaces) if args.churn else None
-        results["worker_rss"] = soak_worker(worker, clusters, args.worker_soak_minutes or args.soak_minutes, churn)
+        minutes = args.worker_soak_minutes or args.soak_minutes
+        results["worker_rss"] = soak_worker(worker, clusters, minutes, churn_of(args))
     finally:
         stop(worker)
-    results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes, args.churn, args.namespaces)
+    results["watcher_rss"] = soak_watcher(clusters, args.soak_minutes, churn_of(args))
     return results
+
+
+def churn_of(args: argparse.Namespace) -> Churn | None:
+    """A soak's own churn (its own counts), or None without --churn."""
+    return Churn(ROOT, args.namespaces) if args.churn else None
 
 
 def time_page(path: str, repeat: int) -> dict:
@@ -298,9 +303,9 @@ def soak_worker(worker: subprocess.Popen, clusters: list, minutes: float, churn:
     return result
 
 
-def soak_watcher(clusters: list, minutes: float, churning: bool = False, args_namespaces: int = 10) -> dict:
+def soak_watcher(clusters: list, minutes: float, churn: Churn | None = None) -> dict:
     """`manage.py watch` holding every cluster's lease: its RSS once each cluster's watches listed, then every 30 s
-    for `minutes`: idle, or with `churning` a ConfigMap edit every 10 s and a rolling restart every 5 minutes."""
+    for `minutes`: idle, or with `churn` a ConfigMap edit every 10 s and a rolling restart every 5 minutes."""
     from django.utils import timezone
 
     from drift.models import ClusterLease
@@ -321,7 +326,6 @@ def soak_watcher(clusters: list, minutes: float, churning: bool = False, args_na
             raise SystemExit(f"the watcher did not hold every cluster; see {log_path}")
         samples = [rss_mib(watcher.pid)]
         print(f"watcher RSS, {len(clusters)} clusters watched: {samples[0]:.0f} MiB")
-        churn = Churn(ROOT, args_namespaces) if churning else None
         deadline = time.monotonic() + minutes * 60
         while time.monotonic() < deadline:
             next_sample = time.monotonic() + 30

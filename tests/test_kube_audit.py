@@ -38,15 +38,6 @@ def versions(namespace: str, name: str) -> list[SourceVersion]:
     )
 
 
-def wait_for_author(namespace: str, name: str, who: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if versions(namespace, name)[-1].changed_by == who:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def dropped_batches() -> list[str]:
     """The API server's log lines for audit batches it gave up delivering (after its retries)."""
     if not API_SERVER_LOG.exists():
@@ -99,11 +90,13 @@ def edit_as_alice_then_bob(kubeconfig: Path, kube: Any, namespace: str, name: st
         # Usually under 1.5 s. Twice in fresh-clone runs of the whole suite: over 30 s, then never in 90 s, with
         # nothing refused or failed on our side (cause not found). The API server retries a batch for up to ~80 s
         # of backoff, then drops it: wait past that. An event that arrived and was not joined fails at once.
-        if not wait_for_author(namespace, name, who, timeout=150):
+        try:
+            wait_until(lambda w=who: versions(namespace, name)[-1].changed_by == w, timeout=150, interval=0.05)
+        except AssertionError:
             said = author_missing(namespace, name, who, dropped_batches()[len(dropped_before) :])
             if KubeAuditEvent.objects.filter(namespace=namespace, name=name, impersonated_user=who).exists():
-                raise AssertionError(said)
-            raise Lost(said)
+                raise AssertionError(said) from None
+            raise Lost(said) from None
         author_delays.append(time.monotonic() - returned)
         time.sleep(1)
     # An attempt the API server refused (409: it exists already) is kept as an attempt, not a version.
